@@ -1,0 +1,1 @@
+"""The actor system: Supervisor, one GroupActor per chat group, GatewayActor, PersistenceActor."""

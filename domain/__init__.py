@@ -1,0 +1,1 @@
+"""Pure, typed business rules: parsing, money, the order state machine, reconciliation, texts."""

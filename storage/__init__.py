@@ -1,0 +1,1 @@
+"""Durable files: checksummed append-only journals, atomic snapshots, locks."""
