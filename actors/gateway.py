@@ -1,0 +1,260 @@
+"""GatewayActor: owns the chat transport, the durable inbox and the paced outbound queue.
+
+Transports run on their own threads. They hand events over through a thread-safe queue and
+one `Wake` message per batch (a thread may send to its own actor; everything else happens on
+the actor's thread). A slow poll timer backs the wake up.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Sequence
+
+from thespian.actors import ActorExitRequest, ActorTypeDispatcher, WakeupMessage
+
+from actors.messages import (
+    GatewayStatus,
+    GetGatewayStatus,
+    InboundBatch,
+    InboundHandled,
+    InboundItem,
+    OwnIds,
+    QueryResult,
+    ReplayInbox,
+    SendResult,
+    SendText,
+    StartGateway,
+)
+from actors.watchdog import start_watchdog
+from config import Config
+from domain.clock import Clock, SystemClock
+from domain.parsing import looks_like_order
+from gateway.events import ChatMessage, ConnectionState, OutboundText, SendOutcome, Source
+from gateway.inbox import Inbox
+from gateway.outbox import Item, Outbox, Pacing
+from gateway.transport import Transport, TransportSink
+
+log = logging.getLogger("diamondbot.gateway")
+
+PUMP, POLL = "pump", "poll"
+POLL_INTERVAL = 0.5
+# First pause after a rate-limit answer; doubles while they continue.
+RATE_LIMIT_PAUSE = 60.0
+
+
+@dataclass(frozen=True)
+class Wake:
+    """A transport thread queued events."""
+
+
+def relevant(message: ChatMessage) -> bool:
+    """Whether a message can matter to the bot; everything else is not even recorded."""
+    return not message.from_me and looks_like_order(message.text)
+
+
+def make_transport(config: Config) -> Transport:
+    kind = config.gateway.kind
+    if kind == "sandbox":
+        from gateway.sandbox.transport import SandboxTransport
+
+        return SandboxTransport(config.sandbox.url, history_limit=config.history.replay_limit)
+    raise ValueError(f"gateway.kind = {kind!r} is not available in this version")
+
+
+class _Sink(TransportSink):
+    """Runs on transport threads: record durably, queue, wake the actor. Nothing else."""
+
+    def __init__(self, actor: GatewayActor) -> None:
+        self.actor = actor
+        self.events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._wake_lock = threading.Lock()
+        self._wake_pending = False
+
+    def messages_received(self, messages: Sequence[ChatMessage]) -> None:
+        keep = [m for m in messages if relevant(m)]
+        if not keep:
+            return
+        if all(m.source is Source.HISTORY for m in keep):
+            # History stays on the server; recording it again would only grow the inbox.
+            items = [InboundItem(m) for m in keep]
+        else:
+            seqs = self.actor.inbox.record(keep)
+            items = [InboundItem(m, s) for m, s in zip(keep, seqs)]
+        self.events.put(("in", items))
+        self.wake()
+
+    def send_finished(self, outcome: SendOutcome) -> None:
+        self.events.put(("sent", outcome))
+        self.wake()
+
+    def state_changed(self, state: ConnectionState, detail: str = "") -> None:
+        self.events.put(("state", (state, detail)))
+        self.wake()
+
+    def wake(self) -> None:
+        with self._wake_lock:
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        self.actor.send(self.actor.myAddress, Wake())
+
+    def woken(self) -> None:
+        with self._wake_lock:
+            self._wake_pending = False
+
+
+class GatewayActor(ActorTypeDispatcher):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.config: Config | None = None
+        self.clock: Clock = SystemClock()
+        self.transport: Transport | None = None
+        self.inbox: Inbox
+        self.sink = _Sink(self)
+        self.outbox = Outbox(Pacing.off())
+        self.in_flight: dict[str, Item] = {}
+        self.supervisor: Any = None
+        self.state = ConnectionState.STOPPED
+        self.detail = ""
+        self.pump_at: float | None = None
+        self.rate_limit_pause = RATE_LIMIT_PAUSE
+
+    # -- start / stop ------------------------------------------------------------------------
+
+    def receiveMsg_StartGateway(self, msg: StartGateway, sender: Any) -> None:
+        if self.transport is not None:
+            return
+        self.config = cfg = msg.config
+        self.supervisor = sender
+        if msg.clock is not None:
+            self.clock = msg.clock
+        if msg.owner is not None:
+            start_watchdog(msg.owner)
+        o = cfg.outbox
+        self.outbox = Outbox(Pacing(o.min_gap, o.jitter, o.per_group_gap, o.hourly_cap, o.backlog_threshold))
+        try:
+            self.inbox = Inbox.open(Path(cfg.bot.data_dir).resolve())
+            dropped = self.inbox.drop_older_than(self.clock.now() - cfg.history.max_age)
+            self.transport = msg.transport or make_transport(cfg)
+        except Exception as e:  # reported to the Supervisor, which stops the start
+            log.error("gateway cannot start: %s", e)
+            self.send(sender, QueryResult(msg.request_id, 500, error=f"gateway: {e}"))
+            return
+        pending = self.inbox.unhandled()
+        if dropped or pending:
+            log.info("inbox: %d messages to recover, %d too old dropped", len(pending), dropped)
+        # Recover what was received but not handled before anything new arrives.
+        if pending:
+            self.send(self.supervisor, InboundBatch(tuple(InboundItem(m, s) for s, m in pending)))
+        self.transport.start(self.sink)
+        self.wakeupAfter(timedelta(seconds=POLL_INTERVAL), payload=POLL)
+        self.send(sender, QueryResult(msg.request_id, 200, {"kind": self.transport.kind}))
+
+    def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender: Any) -> None:
+        if self.transport is not None:
+            self.transport.stop()
+            self.inbox.close()
+
+    # -- events from the transport ------------------------------------------------------------
+
+    def receiveMsg_Wake(self, msg: Wake, sender: Any) -> None:
+        self.drain()
+
+    def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
+        if msg.payload == POLL:
+            self.drain()
+            self.wakeupAfter(timedelta(seconds=POLL_INTERVAL), payload=POLL)
+        elif msg.payload == PUMP:
+            self.pump_at = None
+            self.pump()
+
+    def drain(self) -> None:
+        self.sink.woken()
+        inbound: list[InboundItem] = []
+        while True:
+            try:
+                kind, payload = self.sink.events.get_nowait()
+            except queue.Empty:
+                break
+            if kind == "in":
+                inbound.extend(payload)
+            elif kind == "sent":
+                self.finished(payload)
+            elif kind == "state":
+                self.state_changed(*payload)
+        if inbound:
+            self.send(self.supervisor, InboundBatch(tuple(inbound)))
+        self.pump()
+
+    def state_changed(self, state: ConnectionState, detail: str) -> None:
+        if state is not self.state:
+            log.info("transport %s: %s %s", self.transport.kind if self.transport else "?", state.value, detail)
+        self.state, self.detail = state, detail
+        if state is ConnectionState.CONNECTED and self.transport is not None and self.transport.own_ids:
+            self.send(self.supervisor, OwnIds(self.transport.own_ids))
+        self.send(self.supervisor, self.status())
+
+    def status(self) -> GatewayStatus:
+        now = self.clock.now()
+        return GatewayStatus(self.state, self.detail, len(self.outbox), self.outbox.paused_until,
+                             self.outbox.sent_last_hour(now))
+
+    # -- inbox ---------------------------------------------------------------------------------
+
+    def receiveMsg_InboundHandled(self, msg: InboundHandled, sender: Any) -> None:
+        self.inbox.mark_handled(msg.inbox_seqs)
+
+    def receiveMsg_ReplayInbox(self, msg: ReplayInbox, sender: Any) -> None:
+        """A group restarted: hand it again whatever it had not made durable."""
+        pending = self.inbox.unhandled(msg.group_id)
+        if pending:
+            self.send(self.supervisor, InboundBatch(tuple(InboundItem(m, s) for s, m in pending)))
+
+    # -- outbound ------------------------------------------------------------------------------
+
+    def receiveMsg_SendText(self, msg: SendText, sender: Any) -> None:
+        self.outbox.push(Item(msg.key, msg.group_id, msg.text, msg.quote, msg.priority,
+                              reply_to=sender, enqueued_at=self.clock.now()))
+        self.pump()
+
+    def pump(self) -> None:
+        """Hand every message whose time has come to the transport; then wait for the next."""
+        if self.transport is None or self.state is not ConnectionState.CONNECTED:
+            return
+        now = self.clock.now()
+        while (item := self.outbox.take(now)) is not None:
+            request_id = uuid.uuid4().hex
+            self.in_flight[request_id] = item
+            self.transport.send(OutboundText(request_id, item.group_id, item.text, item.quote))
+        due = self.outbox.due_at(now)
+        if due is not None and (self.pump_at is None or due < self.pump_at):
+            self.pump_at = due
+            self.wakeupAfter(timedelta(seconds=max(due - now, 0.001)), payload=PUMP)
+
+    def finished(self, outcome: SendOutcome) -> None:
+        item = self.in_flight.pop(outcome.request_id, None)
+        if item is None:
+            return
+        if outcome.ok:
+            self.rate_limit_pause = RATE_LIMIT_PAUSE
+            self.send(item.reply_to, SendResult(item.key, True, outcome.message_id))
+            return
+        if outcome.rate_limited:
+            # The server asked us to slow down: stop everything, keep the message, try later.
+            now = self.clock.now()
+            self.outbox.pause(now + self.rate_limit_pause, outcome.error or "rate limited")
+            log.warning("sending paused for %.0f s: %s", self.rate_limit_pause, outcome.error)
+            self.rate_limit_pause = min(self.rate_limit_pause * 2, 3600.0)
+            self.outbox.put_back(item)
+            self.send(self.supervisor, self.status())
+            return
+        self.send(item.reply_to, SendResult(item.key, False, error=outcome.error or "send failed"))
+
+    def receiveMsg_GetGatewayStatus(self, msg: GetGatewayStatus, sender: Any) -> None:
+        self.send(sender, QueryResult(msg.request_id, 200, self.status()))

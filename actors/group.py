@@ -1,0 +1,429 @@
+"""GroupActor: the sole owner of one chat group's orders.
+
+Message in, domain call, messages out. State changes are applied to the in-memory book at
+once (so the next message sees them) and made durable through the PersistenceActor; anything a
+person can observe — a chat reply, a panel answer — happens only after the write is acknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections import deque
+from dataclasses import asdict, replace
+from datetime import timedelta
+from typing import Any, Callable
+
+from thespian.actors import ActorExitRequest, ActorTypeDispatcher, WakeupMessage
+
+from actors.messages import (
+    CommandDone,
+    GatewayMoved,
+    GroupInbound,
+    GroupLoaded,
+    GroupReady,
+    InboundHandled,
+    InitGroup,
+    LoadGroup,
+    OrderCommand,
+    OwnIds,
+    Persist,
+    PersistRefused,
+    Persisted,
+    SendResult,
+    SendText,
+    StopSystem,
+    UpdateGroup,
+)
+from actors.watchdog import start_watchdog
+from domain.clock import Clock, SystemClock
+from domain.group import (
+    GroupBook,
+    GroupSettings,
+    Inbound,
+    Limits,
+    SettingsError,
+    apply_settings_patch,
+    max_order_seq,
+    settings_from_record,
+    settings_record,
+    take_in,
+)
+from domain.orders import Action, Order, Status, TransitionError, from_record, to_record, transition
+from domain.reconcile import CheckState, CycleSummary, Policy, reconcile
+from domain.texts import Texts
+from gateway.events import Quote, Source
+from storage.database import CHECKS, GROUP, ORDER, SEEN
+
+log = logging.getLogger("diamondbot.group")
+
+RECONCILE = "reconcile"
+
+
+def order_key(order_id: str, kind: str) -> str:
+    return f"{order_id}:{kind}"
+
+
+class GroupActor(ActorTypeDispatcher):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.init: InitGroup | None = None
+        self.clock: Clock = SystemClock()
+        self.book: GroupBook | None = None
+        self.backlog: list[tuple[Any, Any]] = []  # (message, sender) received before the book loaded
+        self.awaiting: dict[int, Callable[[], None] | None] = {}
+        self.next_batch = 1
+        self.checks: dict[str, CheckState] = {}
+        self.in_flight: dict[tuple[str, str], float] = {}
+        self.cycles: deque[CycleSummary] = deque(maxlen=20)
+        self.last_checkpoint = 0.0
+        self.last_prune = 0.0
+        self.own_ids: frozenset[str] = frozenset()
+        self.stopped = False
+
+    # -- start -------------------------------------------------------------------------------
+
+    def receiveMsg_InitGroup(self, msg: InitGroup, sender: Any) -> None:
+        if self.init is not None:
+            return
+        self.init = msg
+        self.supervisor = sender
+        if msg.clock is not None:
+            self.clock = msg.clock
+        if msg.owner is not None:
+            start_watchdog(msg.owner)
+        cfg = msg.config
+        self.own_ids = msg.own_ids
+        self.limits = Limits(cfg.orders.min_diamonds, cfg.orders.max_diamonds,
+                             cfg.history.max_age, cfg.orders.reply_invalid)
+        self.policy = Policy(
+            pending_stuck_after=cfg.reconciliation.pending_stuck_after,
+            processing_timeout=cfg.reconciliation.processing_timeout,
+            delivery_confirm_after=cfg.reconciliation.delivery_confirm_after,
+            max_attempts=cfg.delivery.max_attempts,
+            retry_backoff=cfg.delivery.retry_backoff,
+        )
+        self.texts = Texts(cfg.language_messages, cfg.orders.min_diamonds, cfg.orders.max_diamonds)
+        self.cycles = deque(maxlen=cfg.reconciliation.keep_cycles)
+        now = self.clock.now()
+        self.send(msg.persistence, LoadGroup(msg.group_id, msg.epoch, horizon=now - cfg.history.max_age))
+
+    def receiveMsg_GroupLoaded(self, msg: GroupLoaded, sender: Any) -> None:
+        init = self.init
+        if init is None or msg.epoch != init.epoch or self.book is not None:
+            return
+        cfg = init.config
+        now = self.clock.now()
+        orders = [from_record(e, group_id=init.group_id) for e in msg.entries]
+        if msg.settings is None:
+            settings = GroupSettings(init.group_id, init.name, init.code, cfg.orders.default_rate,
+                                     enabled=cfg.groups.auto_enable)
+            stored_seq, watermark = 1, init.floor
+        else:
+            try:
+                settings = settings_from_record(init.group_id, msg.settings, cfg.orders.default_rate)
+            except SettingsError as e:
+                # Never guess a rate for someone's money: the group stays down, the panel shows why.
+                log.error("group %s cannot start: %s", init.group_id, e)
+                self.send(self.supervisor, GroupReady(init.group_id, init.epoch, error=str(e)))
+                return
+            settings = replace(settings, code=settings.code or init.code)
+            stored_seq = int(msg.settings.get("nextSeq") or 1)
+            watermark = float(msg.settings.get("watermark") or init.floor)
+        book = GroupBook(settings=settings, watermark=watermark)
+        book.next_seq = max(stored_seq, max_order_seq(orders, settings.code) + 1)
+        for order in orders:
+            book.put(order)
+            if order.message_id and order.created_at is not None:
+                book.seen[order.message_id] = order.created_at
+        book.seen.update(msg.seen)
+        for oid, (count, last_at, last_status) in msg.checks.items():
+            self.checks[oid] = CheckState(int(count), last_at, str(last_status))
+        self.book = book
+        self.last_checkpoint = self.last_prune = now
+        if msg.settings is None:
+            self.persist([self._settings_record()])
+        log.info("group %s (%s, code %s) ready: %d open orders", init.group_id, settings.name,
+                 settings.code, len(book.open_orders()))
+        self.send(self.supervisor, GroupReady(init.group_id, init.epoch, pid=os.getpid()))
+        self._arm_timer(first=True)
+        backlog, self.backlog = self.backlog, []
+        for message, sender in backlog:
+            self.receiveMessage(message, sender)
+
+    def _defer(self, msg: Any, sender: Any) -> bool:
+        """Keep messages that arrive before the book is loaded; True if deferred."""
+        if self.book is None:
+            self.backlog.append((msg, sender))
+            return True
+        return False
+
+    # -- persistence -----------------------------------------------------------------------
+
+    def persist(self, records: list[dict[str, Any]], then: Callable[[], None] | None = None,
+                sync: bool = True) -> None:
+        assert self.init is not None
+        batch = self.next_batch
+        self.next_batch += 1
+        self.awaiting[batch] = then
+        self.send(self.init.persistence,
+                  Persist(self.init.group_id, self.init.epoch, batch, tuple(records), sync))
+
+    def receiveMsg_Persisted(self, msg: Persisted, sender: Any) -> None:
+        then = self.awaiting.pop(msg.batch_id, None)
+        if then is not None:
+            then()
+
+    def receiveMsg_PersistRefused(self, msg: PersistRefused, sender: Any) -> None:
+        # A newer incarnation owns this group, or the disk failed: this one must not go on.
+        log.error("group %s: write refused (%s); stopping this incarnation", msg.group_id, msg.reason)
+        self.stopped = True
+        self.send(self.myAddress, ActorExitRequest())
+
+    def _settings_record(self) -> dict[str, Any]:
+        assert self.book is not None
+        return {"t": GROUP, "g": self.book.group_id, "v": settings_record(self.book)}
+
+    def _order_record(self, order: Order) -> dict[str, Any]:
+        return {"t": ORDER, "g": order.group_id, "v": to_record(order)}
+
+    # -- intake ------------------------------------------------------------------------------
+
+    def receiveMsg_GroupInbound(self, msg: GroupInbound, sender: Any) -> None:
+        if self._defer(msg, sender) or self.stopped:
+            return
+        book = self.book
+        assert book is not None and self.init is not None
+        now = self.clock.now()
+        inbound = [
+            Inbound(
+                message_id=m.message_id, sender=m.sender, sender_alt=m.sender_alt,
+                sender_name=m.sender_name, text=m.text, timestamp=m.timestamp,
+                group_name=m.group_name, from_me=m.from_me, recovered=m.source.recovered,
+                check_watermark=m.source is Source.HISTORY,
+            )
+            for m in (item.message for item in msg.items)
+        ]
+        watermark_before = book.watermark
+        result = take_in(book, inbound, now=now, limits=self.limits, own_ids=self.own_ids)
+        records = [self._order_record(o) for o in result.new_orders]
+        order_ids = {o.message_id for o in result.new_orders}
+        other_seen = {m: ts for m, ts in result.seen.items() if m not in order_ids}
+        if other_seen:
+            records.append({"t": SEEN, "g": book.group_id, "v": other_seen})
+        if result.new_orders or result.settings_changed or book.watermark != watermark_before:
+            records.append(self._settings_record())
+        seqs = tuple(item.inbox_seq for item in msg.items if item.inbox_seq)
+
+        def after() -> None:
+            for order in result.new_orders:
+                log.info("order %s: %d diamonds from %s in %s%s", order.id, order.diamonds,
+                         order.user_id, order.group_name, " (recovered)" if order.recovered else "")
+                self._send_receipt(order)
+            for m, reason in result.invalid:
+                self._send(f"invalid:{m.message_id}", self.texts.invalid(),
+                           Quote(m.message_id, m.sender, m.text), priority=2)
+            if seqs:
+                self.send(self.init.gateway, InboundHandled(seqs))
+
+        if records:
+            self.persist(records, after)
+        else:
+            after()
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def _send(self, key: str, text: str, quote: Quote | None, priority: int) -> None:
+        assert self.init is not None
+        self.send(self.init.gateway, SendText(key, self.init.group_id, text, quote, priority))
+
+    def _quote(self, order: Order) -> Quote | None:
+        return Quote(order.message_id, order.user_id, order.text) if order.message_id else None
+
+    def _send_receipt(self, order: Order) -> None:
+        assert self.book is not None
+        now = self.clock.now()
+        order = replace(order, receipt=order.receipt.attempted(now))
+        self.book.put(order)
+        self.in_flight[(order.id, "receipt")] = now
+        self._send(order_key(order.id, "receipt"), self.texts.receipt(order), self._quote(order), 1)
+
+    def _send_delivery(self, order: Order) -> None:
+        assert self.book is not None
+        now = self.clock.now()
+        order = replace(order, delivery=order.delivery.attempted(now))
+        self.book.put(order)
+        self.in_flight[(order.id, "delivery")] = now
+        self._send(order_key(order.id, "delivery"), self.texts.delivered(order), self._quote(order), 0)
+
+    def receiveMsg_SendResult(self, msg: SendResult, sender: Any) -> None:
+        if self._defer(msg, sender) or self.stopped:
+            return
+        assert self.book is not None
+        order_id, _, kind = msg.key.rpartition(":")
+        self.in_flight.pop((order_id, kind), None)
+        order = self.book.orders.get(order_id)
+        if order is None or kind not in ("receipt", "delivery"):
+            return  # a notice (cancelled, invalid) or an order no longer in memory
+        now = self.clock.now()
+        if kind == "receipt":
+            receipt = order.receipt.succeeded(msg.message_id, now) if msg.ok else order.receipt.failed(msg.error)
+            updated = replace(order, receipt=receipt)
+        else:
+            delivery = order.delivery.succeeded(msg.message_id, now) if msg.ok else order.delivery.failed(msg.error)
+            updated = replace(order, delivery=delivery)
+            if msg.ok and updated.status is Status.APPROVED:
+                updated = transition(updated, Action.COMPLETE, by="system", now=now,
+                                     note="delivery message sent")
+            if not msg.ok:
+                log.warning("order %s: delivery message failed (attempt %d): %s",
+                            order.id, updated.delivery.attempts, msg.error)
+        self.book.put(updated)
+        self.persist([self._order_record(updated)])
+
+    # -- commands from the panel or admins ---------------------------------------------------
+
+    def receiveMsg_OrderCommand(self, msg: OrderCommand, sender: Any) -> None:
+        if self._defer(msg, sender):
+            return
+        assert self.book is not None
+        reply_to = msg.reply_to or sender
+        order = self.book.orders.get(msg.order_id)
+        if order is None:
+            self.send(reply_to, CommandDone(msg.request_id, 404, error=f"no order {msg.order_id}"))
+            return
+        try:
+            action = Action(msg.action)
+            if action is Action.COMPLETE:
+                raise ValueError
+        except ValueError:
+            self.send(reply_to, CommandDone(msg.request_id, 400, error=f"unknown action {msg.action!r}"))
+            return
+        now = self.clock.now()
+        try:
+            updated = transition(order, action, by=msg.by, now=now)
+        except TransitionError as e:
+            self.send(reply_to, CommandDone(msg.request_id, 409, error=str(e)))
+            return
+        self.book.put(updated)
+        log.info("order %s: %s by %s", updated.id, action.value, msg.by)
+
+        def after() -> None:
+            if updated.status is Status.APPROVED:
+                self._send_delivery(self.book.orders.get(updated.id, updated))  # type: ignore[union-attr]
+            elif updated.status is Status.CANCELLED:
+                self._send(order_key(updated.id, "cancelled"), self.texts.cancelled(updated),
+                           self._quote(updated), 2)
+            self.send(reply_to, CommandDone(msg.request_id, 200, result=self._order_view(updated)))
+
+        self.persist([self._order_record(updated)], after)
+
+    def receiveMsg_UpdateGroup(self, msg: UpdateGroup, sender: Any) -> None:
+        if self._defer(msg, sender):
+            return
+        assert self.book is not None
+        reply_to = msg.reply_to or sender
+        try:
+            settings = apply_settings_patch(self.book.settings, msg.patch)
+        except SettingsError as e:
+            self.send(reply_to, CommandDone(msg.request_id, 400, error=str(e)))
+            return
+        self.book.settings = settings
+        log.info("group %s settings changed by %s: %s", self.book.group_id, msg.by, sorted(msg.patch))
+        record = self._settings_record()
+        self.persist([record], lambda: self.send(
+            reply_to, CommandDone(msg.request_id, 200, result={"group_id": self.book.group_id,  # type: ignore[union-attr]
+                                                                **record["v"]})))
+
+    def _order_view(self, order: Order) -> dict[str, Any]:
+        check = self.checks.get(order.id)
+        return {"record": to_record(order),
+                "check": [check.count, check.last_at, check.last_status] if check else None}
+
+    def receiveMsg_OwnIds(self, msg: OwnIds, sender: Any) -> None:
+        self.own_ids = msg.ids
+
+    def receiveMsg_GatewayMoved(self, msg: GatewayMoved, sender: Any) -> None:
+        if self.init is not None:
+            self.init = replace(self.init, gateway=msg.address)
+        # Sends in flight died with the old gateway: count them as failed so reconciliation
+        # retries them after the backoff instead of waiting out the confirmation window.
+        assert self.book is not None
+        for order_id, kind in list(self.in_flight):
+            order = self.book.orders.get(order_id)
+            if order is not None and kind == "receipt":
+                self.book.put(replace(order, receipt=order.receipt.failed("gateway restarted")))
+            elif order is not None and kind == "delivery":
+                self.book.put(replace(order, delivery=order.delivery.failed("gateway restarted")))
+        self.in_flight.clear()
+
+    # -- reconciliation ----------------------------------------------------------------------
+
+    def _arm_timer(self, first: bool = False) -> None:
+        assert self.init is not None
+        cfg = self.init.config.reconciliation
+        spread = cfg.jitter * cfg.interval
+        # The first tick lands anywhere in one interval, so groups started together spread out.
+        delay = random.uniform(0, cfg.interval) if first else cfg.interval + random.uniform(-spread, spread)
+        self.wakeupAfter(timedelta(seconds=max(delay, 0.001)), payload=RECONCILE)
+
+    def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
+        if msg.payload != RECONCILE or self.book is None or self.stopped:
+            return
+        try:
+            self.reconcile()
+        except Exception:  # the loop must survive anything a cycle meets
+            log.exception("group %s: reconciliation cycle failed", self.book.group_id)
+        finally:
+            self._arm_timer()
+
+    def reconcile(self) -> CycleSummary:
+        assert self.book is not None and self.init is not None
+        book, cfg = self.book, self.init.config
+        started = time.perf_counter()
+        now = self.clock.now()
+        outcome = reconcile(book.group_id, book.orders.values(), self.checks, self.in_flight,
+                            now, self.policy)
+        for order in outcome.changed:
+            book.put(order)
+        if outcome.changed:
+            self.persist([self._order_record(o) for o in outcome.changed])
+        for order, issue in outcome.raised:
+            log.warning("order %s: issue %s", order.id, issue.value)
+        for order in outcome.send_deliveries:
+            self._send_delivery(book.orders[order.id])
+        for order in outcome.send_receipts:
+            self._send_receipt(book.orders[order.id])
+        for order_id, count in outcome.milestones:
+            log.info("order %s: check #%d", order_id, count)
+        summary = outcome.summary
+        summary.duration = time.perf_counter() - started
+        self.cycles.append(summary)
+        if summary.new_issues or summary.actions:
+            log.info("group %s cycle: %d checked, %d open issues (%d new), %d actions, %.1f ms",
+                     book.group_id, summary.checked, summary.open_issues, summary.new_issues,
+                     summary.actions, summary.duration * 1000)
+        if now - self.last_checkpoint >= cfg.reconciliation.checkpoint_interval:
+            self.checkpoint(now)
+        if now - self.last_prune >= 3600:
+            self.last_prune = now
+            dropped = book.prune(now, cfg.history.max_age)
+            for oid in [oid for oid in self.checks if oid not in book.orders]:
+                del self.checks[oid]
+            if dropped:
+                log.info("group %s: %d archived orders left memory", book.group_id, dropped)
+        return summary
+
+    def checkpoint(self, now: float) -> None:
+        """Write check counts and recent cycle summaries: one record per group, not per order."""
+        assert self.book is not None
+        self.last_checkpoint = now
+        counts = {oid: [c.count, c.last_at, c.last_status] for oid, c in self.checks.items()}
+        cycles = [asdict(s) for s in self.cycles]
+        self.persist([{"t": CHECKS, "g": self.book.group_id, "v": counts, "cycles": cycles}], sync=False)
+
+    def receiveMsg_StopSystem(self, msg: StopSystem, sender: Any) -> None:
+        if self.book is not None and not self.stopped:
+            self.checkpoint(self.clock.now())

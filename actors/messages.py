@@ -1,0 +1,349 @@
+"""The vocabulary of the actor system: every message that crosses an actor boundary.
+
+Read this file first. Messages are frozen dataclasses of plain data because they travel
+between processes as pickles. Requests that expect an answer carry a `request_id`, echoed in
+the reply, so a late reply to a timed-out request is recognised and dropped.
+
+    run.py ──StartSystem──▶ Supervisor ──OpenDatabase──▶ PersistenceActor
+                               │  ──StartGateway──▶ GatewayActor ◀──▶ transport (sandbox/WhatsApp)
+                               │  ──InitGroup──▶ GroupActor (one per chat group)
+    GatewayActor ──InboundBatch──▶ Supervisor ──GroupInbound──▶ GroupActor
+    GroupActor ──LoadGroup / Persist──▶ PersistenceActor ──GroupLoaded / Persisted──▶ GroupActor
+    GroupActor ──SendText──▶ GatewayActor ──SendResult──▶ GroupActor
+    panel ──OrderCommand / UpdateGroup──▶ Supervisor ──▶ GroupActor ──CommandDone──▶ panel
+    panel ──ListOrders / GetOrder / ListGroups / GetReport──▶ PersistenceActor ──▶ panel
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from config import Config
+from gateway.events import ChatMessage, ConnectionState, Quote
+
+# --- system lifecycle -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The process that started the system; actors exit when it is gone (see actors/watchdog)."""
+
+    pid: int
+    start_time: int
+    sid: int
+
+
+@dataclass(frozen=True)
+class StartSystem:
+    config: Config
+    owner: Owner | None = None
+    clock: Any = None
+    transport: Any = None  # tests pass a FakeTransport; otherwise built from config.gateway.kind
+
+
+@dataclass(frozen=True)
+class SystemStarted:
+    boot: int
+    persistence: Any  # ActorAddress
+    gateway: Any
+    pgid: int = 0  # process group of the actor processes (run.py records it to clean up after a crash)
+
+
+@dataclass(frozen=True)
+class SystemFailed:
+    error: str
+
+
+@dataclass(frozen=True)
+class StopSystem:
+    """Flush what is in memory (check counts) before the system shuts down."""
+
+
+@dataclass(frozen=True)
+class SystemStopped:
+    pass
+
+
+# --- persistence ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenDatabase:
+    config: Config
+    owner: Owner | None = None
+    clock: Any = None
+
+
+@dataclass(frozen=True)
+class DatabaseOpened:
+    boot: int
+    installed_at: float
+    groups: tuple[tuple[str, str, str], ...]  # (group id, code, name) of every known group
+
+
+@dataclass(frozen=True)
+class DatabaseFailed:
+    error: str
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """Incarnation of a GroupActor: (boot of the system, restart count). Only the newest may write."""
+
+    boot: int
+    n: int
+
+
+@dataclass(frozen=True)
+class LoadGroup:
+    group_id: str
+    epoch: Epoch
+    horizon: float  # archived orders older than this are not sent back
+
+
+@dataclass(frozen=True)
+class GroupLoaded:
+    group_id: str
+    epoch: Epoch
+    settings: dict[str, Any] | None  # None: a group never seen before
+    entries: tuple[dict[str, Any], ...]
+    seen: dict[str, float]
+    checks: dict[str, list[Any]]
+
+
+@dataclass(frozen=True)
+class Persist:
+    """Records to make durable, in order; acknowledged with Persisted once fsynced."""
+
+    group_id: str
+    epoch: Epoch
+    batch_id: int
+    records: tuple[dict[str, Any], ...]
+    sync: bool = True  # False: a checkpoint that may ride on the next fsync
+
+
+@dataclass(frozen=True)
+class Persisted:
+    group_id: str
+    batch_id: int
+
+
+@dataclass(frozen=True)
+class PersistRefused:
+    """A write from a stale incarnation (fencing) or after a failed fsync; the writer must stop."""
+
+    group_id: str
+    batch_id: int
+    reason: str
+
+
+# --- chat in and out --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InboundItem:
+    message: ChatMessage
+    inbox_seq: int = 0  # 0: not in the inbox (history replays are not recorded)
+
+
+@dataclass(frozen=True)
+class InboundBatch:
+    items: tuple[InboundItem, ...]
+
+
+@dataclass(frozen=True)
+class GroupInbound:
+    items: tuple[InboundItem, ...]
+
+
+@dataclass(frozen=True)
+class InboundHandled:
+    """The group made these inbox entries durable (as orders, replies, or nothing)."""
+
+    inbox_seqs: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SendText:
+    """Queue a chat message. `key` identifies what it is about ("A7:delivery"): a newer
+    SendText with the same key replaces one still waiting in the queue."""
+
+    key: str
+    group_id: str
+    text: str
+    quote: Quote | None = None
+    priority: int = 1  # 0 delivery messages, 1 receipts, 2 everything else
+
+
+@dataclass(frozen=True)
+class SendResult:
+    key: str
+    ok: bool
+    message_id: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class StartGateway:
+    """Answered with QueryResult (200 or 500 with the reason)."""
+
+    request_id: str
+    config: Config
+    transport: Any = None  # tests pass a FakeTransport; otherwise built from config.gateway.kind
+    owner: Owner | None = None
+    clock: Any = None
+
+
+@dataclass(frozen=True)
+class ReplayInbox:
+    """Send a restarted group whatever the inbox holds for it unhandled."""
+
+    group_id: str
+
+
+@dataclass(frozen=True)
+class GatewayStatus:
+    state: ConnectionState
+    detail: str = ""
+    queued: int = 0
+    paused_until: float | None = None
+    sent_last_hour: int = 0
+
+
+@dataclass(frozen=True)
+class GetGatewayStatus:
+    request_id: str
+
+
+# --- group actors -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InitGroup:
+    group_id: str
+    code: str
+    name: str
+    epoch: Epoch
+    config: Config
+    persistence: Any
+    gateway: Any
+    own_ids: frozenset[str] = frozenset()
+    floor: float = 0.0  # install time: history before it never becomes an order
+    owner: Owner | None = None
+    clock: Any = None  # tests inject a FakeClock (simpleSystemBase passes it by reference)
+
+
+@dataclass(frozen=True)
+class GroupReady:
+    group_id: str
+    epoch: Epoch
+    error: str = ""  # the group could not load (e.g. an unreadable stored rate)
+    pid: int = 0
+
+
+@dataclass(frozen=True)
+class GatewayMoved:
+    """The GatewayActor was restarted and has a new address."""
+
+    address: Any
+
+
+@dataclass(frozen=True)
+class OwnIds:
+    """The bot's own sender ids, learned when the transport connects."""
+
+    ids: frozenset[str]
+
+
+# --- panel requests ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderCommand:
+    request_id: str
+    order_id: str
+    action: str  # process | approve | cancel | delete
+    by: str  # "admin:<name>", "whatsapp:<id>" or "system"
+    reply_to: Any = None  # filled by the Supervisor when it forwards
+
+
+@dataclass(frozen=True)
+class UpdateGroup:
+    request_id: str
+    group_id: str
+    patch: dict[str, Any]
+    by: str
+    reply_to: Any = None
+
+
+@dataclass(frozen=True)
+class CommandDone:
+    """Answer to OrderCommand / UpdateGroup. `status` is an HTTP-like code: 200, 400, 404, 409, 503."""
+
+    request_id: str
+    status: int
+    result: dict[str, Any] | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class ListOrders:
+    request_id: str
+    status: str = ""
+    group: str = ""
+    q: str = ""
+    since: float | None = None
+    until: float | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class GetOrder:
+    request_id: str
+    order_id: str
+
+
+@dataclass(frozen=True)
+class ListGroups:
+    request_id: str
+
+
+@dataclass(frozen=True)
+class GetReport:
+    """The reconciliation report: counts, check buckets, issues, recent cycles."""
+
+    request_id: str
+
+
+@dataclass(frozen=True)
+class GetStatus:
+    request_id: str
+
+
+@dataclass(frozen=True)
+class Locate:
+    """Where a group's actor is (QueryResult data: its address, or 404)."""
+
+    request_id: str
+    group_id: str
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    request_id: str
+    status: int
+    data: Any = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Ping:
+    request_id: str
+
+
+@dataclass(frozen=True)
+class Pong:
+    request_id: str
+    detail: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,283 @@
+"""PersistenceActor: the only writer of the data files.
+
+Every write is appended to a checksummed journal and acknowledged only after an fsync; writes
+that arrive close together share one fsync (group commit). The journal is compacted into an
+atomic snapshot in the seed's shape. Writes from a stale GroupActor incarnation are refused
+(fencing). The in-memory database doubles as the panel's read model.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from thespian.actors import ActorExitRequest, ActorTypeDispatcher, WakeupMessage
+
+from actors.messages import (
+    DatabaseFailed,
+    DatabaseOpened,
+    Epoch,
+    GetOrder,
+    GetReport,
+    GroupLoaded,
+    ListGroups,
+    ListOrders,
+    LoadGroup,
+    OpenDatabase,
+    Persist,
+    PersistRefused,
+    Persisted,
+    QueryResult,
+    StopSystem,
+    SystemStopped,
+)
+from actors.watchdog import start_watchdog
+from config import Config
+from domain.clock import Clock, SystemClock
+from storage import queries
+from storage.database import META, Database, DatabaseError
+from storage.errors import StorageError
+from storage.lock import FileLock, LockHeld
+from storage.store import Store
+
+log = logging.getLogger("diamondbot.persistence")
+
+FLUSH = "flush"
+STORE_NAME = "orders"
+
+
+def open_database(data_dir: Path) -> tuple[Store, Database]:
+    """Read snapshot + journal; raises StorageError/DatabaseError naming the file on anything bad."""
+    store, data, records = Store.open(data_dir, STORE_NAME)
+    try:
+        db = Database.from_snapshot(data)
+    except DatabaseError as e:
+        store.close()
+        raise DatabaseError(f"{store.snapshot_path}: {e}. It was left untouched.") from None
+    for i, raw in enumerate(records):
+        try:
+            db.apply(orjson.loads(raw))
+        except (orjson.JSONDecodeError, DatabaseError) as e:
+            store.close()
+            raise DatabaseError(
+                f"journal record {i + 1} after the snapshot in {data_dir} cannot be applied: {e}. "
+                "The files were left untouched; restore the data directory from a backup."
+            ) from None
+    return store, db
+
+
+class PersistenceActor(ActorTypeDispatcher):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.config: Config | None = None
+        self.clock: Clock = SystemClock()
+        self.store: Store | None = None
+        self.db = Database()
+        self.lock: FileLock | None = None
+        self.epochs: dict[str, Epoch] = {}
+        self.pending_records: list[dict[str, Any]] = []
+        self.pending_acks: list[tuple[Any, Persisted]] = []
+        self.flush_scheduled = False
+        self.broken = ""  # why writing stopped (a failed fsync); refuse everything after it
+        self.commits = 0
+        self.records_written = 0
+
+    # -- open --------------------------------------------------------------------------------
+
+    def receiveMsg_OpenDatabase(self, msg: OpenDatabase, sender: Any) -> None:
+        if self.store is not None:
+            return
+        self.config = cfg = msg.config
+        if msg.owner is not None:
+            start_watchdog(msg.owner)
+        if msg.clock is not None:
+            self.clock = msg.clock
+        data_dir = Path(cfg.bot.data_dir).resolve()
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            self.lock = self._lock(data_dir)
+            self.store, self.db = open_database(data_dir)
+        except LockHeld as e:
+            self.send(sender, DatabaseFailed(f"another writer holds {data_dir}: {e}"))
+            return
+        except (StorageError, DatabaseError, OSError) as e:
+            if self.lock is not None:
+                self.lock.release()
+            self.send(sender, DatabaseFailed(str(e)))
+            return
+        now = self.clock.now()
+        meta = {"boot": int(self.db.meta.get("boot", 0)) + 1}
+        if "installedAt" not in self.db.meta:
+            meta["installedAt"] = now
+        record = {"t": META, "v": meta}
+        self.store.append([orjson.dumps(record)])
+        self.store.sync()
+        self.db.apply(record)
+        groups = tuple(
+            (gid, str(g.settings.get("code", "")), str(g.settings.get("groupName", "")))
+            for gid, g in self.db.groups.items()
+        )
+        log.info("database open: %d groups, %d orders, boot %d", len(groups),
+                 len(self.db.order_group), meta["boot"])
+        self.send(sender, DatabaseOpened(meta["boot"], float(self.db.meta["installedAt"]), groups))
+
+    def _lock(self, data_dir: Path) -> FileLock:
+        """Take the single-writer lock; wait briefly for an orphan writer that is exiting."""
+        lock = FileLock(data_dir / "persistence.lock")
+        deadline = time.monotonic() + 5.0
+        while True:
+            try:
+                lock.acquire()
+                return lock
+            except LockHeld:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def receiveMsg_LoadGroup(self, msg: LoadGroup, sender: Any) -> None:
+        current = self.epochs.get(msg.group_id)
+        if current is not None and (msg.epoch.boot, msg.epoch.n) < (current.boot, current.n):
+            self.send(sender, PersistRefused(msg.group_id, 0, "a newer incarnation owns this group"))
+            return
+        self.epochs[msg.group_id] = msg.epoch
+        image = self.db.groups.get(msg.group_id)
+        if image is None:
+            self.send(sender, GroupLoaded(msg.group_id, msg.epoch, None, (), {}, {}))
+            return
+        entries = tuple(e for e in image.entries.values() if queries.keep_in_group(e, msg.horizon))
+        wanted = {e["id"] for e in entries}
+        self.send(sender, GroupLoaded(
+            msg.group_id, msg.epoch, dict(image.settings) or None, entries,
+            {m: ts for m, ts in image.seen.items() if ts >= msg.horizon},
+            {oid: c for oid, c in image.checks.items() if oid in wanted},
+        ))
+
+    def receiveMsg_Persist(self, msg: Persist, sender: Any) -> None:
+        if self.store is None or self.broken:
+            self.send(sender, PersistRefused(msg.group_id, msg.batch_id, self.broken or "database not open"))
+            return
+        if self.epochs.get(msg.group_id) != msg.epoch:
+            log.warning("refused a write for group %s from stale incarnation %s", msg.group_id, msg.epoch)
+            self.send(sender, PersistRefused(msg.group_id, msg.batch_id, "stale incarnation"))
+            return
+        self.store.append([orjson.dumps(r) for r in msg.records])
+        self.pending_records.extend(msg.records)
+        self.pending_acks.append((sender, Persisted(msg.group_id, msg.batch_id)))
+        if not msg.sync:
+            return  # a checkpoint: rides on the next fsync, or the one at shutdown
+        assert self.config is not None
+        delay = self.config.persistence.commit_delay
+        if delay <= 0:
+            self.flush()
+        elif not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.wakeupAfter(timedelta(seconds=delay), payload=FLUSH)
+
+    def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
+        if msg.payload == FLUSH:
+            self.flush()
+
+    def flush(self) -> None:
+        """One fsync for everything appended since the last; then acknowledge and apply."""
+        self.flush_scheduled = False
+        if self.store is None or not self.pending_acks:
+            return
+        records, acks = self.pending_records, self.pending_acks
+        self.pending_records, self.pending_acks = [], []
+        try:
+            self.store.sync()
+        except StorageError as e:
+            # Never retry a failed fsync: the page cache may have dropped the data. Refuse
+            # every write from now on; the next start recovers from what is on disk.
+            self.broken = f"fsync failed: {e}"
+            log.critical("%s; refusing all writes until restart", self.broken)
+            for addr, ack in acks:
+                self.send(addr, PersistRefused(ack.group_id, ack.batch_id, self.broken))
+            return
+        for record in records:
+            self.db.apply(record)
+        for addr, ack in acks:
+            self.send(addr, ack)
+        self.commits += 1
+        self.records_written += len(records)
+        self._maybe_compact()
+
+    def _maybe_compact(self) -> None:
+        assert self.store is not None and self.config is not None
+        limit = max(self.config.persistence.compact_after_bytes, self.store.snapshot_bytes)
+        if self.store.journal_bytes < limit:
+            return
+        started = time.perf_counter()
+        self.db.prune_seen(self.clock.now() - self.config.history.max_age)
+        try:
+            self.store.compact(self.db.snapshot())
+        except StorageError as e:
+            log.error("compaction failed, journal kept: %s", e)
+            return
+        log.info("journal compacted into a snapshot of %d bytes in %.0f ms",
+                 self.store.snapshot_bytes, (time.perf_counter() - started) * 1000)
+
+    # -- queries (the panel's read model) ----------------------------------------------------
+
+    def _answer(self, sender: Any, request_id: str, fn: Any, *args: Any) -> None:
+        try:
+            data = fn(self.db, *args)
+        except queries.QueryError as e:
+            self.send(sender, QueryResult(request_id, e.status, error=str(e)))
+            return
+        self.send(sender, QueryResult(request_id, 200, data))
+
+    def receiveMsg_ListOrders(self, msg: ListOrders, sender: Any) -> None:
+        try:
+            data = queries.list_orders(
+                self.db, status=msg.status, group=msg.group, text=msg.q, since=msg.since,
+                until=msg.until, limit=msg.limit, offset=msg.offset)
+        except queries.QueryError as e:
+            self.send(sender, QueryResult(msg.request_id, e.status, error=str(e)))
+            return
+        self.send(sender, QueryResult(msg.request_id, 200, data))
+
+    def receiveMsg_GetOrder(self, msg: GetOrder, sender: Any) -> None:
+        self._answer(sender, msg.request_id, queries.get_order, msg.order_id)
+
+    def receiveMsg_ListGroups(self, msg: ListGroups, sender: Any) -> None:
+        self._answer(sender, msg.request_id, queries.list_groups)
+
+    def receiveMsg_GetReport(self, msg: GetReport, sender: Any) -> None:
+        self._answer(sender, msg.request_id, queries.report, self.clock.now())
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "commits": self.commits,
+            "records_written": self.records_written,
+            "journal_bytes": self.store.journal_bytes if self.store else 0,
+            "snapshot_bytes": self.store.snapshot_bytes if self.store else 0,
+            "orders": len(self.db.order_group),
+            "groups": len(self.db.groups),
+        }
+
+    # -- stop ----------------------------------------------------------------------------------
+
+    def receiveMsg_StopSystem(self, msg: StopSystem, sender: Any) -> None:
+        """The final flush: close the files and free the data directory for the next start."""
+        self.close()
+        self.send(sender, SystemStopped())
+
+    def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.flush()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+            self.broken = self.broken or "the database is closed for shutdown"
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None

@@ -1,0 +1,363 @@
+"""Supervisor: starts the system, routes chat messages and panel commands to the owning
+GroupActor (creating it on first sight of a group), and restarts crashed children.
+
+Restarts follow OTP: a backoff that doubles with each recent crash, and a restart intensity
+limit past which a group is retried only at the longest backoff (an order must never be
+forgotten, so a group is never given up for good). Every new incarnation gets a higher epoch;
+the PersistenceActor refuses writes from older ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from thespian.actors import ActorExitRequest, ActorTypeDispatcher, ChildActorExited, WakeupMessage
+
+from actors.gateway import GatewayActor
+from actors.group import GroupActor
+from actors.messages import (
+    CommandDone,
+    DatabaseFailed,
+    DatabaseOpened,
+    Epoch,
+    GatewayMoved,
+    GatewayStatus,
+    GetStatus,
+    GroupInbound,
+    GroupReady,
+    InboundBatch,
+    InboundItem,
+    InitGroup,
+    Locate,
+    OpenDatabase,
+    OrderCommand,
+    OwnIds,
+    QueryResult,
+    ReplayInbox,
+    StartGateway,
+    StartSystem,
+    StopSystem,
+    SystemFailed,
+    SystemStarted,
+    SystemStopped,
+    UpdateGroup,
+)
+from actors.persistence import PersistenceActor
+from actors.watchdog import start_watchdog
+from config import Config
+from domain.clock import Clock, SystemClock
+from domain.group import code_number, group_code, split_order_id
+from gateway.events import ConnectionState
+
+log = logging.getLogger("diamondbot.supervisor")
+
+RESTART = "restart:"
+STOP = "stop"
+
+
+@dataclass
+class GroupEntry:
+    group_id: str
+    code: str
+    name: str
+    address: Any = None
+    n: int = 0  # incarnation number within this boot
+    ready: bool = False
+    error: str = ""
+    backlog: list[tuple[Any, Any]] = field(default_factory=list)  # held while no actor runs
+    crashes: deque[float] = field(default_factory=deque)
+    restart_pending: bool = False
+    replay_on_ready: bool = False
+    pid: int = 0
+
+
+class Supervisor(ActorTypeDispatcher):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.start: StartSystem | None = None
+        self.starter: Any = None
+        self.clock: Clock = SystemClock()
+        self.config: Config | None = None
+        self.persistence: Any = None
+        self.gateway: Any = None
+        self.gateway_request = ""
+        self.boot = 0
+        self.installed_at = 0.0
+        self.groups: dict[str, GroupEntry] = {}
+        self.by_code: dict[str, str] = {}
+        self.next_code = 1
+        self.gateway_status = GatewayStatus(ConnectionState.STOPPED)
+        self.own_ids: frozenset[str] = frozenset()
+        self.started = False
+        self.stopping = False
+        self.stop_requester: Any = None
+        self.started_at = time.time()
+        self.restarts = 0
+
+    # -- start --------------------------------------------------------------------------------
+
+    def receiveMsg_StartSystem(self, msg: StartSystem, sender: Any) -> None:
+        if self.start is not None:
+            return
+        self.start, self.starter, self.config = msg, sender, msg.config
+        if msg.clock is not None:
+            self.clock = msg.clock
+        if msg.owner is not None:
+            start_watchdog(msg.owner, kill_system=True)
+        _raise_fd_limit()
+        self.persistence = self.createActor(PersistenceActor)
+        self.send(self.persistence, OpenDatabase(msg.config, msg.owner, msg.clock))
+
+    def receiveMsg_DatabaseFailed(self, msg: DatabaseFailed, sender: Any) -> None:
+        self._fail(msg.error)
+
+    def _fail(self, error: str) -> None:
+        log.error("start failed: %s", error)
+        if not self.started and self.starter is not None:
+            self.send(self.starter, SystemFailed(error))
+            self.starter = None
+
+    def receiveMsg_DatabaseOpened(self, msg: DatabaseOpened, sender: Any) -> None:
+        assert self.start is not None
+        self.boot, self.installed_at = msg.boot, msg.installed_at
+        for gid, code, name in msg.groups:
+            if not code:
+                continue
+            self.groups[gid] = GroupEntry(gid, code, name)
+            self.by_code[code] = gid
+            self.next_code = max(self.next_code, code_number(code) + 1)
+        if self.started:
+            # The PersistenceActor was restarted: every group must reload and re-fence.
+            for entry in self.groups.values():
+                self._spawn(entry)
+            return
+        self._start_gateway()
+
+    def _start_gateway(self) -> None:
+        assert self.start is not None
+        self.gateway = self.createActor(GatewayActor)
+        self.gateway_request = uuid.uuid4().hex
+        self.send(self.gateway, StartGateway(self.gateway_request, self.start.config,
+                                             self.start.transport, self.start.owner, self.start.clock))
+
+    def receiveMsg_QueryResult(self, msg: QueryResult, sender: Any) -> None:
+        if msg.request_id != self.gateway_request:
+            return
+        if msg.status != 200:
+            self._fail(msg.error)
+            return
+        if not self.started:
+            for entry in self.groups.values():
+                self._spawn(entry)
+            self.started = True
+            log.info("system started: boot %d, %d groups, gateway %s", self.boot, len(self.groups),
+                     (msg.data or {}).get("kind"))
+            if self.starter is not None:
+                self.send(self.starter, SystemStarted(self.boot, self.persistence, self.gateway,
+                                                      os.getpgid(0)))
+
+    # -- groups -------------------------------------------------------------------------------
+
+    def _new_group(self, group_id: str, name: str) -> GroupEntry:
+        code = group_code(self.next_code)
+        self.next_code += 1
+        entry = self.groups[group_id] = GroupEntry(group_id, code, name)
+        self.by_code[code] = group_id
+        log.info("new group %s (%s): code %s", group_id, name, code)
+        self._spawn(entry)
+        return entry
+
+    def _spawn(self, entry: GroupEntry) -> None:
+        assert self.config is not None
+        entry.n += 1
+        entry.ready, entry.error = False, ""
+        entry.address = self.createActor(GroupActor)
+        self.send(entry.address, InitGroup(
+            entry.group_id, entry.code, entry.name, Epoch(self.boot, entry.n), self.config,
+            self.persistence, self.gateway, self.own_ids, floor=self.installed_at,
+            owner=self.start.owner if self.start else None,
+            clock=self.start.clock if self.start else None,
+        ))
+        backlog, entry.backlog = entry.backlog, []
+        for message, sender in backlog:
+            self._deliver(entry, message, sender)
+
+    def _deliver(self, entry: GroupEntry, message: Any, sender: Any) -> None:
+        if entry.address is None:
+            entry.backlog.append((message, sender))
+        else:
+            self.send(entry.address, message)
+
+    def receiveMsg_GroupReady(self, msg: GroupReady, sender: Any) -> None:
+        entry = self.groups.get(msg.group_id)
+        if entry is None or entry.address != sender:
+            return
+        entry.ready, entry.error, entry.pid = not msg.error, msg.error, msg.pid
+        if entry.replay_on_ready and self.gateway is not None:
+            entry.replay_on_ready = False
+            self.send(self.gateway, ReplayInbox(entry.group_id))
+
+    def receiveMsg_InboundBatch(self, msg: InboundBatch, sender: Any) -> None:
+        by_group: dict[str, list[InboundItem]] = {}
+        for item in msg.items:
+            by_group.setdefault(item.message.group_id, []).append(item)
+        for gid, items in by_group.items():
+            entry = self.groups.get(gid)
+            if entry is None:
+                entry = self._new_group(gid, items[0].message.group_name)
+            self._deliver(entry, GroupInbound(tuple(items)), sender)
+
+    def receiveMsg_OwnIds(self, msg: OwnIds, sender: Any) -> None:
+        self.own_ids = msg.ids
+        for entry in self.groups.values():
+            if entry.address is not None:
+                self.send(entry.address, msg)
+
+    # -- restarts -----------------------------------------------------------------------------
+
+    def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender: Any) -> None:
+        if self.stopping:
+            return
+        address = msg.childAddress
+        if address == self.persistence:
+            log.error("persistence actor exited; restarting it and every group")
+            self.restarts += 1
+            for entry in self.groups.values():
+                if entry.address is not None:
+                    self.send(entry.address, ActorExitRequest())
+                    entry.address = None
+            self.persistence = self.createActor(PersistenceActor)
+            assert self.start is not None
+            self.send(self.persistence, OpenDatabase(self.start.config, self.start.owner, self.start.clock))
+            return
+        if address == self.gateway:
+            log.error("gateway actor exited; restarting it")
+            self.restarts += 1
+            self._start_gateway()
+            for entry in self.groups.values():
+                if entry.address is not None:
+                    self.send(entry.address, GatewayMoved(self.gateway))
+            return
+        # ActorAddress is not hashable; exits are rare, so a scan is fine.
+        entry = next((e for e in self.groups.values() if e.address == address), None)
+        if entry is None:
+            return  # an incarnation already replaced
+        entry.address, entry.ready = None, False
+        self._schedule_restart(entry)
+
+    def _schedule_restart(self, entry: GroupEntry) -> None:
+        assert self.config is not None
+        a = self.config.actors
+        now = time.monotonic()
+        entry.crashes.append(now)
+        while entry.crashes and entry.crashes[0] < now - a.restart_period:
+            entry.crashes.popleft()
+        if len(entry.crashes) > a.restart_intensity:
+            delay = a.restart_backoff_max
+            entry.error = f"crashed {len(entry.crashes)} times in {a.restart_period:.0f} s"
+            log.error("group %s %s; next restart in %.0f s", entry.group_id, entry.error, delay)
+        else:
+            delay = min(a.restart_backoff_min * 2 ** (len(entry.crashes) - 1), a.restart_backoff_max)
+            log.warning("group %s actor exited; restarting in %.2f s", entry.group_id, delay)
+        entry.restart_pending = True
+        entry.replay_on_ready = True
+        self.restarts += 1
+        self.wakeupAfter(timedelta(seconds=delay), payload=RESTART + entry.group_id)
+
+    def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
+        payload = msg.payload or ""
+        if payload == STOP and self.persistence is not None:
+            self.send(self.persistence, StopSystem())
+        elif isinstance(payload, str) and payload.startswith(RESTART) and not self.stopping:
+            entry = self.groups.get(payload[len(RESTART):])
+            if entry is not None and entry.restart_pending:
+                entry.restart_pending = False
+                self._spawn(entry)
+
+    # -- panel commands -----------------------------------------------------------------------
+
+    def receiveMsg_OrderCommand(self, msg: OrderCommand, sender: Any) -> None:
+        parts = split_order_id(msg.order_id)
+        gid = self.by_code.get(parts[0]) if parts else None
+        if gid is None:
+            self.send(sender, CommandDone(msg.request_id, 404, error=f"no order {msg.order_id}"))
+            return
+        normalised = f"{parts[0]}{parts[1]}"  # type: ignore[index]
+        self._deliver(self.groups[gid], OrderCommand(msg.request_id, normalised, msg.action, msg.by,
+                                                     reply_to=sender), sender)
+
+    def receiveMsg_UpdateGroup(self, msg: UpdateGroup, sender: Any) -> None:
+        entry = self.groups.get(msg.group_id)
+        if entry is None:
+            self.send(sender, CommandDone(msg.request_id, 404, error=f"no group {msg.group_id}"))
+            return
+        self._deliver(entry, UpdateGroup(msg.request_id, msg.group_id, msg.patch, msg.by, reply_to=sender),
+                      sender)
+
+    def receiveMsg_Locate(self, msg: Locate, sender: Any) -> None:
+        entry = self.groups.get(msg.group_id)
+        if entry is None or entry.address is None:
+            self.send(sender, QueryResult(msg.request_id, 404, error=f"no running actor for {msg.group_id}"))
+        else:
+            self.send(sender, QueryResult(msg.request_id, 200, entry.address))
+
+    def receiveMsg_GatewayStatus(self, msg: GatewayStatus, sender: Any) -> None:
+        self.gateway_status = msg
+
+    def receiveMsg_GetStatus(self, msg: GetStatus, sender: Any) -> None:
+        g = self.gateway_status
+        self.send(sender, QueryResult(msg.request_id, 200, {
+            "boot": self.boot,
+            "started": self.started,
+            "uptime": time.time() - self.started_at,
+            "gateway": {"state": g.state.value, "detail": g.detail, "queued": g.queued,
+                        "paused_until": g.paused_until, "sent_last_hour": g.sent_last_hour,
+                        "kind": self.config.gateway.kind if self.config else ""},
+            "groups": {
+                "total": len(self.groups),
+                "ready": sum(1 for e in self.groups.values() if e.ready),
+                "failed": {e.group_id: e.error for e in self.groups.values() if e.error},
+                "actors": [{"group_id": e.group_id, "code": e.code, "name": e.name, "ready": e.ready,
+                            "incarnation": e.n, "pid": e.pid} for e in self.groups.values()],
+            },
+            "restarts": self.restarts,
+        }))
+
+    # -- stop ---------------------------------------------------------------------------------
+
+    def receiveMsg_StopSystem(self, msg: StopSystem, sender: Any) -> None:
+        """Checkpoint every group, then flush the journal, then answer."""
+        self.stopping = True
+        self.stop_requester = sender
+        for entry in self.groups.values():
+            if entry.address is not None:
+                self.send(entry.address, msg)
+        if self.persistence is not None:
+            # Thespian delivers in order per sender pair, but groups send their checkpoints to
+            # persistence themselves; a short delay lets those arrive before the final flush.
+            self.wakeupAfter(timedelta(milliseconds=300), payload=STOP)
+        else:
+            self.send(sender, SystemStopped())
+
+    def receiveMsg_SystemStopped(self, msg: SystemStopped, sender: Any) -> None:
+        if self.stop_requester is not None:
+            self.send(self.stop_requester, msg)
+            self.stop_requester = None
+
+
+def _raise_fd_limit() -> None:
+    """Each child costs the Supervisor a few descriptors; 1024 runs out near 330 groups."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass

@@ -1,0 +1,158 @@
+"""Starting and stopping the Thespian actor system safely.
+
+* Loopback only: Thespian's TCP base binds its admin and every actor socket to all interfaces
+  and unpickles whatever arrives (remote code execution for anyone who can connect). We bind
+  each socket to the address it advertises instead, which is 127.0.0.1 on one machine.
+* Ownership: the Thespian admin detaches (setsid) and outlives its starter. run.py records
+  the system's process group in `<data_dir>/actor-system.json`; if a start finds that file, the
+  previous owner died without stopping it, and its processes are killed before anything starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from thespian.actors import ActorSystem
+
+from config import Config
+from storage.atomic import atomic_write_bytes
+from storage.lock import process_start_time
+
+log = logging.getLogger("diamondbot.system")
+
+SYSTEM_FILE = "actor-system.json"
+LOOPBACK = "127.0.0.1"
+
+
+def bind_to_advertised_address() -> None:
+    """Make Thespian bind each socket to its advertised address, never to all interfaces.
+
+    Thespian's IPActorAddress binds ('', port) for any "external" address, whatever
+    THESPIAN_BASE_IPADDR says; that variable only changes the address it advertises. Actor
+    processes are forked, so patching the class before the system starts covers all of them.
+    """
+    from thespian.system.transport import IPBase
+
+    IPBase.IPActorAddress.bindArgs = property(lambda self: (self.sockname,))  # type: ignore[assignment]
+
+
+def log_config(data_dir: Path, level: str = "INFO") -> dict[str, Any]:
+    """logging dictConfig for every process of the system (Thespian forwards actor logs to one
+    logger process, which writes them)."""
+    (data_dir / "logs").mkdir(parents=True, exist_ok=True)
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": fmt}},
+        "handlers": {
+            "file": {"class": "logging.handlers.RotatingFileHandler", "formatter": "plain",
+                     "filename": str(data_dir / "logs" / "bot.log"), "maxBytes": 20 << 20,
+                     "backupCount": 5, "encoding": "utf-8"},
+            "console": {"class": "logging.StreamHandler", "formatter": "plain",
+                        "stream": "ext://sys.stderr"},
+        },
+        "loggers": {"Thespian": {"level": "WARNING"}},
+        "root": {"handlers": ["file", "console"], "level": level},
+    }
+
+
+def quiet_log_config() -> dict[str, Any]:
+    """For tests: change nothing (Thespian wants a real dict, never logDefs=False). On
+    simpleSystemBase it is applied to the test process itself, where pytest captures logs."""
+    return {"version": 1, "disable_existing_loggers": False}
+
+
+def start_actor_system(config: Config, logdefs: dict[str, Any] | None = None) -> ActorSystem:
+    """Start (or, in the same process, return) the actor system named by config.actors."""
+    data_dir = Path(config.bot.data_dir).resolve()
+    logdefs = logdefs if logdefs is not None else log_config(data_dir)
+    base = config.actors.system_base
+    if base == "simpleSystemBase":
+        return ActorSystem("simpleSystemBase", logDefs=logdefs)
+    convention = config.actors.convention_address
+    # On one machine: advertise loopback. In a convention, this machine's private address
+    # (THESPIAN_BASE_IPADDR set by the operator) — see the README's firewall rule.
+    if not convention:
+        os.environ["THESPIAN_BASE_IPADDR"] = LOOPBACK
+    os.environ.setdefault("THESPLOG_FILE", str(data_dir / "logs" / "thespian.log"))
+    os.environ.setdefault("THESPLOG_FILE_MAXSIZE", str(10 << 20))
+    bind_to_advertised_address()
+    capabilities: dict[str, Any] = {"Admin Port": config.actors.admin_port}
+    if convention:
+        capabilities["Convention Address.IPv4"] = convention
+    return ActorSystem(base, capabilities, logDefs=logdefs)
+
+
+# -- the record of a running system, and cleaning up after a crashed owner ----------------------
+
+
+def record_system(data_dir: Path, pgid: int, admin_port: int) -> None:
+    info = {"pgid": pgid, "admin_port": admin_port, "owner_pid": os.getpid(),
+            "owner_start": process_start_time(os.getpid()), "started_at": time.time()}
+    atomic_write_bytes(data_dir / SYSTEM_FILE, orjson.dumps(info))
+
+
+def forget_system(data_dir: Path) -> None:
+    try:
+        (data_dir / SYSTEM_FILE).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Pids whose process group is pgid (from /proc/<pid>/stat, field 5)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_bytes()
+        except OSError:
+            continue
+        fields = raw[raw.rfind(b")") + 2:].split()
+        if len(fields) > 2 and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
+
+
+def stop_stale_system(data_dir: Path, timeout: float = 5.0) -> int:
+    """Kill what a dead owner left running; returns how many processes were stopped.
+
+    Only called with the instance lock held, so the recorded owner is known to be gone."""
+    path = data_dir / SYSTEM_FILE
+    try:
+        info = orjson.loads(path.read_bytes())
+        pgid = int(info["pgid"])
+    except FileNotFoundError:
+        return 0
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, OSError) as e:
+        log.warning("ignoring unreadable %s: %s", path, e)
+        forget_system(data_dir)
+        return 0
+    # Never our own group (a pgid reused by us), never init's.
+    if pgid <= 1 or pgid == os.getpgid(0):
+        forget_system(data_dir)
+        return 0
+    members = _group_members(pgid)
+    if members:
+        log.warning("stopping %d processes left by a previous run (process group %d)", len(members), pgid)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + timeout / 2
+            while _group_members(pgid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if not _group_members(pgid):
+                break
+    forget_system(data_dir)
+    return len(members)
+

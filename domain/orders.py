@@ -1,0 +1,424 @@
+"""An order and its lifecycle: the state machine, the audit trail, delivery tracking, issues.
+
+Orders are immutable: every change returns a new Order with one more audit entry, so an actor
+can compute a change, persist it, and only then make it its state.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any, Mapping
+
+from domain.money import MoneyError, canonical_rate, money_str, order_amount, parse_amount, parse_rate
+from domain.clock import from_iso, to_iso
+
+
+class Status(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    APPROVED = "approved"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    DELETED = "deleted"
+
+    @property
+    def archived(self) -> bool:
+        """Archived orders are final and no longer reconciled."""
+        return self in ARCHIVED
+
+
+ARCHIVED = frozenset({Status.COMPLETED, Status.CANCELLED, Status.DELETED})
+
+
+class Action(enum.StrEnum):
+    PROCESS = "process"
+    APPROVE = "approve"
+    CANCEL = "cancel"
+    DELETE = "delete"
+    COMPLETE = "complete"  # the delivery message was confirmed sent
+
+
+# action -> (states it may start from, state it leads to)
+TRANSITIONS: dict[Action, tuple[frozenset[Status], Status]] = {
+    Action.PROCESS: (frozenset({Status.PENDING}), Status.PROCESSING),
+    Action.APPROVE: (frozenset({Status.PENDING, Status.PROCESSING}), Status.APPROVED),
+    Action.CANCEL: (frozenset({Status.PENDING, Status.PROCESSING}), Status.CANCELLED),
+    Action.DELETE: (
+        frozenset({Status.PENDING, Status.PROCESSING, Status.APPROVED, Status.CANCELLED}),
+        Status.DELETED,
+    ),
+    Action.COMPLETE: (frozenset({Status.APPROVED}), Status.COMPLETED),
+}
+
+# The timestamp field each state sets when entered.
+_STAMP = {
+    Status.PROCESSING: "processing_at",
+    Status.APPROVED: "approved_at",
+    Status.COMPLETED: "completed_at",
+    Status.CANCELLED: "cancelled_at",
+    Status.DELETED: "deleted_at",
+}
+
+
+class Issue(enum.StrEnum):
+    INVALID = "invalid"
+    STUCK_PENDING = "stuck_pending"
+    PROCESSING_TIMEOUT = "processing_timeout"
+    DELIVERY_FAILED = "delivery_failed"
+
+
+# Issues that describe a state; they clear by themselves when the order leaves it.
+_ISSUE_STATE = {
+    Issue.STUCK_PENDING: Status.PENDING,
+    Issue.PROCESSING_TIMEOUT: Status.PROCESSING,
+    Issue.DELIVERY_FAILED: Status.APPROVED,
+}
+
+SYSTEM = "system"
+
+
+class TransitionError(Exception):
+    """A transition the state machine refuses; nothing changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    at: float
+    from_status: str | None
+    to_status: str
+    by: str
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Sends of one chat message about an order (its receipt, or its delivery message)."""
+
+    attempts: int = 0
+    last_attempt_at: float | None = None
+    last_error: str = ""
+    message_id: str = ""
+    confirmed_at: float | None = None
+
+    @property
+    def confirmed(self) -> bool:
+        return self.confirmed_at is not None
+
+    def attempted(self, now: float) -> Delivery:
+        return replace(self, attempts=self.attempts + 1, last_attempt_at=now)
+
+    def succeeded(self, message_id: str, now: float) -> Delivery:
+        return replace(self, message_id=message_id, confirmed_at=now, last_error="")
+
+    def failed(self, error: str) -> Delivery:
+        return replace(self, last_error=error[:500])
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    id: str
+    group_id: str
+    group_name: str
+    user_id: str
+    user_alt: str
+    user_name: str
+    message_id: str
+    text: str
+    diamonds: int
+    rate: Decimal
+    amount: Decimal
+    status: Status
+    created_at: float | None  # the chat message's own timestamp
+    received_at: float
+    recovered: bool = False
+    processing_at: float | None = None
+    approved_at: float | None = None
+    completed_at: float | None = None
+    cancelled_at: float | None = None
+    deleted_at: float | None = None
+    receipt: Delivery = field(default_factory=Delivery)
+    delivery: Delivery = field(default_factory=Delivery)
+    issues: tuple[str, ...] = ()
+    audit: tuple[AuditEntry, ...] = ()
+    # What was wrong with the stored record when it was read; drives the `invalid` issue.
+    problems: tuple[str, ...] = ()
+
+    @property
+    def archived(self) -> bool:
+        return self.status.archived
+
+
+def new_order(
+    *,
+    order_id: str,
+    group_id: str,
+    group_name: str,
+    user_id: str,
+    user_alt: str,
+    user_name: str,
+    message_id: str,
+    text: str,
+    diamonds: int,
+    rate: Decimal,
+    created_at: float,
+    now: float,
+    recovered: bool,
+) -> Order:
+    """A fresh PENDING order, its creation audited as the user's."""
+    return Order(
+        id=order_id,
+        group_id=group_id,
+        group_name=group_name,
+        user_id=user_id,
+        user_alt=user_alt,
+        user_name=user_name,
+        message_id=message_id,
+        text=text,
+        diamonds=diamonds,
+        rate=rate,
+        amount=order_amount(diamonds, rate),
+        status=Status.PENDING,
+        created_at=created_at,
+        received_at=now,
+        recovered=recovered,
+        audit=(
+            AuditEntry(
+                at=now,
+                from_status=None,
+                to_status=Status.PENDING,
+                by=f"whatsapp:{user_id}",
+                note="recovered after downtime" if recovered else "",
+            ),
+        ),
+    )
+
+
+def allowed_from(action: Action) -> frozenset[Status]:
+    return TRANSITIONS[action][0]
+
+
+def transition(order: Order, action: Action, *, by: str, now: float, note: str = "") -> Order:
+    """Apply one lifecycle action, or raise TransitionError saying why it is not allowed."""
+    sources, target = TRANSITIONS[action]
+    if order.status not in sources:
+        allowed = " or ".join(sorted(s.value for s in sources))
+        raise TransitionError(
+            f"order {order.id} is {order.status.value}; only {allowed} orders can be "
+            f"{_PAST[action]}"
+        )
+    issues = tuple(i for i in order.issues if _ISSUE_STATE.get(Issue(i), target) == target)
+    changes: dict[str, Any] = {
+        "status": target,
+        _STAMP[target]: now,
+        "issues": issues,
+        "audit": order.audit + (AuditEntry(now, order.status, target, by, note),),
+    }
+    return replace(order, **changes)
+
+
+_PAST = {
+    Action.PROCESS: "processed",
+    Action.APPROVE: "approved",
+    Action.CANCEL: "cancelled",
+    Action.DELETE: "deleted",
+    Action.COMPLETE: "completed",
+}
+
+
+def with_issue(order: Order, issue: Issue, now: float, detail: str = "") -> Order:
+    """Raise an issue once: a no-op if the order already has it."""
+    if issue in order.issues:
+        return order
+    note = f"issue raised: {issue.value}" + (f" ({detail})" if detail else "")
+    entry = AuditEntry(now, order.status, order.status, SYSTEM, note)
+    return replace(order, issues=order.issues + (issue.value,), audit=order.audit + (entry,))
+
+
+def without_issue(order: Order, issue: Issue, now: float) -> Order:
+    if issue not in order.issues:
+        return order
+    entry = AuditEntry(now, order.status, order.status, SYSTEM, f"issue cleared: {issue.value}")
+    return replace(
+        order,
+        issues=tuple(i for i in order.issues if i != issue),
+        audit=order.audit + (entry,),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Stored form. Keys are camelCase like the seed's database.json entries (`id`, `userId`,
+# `diamonds`, `status`, `approvedAt`), times are ISO 8601 with offset, money decimal strings.
+
+
+def _delivery_record(d: Delivery) -> dict[str, Any]:
+    return {
+        "attempts": d.attempts,
+        "lastAttemptAt": to_iso(d.last_attempt_at),
+        "lastError": d.last_error,
+        "messageId": d.message_id,
+        "confirmedAt": to_iso(d.confirmed_at),
+    }
+
+
+def to_record(order: Order) -> dict[str, Any]:
+    """The JSON-ready stored form of an order."""
+    return {
+        "id": order.id,
+        "groupId": order.group_id,
+        "groupName": order.group_name,
+        "userId": order.user_id,
+        "userAlt": order.user_alt,
+        "userName": order.user_name,
+        "messageId": order.message_id,
+        "text": order.text,
+        "diamonds": order.diamonds,
+        "rate": str(order.rate),
+        "amount": money_str(order.amount),
+        "status": order.status.value,
+        "date": to_iso(order.created_at),
+        "receivedAt": to_iso(order.received_at),
+        "recovered": order.recovered,
+        "processingAt": to_iso(order.processing_at),
+        "approvedAt": to_iso(order.approved_at),
+        "completedAt": to_iso(order.completed_at),
+        "cancelledAt": to_iso(order.cancelled_at),
+        "deletedAt": to_iso(order.deleted_at),
+        "receipt": _delivery_record(order.receipt),
+        "delivery": _delivery_record(order.delivery),
+        "issues": list(order.issues),
+        "audit": [
+            {"at": to_iso(a.at), "from": a.from_status, "to": a.to_status, "by": a.by, "note": a.note}
+            for a in order.audit
+        ],
+    }
+
+
+class _Reader:
+    """Reads fields of a stored record leniently, noting every problem instead of failing,
+    so one bad entry becomes an order flagged `invalid` rather than a bot that cannot start."""
+
+    def __init__(self, record: Mapping[str, Any]) -> None:
+        self.record = record
+        self.problems: list[str] = []
+
+    def text(self, key: str, required: bool = False) -> str:
+        value = self.record.get(key)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value) != "":
+            return str(value)
+        if required or value is not None:
+            self.problems.append(f"{key} missing" if value in (None, "") else f"{key} not text")
+        return ""
+
+    def time(self, key: str, required: bool = False) -> float | None:
+        value = self.record.get(key)
+        if value is None:
+            if required:
+                self.problems.append(f"{key} missing")
+            return None
+        try:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                # the seed's Node bot wrote epoch milliseconds
+                return float(value) / 1000.0 if value > 1e11 else float(value)
+            return from_iso(str(value))
+        except (ValueError, OverflowError):
+            self.problems.append(f"{key} not a time")
+            return None
+
+    def delivery(self, key: str) -> Delivery:
+        value = self.record.get(key)
+        if not isinstance(value, Mapping):
+            return Delivery()
+        sub = _Reader(value)
+        attempts = value.get("attempts", 0)
+        d = Delivery(
+            attempts=attempts if isinstance(attempts, int) and attempts >= 0 else 0,
+            last_attempt_at=sub.time("lastAttemptAt"),
+            last_error=sub.text("lastError"),
+            message_id=sub.text("messageId"),
+            confirmed_at=sub.time("confirmedAt"),
+        )
+        self.problems.extend(f"{key}.{p}" for p in sub.problems)
+        return d
+
+
+def from_record(record: Mapping[str, Any], *, group_id: str = "", group_name: str = "") -> Order:
+    """Read a stored order; anything wrong is kept in `problems`, never raised."""
+    r = _Reader(record)
+    order_id = r.text("id", required=True)
+    diamonds = record.get("diamonds")
+    if not isinstance(diamonds, int) or isinstance(diamonds, bool) or diamonds <= 0:
+        r.problems.append("diamonds not a positive integer")
+        diamonds = diamonds if isinstance(diamonds, int) and not isinstance(diamonds, bool) else 0
+    try:
+        rate = parse_rate(record.get("rate", "0"))
+    except MoneyError:
+        r.problems.append("rate not a positive decimal")
+        rate = canonical_rate(Decimal(0))
+    try:
+        amount = parse_amount(record["amount"]) if "amount" in record else order_amount(diamonds, rate)
+    except MoneyError:
+        r.problems.append("amount not a decimal")
+        amount = order_amount(max(diamonds, 0), rate)
+    try:
+        status = Status(str(record.get("status", "")).lower())
+    except ValueError:
+        r.problems.append(f"unknown status {record.get('status')!r}")
+        status = Status.PENDING
+    audit = []
+    for entry in record.get("audit") or ():
+        if isinstance(entry, Mapping):
+            at = _Reader(entry).time("at")
+            audit.append(
+                AuditEntry(
+                    at=at or 0.0,
+                    from_status=entry.get("from"),
+                    to_status=str(entry.get("to", "")),
+                    by=str(entry.get("by", "")),
+                    note=str(entry.get("note", "")),
+                )
+            )
+    issues = tuple(i for i in (record.get("issues") or ()) if i in Issue._value2member_map_)
+    created_at = r.time("date", required=True)
+    return Order(
+        id=order_id,
+        group_id=r.text("groupId") or group_id,
+        group_name=r.text("groupName") or group_name,
+        user_id=r.text("userId", required=True),
+        user_alt=r.text("userAlt"),
+        user_name=r.text("userName"),
+        message_id=r.text("messageId"),
+        text=r.text("text"),
+        diamonds=diamonds,
+        rate=rate,
+        amount=amount,
+        status=status,
+        created_at=created_at,
+        received_at=r.time("receivedAt") or created_at or 0.0,
+        recovered=bool(record.get("recovered", False)),
+        processing_at=r.time("processingAt"),
+        approved_at=r.time("approvedAt"),
+        completed_at=r.time("completedAt"),
+        cancelled_at=r.time("cancelledAt"),
+        deleted_at=r.time("deletedAt"),
+        receipt=r.delivery("receipt"),
+        delivery=r.delivery("delivery"),
+        issues=issues,
+        audit=tuple(audit),
+        problems=tuple(r.problems),
+    )
+
+
+def validation_problems(order: Order) -> tuple[str, ...]:
+    """Reconciliation's validation: id, user, positive diamonds and a date, plus load problems."""
+    problems = list(order.problems)
+    if not order.id and "id missing" not in problems:
+        problems.append("id missing")
+    if not order.user_id and "userId missing" not in problems:
+        problems.append("userId missing")
+    if order.diamonds <= 0 and "diamonds not a positive integer" not in problems:
+        problems.append("diamonds not a positive integer")
+    if order.created_at is None and "date missing" not in problems:
+        problems.append("date missing")
+    return tuple(problems)

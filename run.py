@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""Diamond Bot.
+
+    python run.py [--config FILE] [--set KEY=VALUE ...]     start the bot, gateway and panel
+    python run.py [--config FILE] set-password USER         set a panel user's password
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import logging.config
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from config import Config, ConfigError, add_config_arguments, config_from_args
+
+log = logging.getLogger("diamondbot")
+
+START_TIMEOUT = 60.0
+STOP_DEADLINE = 8.0  # SIGINT/SIGTERM must end everything within 10 s
+
+
+class StartError(Exception):
+    """The bot cannot start; the message says why and what to do."""
+
+
+class Bot:
+    """One running bot: instance lock, sandbox child, actor system, panel."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.data_dir = Path(config.bot.data_dir).resolve()
+        self.lock: Any = None
+        self.sandbox: subprocess.Popen[bytes] | None = None
+        self.asys: Any = None
+        self.supervisor: Any = None
+        self.pgid = 0
+        self.bridge: Any = None
+        self.runner: Any = None
+
+    # -- start --------------------------------------------------------------------------------
+
+    def acquire_instance(self) -> None:
+        from actors.system import stop_stale_system
+        from storage.lock import FileLock, LockHeld
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.data_dir / "bot.lock", close_on_fork=True)
+        try:
+            lock.acquire()
+        except LockHeld as e:
+            raise StartError(f"Diamond Bot is already running on {self.data_dir}: {e}. "
+                             "Stop it first, or give this one another bot.data_dir.") from None
+        self.lock = lock
+        stopped = stop_stale_system(self.data_dir)
+        if stopped:
+            log.warning("stopped %d actor processes left by a previous run that died", stopped)
+
+    def check_ports(self) -> None:
+        from gateway.sandbox.launcher import host_port, listening
+
+        cfg = self.config
+        if listening("127.0.0.1", cfg.actors.admin_port):
+            raise StartError(f"actors.admin_port {cfg.actors.admin_port} is in use by another program "
+                             "(another bot on this machine?); choose a free port.")
+        if listening(cfg.panel.host, cfg.panel.port):
+            raise StartError(f"panel.port {cfg.panel.port} on {cfg.panel.host} is in use; "
+                             "choose another with --port N.")
+        if cfg.gateway.kind == "sandbox":
+            _, sandbox_port = host_port(cfg.sandbox.url)
+            if sandbox_port in (cfg.panel.port, cfg.actors.admin_port):
+                raise StartError(f"sandbox.url {cfg.sandbox.url} uses the same port as the panel or "
+                                 "the actor system; give it its own.")
+
+    def start_sandbox(self) -> None:
+        from gateway.sandbox.launcher import host_port, listening, start_sandbox
+
+        cfg = self.config
+        if cfg.gateway.kind != "sandbox" or not cfg.sandbox.autostart:
+            return
+        host, port = host_port(cfg.sandbox.url)
+        if listening(host, port):
+            log.info("using the sandbox already running at %s", cfg.sandbox.url)
+            return
+        try:
+            self.sandbox = start_sandbox(cfg.sandbox.url, self.data_dir / "sandbox.json",
+                                         log_file=self.data_dir / "logs" / "sandbox.log")
+        except RuntimeError as e:
+            raise StartError(f"{e} (see {self.data_dir / 'logs' / 'sandbox.log'})") from None
+        log.info("sandbox started at %s (chat page: %s/)", cfg.sandbox.url, cfg.sandbox.url)
+
+    def start_actors(self) -> None:
+        from actors.messages import Owner, StartSystem, SystemFailed, SystemStarted
+        from actors.supervisor import Supervisor
+        from actors.system import record_system, start_actor_system
+        from storage.lock import process_start_time
+        from web.bridge import ThespianBridge
+
+        self.asys = start_actor_system(self.config)
+        self.supervisor = self.asys.createActor(Supervisor)
+        owner = Owner(os.getpid(), process_start_time(os.getpid()) or 0, os.getsid(0))
+        reply = self.asys.ask(self.supervisor, StartSystem(self.config, owner),
+                              timedelta(seconds=START_TIMEOUT))
+        if isinstance(reply, SystemFailed):
+            raise StartError(reply.error)
+        if not isinstance(reply, SystemStarted):
+            raise StartError(f"the actor system did not start within {START_TIMEOUT:.0f} s "
+                             f"(see {self.data_dir / 'logs'})")
+        self.pgid = reply.pgid
+        if self.config.actors.system_base != "simpleSystemBase":
+            record_system(self.data_dir, reply.pgid, self.config.actors.admin_port)
+        self.bridge = ThespianBridge(self.asys, self.supervisor, reply.persistence, reply.gateway)
+
+    async def start_panel(self) -> None:
+        from aiohttp import web
+
+        from web.app import create_app
+        from web.auth import ensure_admin
+
+        password = await asyncio.get_running_loop().run_in_executor(
+            None, ensure_admin, self.data_dir, os.environ)
+        if password:
+            # Printed once, never logged; also in a 0600 file for the operator.
+            print(f"\n  First start: panel user 'admin', password: {password}\n"
+                  f"  (also in {self.data_dir / 'initial-admin-password.txt'}; change it with "
+                  f"'python run.py set-password admin')\n", file=sys.stderr, flush=True)
+        app = create_app(self.config, self.bridge, started_at=time.time())
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.config.panel.host, self.config.panel.port)
+        await site.start()
+
+    async def run(self) -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            self.acquire_instance()
+            self.check_ports()
+            self.start_sandbox()
+            await loop.run_in_executor(None, self.start_actors)
+            await self.start_panel()
+        except StartError as e:
+            log.error("cannot start: %s", e)
+            print(f"Diamond Bot cannot start: {e}", file=sys.stderr)
+            await self.stop()
+            return 2
+        cfg = self.config
+        log.info("Diamond Bot is running: panel http://%s:%d/  gateway %s  data %s",
+                 cfg.panel.host, cfg.panel.port, cfg.gateway.kind, self.data_dir)
+        await stop.wait()
+        log.info("stopping")
+        await self.stop()
+        log.info("stopped")
+        return 0
+
+    # -- stop ---------------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Panel, then a flush of the actors, then the actor system, then the sandbox."""
+        deadline = time.monotonic() + STOP_DEADLINE
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+        if self.bridge is not None:
+            self.bridge.close()
+            self.bridge = None
+        if self.asys is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._stop_actors, deadline)
+            self.asys = None
+        if self.sandbox is not None:
+            from gateway.sandbox.launcher import stop_process
+
+            stop_process(self.sandbox, timeout=max(deadline - time.monotonic(), 0.5))
+            self.sandbox = None
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def _stop_actors(self, deadline: float) -> None:
+        from actors.messages import StopSystem
+        from actors.system import forget_system
+
+        remaining = lambda: max(deadline - time.monotonic(), 0.1)  # noqa: E731
+        if self.supervisor is not None:
+            try:
+                self.asys.ask(self.supervisor, StopSystem(), timedelta(seconds=min(3.0, remaining())))
+            except Exception as e:  # a system that cannot flush still has everything acknowledged on disk
+                log.warning("actors did not confirm their final flush: %s", e)
+        # Thespian's shutdown can hang on an unresponsive actor: bound it, then kill the group.
+        t = threading.Thread(target=self.asys.shutdown, daemon=True)
+        t.start()
+        t.join(remaining())
+        if t.is_alive() and self.pgid > 1:
+            log.warning("actor system did not stop in time; killing its processes")
+            try:
+                os.killpg(self.pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        forget_system(self.data_dir)
+
+
+def cmd_set_password(config: Config, user: str) -> int:
+    from web.auth import set_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"New password for {user}: ")
+        if getpass.getpass("Again: ") != password:
+            print("The passwords differ; nothing changed.", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        set_password(Path(config.bot.data_dir).resolve(), user, password)
+    except ValueError as e:
+        print(f"Password not set: {e}", file=sys.stderr)
+        return 1
+    print(f"Password for {user} set.")
+    return 0
+
+
+def setup_logging(config: Config) -> None:
+    from actors.system import log_config
+
+    logging.config.dictConfig(log_config(Path(config.bot.data_dir).resolve()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="run.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sp = commands.add_parser("set-password", help="set a panel user's password (read from the terminal or stdin)")
+    sp.add_argument("user")
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ConfigError as e:
+        print(f"Configuration error: {e}", file=sys.stderr)
+        return 2
+    if args.command == "set-password":
+        return cmd_set_password(config, args.user)
+    setup_logging(config)
+    return asyncio.run(Bot(config).run())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""The whole database as the PersistenceActor holds it: every group, order and payment, built
+from the last snapshot plus the journal records after it, and written back as a snapshot in the
+seed's shape (`groups[groupId] = {groupName, rate, entries[]}`, `payments`).
+
+Orders stay as their stored dicts here (cheap to load, cheap to snapshot) and become domain
+Orders only when a query returns them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+FORMAT = 1
+
+# Journal record kinds ("t"): meta, group settings, one order, seen message ids, check counts.
+META, GROUP, ORDER, SEEN, CHECKS = "meta", "group", "order", "seen", "checks"
+
+
+class DatabaseError(ValueError):
+    """A snapshot or record that does not have the shape this version writes."""
+
+
+@dataclass(slots=True)
+class GroupImage:
+    settings: dict[str, Any]
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seen: dict[str, float] = field(default_factory=dict)
+    # order id -> [count, last_at, last_status], as last checkpointed
+    checks: dict[str, list[Any]] = field(default_factory=dict)
+    cycles: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Database:
+    meta: dict[str, Any] = field(default_factory=dict)
+    groups: dict[str, GroupImage] = field(default_factory=dict)
+    payments: list[dict[str, Any]] = field(default_factory=list)
+    order_group: dict[str, str] = field(default_factory=dict)  # order id -> group id
+
+    # -- loading and writing --------------------------------------------------------------
+
+    @classmethod
+    def from_snapshot(cls, data: Mapping[str, Any] | None) -> Database:
+        """Rebuild from a snapshot's data (None: a fresh install); DatabaseError on a bad shape."""
+        db = cls()
+        if data is None:
+            return db
+        if not isinstance(data, Mapping) or data.get("format") != FORMAT:
+            raise DatabaseError(f"unknown snapshot format {data.get('format') if isinstance(data, Mapping) else data!r}")
+        groups = data.get("groups")
+        if not isinstance(groups, Mapping):
+            raise DatabaseError("snapshot has no 'groups' object")
+        db.meta = dict(data.get("meta") or {})
+        db.payments = list(data.get("payments") or [])
+        for gid, g in groups.items():
+            if not isinstance(g, Mapping) or not isinstance(g.get("entries", []), list):
+                raise DatabaseError(f"group {gid}: not an object with an 'entries' list")
+            settings = {k: v for k, v in g.items() if k not in ("entries", "seen", "checks", "cycles")}
+            image = GroupImage(settings=settings)
+            for entry in g.get("entries", []):
+                if not isinstance(entry, Mapping) or not entry.get("id"):
+                    raise DatabaseError(f"group {gid}: an entry without an id: {entry!r:.200}")
+                image.entries[str(entry["id"])] = dict(entry)
+                db.order_group[str(entry["id"])] = gid
+            image.seen = dict(g.get("seen") or {})
+            image.checks = dict(g.get("checks") or {})
+            image.cycles = list(g.get("cycles") or [])
+            db.groups[gid] = image
+        return db
+
+    def snapshot(self) -> dict[str, Any]:
+        """The snapshot's data, in the seed's shape."""
+        return {
+            "format": FORMAT,
+            "meta": self.meta,
+            "groups": {
+                gid: {
+                    **g.settings,
+                    "entries": list(g.entries.values()),
+                    "seen": g.seen,
+                    "checks": g.checks,
+                    "cycles": g.cycles,
+                }
+                for gid, g in self.groups.items()
+            },
+            "payments": self.payments,
+        }
+
+    def _group(self, gid: str) -> GroupImage:
+        image = self.groups.get(gid)
+        if image is None:
+            image = self.groups[gid] = GroupImage(settings={})
+        return image
+
+    def apply(self, record: Mapping[str, Any]) -> None:
+        """Apply one journal record; DatabaseError for a record of unknown kind or shape."""
+        kind = record.get("t")
+        value = record.get("v")
+        if kind == META and isinstance(value, Mapping):
+            self.meta.update(value)
+            return
+        gid = record.get("g")
+        if not isinstance(gid, str) or not gid:
+            raise DatabaseError(f"record without a group: {dict(record)!r:.200}")
+        if kind == GROUP and isinstance(value, Mapping):
+            self._group(gid).settings.update(value)
+        elif kind == ORDER and isinstance(value, Mapping) and value.get("id"):
+            oid = str(value["id"])
+            self._group(gid).entries[oid] = dict(value)
+            self.order_group[oid] = gid
+        elif kind == SEEN and isinstance(value, Mapping):
+            self._group(gid).seen.update(value)
+        elif kind == CHECKS and isinstance(value, Mapping):
+            image = self._group(gid)
+            image.checks.update(value)
+            cycles = record.get("cycles")
+            if isinstance(cycles, list) and cycles:
+                image.cycles = cycles
+        else:
+            raise DatabaseError(f"unknown record: {dict(record)!r:.200}")
+
+    def prune_seen(self, horizon: float) -> None:
+        """Drop seen ids older than the horizon (they can no longer become orders anyway)."""
+        for g in self.groups.values():
+            old = [m for m, ts in g.seen.items() if ts < horizon]
+            for m in old:
+                del g.seen[m]
+
+    # -- queries -------------------------------------------------------------------------
+
+    def find(self, order_id: str) -> tuple[str, dict[str, Any]] | None:
+        gid = self.order_group.get(order_id)
+        if gid is None:
+            return None
+        return gid, self.groups[gid].entries[order_id]
+
+    def check_of(self, gid: str, order_id: str) -> list[Any] | None:
+        return self.groups[gid].checks.get(order_id)
+
+    def all_entries(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        for gid, g in self.groups.items():
+            for entry in g.entries.values():
+                yield gid, entry

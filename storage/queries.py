@@ -1,0 +1,164 @@
+"""Read queries over the database image (the panel's lists, detail, groups and report).
+
+Each answers with plain data: an order is `{"record": <stored order>, "check": [count,
+last_at, last_status] | None}`; the web layer shapes it for the API.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from domain.clock import from_iso, to_iso
+from domain.orders import ARCHIVED, Status
+from storage.database import Database
+
+MAX_PAGE = 500
+_ARCHIVED = {s.value for s in ARCHIVED}
+_STATUSES = {s.value for s in Status}
+_TEXT_FIELDS = ("id", "userId", "userAlt", "userName", "groupName", "messageId", "groupId")
+
+
+class QueryError(ValueError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _time(value: Any) -> float | None:
+    try:
+        return from_iso(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def keep_in_group(entry: dict[str, Any], horizon: float) -> bool:
+    """Whether a GroupActor should hold this order: open, or archived after the horizon."""
+    if entry.get("status") not in _ARCHIVED:
+        return True
+    for key in ("completedAt", "cancelledAt", "deletedAt", "date"):
+        t = _time(entry.get(key))
+        if t is not None and t >= horizon:
+            return True
+    return False
+
+
+def _view(db: Database, gid: str, entry: dict[str, Any]) -> dict[str, Any]:
+    return {"record": entry, "check": db.check_of(gid, str(entry.get("id")))}
+
+
+def list_orders(
+    db: Database,
+    *,
+    status: str = "",
+    group: str = "",
+    text: str = "",
+    since: float | None = None,
+    until: float | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """Orders matching every filter given, newest first, one page of them and the total."""
+    statuses = {s.strip().lower() for s in status.split(",") if s.strip()}
+    unknown = statuses - _STATUSES
+    if unknown:
+        raise QueryError(400, f"unknown status {', '.join(sorted(unknown))}; use one of "
+                              f"{', '.join(s.value for s in Status)}")
+    if not 1 <= limit <= MAX_PAGE:
+        raise QueryError(400, f"limit must be between 1 and {MAX_PAGE}")
+    if offset < 0:
+        raise QueryError(400, "offset must be 0 or more")
+    since_iso = to_iso(since) if since is not None else None
+    until_iso = to_iso(until) if until is not None else None
+    needle = text.strip().lower()
+    groups: Iterable[str] = [group] if group else db.groups.keys()
+    hits: list[tuple[str, dict[str, Any]]] = []
+    for gid in groups:
+        image = db.groups.get(gid)
+        if image is None:
+            continue
+        for entry in image.entries.values():
+            if statuses and entry.get("status") not in statuses:
+                continue
+            date = entry.get("date") or ""
+            # Stored times are all UTC with the same offset form, so strings compare as times.
+            if since_iso is not None and date < since_iso:
+                continue
+            if until_iso is not None and date >= until_iso:
+                continue
+            if needle and not any(needle in str(entry.get(f) or "").lower() for f in _TEXT_FIELDS):
+                continue
+            hits.append((gid, entry))
+    hits.sort(key=lambda h: (h[1].get("date") or "", str(h[1].get("id"))), reverse=True)
+    page = hits[offset:offset + limit]
+    return {"orders": [_view(db, gid, e) for gid, e in page], "total": len(hits)}
+
+
+def get_order(db: Database, order_id: str) -> dict[str, Any]:
+    found = db.find(order_id.strip().upper()) or db.find(order_id.strip())
+    if found is None:
+        raise QueryError(404, f"no order {order_id}")
+    gid, entry = found
+    return _view(db, gid, entry)
+
+
+def list_groups(db: Database) -> list[dict[str, Any]]:
+    out = []
+    for gid, image in db.groups.items():
+        counts = {s.value: 0 for s in Status}
+        for entry in image.entries.values():
+            status = entry.get("status")
+            if status in counts:
+                counts[status] += 1
+        out.append({"group_id": gid, "settings": dict(image.settings), "counts": counts,
+                    "orders": len(image.entries)})
+    out.sort(key=lambda g: str(g["settings"].get("code", "")))
+    return out
+
+
+def check_bucket(count: int) -> str:
+    if count <= 0:
+        return "never"
+    if count < 5:
+        return "lt5"
+    if count < 10:
+        return "lt10"
+    return "gte10"
+
+
+def report(db: Database, now: float, recent_cycles: int = 5) -> dict[str, Any]:
+    """The reconciliation report: orders by status, check buckets, open issues, recent cycles."""
+    counts = {s.value: 0 for s in Status}
+    buckets = {"never": 0, "lt5": 0, "lt10": 0, "gte10": 0}
+    issues = []
+    last_check: float | None = None
+    for gid, image in db.groups.items():
+        for oid, entry in image.entries.items():
+            status = entry.get("status")
+            if status in counts:
+                counts[status] += 1
+            check = image.checks.get(oid)
+            count = int(check[0]) if check else 0
+            buckets[check_bucket(count)] += 1
+            if check and check[1] is not None:
+                last_check = check[1] if last_check is None else max(last_check, check[1])
+            if entry.get("issues") and status not in _ARCHIVED:
+                issues.append({"order_id": oid, "group_id": gid, "group_name": entry.get("groupName", ""),
+                               "status": status, "issues": list(entry["issues"]),
+                               "created_at": entry.get("date")})
+    cycles = {gid: image.cycles[-recent_cycles:] for gid, image in db.groups.items() if image.cycles}
+    for gid_cycles in cycles.values():
+        for c in gid_cycles:
+            started = c.get("started_at")
+            if isinstance(started, (int, float)):
+                last_check = started if last_check is None else max(last_check, started)
+    issues.sort(key=lambda i: i["created_at"] or "")
+    return {
+        "counts": counts,
+        "total": sum(counts.values()),
+        "buckets": buckets,
+        "issues": issues,
+        "issues_found": len(issues),
+        "cycles": cycles,
+        "last_check": last_check,
+        "generated_at": now,
+    }

@@ -1,0 +1,40 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from tests.harness import ChatBot, actor_config
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def make_bot(data_dir: Path) -> Iterator[Callable[..., ChatBot]]:
+    """Start ChatBots (one at a time, like real restarts); every one is shut down at teardown."""
+    bots: list[ChatBot] = []
+
+    def make(start: bool = True, clock=None, fake=None, **overrides: str) -> ChatBot:
+        bot = ChatBot(actor_config(data_dir, **overrides), clock=clock, fake=fake)
+        bots.append(bot)
+        if start:
+            bot.start()
+        return bot
+
+    yield make
+    for bot in bots:
+        try:
+            bot.stop()
+        except Exception:
+            pass
+
+
+@pytest.fixture
+def bot(make_bot: Callable[..., ChatBot]) -> ChatBot:
+    return make_bot()

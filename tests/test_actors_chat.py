@@ -1,0 +1,146 @@
+"""The order lifecycle through the real actors (simpleSystemBase), told as a chat."""
+
+from __future__ import annotations
+
+from gateway.events import Source
+from tests.harness import ALICE, BOB, GROUP, GROUP2, ChatBot
+
+DELIVERED = "✅ আপনার অর্ডার সম্পন্ন হয়েছে\n💎 10 ডায়মন্ড\n💰 ৳1000"
+
+
+def test_order_is_taken_confirmed_approved_and_delivered(bot: ChatBot) -> None:
+    msg = bot.post(GROUP, ALICE, ".10", name="Alice")
+    [order] = bot.orders()
+    assert (order["id"], order["status"], order["diamonds"], order["amount"]) == ("A1", "pending", 10, "1000.00")
+    assert order["userId"] == ALICE and order["messageId"] == msg.message_id
+    receipt = bot.fake.sent[-1]
+    assert receipt.quote is not None and receipt.quote.message_id == msg.message_id
+    assert "A1" in receipt.text and "10" in receipt.text
+
+    done = bot.command("A1", "approve", by="admin:rana")
+    assert done.status == 200, done.error
+    assert bot.replies(GROUP)[-1] == DELIVERED
+    assert bot.fake.sent[-1].quote.message_id == msg.message_id
+    stored = bot.order("A1")["record"]
+    assert stored["status"] == "completed"
+    assert [(a["from"], a["to"], a["by"]) for a in stored["audit"]] == [
+        (None, "pending", f"whatsapp:{ALICE}"),
+        ("pending", "approved", "admin:rana"),
+        ("approved", "completed", "system"),
+    ]
+    assert stored["delivery"]["attempts"] == 1 and stored["delivery"]["confirmedAt"]
+
+
+def test_process_then_approve_and_illegal_transitions(bot: ChatBot) -> None:
+    bot.post(GROUP, ALICE, ".25")
+    assert bot.command("A1", "process").status == 200
+    assert bot.order("A1")["record"]["status"] == "processing"
+    assert bot.command("A1", "process").status == 409
+    assert bot.command("A1", "approve").status == 200
+    refused = bot.command("A1", "cancel")
+    assert refused.status == 409 and "completed" in refused.error
+    assert bot.command("A1", "delete").status == 409  # completed orders are never deleted
+    assert bot.command("B1", "approve").status == 404
+    assert bot.command("A99", "approve").status == 404
+    assert bot.command("A1", "explode").status == 400
+    assert bot.command("A1", "complete").status == 400  # only the delivery confirmation completes
+
+
+def test_cancel_tells_the_user_and_delete_is_soft(bot: ChatBot) -> None:
+    bot.post(GROUP, ALICE, ".5")
+    bot.post(GROUP, BOB, ".7")
+    assert bot.command("A1", "cancel").status == 200
+    assert bot.replies(GROUP)[-1].startswith("❌")
+    assert bot.command("A2", "delete").status == 200
+    statuses = {o["id"]: o["status"] for o in bot.orders()}
+    assert statuses == {"A1": "cancelled", "A2": "deleted"}
+    assert bot.command("A1", "delete").status == 200  # cancelled → deleted is allowed
+
+
+def test_each_group_has_its_own_codes_and_rates(bot: ChatBot) -> None:
+    bot.post(GROUP, ALICE, ".10")
+    bot.post(GROUP2, BOB, ".10")
+    assert bot.update_group(GROUP2, rate="2.30").status == 200
+    bot.post(GROUP2, BOB, ".10")
+    orders = {o["id"]: o for o in bot.orders()}
+    assert set(orders) == {"A1", "B1", "B2"}
+    assert orders["B1"]["amount"] == "1000.00"  # rate at order time is kept
+    assert orders["B2"]["rate"] == "2.30" and orders["B2"]["amount"] == "23.00"
+    bad = bot.update_group(GROUP2, rate=2.3)
+    assert bad.status == 400 and "rate" in bad.error
+    assert bot.update_group("999@g.us", rate="3").status == 404
+
+
+def test_one_message_makes_one_order_whatever_the_path(bot: ChatBot) -> None:
+    msg = bot.post(GROUP, ALICE, ".10")
+    # The same message again: a duplicate delivery, the offline queue, history, the inbox.
+    for source in (Source.LIVE, Source.OFFLINE, Source.HISTORY, Source.INBOX):
+        bot.deliver(bot.message(GROUP, ALICE, ".10", source=source, message_id=msg.message_id,
+                                timestamp=msg.timestamp))
+    assert len(bot.orders()) == 1
+    assert len([t for t in bot.replies(GROUP) if t.startswith("📥")]) == 1
+
+
+def test_chat_and_own_messages_create_nothing(bot: ChatBot) -> None:
+    for text in ("hello", "10", "done", "price?", ""):
+        bot.post(GROUP, ALICE, text)
+    bot.deliver(bot.message(GROUP, "100000000000001@lid", ".10"))  # the bot's own id
+    assert bot.orders() == [] and bot.replies(GROUP) == []
+
+
+def test_invalid_order_text_gets_one_reply(bot: ChatBot) -> None:
+    msg = bot.post(GROUP, ALICE, ".0")
+    bot.post(GROUP, ALICE, ".1e3")
+    assert bot.orders() == []
+    assert len(bot.replies(GROUP)) == 2 and all(t.startswith("⚠️") for t in bot.replies(GROUP))
+    bot.deliver(bot.message(GROUP, ALICE, ".0", message_id=msg.message_id, timestamp=msg.timestamp))
+    assert len(bot.replies(GROUP)) == 2
+
+
+def test_invalid_replies_can_be_turned_off(make_bot) -> None:
+    bot = make_bot(**{"orders.reply_invalid": "false"})
+    bot.post(GROUP, ALICE, ".0")
+    assert bot.replies(GROUP) == []
+
+
+def test_recovered_orders_are_marked_and_confirmed_as_recovered(bot: ChatBot) -> None:
+    bot.deliver(bot.message(GROUP, ALICE, ".15", source=Source.OFFLINE, timestamp=bot.clock.now() - 600))
+    [order] = bot.orders()
+    assert order["recovered"] is True
+    assert "অফলাইনে" in bot.replies(GROUP)[-1]
+
+
+def test_history_before_the_watermark_or_too_old_never_becomes_an_order(make_bot, data_dir) -> None:
+    bot = make_bot()
+    installed = bot.clock.now()
+    # A message from before the bot was installed, and one older than history.max_age (24 h).
+    bot.deliver(bot.message(GROUP, ALICE, ".10", source=Source.HISTORY, timestamp=installed - 60))
+    bot.deliver(bot.message(GROUP, ALICE, ".11", source=Source.OFFLINE, timestamp=installed - 25 * 3600))
+    assert bot.orders() == []
+    bot.post(GROUP, ALICE, ".12")
+    # After the watermark, history becomes (recovered) orders.
+    bot.advance(60)
+    bot.deliver(bot.message(GROUP, BOB, ".13", source=Source.HISTORY, timestamp=bot.clock.now() - 5))
+    assert sorted(o["diamonds"] for o in bot.orders()) == [12, 13]
+
+
+def test_a_restart_keeps_every_order_and_the_sequence(make_bot) -> None:
+    bot = make_bot()
+    bot.post(GROUP, ALICE, ".10")
+    bot.post(GROUP, BOB, ".20")
+    assert bot.command("A1", "approve").status == 200
+    clock = bot.clock
+    bot.stop()
+    again = make_bot(clock=clock)
+    assert {o["id"]: o["status"] for o in again.orders()} == {"A1": "completed", "A2": "pending"}
+    again.post(GROUP, ALICE, ".30")
+    assert {o["id"] for o in again.orders()} == {"A1", "A2", "A3"}
+    assert again.command("A2", "approve").status == 200  # the restarted group owns its orders
+    assert again.replies(GROUP)[-1].startswith("✅")
+
+
+def test_disabled_group_takes_no_orders(bot: ChatBot) -> None:
+    bot.post(GROUP, ALICE, ".10")
+    assert bot.update_group(GROUP, enabled=False).status == 200
+    bot.post(GROUP, ALICE, ".11")
+    assert [o["diamonds"] for o in bot.orders()] == [10]

@@ -1,0 +1,154 @@
+"""The panel's only way into the actor system.
+
+Thespian's ask() blocks, and one ActorSystem handle must never be shared between threads (a
+reply can reach the wrong thread). So each worker thread holds its own `asys.private()`
+handle, the event loop awaits the worker, and every request carries a request_id: a late
+reply to an earlier timed-out ask is recognised and skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any, Protocol
+
+from actors.messages import (
+    CommandDone,
+    GetGatewayStatus,
+    GetOrder,
+    GetReport,
+    GetStatus,
+    ListGroups,
+    ListOrders,
+    OrderCommand,
+    QueryResult,
+    UpdateGroup,
+)
+
+log = logging.getLogger("diamondbot.bridge")
+
+
+class BridgeError(Exception):
+    """The actor system did not answer (timeout, or it is not running)."""
+
+
+class Reply(Protocol):
+    status: int
+    error: str
+
+
+class ActorBridge(Protocol):
+    """What the web layer needs from the actor system (a fake implements it in tests)."""
+
+    async def command(self, order_id: str, action: str, by: str) -> CommandDone: ...
+
+    async def update_group(self, group_id: str, patch: dict[str, Any], by: str) -> CommandDone: ...
+
+    async def list_orders(self, **filters: Any) -> QueryResult: ...
+
+    async def get_order(self, order_id: str) -> QueryResult: ...
+
+    async def list_groups(self) -> QueryResult: ...
+
+    async def report(self) -> QueryResult: ...
+
+    async def status(self) -> QueryResult: ...
+
+    def healthy(self) -> bool: ...
+
+
+class ThespianBridge:
+    """ActorBridge over a running actor system."""
+
+    def __init__(self, asys: Any, supervisor: Any, persistence: Any, gateway: Any, *,
+                 workers: int = 4, timeout: float = 10.0) -> None:
+        self._asys = asys
+        self.supervisor = supervisor
+        self.persistence = persistence
+        self.gateway = gateway
+        self.timeout = timeout
+        self._local = threading.local()
+        self._contexts: list[Any] = []
+        self._contexts_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bridge",
+                                        initializer=self._open_handle)
+        self._closed = False
+        self.last_ok = 0.0
+
+    def _open_handle(self) -> None:
+        context = self._asys.private()
+        self._local.handle = context.__enter__()
+        with self._contexts_lock:
+            self._contexts.append(context)
+
+    def _ask_blocking(self, target: Any, msg: Any, timeout: float) -> Any:
+        handle = self._local.handle
+        deadline = time.monotonic() + timeout
+        reply = handle.ask(target, msg, timedelta(seconds=timeout))
+        # Skip replies to earlier requests that timed out on this thread.
+        while reply is not None and getattr(reply, "request_id", None) != msg.request_id:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                reply = None
+                break
+            reply = handle.listen(timedelta(seconds=remaining))
+        if reply is None:
+            raise BridgeError(f"no answer from the actor system within {timeout:.0f} s")
+        self.last_ok = time.monotonic()
+        return reply
+
+    async def ask(self, target: Any, msg: Any, timeout: float | None = None) -> Any:
+        if self._closed:
+            raise BridgeError("the actor system is shutting down")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._ask_blocking, target, msg,
+                                          timeout or self.timeout)
+
+    @staticmethod
+    def _rid() -> str:
+        return uuid.uuid4().hex
+
+    async def command(self, order_id: str, action: str, by: str) -> CommandDone:
+        return await self.ask(self.supervisor, OrderCommand(self._rid(), order_id, action, by))
+
+    async def update_group(self, group_id: str, patch: dict[str, Any], by: str) -> CommandDone:
+        return await self.ask(self.supervisor, UpdateGroup(self._rid(), group_id, patch, by))
+
+    async def list_orders(self, **filters: Any) -> QueryResult:
+        return await self.ask(self.persistence, replace(ListOrders(self._rid()), **filters))
+
+    async def get_order(self, order_id: str) -> QueryResult:
+        return await self.ask(self.persistence, GetOrder(self._rid(), order_id))
+
+    async def list_groups(self) -> QueryResult:
+        return await self.ask(self.persistence, ListGroups(self._rid()))
+
+    async def report(self) -> QueryResult:
+        return await self.ask(self.persistence, GetReport(self._rid()))
+
+    async def status(self) -> QueryResult:
+        return await self.ask(self.supervisor, GetStatus(self._rid()))
+
+    async def gateway_status(self) -> QueryResult:
+        return await self.ask(self.gateway, GetGatewayStatus(self._rid()))
+
+    def healthy(self) -> bool:
+        return not self._closed
+
+    def close(self) -> None:
+        """Stop the workers and release their handles (before the actor system shuts down)."""
+        self._closed = True
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._contexts_lock:
+            for context in self._contexts:
+                try:
+                    context.__exit__(None, None, None)
+                except Exception:  # a handle that failed to open has nothing to release
+                    pass
+            self._contexts.clear()
