@@ -43,6 +43,8 @@ def code_number(code: str) -> int:
 def split_order_id(order_id: str) -> tuple[str, int] | None:
     """("AB", 17) for "AB17"; None if it is not one of our order ids."""
     order_id = order_id.strip().upper()
+    if len(order_id) > 32:  # no real id is this long; int() of thousands of digits raises
+        return None
     i = 0
     while i < len(order_id) and order_id[i].isalpha():
         i += 1
@@ -247,14 +249,22 @@ def settings_from_record(group_id: str, record: Mapping[str, Any], default_rate:
         due_limit = None if due in (None, "") else parse_amount(due)
     except MoneyError as e:
         raise SettingsError(f"group {group_id}: dueLimit: {e}") from None
+    flags = {}
+    for key, default in (("enabled", True), ("autoApprove", False)):
+        flags[key] = record.get(key, default)
+        if not isinstance(flags[key], bool):  # bool("false") would be True
+            raise SettingsError(f"group {group_id}: {key}: must be true or false, not {flags[key]!r:.40}")
+    auto_max = record.get("autoApproveMax") or 0
+    if not isinstance(auto_max, int) or isinstance(auto_max, bool) or auto_max < 0:
+        raise SettingsError(f"group {group_id}: autoApproveMax: must be a whole number, 0 or more")
     return GroupSettings(
         group_id=group_id,
         name=str(record.get("groupName") or ""),
         code=str(record.get("code") or ""),
         rate=rate,
-        enabled=bool(record.get("enabled", True)),
-        auto_approve=bool(record.get("autoApprove", False)),
-        auto_approve_max=int(record.get("autoApproveMax") or 0),
+        enabled=flags["enabled"],
+        auto_approve=flags["autoApprove"],
+        auto_approve_max=auto_max,
         due_limit=due_limit,
     )
 

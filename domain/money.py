@@ -12,28 +12,44 @@ class MoneyError(ValueError):
     """A rate or amount that cannot be used."""
 
 
+def _show(value: object) -> str:
+    """A value for an error message: short, and safe for ints too long for str()."""
+    try:
+        text = repr(value)
+    except ValueError:  # int with more digits than Python converts to text
+        return "a number with thousands of digits"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _decimal(value: object) -> Decimal:
+    # An int goes to Decimal directly: str() of a huge int raises ValueError.
+    return Decimal(value) if isinstance(value, int) else Decimal(str(value).strip())
+
+
 def parse_rate(value: str | int | Decimal) -> Decimal:
     """A positive rate with at most four decimal places; floats are refused (they lose money)."""
     if isinstance(value, bool) or isinstance(value, float):
-        raise MoneyError(f"rate must be written as a decimal string, not {value!r}")
+        raise MoneyError(f"rate must be written as a decimal string, not {_show(value)}")
     try:
-        rate = Decimal(str(value).strip())
+        rate = _decimal(value)
     except InvalidOperation:
-        raise MoneyError(f"not a number: {value!r}") from None
+        raise MoneyError(f"not a number: {_show(value)}") from None
     if not rate.is_finite() or rate <= 0:
-        raise MoneyError(f"rate must be a positive number, not {value!r}")
+        raise MoneyError(f"rate must be a positive number, not {_show(value)}")
     exponent = rate.as_tuple().exponent
     assert isinstance(exponent, int)
     if -exponent > MAX_RATE_PLACES:
-        raise MoneyError(f"rate has more than {MAX_RATE_PLACES} decimal places: {value!r}")
+        raise MoneyError(f"rate has more than {MAX_RATE_PLACES} decimal places: {_show(value)}")
     if rate >= Decimal("1000000"):
-        raise MoneyError(f"rate is implausibly large: {value!r}")
+        raise MoneyError(f"rate is implausibly large: {_show(value)}")
     return canonical_rate(rate)
 
 
 def canonical_rate(rate: Decimal) -> Decimal:
     """At least two decimal places, more only when the rate needs them."""
-    exponent = rate.as_tuple().exponent
+    # Judge by the normalized form: "2.300" needs one place (-> 2.30) and "100.000" none
+    # (-> 100.00, not normalize()'s 1E+2).
+    exponent = rate.normalize().as_tuple().exponent
     assert isinstance(exponent, int)
     return rate.quantize(POISHA) if exponent >= -2 else rate.normalize()
 
@@ -41,14 +57,17 @@ def canonical_rate(rate: Decimal) -> Decimal:
 def parse_amount(value: str | int | Decimal) -> Decimal:
     """A non-negative amount of taka, rounded to the poisha."""
     if isinstance(value, bool) or isinstance(value, float):
-        raise MoneyError(f"amount must be written as a decimal string, not {value!r}")
+        raise MoneyError(f"amount must be written as a decimal string, not {_show(value)}")
     try:
-        amount = Decimal(str(value).strip())
+        amount = _decimal(value)
     except InvalidOperation:
-        raise MoneyError(f"not a number: {value!r}") from None
+        raise MoneyError(f"not a number: {_show(value)}") from None
     if not amount.is_finite() or amount < 0:
-        raise MoneyError(f"amount must be zero or more, not {value!r}")
-    return amount.quantize(POISHA, rounding=ROUND_HALF_UP)
+        raise MoneyError(f"amount must be zero or more, not {_show(value)}")
+    try:
+        return amount.quantize(POISHA, rounding=ROUND_HALF_UP)
+    except InvalidOperation:  # more digits than the decimal context holds (e.g. "1e30")
+        raise MoneyError(f"amount is implausibly large: {_show(value)}") from None
 
 
 def order_amount(diamonds: int, rate: Decimal) -> Decimal:

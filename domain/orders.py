@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Mapping
 
@@ -305,10 +306,16 @@ class _Reader:
 
     def text(self, key: str, required: bool = False) -> str:
         value = self.record.get(key)
-        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value) != "":
-            return str(value)
-        if required or value is not None:
-            self.problems.append(f"{key} missing" if value in (None, "") else f"{key} not text")
+        if isinstance(value, str) and value != "":
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)  # the seed's numeric ids
+        if value is None or value == "":
+            # An empty optional field (no alt id, no error yet) is what to_record writes.
+            if required:
+                self.problems.append(f"{key} missing")
+        else:
+            self.problems.append(f"{key} not text")
         return ""
 
     def time(self, key: str, required: bool = False) -> float | None:
@@ -320,9 +327,12 @@ class _Reader:
         try:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 # the seed's Node bot wrote epoch milliseconds
-                return float(value) / 1000.0 if value > 1e11 else float(value)
-            return from_iso(str(value))
-        except (ValueError, OverflowError):
+                ts = float(value) / 1000.0 if value > 1e11 else float(value)
+            else:
+                ts = from_iso(str(value))
+            datetime.fromtimestamp(ts, timezone.utc)  # a time to_iso can write back (not NaN, not year 1e9)
+            return ts
+        except (ValueError, OverflowError, OSError):
             self.problems.append(f"{key} not a time")
             return None
 
@@ -333,7 +343,7 @@ class _Reader:
         sub = _Reader(value)
         attempts = value.get("attempts", 0)
         d = Delivery(
-            attempts=attempts if isinstance(attempts, int) and attempts >= 0 else 0,
+            attempts=attempts if isinstance(attempts, int) and not isinstance(attempts, bool) and attempts >= 0 else 0,
             last_attempt_at=sub.time("lastAttemptAt"),
             last_error=sub.text("lastError"),
             message_id=sub.text("messageId"),
@@ -358,16 +368,20 @@ def from_record(record: Mapping[str, Any], *, group_id: str = "", group_name: st
         rate = canonical_rate(Decimal(0))
     try:
         amount = parse_amount(record["amount"]) if "amount" in record else order_amount(diamonds, rate)
-    except MoneyError:
+    except (MoneyError, ArithmeticError):  # ArithmeticError: diamonds × rate too large to quantize
         r.problems.append("amount not a decimal")
-        amount = order_amount(max(diamonds, 0), rate)
+        try:
+            amount = order_amount(max(diamonds, 0), rate)
+        except ArithmeticError:
+            amount = order_amount(0, rate)
     try:
         status = Status(str(record.get("status", "")).lower())
     except ValueError:
         r.problems.append(f"unknown status {record.get('status')!r}")
         status = Status.PENDING
     audit = []
-    for entry in record.get("audit") or ():
+    raw_audit = record.get("audit")
+    for entry in raw_audit if isinstance(raw_audit, list) else ():
         if isinstance(entry, Mapping):
             at = _Reader(entry).time("at")
             audit.append(
@@ -379,7 +393,11 @@ def from_record(record: Mapping[str, Any], *, group_id: str = "", group_name: st
                     note=str(entry.get("note", "")),
                 )
             )
-    issues = tuple(i for i in (record.get("issues") or ()) if i in Issue._value2member_map_)
+    raw_issues = record.get("issues")
+    issues = tuple(
+        i for i in (raw_issues if isinstance(raw_issues, list) else ())
+        if isinstance(i, str) and i in Issue._value2member_map_
+    )
     created_at = r.time("date", required=True)
     return Order(
         id=order_id,

@@ -13,8 +13,6 @@ _ORDER = re.compile(rf"^\.([{_DIGITS}]+)$")
 # Text that a reseller meant as an order: a dot, then (after optional spaces or a sign) a digit.
 _ORDER_LIKE = re.compile(rf"^\.\s*[-+]?\s*[{_DIGITS}]")
 _BENGALI_TO_ASCII = str.maketrans("০১২৩৪৫৬৭৮৯", "0123456789")
-# Longer than this cannot be in range and must not reach int() (huge ints are a DoS).
-_MAX_DIGITS = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +46,9 @@ def parse_order(text: str, min_diamonds: int, max_diamonds: int) -> Parsed:
     if match is None:
         return InvalidOrderText("malformed")
     digits = match.group(1).translate(_BENGALI_TO_ASCII).lstrip("0") or "0"
-    if len(digits) > _MAX_DIGITS:
+    # More digits than the maximum has cannot be in range, and must not reach int() (Python
+    # refuses int() of huge strings, and converting them is a DoS).
+    if len(digits) > len(str(max_diamonds)):
         return InvalidOrderText("above_max")
     diamonds = int(digits)
     if diamonds < min_diamonds:

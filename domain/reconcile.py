@@ -67,7 +67,8 @@ def is_milestone(count: int) -> bool:
 
 def backoff(attempts: int, policy: Policy) -> float:
     """Delay before retry number `attempts` (1 = the first retry), doubling, capped."""
-    return min(policy.retry_backoff * (2 ** max(attempts - 1, 0)), policy.max_backoff)
+    # The exponent is capped: deliveries retry forever, and 2 ** 1024 overflows a float.
+    return min(policy.retry_backoff * (2 ** min(max(attempts - 1, 0), 60)), policy.max_backoff)
 
 
 def send_due(
