@@ -1,1 +1,1 @@
-"""gateway/sandbox."""
+"""The sandbox: a local WhatsApp-like chat server (`python -m gateway.sandbox`) and the transport to it."""

@@ -1,0 +1,429 @@
+"""The sandbox's chat world (groups, messages, the bot's cursor) and the event log it lives in.
+
+Pure and synchronous: the server decides when to write and when to apply. The data file is an
+append-only JSON-lines log; each line is `{"c": "<crc32 hex>", "r": <record>}` so a torn or
+flipped line is told apart from a valid one, and the state is rebuilt by replaying it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import fcntl
+import os
+import re
+import secrets
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union
+
+import orjson
+
+BOT_PHONE = "8801000000000@s.whatsapp.net"
+BOT_LID = "100000000000001@lid"
+BOT_NAME = "Diamond Bot"
+BOT_IDS = frozenset({BOT_PHONE, BOT_LID})
+
+MAX_TEXT = 4096
+MAX_GROUP_NAME = 100  # WhatsApp's limit for a group subject
+MAX_SENDER_NAME = 100
+
+GROUP_ID_RE = re.compile(r"120363\d{12}@g\.us")
+MESSAGE_ID_RE = re.compile(r"[0-9A-F]{6,64}")
+LID_RE = re.compile(r"\d{5,20}@lid")
+PHONE_RE = re.compile(r"\d{5,20}@s\.whatsapp\.net")
+
+FORMAT_VERSION = 1
+_HEADER = {"type": "sandbox", "version": FORMAT_VERSION}
+
+
+def is_user_id(value: str) -> bool:
+    """Whether `value` is a WhatsApp user id in LID or phone form."""
+    return bool(LID_RE.fullmatch(value) or PHONE_RE.fullmatch(value))
+
+
+def other_form(a: str, b: str) -> bool:
+    """Whether `a` and `b` are one LID and one phone id (a sender and its alternative)."""
+    return bool(LID_RE.fullmatch(a) and PHONE_RE.fullmatch(b)) or bool(
+        PHONE_RE.fullmatch(a) and LID_RE.fullmatch(b)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    id: str
+    name: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The API form."""
+        return {"id": self.id, "name": self.name}
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    group_id: str
+    seq: int  # global, increasing across all groups: the bot's ack cursor counts in it
+    id: str
+    timestamp: int  # seconds, as WhatsApp gives them
+    sender: str
+    sender_alt: str
+    sender_name: str
+    text: str
+    from_bot: bool
+    quoted_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The API form (the group is implied by the URL)."""
+        return {
+            "id": self.id,
+            "sender": self.sender,
+            "sender_alt": self.sender_alt,
+            "sender_name": self.sender_name,
+            "text": self.text,
+            "timestamp": self.timestamp,
+            "from_bot": self.from_bot,
+            "quoted_id": self.quoted_id,
+            "seq": self.seq,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GroupCreated:
+    group: Group
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePosted:
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class BotAcked:
+    seq: int
+
+
+Event = Union[GroupCreated, MessagePosted, BotAcked]
+
+
+class InvalidEvent(ValueError):
+    """An event that does not fit the state it is applied to."""
+
+
+class SandboxState:
+    """Groups, messages and the bot's acknowledged cursor; changed only through `apply`."""
+
+    def __init__(self) -> None:
+        self.groups: dict[str, Group] = {}
+        self._messages: dict[str, list[Message]] = {}
+        self._by_id: dict[str, Message] = {}
+        # Ids handed out but not yet applied: two writes in one group commit must not collide.
+        self._taken: set[str] = set()
+        self._inbound: list[Message] = []  # not from the bot, in seq order: the offline queue
+        self._inbound_seqs: list[int] = []
+        self.last_seq = 0
+        self._next_seq = 1
+        self.cursor = 0  # highest seq the bot acknowledged (cumulative)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    @property
+    def message_count(self) -> int:
+        return len(self._by_id)
+
+    def message(self, message_id: str) -> Message | None:
+        """The applied message with this id, if any."""
+        return self._by_id.get(message_id)
+
+    def recent(self, group_id: str, limit: int) -> list[Message]:
+        """The last `limit` messages of a group, oldest first."""
+        return self._messages.get(group_id, [])[-limit:] if limit > 0 else []
+
+    def inbound_after(self, seq: int) -> list[Message]:
+        """Messages not from the bot with a seq above `seq`, in order."""
+        return self._inbound[bisect.bisect_right(self._inbound_seqs, seq) :]
+
+    def pending_for_bot(self) -> int:
+        """How many messages the bot has not acknowledged."""
+        return len(self._inbound_seqs) - bisect.bisect_right(self._inbound_seqs, self.cursor)
+
+    # -- allocation (before the write) -----------------------------------------------------
+
+    def new_group_id(self) -> str:
+        """A fresh group id in WhatsApp's shape."""
+        while True:
+            gid = "120363" + "".join(secrets.choice("0123456789") for _ in range(12)) + "@g.us"
+            if gid not in self.groups and gid not in self._taken:
+                self._taken.add(gid)
+                return gid
+
+    def new_message_id(self) -> str:
+        """A fresh message id in the shape WhatsApp Web uses."""
+        while True:
+            mid = "3EB0" + secrets.token_hex(9).upper()
+            if mid not in self._by_id and mid not in self._taken:
+                self._taken.add(mid)
+                return mid
+
+    def allocate_seq(self) -> int:
+        """The next seq; a failed write leaves a gap, which is harmless (seqs only increase)."""
+        seq = self._next_seq
+        self._next_seq += 1
+        return seq
+
+    # -- the only writer -------------------------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        """Apply one durable event; raises InvalidEvent and changes nothing if it does not fit."""
+        if isinstance(event, GroupCreated):
+            self._apply_group(event.group)
+        elif isinstance(event, MessagePosted):
+            self._apply_message(event.message)
+        elif isinstance(event, BotAcked):
+            if event.seq < 0 or event.seq > self.last_seq:
+                raise InvalidEvent(f"ack of seq {event.seq} beyond the last message ({self.last_seq})")
+            self.cursor = max(self.cursor, event.seq)
+        else:  # pragma: no cover - the Union is closed
+            raise InvalidEvent(f"unknown event {event!r}")
+
+    def _apply_group(self, group: Group) -> None:
+        if not GROUP_ID_RE.fullmatch(group.id):
+            raise InvalidEvent(f"bad group id {group.id!r}")
+        if group.id in self.groups:
+            raise InvalidEvent(f"group {group.id} created twice")
+        self.groups[group.id] = group
+        self._messages[group.id] = []
+        self._taken.discard(group.id)
+
+    def _apply_message(self, m: Message) -> None:
+        if m.group_id not in self.groups:
+            raise InvalidEvent(f"message {m.id} in unknown group {m.group_id}")
+        if m.seq <= self.last_seq:
+            raise InvalidEvent(f"message {m.id} has seq {m.seq}, not above {self.last_seq}")
+        if m.id in self._by_id or not MESSAGE_ID_RE.fullmatch(m.id):
+            raise InvalidEvent(f"duplicate or malformed message id {m.id!r}")
+        if m.quoted_id:
+            quoted = self._by_id.get(m.quoted_id)
+            if quoted is None or quoted.group_id != m.group_id:
+                raise InvalidEvent(f"message {m.id} quotes {m.quoted_id}, not a message of its group")
+        self._messages[m.group_id].append(m)
+        self._by_id[m.id] = m
+        self._taken.discard(m.id)
+        if not m.from_bot:
+            self._inbound.append(m)
+            self._inbound_seqs.append(m.seq)
+        self.last_seq = m.seq
+        self._next_seq = max(self._next_seq, m.seq + 1)
+
+
+# -- records ---------------------------------------------------------------------------------
+
+
+def event_record(event: Event) -> dict[str, Any]:
+    """The JSON record of an event."""
+    if isinstance(event, GroupCreated):
+        return {"type": "group", "id": event.group.id, "name": event.group.name}
+    if isinstance(event, MessagePosted):
+        m = event.message
+        return {"type": "message", "group_id": m.group_id, **m.to_json()}
+    return {"type": "ack", "seq": event.seq}
+
+
+def _field(record: dict[str, Any], key: str, kind: type) -> Any:
+    value = record.get(key)
+    # bool is an int subclass; a flag must not pass as a seq and vice versa.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise InvalidEvent(f"field {key!r} should be {kind.__name__}, got {value!r}")
+    return value
+
+
+def record_event(record: Any) -> Event:
+    """Parse a JSON record back into an event; raises InvalidEvent."""
+    if not isinstance(record, dict):
+        raise InvalidEvent("record is not an object")
+    kind = record.get("type")
+    if kind == "group":
+        return GroupCreated(Group(_field(record, "id", str), _field(record, "name", str)))
+    if kind == "message":
+        return MessagePosted(
+            Message(
+                group_id=_field(record, "group_id", str),
+                seq=_field(record, "seq", int),
+                id=_field(record, "id", str),
+                timestamp=_field(record, "timestamp", int),
+                sender=_field(record, "sender", str),
+                sender_alt=_field(record, "sender_alt", str),
+                sender_name=_field(record, "sender_name", str),
+                text=_field(record, "text", str),
+                from_bot=_field(record, "from_bot", bool),
+                quoted_id=_field(record, "quoted_id", str),
+            )
+        )
+    if kind == "ack":
+        return BotAcked(_field(record, "seq", int))
+    raise InvalidEvent(f"unknown record type {kind!r}")
+
+
+_PREFIX_LEN = len(b'{"c":"00000000","r":')
+
+
+def encode_line(record: dict[str, Any]) -> bytes:
+    """One log line: the record with a CRC-32 of its exact bytes."""
+    body = orjson.dumps(record)
+    return b'{"c":"%08x","r":' % zlib.crc32(body) + body + b"}\n"
+
+
+def decode_line(line: bytes) -> Any:
+    """The record of one log line (without its newline); raises ValueError if damaged."""
+    if len(line) < _PREFIX_LEN + 2 or not line.startswith(b'{"c":"') or line[14:20] != b'","r":':
+        raise ValueError("not a log line")
+    if not line.endswith(b"}"):
+        raise ValueError("line is cut short")
+    body = line[_PREFIX_LEN:-1]
+    try:
+        crc = int(line[6:14], 16)
+    except ValueError:
+        raise ValueError("bad checksum field") from None
+    if zlib.crc32(body) != crc:
+        raise ValueError("checksum mismatch")
+    return orjson.loads(body)
+
+
+_HEADER_LINE = encode_line(_HEADER)
+
+
+# -- the data file ---------------------------------------------------------------------------
+
+
+class DataFileError(Exception):
+    """The data file cannot be used; the message says which file and what to do."""
+
+
+class DataFile:
+    """The append-only event log: loaded once, then appended to with one fsync per batch."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+        self.fsyncs = 0  # how many group commits hit the disk (tests check batching)
+        self.torn_tail: tuple[int, Path] | None = None  # bytes dropped at load, and their copy
+
+    def open(self) -> SandboxState:
+        """Lock the file, replay it into a new state, and get it ready to append."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        created = not self.path.exists()
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        try:
+            try:
+                # Two sandboxes appending to one log would interleave their lines.
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise DataFileError(
+                    f"{self.path} is in use by another sandbox; stop it or pass another --data-file"
+                ) from None
+            state = self._replay(fd)
+            if os.fstat(fd).st_size == 0:
+                os.write(fd, _HEADER_LINE)
+                os.fsync(fd)
+            if created:
+                _fsync_dir(self.path.parent)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return state
+
+    def append(self, lines: bytes) -> None:
+        """Write encoded lines and fsync once; raises OSError (after which the file is done for)."""
+        if self._fd is None:
+            raise OSError("data file is not open")
+        view = memoryview(lines)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        os.fsync(self._fd)
+        self.fsyncs += 1
+
+    def close(self) -> None:
+        """Release the file and its lock."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _replay(self, fd: int) -> SandboxState:
+        data = _read_all(fd)
+        state = SandboxState()
+        if not data:
+            return state
+        if _HEADER_LINE.startswith(data):
+            # Killed while writing the header of a new file: nothing was ever stored.
+            self._cut(fd, data, 0)
+            return state
+        lines = data.split(b"\n")
+        # After the last newline comes either nothing or a line whose write was cut short.
+        complete, tail = lines[:-1], lines[-1]
+        if not complete:
+            raise self._foreign()
+        offset = 0
+        for number, line in enumerate(complete, start=1):
+            last = number == len(complete) and not tail
+            try:
+                record = decode_line(line)
+            except ValueError as exc:
+                if last and number > 1:
+                    self._cut(fd, data, offset)  # the final write was torn after its newline
+                    return state
+                raise self._corrupt(number, offset, str(exc)) from None
+            if number == 1:
+                if record != _HEADER:
+                    raise self._foreign()
+            else:
+                try:
+                    state.apply(record_event(record))
+                except InvalidEvent as exc:
+                    raise self._corrupt(number, offset, str(exc)) from None
+            offset += len(line) + 1
+        if tail:
+            self._cut(fd, data, offset)
+        return state
+
+    def _foreign(self) -> DataFileError:
+        return DataFileError(
+            f"{self.path} is not a sandbox data file (format {FORMAT_VERSION}); "
+            "it was left untouched. Pass another --data-file."
+        )
+
+    def _corrupt(self, number: int, offset: int, why: str) -> DataFileError:
+        return DataFileError(
+            f"{self.path} is corrupt at line {number} (byte {offset}): {why}. "
+            "It was left untouched. Restore a backup, or move it away to start an empty sandbox."
+        )
+
+    def _cut(self, fd: int, data: bytes, keep: int) -> None:
+        """Drop a torn tail, keeping a copy beside the file: repair, but never lose bytes."""
+        torn = data[keep:]
+        side = self.path.with_name(f"{self.path.name}.torn-{time.time_ns()}")
+        with open(side, "wb") as f:
+            f.write(torn)
+            f.flush()
+            os.fsync(f.fileno())
+        os.ftruncate(fd, keep)
+        os.fsync(fd)
+        _fsync_dir(self.path.parent)
+        self.torn_tail = (len(torn), side)
+
+
+def _read_all(fd: int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

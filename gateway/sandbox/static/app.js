@@ -1,0 +1,308 @@
+// Diamond Bot sandbox chat page. Vanilla JS, no dependencies. All user text goes through
+// textContent (never innerHTML): anyone can post anything here.
+"use strict";
+
+const POLL_MS = 1000;
+const HISTORY = 200;
+const BOT_LABEL = "Diamond Bot";
+const PRESETS = [
+  { name: "Rahim Telecom", id: "76210050711676@lid", alt: "8801712345678@s.whatsapp.net" },
+  { name: "Karim Games", id: "81234567890123@lid", alt: "8801812345678@s.whatsapp.net" },
+  { name: "নুসরাত টপআপ", id: "90817263544332@lid", alt: "8801912345678@s.whatsapp.net" },
+  { name: "Shop admin", id: "8801700000001@s.whatsapp.net", alt: "" },
+];
+const CUSTOM = "custom";
+
+const $ = (id) => document.getElementById(id);
+const state = {
+  groups: [],
+  groupId: localStorage.getItem("sandbox.group") || "",
+  messages: [],
+  shown: "",  // signature of what is on screen, to skip needless re-renders
+  replyTo: null,
+  polling: false,
+};
+
+async function api(method, path, body) {
+  const init = { method, headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const res = await fetch(path, init);
+  let data = null;
+  try { data = await res.json(); } catch (e) { data = null; }
+  if (!res.ok) {
+    throw new Error((data && data.error) || `${res.status} ${res.statusText}`);
+  }
+  return data;
+}
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function showError(err) { $("error").textContent = err ? String(err.message || err) : ""; }
+
+// -- who am I --
+
+function currentUser() {
+  const choice = $("user-select").value;
+  if (choice === CUSTOM) {
+    return { name: $("user-name").value.trim(), id: $("user-id").value.trim(), alt: $("user-alt").value.trim() };
+  }
+  return PRESETS[Number(choice)] || PRESETS[0];
+}
+
+function setupUsers() {
+  const select = $("user-select");
+  PRESETS.forEach((p, i) => {
+    const opt = el("option", "", `${p.name} (${p.id})`);
+    opt.value = String(i);
+    select.appendChild(opt);
+  });
+  const custom = el("option", "", "Someone else…");
+  custom.value = CUSTOM;
+  select.appendChild(custom);
+  let saved = null;
+  try { saved = JSON.parse(localStorage.getItem("sandbox.user") || "null"); } catch (e) { saved = null; }
+  if (saved) {
+    select.value = saved.choice;
+    $("user-name").value = saved.name || "";
+    $("user-id").value = saved.id || "";
+    $("user-alt").value = saved.alt || "";
+  }
+  if (!select.value) select.value = "0";
+  const changed = () => {
+    $("custom-user").hidden = select.value !== CUSTOM;
+    const u = currentUser();
+    $("user-summary").textContent = u.id ? `Posting as ${u.name || "(no name)"} · ${u.id}` : "Enter an id to post.";
+    localStorage.setItem("sandbox.user", JSON.stringify({ choice: select.value, name: $("user-name").value, id: $("user-id").value, alt: $("user-alt").value }));
+    state.shown = "";  // "mine" depends on the user
+    render();
+  };
+  select.addEventListener("change", changed);
+  ["user-name", "user-id", "user-alt"].forEach((id) => $(id).addEventListener("input", changed));
+  changed();
+}
+
+// -- groups --
+
+function renderGroups() {
+  const list = $("groups");
+  list.replaceChildren();
+  for (const g of state.groups) {
+    const item = el("li");
+    const button = el("button", "", g.name);
+    button.type = "button";
+    button.title = g.id;
+    button.setAttribute("aria-current", g.id === state.groupId ? "true" : "false");
+    button.addEventListener("click", () => selectGroup(g.id));
+    item.appendChild(button);
+    list.appendChild(item);
+  }
+  $("no-groups").hidden = state.groups.length > 0;
+  const group = state.groups.find((g) => g.id === state.groupId);
+  $("chat-title").textContent = group ? group.name : "Choose a group";
+  $("chat-id").textContent = group ? group.id : "";
+  $("text").disabled = !group;
+  $("send").disabled = !group;
+}
+
+function selectGroup(id) {
+  state.groupId = id;
+  state.messages = [];
+  state.shown = "";
+  state.replyTo = null;
+  localStorage.setItem("sandbox.group", id);
+  renderReply();
+  renderGroups();
+  render();
+  poll();
+}
+
+// -- messages --
+
+function timeOf(seconds) {
+  return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function quoteBlock(quotedId, byId) {
+  const quoted = byId.get(quotedId);
+  const box = el("div", "quote");
+  box.appendChild(el("span", "qwho", quoted ? quoted.sender_name || quoted.sender : "Earlier message"));
+  const text = el("span", "qtext", quoted ? quoted.text : quotedId);
+  text.dir = "auto";
+  box.appendChild(text);
+  return box;
+}
+
+function messageItem(m, byId, me) {
+  const mine = !m.from_bot && (m.sender === me.id || (me.alt && m.sender === me.alt));
+  const item = el("li", "msg" + (m.from_bot ? " bot" : "") + (mine ? " mine" : ""));
+  item.dataset.id = m.id;
+  const who = el("div", "who");
+  if (m.from_bot) who.appendChild(el("span", "badge", "BOT"));
+  who.appendChild(document.createTextNode(m.sender_name || (m.from_bot ? BOT_LABEL : "")));
+  who.appendChild(el("span", "id mono", m.sender));
+  item.appendChild(who);
+  if (m.quoted_id) item.appendChild(quoteBlock(m.quoted_id, byId));
+  const text = el("div", "text", m.text);
+  text.dir = "auto";
+  item.appendChild(text);
+  const meta = el("div", "meta");
+  const reply = el("button", "", "Reply");
+  reply.type = "button";
+  reply.addEventListener("click", () => { state.replyTo = m; renderReply(); $("text").focus(); });
+  meta.appendChild(reply);
+  const time = el("time", "", timeOf(m.timestamp));
+  time.dateTime = new Date(m.timestamp * 1000).toISOString();
+  meta.appendChild(time);
+  item.appendChild(meta);
+  return item;
+}
+
+function render() {
+  const list = $("messages");
+  const last = state.messages.length ? state.messages[state.messages.length - 1].seq : 0;
+  const signature = `${state.groupId}|${state.messages.length}|${last}`;
+  if (signature === state.shown) return;
+  state.shown = signature;
+  const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+  const byId = new Map(state.messages.map((m) => [m.id, m]));
+  const me = currentUser();
+  list.replaceChildren(...state.messages.map((m) => messageItem(m, byId, me)));
+  if (!state.messages.length && state.groupId) list.appendChild(el("li", "hint", "No messages yet."));
+  if (nearBottom) list.scrollTop = list.scrollHeight;
+}
+
+function renderReply() {
+  const m = state.replyTo;
+  $("reply-bar").hidden = !m;
+  $("reply-who").textContent = m ? m.sender_name || m.sender : "";
+  $("reply-preview").textContent = m ? m.text : "";
+}
+
+// -- status --
+
+function renderStatus(s) {
+  const banner = $("banner");
+  if (!s) {
+    banner.className = "banner banner-unknown";
+    banner.textContent = "Sandbox not reachable";
+    return;
+  }
+  banner.className = "banner " + (s.bot_connected ? "banner-ok" : "banner-bad");
+  const pending = s.pending_for_bot ? ` · ${s.pending_for_bot} message(s) waiting for the bot` : "";
+  banner.textContent = (s.bot_connected ? "Bot connected" : "Bot not connected: messages wait in its offline queue") + pending;
+}
+
+async function poll() {
+  if (state.polling) return;
+  state.polling = true;
+  try {
+    const [status, groups] = await Promise.all([api("GET", "/api/status"), api("GET", "/api/groups")]);
+    renderStatus(status);
+    state.groups = groups;
+    if (state.groupId && !groups.some((g) => g.id === state.groupId)) state.groupId = "";
+    if (!state.groupId && groups.length) state.groupId = groups[0].id;
+    renderGroups();
+    if (state.groupId) {
+      const group = state.groupId;
+      const messages = await api("GET", `/api/groups/${encodeURIComponent(group)}/messages?limit=${HISTORY}`);
+      if (group === state.groupId) state.messages = messages;
+    }
+    render();
+  } catch (err) {
+    renderStatus(null);
+  } finally {
+    state.polling = false;
+  }
+}
+
+// -- actions --
+
+async function sendMessage(event) {
+  event.preventDefault();
+  const text = $("text").value;
+  if (!text.trim() || !state.groupId) return;
+  const me = currentUser();
+  const body = { sender: me.id, sender_name: me.name, text };
+  if (me.alt) body.sender_alt = me.alt;
+  if (state.replyTo) body.quoted_id = state.replyTo.id;
+  try {
+    await api("POST", `/api/groups/${encodeURIComponent(state.groupId)}/messages`, body);
+    $("text").value = "";
+    state.replyTo = null;
+    renderReply();
+    showError(null);
+    const list = $("messages");
+    list.scrollTop = list.scrollHeight;
+    await poll();
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function createGroup(event) {
+  event.preventDefault();
+  const name = $("new-group-name").value.trim();
+  if (!name) return;
+  try {
+    const group = await api("POST", "/api/groups", { name });
+    $("new-group-name").value = "";
+    showError(null);
+    state.groups.push(group);
+    selectGroup(group.id);
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function renderFaults(f) {
+  $("faults-now").textContent = `Pending: ${f.fail_sends} × 503, ${f.rate_limit_sends} × 429`;
+}
+
+async function setFaults(event) {
+  event.preventDefault();
+  try {
+    renderFaults(await api("POST", "/api/control/faults", {
+      fail_sends: Number($("fail-sends").value) || 0,
+      rate_limit_sends: Number($("rate-limit-sends").value) || 0,
+    }));
+    showError(null);
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function disconnectBot() {
+  try {
+    const r = await api("POST", "/api/control/disconnect");
+    showError(r.disconnected ? null : new Error("The bot was not connected."));
+    await poll();
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function main() {
+  setupUsers();
+  $("compose").addEventListener("submit", sendMessage);
+  $("text").addEventListener("keydown", (e) => {
+    // Enter sends, Shift+Enter breaks the line, as in WhatsApp Web.
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) sendMessage(e);
+  });
+  $("new-group").addEventListener("submit", createGroup);
+  $("faults").addEventListener("submit", setFaults);
+  $("disconnect").addEventListener("click", disconnectBot);
+  $("reply-cancel").addEventListener("click", () => { state.replyTo = null; renderReply(); });
+  document.querySelector(".controls").addEventListener("toggle", () => api("GET", "/api/control/faults").then(renderFaults, showError));
+  poll();
+  setInterval(poll, POLL_MS);
+}
+
+document.addEventListener("DOMContentLoaded", main);
