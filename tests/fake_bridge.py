@@ -1,0 +1,244 @@
+"""An in-memory ActorBridge for the panel's tests.
+
+It keeps orders as stored records in a real `storage.database.Database`, answers queries with the
+real `storage.queries`, and runs commands through the real state machine (`domain.orders`) and
+group settings rules (`domain.group`), so API tests exercise the same rules as the actors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import orjson
+from aiohttp.test_utils import TestClient, TestServer
+
+from actors.messages import CommandDone, QueryResult
+from config import Config, load_config
+from domain.clock import FakeClock
+from domain.money import parse_rate
+from domain.group import (
+    GroupBook,
+    GroupSettings,
+    SettingsError,
+    apply_settings_patch,
+    group_code,
+    settings_from_record,
+    settings_record,
+    split_order_id,
+)
+from domain.orders import (
+    Action,
+    Issue,
+    Status,
+    TransitionError,
+    from_record,
+    new_order,
+    to_record,
+    transition,
+    with_issue,
+)
+from storage import queries
+from storage.database import CHECKS, GROUP, ORDER, Database
+from web.app import create_app
+from web.bridge import BridgeError
+
+DEFAULT_RATE = Decimal("100")
+
+
+def make_config(data_dir: Path, **overrides: str) -> Config:
+    """A config for panel tests: defaults, data in `data_dir`, no environment."""
+    return load_config(env={}, overrides={"bot.data_dir": str(data_dir), **overrides})
+
+
+@dataclass
+class FakeBridge:
+    """ActorBridge over an in-memory database. Set `fail` to make every call raise it, `delay` to
+    make every call slow, `started` False to look like a system still starting."""
+
+    clock: FakeClock = field(default_factory=FakeClock)
+    db: Database = field(default_factory=Database)
+    fail: BaseException | None = None
+    delay: float = 0.0
+    started: bool = True
+    closed: bool = False
+    deliver_on_approve: bool = True  # the transport confirms the delivery message at once
+    gateway_state: str = "connected"
+    queued: int = 0
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+    _books: dict[str, GroupBook] = field(default_factory=dict)
+
+    # -- setting up ------------------------------------------------------------------------
+
+    def add_group(self, name: str, rate: str = "100", group_id: str | None = None, **settings: Any) -> str:
+        group_id = group_id or f"1203630000000{len(self._books) + 1:05d}@g.us"
+        code = group_code(len(self._books) + 1)
+        book = GroupBook(GroupSettings(group_id=group_id, name=name, code=code, rate=parse_rate(rate), **settings))
+        self._books[group_id] = book
+        self.db.apply({"t": GROUP, "g": group_id, "v": settings_record(book)})
+        return group_id
+
+    def add_order(self, group_id: str, diamonds: int, *, user_id: str = "76210050711676@lid",
+                  user_name: str = "Rahim", created_at: float | None = None, recovered: bool = False,
+                  actions: tuple[Action, ...] = (), issues: tuple[Issue, ...] = ()) -> str:
+        """A new order from a chat message, moved on by `actions`, with `issues`; returns its id."""
+        book = self._books[group_id]
+        now = self.clock.now()
+        order = new_order(
+            order_id=f"{book.settings.code}{book.next_seq}", group_id=group_id,
+            group_name=book.settings.name, user_id=user_id, user_alt="8801712345678@s.whatsapp.net",
+            user_name=user_name, message_id=uuid.uuid4().hex[:20].upper(), text=f".{diamonds}",
+            diamonds=diamonds, rate=book.settings.rate,
+            created_at=now if created_at is None else created_at, now=now, recovered=recovered)
+        book.next_seq += 1
+        for action in actions:
+            order = transition(order, action, by="admin:setup", now=now)
+        for issue in issues:
+            order = with_issue(order, issue, now)
+        self._put(order)
+        return order.id
+
+    def set_check(self, order_id: str, count: int, last_at: float, status: str) -> None:
+        gid = self.db.order_group[order_id]
+        self.db.apply({"t": CHECKS, "g": gid, "v": {order_id: [count, last_at, status]}})
+
+    def add_cycle(self, group_id: str, **summary: Any) -> None:
+        cycle = {"group_id": group_id, "started_at": self.clock.now(), "checked": 0, "open_issues": 0,
+                 "new_issues": 0, "cleared_issues": 0, "actions": 0, "duration": 0.0, **summary}
+        image = self.db.groups[group_id]
+        image.cycles = [*image.cycles, cycle]
+
+    def record(self, order_id: str) -> dict[str, Any]:
+        gid = self.db.order_group[order_id]
+        return self.db.groups[gid].entries[order_id]
+
+    def snapshot(self) -> bytes:
+        """Everything the bridge holds, to show that a refused request changed nothing."""
+        return orjson.dumps(self.db.snapshot(), option=orjson.OPT_SORT_KEYS)
+
+    def _put(self, order: Any) -> None:
+        self.db.apply({"t": ORDER, "g": order.group_id, "v": to_record(order)})
+
+    async def _call(self, name: str, *args: Any) -> None:
+        self.calls.append((name, *args))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.fail is not None:
+            raise self.fail
+
+    # -- ActorBridge -----------------------------------------------------------------------
+
+    async def command(self, order_id: str, action: str, by: str) -> CommandDone:
+        await self._call("command", order_id, action, by)
+        rid = uuid.uuid4().hex
+        parts = split_order_id(order_id)
+        found = self.db.find(f"{parts[0]}{parts[1]}") if parts else None
+        if found is None:
+            return CommandDone(rid, 404, error=f"no order {order_id}")
+        gid, record = found
+        try:
+            act = Action(action)
+            if act is Action.COMPLETE:
+                raise ValueError
+        except ValueError:
+            return CommandDone(rid, 400, error=f"unknown action {action!r}")
+        now = self.clock.now()
+        try:
+            updated = transition(from_record(record), act, by=by, now=now)
+        except TransitionError as e:
+            return CommandDone(rid, 409, error=str(e))
+        self._put(updated)
+        view = {"record": to_record(updated), "check": self.db.check_of(gid, updated.id)}
+        if updated.status is Status.APPROVED and self.deliver_on_approve:
+            # What the GroupActor does once the transport confirms the delivery message.
+            sent = updated.delivery.attempted(now).succeeded("BOTMSG" + updated.id, now)
+            self._put(transition(replace(updated, delivery=sent), Action.COMPLETE, by="system", now=now,
+                                 note="delivery message sent"))
+        return CommandDone(rid, 200, result=view)
+
+    async def update_group(self, group_id: str, patch: dict[str, Any], by: str) -> CommandDone:
+        await self._call("update_group", group_id, dict(patch), by)
+        rid = uuid.uuid4().hex
+        book = self._books.get(group_id)
+        if book is None:
+            return CommandDone(rid, 404, error=f"no group {group_id}")
+        current = settings_from_record(group_id, self.db.groups[group_id].settings, DEFAULT_RATE)
+        try:
+            book.settings = apply_settings_patch(current, patch)
+        except SettingsError as e:
+            return CommandDone(rid, 400, error=str(e))
+        record = settings_record(book)
+        self.db.apply({"t": GROUP, "g": group_id, "v": record})
+        return CommandDone(rid, 200, result={"group_id": group_id, **record})
+
+    async def list_orders(self, **filters: Any) -> QueryResult:
+        await self._call("list_orders", filters)
+        return self._query(queries.list_orders, status=filters.get("status", ""),
+                           group=filters.get("group", ""), text=filters.get("q", ""),
+                           since=filters.get("since"), until=filters.get("until"),
+                           limit=filters.get("limit", 50), offset=filters.get("offset", 0))
+
+    async def get_order(self, order_id: str) -> QueryResult:
+        await self._call("get_order", order_id)
+        return self._query(queries.get_order, order_id)
+
+    async def list_groups(self) -> QueryResult:
+        await self._call("list_groups")
+        return self._query(queries.list_groups)
+
+    async def report(self) -> QueryResult:
+        await self._call("report")
+        return self._query(queries.report, self.clock.now())
+
+    async def status(self) -> QueryResult:
+        await self._call("status")
+        return QueryResult(uuid.uuid4().hex, 200, {
+            "boot": 3,
+            "started": self.started,
+            "uptime": 125.5,
+            "gateway": {"state": self.gateway_state, "detail": "", "queued": self.queued,
+                        "paused_until": None, "sent_last_hour": 7, "kind": "sandbox"},
+            "groups": {"total": len(self._books), "ready": len(self._books), "failed": {}},
+            "restarts": 1,
+        })
+
+    def healthy(self) -> bool:
+        return not self.closed
+
+    def _query(self, fn: Any, *args: Any, **kwargs: Any) -> QueryResult:
+        try:
+            data = fn(self.db, *args, **kwargs)
+        except queries.QueryError as e:
+            return QueryResult(uuid.uuid4().hex, e.status, error=str(e))
+        # The real answer crosses a process boundary as a pickle: hand out a copy, never our state.
+        return QueryResult(uuid.uuid4().hex, 200, orjson.loads(orjson.dumps(data)))
+
+
+def bridge_error() -> BridgeError:
+    return BridgeError("no answer from the actor system within 10 s")
+
+
+
+# -- the panel over this bridge, for tests ----------------------------------------------------
+
+PASSWORD = "correct horse battery"
+
+
+@asynccontextmanager
+async def panel_client(config: Config, bridge: FakeBridge) -> AsyncIterator[TestClient[Any, Any]]:
+    """A test client of the panel app over `bridge` (run ensure_admin first for a user)."""
+    app = create_app(config, bridge, started_at=bridge.clock.now() - 60)
+    async with TestClient(TestServer(app)) as client:
+        yield client
+
+
+async def login(client: TestClient[Any, Any], user: str = "admin", password: str = PASSWORD) -> str:
+    """Log in through the JSON API; returns the session's CSRF token."""
+    resp = await client.post("/api/login", json={"username": user, "password": password})
+    assert resp.status == 200, await resp.text()
+    return (await resp.json())["csrf_token"]

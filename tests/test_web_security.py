@@ -1,0 +1,461 @@
+"""The panel's defences: login on every route, CSRF on every unsafe one, throttling, headers,
+cookies, and the users file (first-start admin, set-password, corrupt files left alone)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import stat
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from aiohttp.web_urldispatcher import StaticResource
+from argon2 import PasswordHasher, Type
+
+from storage.errors import CorruptFile
+from tests.fake_bridge import PASSWORD, FakeBridge, login, make_config, panel_client
+from web import auth
+from web.app import create_app
+from web.routes import PANEL
+from web.security import COOKIE_NAME
+
+REAL_HASHER = auth.HASHER
+ORDER = "A1"
+GROUP = "120363000000000001@g.us"
+# Routes anyone may call; everything else must refuse an anonymous client.
+PUBLIC = {("GET", "/login"), ("HEAD", "/login"), ("POST", "/login"), ("POST", "/api/login"),
+          ("GET", "/healthz"), ("HEAD", "/healthz")}
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+@pytest.fixture(autouse=True)
+def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auth, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+
+
+@pytest.fixture
+def bridge() -> FakeBridge:
+    b = FakeBridge()
+    gid = b.add_group("Alpha Resellers", group_id=GROUP)
+    b.add_order(gid, 10)
+    return b
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+async def client(data_dir: Path, bridge: FakeBridge) -> AsyncIterator[TestClient[Any, Any]]:
+    config = make_config(data_dir, **{"panel.login_attempts": "3", "panel.login_window": "60s"})
+    auth.ensure_admin(data_dir, {auth.ENV_PASSWORD: PASSWORD})
+    async with panel_client(config, bridge) as c:
+        yield c
+
+
+def app_routes(client: TestClient[Any, Any]) -> list[tuple[str, str]]:
+    """(method, concrete path) of every route the app serves, static files excepted."""
+    app: web.Application = client.server.app  # type: ignore[assignment]
+    out = []
+    for route in app.router.routes():
+        if isinstance(route.resource, StaticResource):
+            continue
+        canonical = route.resource.canonical  # type: ignore[union-attr]
+        out.append((route.method, canonical.format(id=GROUP if canonical.startswith("/api/groups") else ORDER)))
+    return out
+
+
+def wants_json(path: str) -> bool:
+    return path.startswith("/api/") or path == "/metrics"
+
+
+def request_body(path: str, token: str | None) -> dict[str, Any]:
+    """A body that would change something if the request got through."""
+    if path.startswith("/api/groups/"):
+        return {"json": {"rate": "7.00"}}
+    if wants_json(path):
+        return {}
+    form = {"username": "admin", "password": PASSWORD}
+    if token is not None:
+        form["csrf_token"] = token
+    return {"data": form}
+
+
+def test_route_table_is_what_the_tests_cover(client: TestClient[Any, Any]) -> None:
+    """A guard against a vacuous enumeration: the routes of SPEC §7 are all there."""
+    routes = set(app_routes(client))
+    for expected in [("GET", "/"), ("GET", "/api/orders"), ("GET", f"/api/orders/{ORDER}"),
+                     ("POST", f"/api/orders/{ORDER}/approve"), ("POST", f"/api/orders/{ORDER}/process"),
+                     ("POST", f"/api/orders/{ORDER}/cancel"), ("POST", f"/api/orders/{ORDER}/delete"),
+                     ("POST", f"/api/approve/{ORDER}"), ("POST", f"/api/delete/{ORDER}"),
+                     ("GET", "/api/groups"), ("PATCH", f"/api/groups/{GROUP}"), ("GET", "/api/reconciliation"),
+                     ("GET", "/api/status"), ("GET", "/metrics"), ("GET", "/api/session"),
+                     ("POST", "/api/logout"), ("POST", "/logout"), *PUBLIC]:
+        assert expected in routes, expected
+
+
+# --- login required ---------------------------------------------------------------------------
+
+
+async def test_every_private_route_refuses_anonymous_clients(client: TestClient[Any, Any],
+                                                             bridge: FakeBridge) -> None:
+    before = bridge.snapshot()
+    checked = 0
+    for method, path in app_routes(client):
+        if (method, path) in PUBLIC:
+            continue
+        resp = await client.request(method, path, allow_redirects=False, **request_body(path, None))
+        if wants_json(path):
+            assert resp.status == 401, (method, path, resp.status)
+            if method != "HEAD":
+                assert "error" in await resp.json()
+        else:
+            assert resp.status in (302, 303), (method, path, resp.status)
+            assert resp.headers["Location"] == "/login"
+        checked += 1
+    assert checked >= 20
+    assert bridge.snapshot() == before
+    assert not [c for c in bridge.calls if c[0] in ("command", "update_group")]
+
+
+async def test_public_routes_and_static_files_need_no_login(client: TestClient[Any, Any]) -> None:
+    assert (await client.get("/login")).status == 200
+    assert (await client.get("/healthz")).status == 200
+    resp = await client.get("/static/panel.css")
+    assert resp.status == 200 and resp.content_type == "text/css"
+
+
+async def test_garbage_or_foreign_cookie_is_anonymous(client: TestClient[Any, Any], data_dir: Path,
+                                                      bridge: FakeBridge, tmp_path: Path) -> None:
+    client.session.cookie_jar.update_cookies({COOKIE_NAME: "gAAAAAB-not-a-real-token"})
+    assert (await client.get("/api/orders")).status == 401
+    # A cookie made with another installation's key is worthless here.
+    other_dir = tmp_path / "other"
+    auth.ensure_admin(other_dir, {auth.ENV_PASSWORD: PASSWORD})
+    async with panel_client(make_config(other_dir), bridge) as other:
+        await login(other)
+        stolen = other.session.cookie_jar.filter_cookies(other.make_url("/"))[COOKIE_NAME].value
+    client.session.cookie_jar.clear()
+    client.session.cookie_jar.update_cookies({COOKIE_NAME: stolen})
+    assert (await client.get("/api/orders")).status == 401
+
+
+# --- CSRF -------------------------------------------------------------------------------------
+
+
+def unsafe_routes(client: TestClient[Any, Any]) -> list[tuple[str, str]]:
+    routes = [(m, p) for m, p in app_routes(client) if m in UNSAFE and (m, p) != ("POST", "/api/login")]
+    assert len(routes) >= 10
+    return routes
+
+
+@pytest.mark.parametrize("variant", ["missing", "wrong", "other_session"])
+async def test_unsafe_routes_need_the_sessions_csrf_token(client: TestClient[Any, Any], bridge: FakeBridge,
+                                                         data_dir: Path, variant: str) -> None:
+    token = await login(client)
+    other_token = None
+    if variant == "other_session":
+        async with panel_client(make_config(data_dir), bridge) as other:
+            other_token = await login(other)
+    wrong = ("y" if token[0] == "x" else "x") + token[1:]  # one character off
+    sent = {"missing": None, "wrong": wrong, "other_session": other_token}[variant]
+    before = bridge.snapshot()
+    for method, path in unsafe_routes(client):
+        headers = {"X-CSRF-Token": sent} if sent is not None and wants_json(path) else {}
+        resp = await client.request(method, path, headers=headers, allow_redirects=False,
+                                    **request_body(path, sent))
+        assert resp.status == 403, (method, path, resp.status, await resp.text())
+        # Still logged in: a refused /logout did not log out either.
+        assert (await client.get("/api/session")).status == 200
+    assert bridge.snapshot() == before
+    assert not [c for c in bridge.calls if c[0] in ("command", "update_group")]
+
+
+async def test_unsafe_routes_work_with_the_token(client: TestClient[Any, Any], bridge: FakeBridge) -> None:
+    """The control for the test above: the same requests with the right token get through."""
+    for method, path in unsafe_routes(client):
+        token = await login(client)
+        headers = {"X-CSRF-Token": token} if wants_json(path) else {}
+        resp = await client.request(method, path, headers=headers, allow_redirects=False,
+                                    **request_body(path, token))
+        assert resp.status not in (401, 403), (method, path, resp.status, await resp.text())
+    assert [c[0] for c in bridge.calls].count("command") == 6
+    assert ("update_group", GROUP, {"rate": "7.00"}, "admin:admin") in bridge.calls
+    assert bridge.db.groups[GROUP].settings["rate"] == "7.00"
+
+
+@pytest.mark.parametrize("body", [b"garbage", b"--xx\r\nbad header\r\n\r\n--xx--", b"csrf_token=\xff\xfe"])
+async def test_malformed_forms_are_refused_not_crashed(client: TestClient[Any, Any], bridge: FakeBridge,
+                                                       body: bytes) -> None:
+    await login(client)
+    before = bridge.snapshot()
+    for content_type in ("multipart/form-data; boundary=xx", "multipart/form-data",
+                         "application/x-www-form-urlencoded"):
+        for path in (f"/api/orders/{ORDER}/approve", "/login", "/logout"):
+            resp = await client.post(path, data=body, headers={"Content-Type": content_type},
+                                     allow_redirects=False)
+            assert resp.status in (400, 403), (path, content_type, resp.status)
+    assert bridge.snapshot() == before
+
+
+async def test_form_token_is_accepted_for_api_posts(client: TestClient[Any, Any], bridge: FakeBridge) -> None:
+    token = await login(client)
+    resp = await client.post(f"/api/orders/{ORDER}/process", data={"csrf_token": token})
+    assert resp.status == 200
+    assert bridge.record(ORDER)["status"] == "processing"
+
+
+async def test_json_login_refuses_form_encoding(client: TestClient[Any, Any]) -> None:
+    """What a cross-site form could send: refused, and no session is created."""
+    for kwargs in ({"data": {"username": "admin", "password": PASSWORD}},
+                   {"data": f'{{"username": "admin", "password": "{PASSWORD}"}}',
+                    "headers": {"Content-Type": "text/plain"}}):
+        resp = await client.post("/api/login", **kwargs)
+        assert resp.status == 415
+        assert COOKIE_NAME not in resp.cookies
+    assert (await client.get("/api/session")).status == 401
+
+
+# --- the login form and pages -----------------------------------------------------------------
+
+
+async def test_login_form_flow(client: TestClient[Any, Any]) -> None:
+    page = await client.get("/login")
+    html = await page.text()
+    assert page.content_type == "text/html"
+    assert "<script" not in html and "style=" not in html and "<style" not in html
+    assert 'action="/login"' in html
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+
+    creds = {"username": "admin", "password": PASSWORD}
+    assert (await client.post("/login", data=creds, allow_redirects=False)).status == 403
+    wrong = await client.post("/login", data={**creds, "password": "nope-nope", "csrf_token": token})
+    assert wrong.status == 401 and "<form" in await wrong.text()
+    assert (await client.get("/", allow_redirects=False)).status in (302, 303)
+
+    ok = await client.post("/login", data={**creds, "csrf_token": token}, allow_redirects=False)
+    assert ok.status == 303 and ok.headers["Location"] == "/"
+    home = await client.get("/", allow_redirects=False)
+    body = await home.text()
+    assert home.status == 200 and 'href="/api/orders"' in body and "<script" not in body
+    assert (await client.get("/login", allow_redirects=False)).status == 303
+    session = await (await client.get("/api/session")).json()
+    assert session["user"] == "admin" and session["csrf_token"] != token  # rotated at login
+
+    logout_token = re.search(r'name="csrf_token" value="([^"]+)"', body).group(1)  # type: ignore[union-attr]
+    out = await client.post("/logout", data={"csrf_token": logout_token}, allow_redirects=False)
+    assert out.status == 303 and out.headers["Location"] == "/login"
+    assert (await client.get("/api/session")).status == 401
+
+
+async def test_anonymous_form_login_without_a_form_page_is_refused(client: TestClient[Any, Any]) -> None:
+    resp = await client.post("/login", data={"username": "admin", "password": PASSWORD, "csrf_token": "guess"})
+    assert resp.status == 403
+    assert (await client.get("/api/session")).status == 401
+
+
+async def test_json_login_session_and_logout(client: TestClient[Any, Any]) -> None:
+    bad_user = await client.post("/api/login", json={"username": "mallory", "password": PASSWORD})
+    bad_pass = await client.post("/api/login", json={"username": "admin", "password": "wrong-password"})
+    assert bad_user.status == bad_pass.status == 401
+    assert await bad_user.json() == await bad_pass.json()  # unknown user looks like a wrong password
+    token = await login(client)
+    assert await (await client.get("/api/session")).json() == {"user": "admin", "csrf_token": token}
+    resp = await client.post("/api/logout", headers={"X-CSRF-Token": token})
+    assert resp.status == 200
+    assert (await client.get("/api/session")).status == 401
+
+
+# --- throttling -------------------------------------------------------------------------------
+
+
+async def test_login_throttling(client: TestClient[Any, Any]) -> None:
+    async def attempt(user: str, password: str) -> Any:
+        return await client.post("/api/login", json={"username": user, "password": password})
+
+    for _ in range(3):
+        assert (await attempt("admin", "wrong-password")).status == 401
+    blocked = await attempt("admin", PASSWORD)  # even the right password waits
+    assert blocked.status == 429
+    assert 0 < int(blocked.headers["Retry-After"]) <= 60
+    assert "error" in await blocked.json()
+    assert (await attempt("someone", "wrong-password")).status == 401  # other users unaffected
+
+    # The form login shares the same counter.
+    page = await (await client.get("/login")).text()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    form = await client.post("/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token})
+    assert form.status == 429 and "Retry-After" in form.headers
+
+    throttle = client.server.app[PANEL].throttle  # type: ignore[union-attr]
+    real_clock = throttle.clock
+    throttle.clock = lambda: real_clock() + 61  # the window has passed
+    assert (await attempt("admin", PASSWORD)).status == 200
+
+
+async def test_concurrent_guesses_cannot_outrun_the_throttle(client: TestClient[Any, Any]) -> None:
+    responses = await asyncio.gather(*[
+        client.post("/api/login", json={"username": "admin", "password": f"guess-number-{i}"}) for i in range(12)])
+    statuses = sorted(r.status for r in responses)
+    assert statuses == [401] * 3 + [429] * 9
+
+
+async def test_success_resets_the_failure_count(client: TestClient[Any, Any]) -> None:
+    for _ in range(2):
+        assert (await client.post("/api/login", json={"username": "admin", "password": "bad-one!"})).status == 401
+    await login(client)
+    for _ in range(2):
+        assert (await client.post("/api/login", json={"username": "admin", "password": "bad-one!"})).status == 401
+    await login(client)
+
+
+# --- headers and cookies ----------------------------------------------------------------------
+
+
+async def test_security_headers_on_every_kind_of_response(client: TestClient[Any, Any]) -> None:
+    anonymous = [await client.get("/api/orders"), await client.get("/login"), await client.get("/healthz"),
+                 await client.get("/static/panel.css"), await client.get("/", allow_redirects=False)]
+    token = await login(client)
+    logged_in = [await client.get("/api/orders"), await client.get("/api/nope"), await client.get("/"),
+                 await client.post("/api/orders/Z1/approve", headers={"X-CSRF-Token": token}),
+                 await client.get("/metrics"), await client.get("/api/orders?limit=x")]
+    for resp in anonymous + logged_in:
+        h = resp.headers
+        assert h["Content-Security-Policy"] == ("default-src 'self'; img-src 'self' data:; "
+                                                "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+        assert h["X-Frame-Options"] == "DENY"
+        assert h["X-Content-Type-Options"] == "nosniff"
+        assert h["Referrer-Policy"] == "no-referrer"
+        if not resp.url.path.startswith("/static/"):
+            assert h["Cache-Control"] == "no-store", resp.url
+
+
+async def test_session_cookie_flags(client: TestClient[Any, Any]) -> None:
+    resp = await client.post("/api/login", json={"username": "admin", "password": PASSWORD})
+    cookies = [v for k, v in resp.headers.items() if k.lower() == "set-cookie"]
+    assert len(cookies) == 1
+    cookie = cookies[0]
+    assert cookie.startswith(f"{COOKIE_NAME}=")
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+    assert "Max-Age=43200" in cookie
+    assert "admin" not in cookie.split(";")[0]  # encrypted, not merely signed
+
+
+async def test_sessions_survive_a_restart(client: TestClient[Any, Any], data_dir: Path,
+                                          bridge: FakeBridge) -> None:
+    await login(client)
+    cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))[COOKIE_NAME].value
+    async with panel_client(make_config(data_dir), bridge) as restarted:
+        restarted.session.cookie_jar.update_cookies({COOKIE_NAME: cookie})
+        assert (await restarted.get("/api/session")).status == 200
+    key = data_dir / auth.SECRET_FILE
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+async def test_logs_name_the_user_and_never_a_secret(client: TestClient[Any, Any],
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    await client.post("/api/login", json={"username": "admin", "password": "wrong-password"})
+    token = await login(client)
+    await client.post(f"/api/orders/{ORDER}/approve", headers={"X-CSRF-Token": token})
+    await client.post(f"/api/orders/{ORDER}/approve", headers={"X-CSRF-Token": "forged"})
+    text = caplog.text
+    assert f"/api/orders/{ORDER}/approve by admin" in text
+    assert PASSWORD not in text and "wrong-password" not in text
+    assert token not in text and "forged" not in text
+
+
+# --- users file, first start, set-password ----------------------------------------------------
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_first_start_admin_from_env(data_dir: Path) -> None:
+    assert auth.ensure_admin(data_dir, {auth.ENV_PASSWORD: "from-the-env-123"}) is None
+    users = auth.load_users(data_dir)
+    assert users is not None and list(users) == ["admin"]
+    assert users["admin"]["hash"].startswith("$argon2id$") and "created_at" in users["admin"]
+    assert mode(data_dir / auth.USERS_FILE) == 0o600
+    assert not (data_dir / auth.INITIAL_PASSWORD_FILE).exists()
+    assert "from-the-env-123" not in (data_dir / auth.USERS_FILE).read_text()
+
+
+def test_first_start_admin_generated_once(data_dir: Path) -> None:
+    password = auth.ensure_admin(data_dir, {})
+    assert password is not None and len(password) >= 16
+    written = data_dir / auth.INITIAL_PASSWORD_FILE
+    assert written.read_text().strip() == password and mode(written) == 0o600
+    assert mode(data_dir / auth.USERS_FILE) == 0o600
+    assert auth.ensure_admin(data_dir, {}) is None
+    assert auth.ensure_admin(data_dir, {auth.ENV_PASSWORD: "a-different-one"}) is None
+    assert auth.HASHER.verify(auth.load_users(data_dir)["admin"]["hash"], password)  # type: ignore[index]
+    assert [p.name for p in data_dir.iterdir() if ".tmp-" in p.name] == []
+
+
+def test_short_env_password_is_refused(data_dir: Path) -> None:
+    with pytest.raises(auth.PasswordError, match=auth.ENV_PASSWORD):
+        auth.ensure_admin(data_dir, {auth.ENV_PASSWORD: "short"})
+    assert not (data_dir / auth.USERS_FILE).exists()
+
+
+@pytest.mark.parametrize("content", [b"{not json", b'{"users": []}', b'{"users": {"admin": {}}}', b"[]", b""])
+def test_corrupt_users_file_stops_and_is_left_alone(data_dir: Path, content: bytes) -> None:
+    data_dir.mkdir(parents=True)
+    path = data_dir / auth.USERS_FILE
+    path.write_bytes(content)
+    with pytest.raises(CorruptFile, match=re.escape(str(path))):
+        auth.ensure_admin(data_dir, {auth.ENV_PASSWORD: PASSWORD})
+    with pytest.raises(CorruptFile):
+        auth.set_password(data_dir, "admin", PASSWORD)
+    assert path.read_bytes() == content
+    assert sorted(p.name for p in data_dir.iterdir()) == [auth.USERS_FILE]
+
+
+def test_corrupt_session_key_stops_and_is_left_alone(data_dir: Path, bridge: FakeBridge) -> None:
+    data_dir.mkdir(parents=True)
+    key = data_dir / auth.SECRET_FILE
+    key.write_bytes(b"not a fernet key\n")
+    with pytest.raises(CorruptFile, match=auth.SECRET_FILE):
+        create_app(make_config(data_dir), bridge)
+    assert key.read_bytes() == b"not a fernet key\n"
+
+
+async def test_set_password_then_login(data_dir: Path, bridge: FakeBridge) -> None:
+    auth.ensure_admin(data_dir, {auth.ENV_PASSWORD: PASSWORD})
+    created = auth.load_users(data_dir)["admin"]["created_at"]  # type: ignore[index]
+    auth.set_password(data_dir, "admin", "brand-new-password")
+    auth.set_password(data_dir, "nasrin", "nasrins-password")
+    users = auth.load_users(data_dir)
+    assert users is not None and sorted(users) == ["admin", "nasrin"]
+    assert users["admin"]["created_at"] == created
+    assert mode(data_dir / auth.USERS_FILE) == 0o600
+    with pytest.raises(auth.PasswordError):
+        auth.set_password(data_dir, "admin", "short")
+    with pytest.raises(auth.PasswordError):
+        auth.set_password(data_dir, "bad name", "long-enough-password")
+    async with panel_client(make_config(data_dir), bridge) as c:
+        resp = await c.post("/api/login", json={"username": "admin", "password": PASSWORD})
+        assert resp.status == 401
+        await login(c, "admin", "brand-new-password")
+        token = await login(c, "nasrin", "nasrins-password")
+        await c.post(f"/api/orders/{ORDER}/process", headers={"X-CSRF-Token": token})
+    assert bridge.calls[-1] == ("command", ORDER, "process", "admin:nasrin")
+
+
+def test_production_hasher_is_argon2id() -> None:
+    assert REAL_HASHER.type is Type.ID
+    assert REAL_HASHER.memory_cost >= 19 * 1024 and REAL_HASHER.time_cost >= 2
+
+
+def test_data_dir_permissions_untouched_elsewhere(data_dir: Path) -> None:
+    """ensure_admin creates the data dir if needed but writes nothing else into it."""
+    auth.ensure_admin(data_dir, {auth.ENV_PASSWORD: PASSWORD})
+    assert sorted(os.listdir(data_dir)) == [auth.USERS_FILE]

@@ -1,0 +1,44 @@
+"""The admin panel's aiohttp application: state, security, routes and static files."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from config import Config
+from web.auth import UserStore, session_key
+from web.bridge import ActorBridge
+from web.routes import PANEL, Panel
+from web.routes import auth as auth_routes
+from web.routes import groups as group_routes
+from web.routes import orders as order_routes
+from web.routes import status as status_routes
+from web.security import LoginThrottle, setup_security
+
+STATIC = Path(__file__).resolve().parent / "static"
+# Every request body is a small JSON object or a login form; anything bigger is refused (413).
+CLIENT_MAX_SIZE = 64 * 1024
+
+
+def create_app(config: Config, bridge: ActorBridge, *, started_at: float | None = None) -> web.Application:
+    """The panel for a running actor system. Creates the session key in the data dir on first
+    use; the first-start admin is the caller's job (web.auth.ensure_admin, before serving)."""
+    app = web.Application(client_max_size=CLIENT_MAX_SIZE)
+    app[PANEL] = Panel(
+        config=config,
+        bridge=bridge,
+        tz=ZoneInfo(config.bot.timezone),
+        started_at=time.time() if started_at is None else started_at,
+        users=UserStore(config.bot.data_dir),
+        throttle=LoginThrottle(config.panel.login_attempts, config.panel.login_window),
+    )
+    setup_security(app, session_key(config.bot.data_dir))
+    auth_routes.add_routes(app)
+    order_routes.add_routes(app)
+    group_routes.add_routes(app)
+    status_routes.add_routes(app)
+    app.router.add_static("/static", STATIC, follow_symlinks=False, show_index=False)
+    return app

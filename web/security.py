@@ -1,0 +1,301 @@
+"""The panel's defences: encrypted session cookies, login required, CSRF, login throttling,
+security headers, and errors that never leak a traceback or answer bad input with a 500.
+
+Middleware order (outermost first): sessions → errors → login/CSRF. The error middleware sits
+inside the session middleware so the responses it builds still carry a changed session cookie.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+import secrets
+import time
+from collections import OrderedDict, deque
+from typing import Any, Awaitable, Callable, Mapping, TypeVar
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_urldispatcher import StaticResource
+from aiohttp_session import Session, get_session, new_session, session_middleware
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from cryptography.fernet import Fernet
+
+from web.bridge import BridgeError
+
+log = logging.getLogger("diamondbot.panel")
+
+COOKIE_NAME = "diamondbot_session"
+SESSION_MAX_AGE = 12 * 3600
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+LOGIN_PAGE = "/login"
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": ("default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+                                "base-uri 'none'; form-action 'self'"),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+# The logged-in user of a request, set by the login middleware.
+USER = web.RequestKey("user", str)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+H = TypeVar("H", bound=Handler)
+
+
+class ApiError(Exception):
+    """An error answer: JSON {"error": message} under /api, plain text on pages."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+def public(handler: H) -> H:
+    """Mark a handler as reachable without logging in (login, healthz)."""
+    setattr(handler, "__panel_public__", True)
+    return handler
+
+
+def csrf_exempt(handler: H) -> H:
+    """Mark a handler that defends against cross-site requests itself (JSON login)."""
+    setattr(handler, "__panel_csrf_exempt__", True)
+    return handler
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return bool(getattr(request.match_info.handler, name, False))
+
+
+def is_public(request: web.Request) -> bool:
+    """Whether the matched route needs no login: marked @public, or a static file."""
+    route = request.match_info.route
+    return _flag(request, "__panel_public__") or isinstance(getattr(route, "resource", None), StaticResource)
+
+
+def wants_json(request: web.Request) -> bool:
+    """Machine endpoints answer errors in JSON; pages answer with redirects and text."""
+    path = request.path
+    return path.startswith("/api/") or path in ("/api", "/metrics", "/healthz")
+
+
+def json_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+def error_response(request: web.Request, status: int, message: str,
+                   headers: Mapping[str, str] | None = None) -> web.Response:
+    if wants_json(request):
+        return json_error(status, message, headers)
+    return web.Response(status=status, text=message, headers=headers)
+
+
+# --- sessions ---------------------------------------------------------------------------------
+
+
+def session_storage(fernet: Fernet, max_age: int = SESSION_MAX_AGE) -> EncryptedCookieStorage:
+    """Encrypted cookie sessions. Fernet's ttl makes a cookie expire `max_age` after login even
+    if a client keeps sending it. `secure=False`: the panel serves plain http on loopback."""
+    return EncryptedCookieStorage(fernet, cookie_name=COOKIE_NAME, max_age=max_age, httponly=True,
+                                  samesite="Strict", secure=False)
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def session_user(session: Session) -> str | None:
+    user = session.get("user")
+    return user if isinstance(user, str) and user else None
+
+
+async def start_session(request: web.Request, user: str) -> str:
+    """A fresh session for a user who just logged in, with a new CSRF token; returns the token."""
+    session = await new_session(request)
+    token = new_token()
+    session["user"] = user
+    session[CSRF_FIELD] = token
+    return token
+
+
+async def form_token(request: web.Request) -> str:
+    """The session's CSRF token, created for an anonymous visitor of the login form if missing."""
+    session = await get_session(request)
+    token = session.get(CSRF_FIELD)
+    if not isinstance(token, str) or not token:
+        token = new_token()
+        session[CSRF_FIELD] = token
+    return token
+
+
+async def end_session(request: web.Request) -> None:
+    (await get_session(request)).invalidate()
+
+
+async def _sent_token(request: web.Request) -> str:
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    if request.content_type in FORM_TYPES:
+        try:
+            form = await request.post()
+        except (ValueError, HttpProcessingError):  # a malformed form carries no token
+            return ""
+        value = form.get(CSRF_FIELD)
+        return value if isinstance(value, str) else ""
+    return ""
+
+
+async def csrf_ok(request: web.Request, session: Session) -> bool:
+    """Whether the request carries the session's CSRF token (constant-time comparison)."""
+    expected = session.get(CSRF_FIELD)
+    sent = await _sent_token(request)
+    if not isinstance(expected, str) or not expected or not sent:
+        return False
+    try:
+        return hmac.compare_digest(sent.encode(), expected.encode())
+    except UnicodeError:  # undecodable header bytes arrive as lone surrogates
+        return False
+
+
+# --- login throttling -------------------------------------------------------------------------
+
+
+class LoginThrottle:
+    """At most `attempts` failed logins per (client address, username) per `window` seconds."""
+
+    MAX_KEYS = 10_000  # bounds memory under a spray of usernames
+
+    def __init__(self, attempts: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.attempts = attempts
+        self.window = window
+        self.clock = clock
+        self._failures: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
+
+    @staticmethod
+    def key(address: str | None, user: str) -> tuple[str, str]:
+        return (address or "", user.strip().lower()[:64])
+
+    def _recent(self, key: tuple[str, str]) -> deque[float] | None:
+        times = self._failures.get(key)
+        if times is None:
+            return None
+        horizon = self.clock() - self.window
+        while times and times[0] <= horizon:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+            return None
+        return times
+
+    def retry_after(self, key: tuple[str, str]) -> int | None:
+        """Seconds until another attempt is allowed, or None if one is allowed now."""
+        times = self._recent(key)
+        if times is None or len(times) < self.attempts:
+            return None
+        return max(1, math.ceil(times[-self.attempts] + self.window - self.clock()))
+
+    def failed(self, key: tuple[str, str]) -> None:
+        # Only the newest `attempts` failures matter for retry_after.
+        times = self._recent(key) or deque(maxlen=self.attempts)
+        times.append(self.clock())
+        self._failures[key] = times
+        self._failures.move_to_end(key)
+        while len(self._failures) > self.MAX_KEYS:
+            self._failures.popitem(last=False)
+
+    def succeeded(self, key: tuple[str, str]) -> None:
+        self._failures.pop(key, None)
+
+
+# --- headers and middlewares ------------------------------------------------------------------
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: runs for every response, errors and static files included."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if not request.path.startswith("/static/"):
+        # API answers and pages carry session data or CSRF tokens: keep them out of caches.
+        response.headers["Cache-Control"] = "no-store"
+
+
+_MESSAGES = {
+    404: "not found",
+    405: "method not allowed",
+    413: "request body too large",
+}
+# Headers of aiohttp's HTTP errors worth keeping on the JSON answer.
+_KEEP_HEADERS = ("Allow", "Retry-After")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map every failure to an answer: ApiError and HTTP errors as given, BridgeError as 503,
+    anything unexpected as a generic 500 with the traceback in the log."""
+    try:
+        return await handler(request)
+    except ApiError as e:
+        return error_response(request, e.status, e.message, e.headers)
+    except web.HTTPException as e:
+        if e.status < 400 or not wants_json(request):
+            raise
+        headers = {k: e.headers[k] for k in _KEEP_HEADERS if k in e.headers}
+        return json_error(e.status, _MESSAGES.get(e.status, (e.reason or "error").lower()), headers)
+    except HttpProcessingError as e:  # a malformed form or multipart body
+        return error_response(request, 400, f"malformed request body: {e.message}")
+    except BridgeError as e:
+        log.warning("%s %s: %s", request.method, request.path, e)
+        return error_response(request, 503, f"the bot is not answering: {e}")
+    except Exception:
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        return error_response(request, 500, "internal error; the panel log has the details")
+
+
+@web.middleware
+async def login_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Require a logged-in admin (except public routes) and the CSRF token on unsafe methods."""
+    session = await get_session(request)
+    user = session_user(session)
+    if user is None and not is_public(request):
+        if wants_json(request):
+            return json_error(401, "not logged in; POST /api/login first")
+        raise web.HTTPSeeOther(LOGIN_PAGE)
+    unsafe = request.method in UNSAFE_METHODS
+    if unsafe and not _flag(request, "__panel_csrf_exempt__") and not await csrf_ok(request, session):
+        log.warning("%s %s refused: missing or wrong CSRF token (user %s, from %s)",
+                    request.method, request.path, user or "anonymous", request.remote)
+        return error_response(request, 403, f"missing or wrong CSRF token; send the session's token "
+                                            f"in header {CSRF_HEADER}")
+    if user is not None:
+        request[USER] = user
+    if not unsafe:
+        return await handler(request)
+    status: Any = "error"
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except (ApiError, web.HTTPException) as e:
+        status = e.status
+        raise
+    finally:
+        # An audit line for every state-changing request; never a password or token.
+        log.info("%s %s by %s from %s: %s", request.method, request.path, user or "anonymous",
+                 request.remote, status)
+
+
+def setup_security(app: web.Application, fernet: Fernet) -> None:
+    """Install sessions, the error and login middlewares, and the security headers."""
+    app.middlewares.append(session_middleware(session_storage(fernet)))
+    app.middlewares.append(error_middleware)
+    app.middlewares.append(login_middleware)
+    app.on_response_prepare.append(security_headers)

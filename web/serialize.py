@@ -1,0 +1,192 @@
+"""Stored shapes (camelCase records, UTC times, epoch seconds) → the API's JSON (snake_case,
+times in the shop's time zone with offset, money as decimal strings)."""
+
+from __future__ import annotations
+
+import math
+from datetime import tzinfo
+from decimal import Decimal, InvalidOperation
+from typing import Any, Mapping
+
+from domain.clock import from_iso, to_iso
+from domain.money import canonical_rate, money_str
+
+
+def local_iso(value: Any, tz: tzinfo) -> str | None:
+    """A stored time (ISO 8601 text or epoch seconds) as ISO 8601 in `tz`; None if absent or unreadable."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        if isinstance(value, (int, float)):
+            ts = float(value)
+        elif isinstance(value, str) and value:
+            ts = from_iso(value)
+        else:
+            return None
+        if not math.isfinite(ts):
+            return None
+        return to_iso(ts, tz)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool) or value == "":
+        return None
+    try:
+        d = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return d if d.is_finite() else None
+
+
+def rate_str(value: Any) -> str | None:
+    """A stored rate as the API writes it ("100.00", "2.3125"); None if it is not a number."""
+    d = _decimal(value)
+    return None if d is None else str(canonical_rate(d))
+
+
+def money(value: Any) -> str | None:
+    """A stored amount as a decimal string with two places ("1000.00"); None if not a number."""
+    d = _decimal(value)
+    return None if d is None else money_str(d)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ("" if value is None else str(value))
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _delivery(record: Any, tz: tzinfo) -> dict[str, Any]:
+    d = record if isinstance(record, Mapping) else {}
+    return {
+        "attempts": _int(d.get("attempts")),
+        "last_attempt_at": local_iso(d.get("lastAttemptAt"), tz),
+        "last_error": _text(d.get("lastError")),
+        "message_id": _text(d.get("messageId")),
+        "confirmed_at": local_iso(d.get("confirmedAt"), tz),
+    }
+
+
+def order_json(view: Mapping[str, Any], tz: tzinfo, detail: bool = False) -> dict[str, Any]:
+    """One order for the API, from a query view {"record": <stored order>, "check": [...] | None}."""
+    r = view.get("record") or {}
+    check = view.get("check")
+    if not isinstance(check, (list, tuple)) or len(check) < 3:
+        check = [0, None, ""]
+    issues = r.get("issues")
+    out: dict[str, Any] = {
+        "id": _text(r.get("id")),
+        "group_id": _text(r.get("groupId")),
+        "group_name": _text(r.get("groupName")),
+        "user_id": _text(r.get("userId")),
+        "user_alt": _text(r.get("userAlt")),
+        "user_name": _text(r.get("userName")),
+        "message_id": _text(r.get("messageId")),
+        "diamonds": _int(r.get("diamonds")),
+        "rate": rate_str(r.get("rate")),
+        "amount": money(r.get("amount")),
+        "status": _text(r.get("status")).lower(),
+        "created_at": local_iso(r.get("date"), tz),
+        "received_at": local_iso(r.get("receivedAt"), tz),
+        "processing_at": local_iso(r.get("processingAt"), tz),
+        "approved_at": local_iso(r.get("approvedAt"), tz),
+        "completed_at": local_iso(r.get("completedAt"), tz),
+        "cancelled_at": local_iso(r.get("cancelledAt"), tz),
+        "deleted_at": local_iso(r.get("deletedAt"), tz),
+        "check_count": _int(check[0]),
+        "last_checked_at": local_iso(check[1], tz),
+        "last_check_status": _text(check[2]),
+        "issues": [str(i) for i in issues] if isinstance(issues, list) else [],
+        "recovered": bool(r.get("recovered", False)),
+        "delivery": _delivery(r.get("delivery"), tz),
+    }
+    if detail:
+        audit = r.get("audit")
+        out["text"] = _text(r.get("text"))
+        out["receipt"] = _delivery(r.get("receipt"), tz)
+        out["audit"] = [
+            {"at": local_iso(a.get("at"), tz), "from": a.get("from"), "to": _text(a.get("to")),
+             "by": _text(a.get("by")), "note": _text(a.get("note"))}
+            for a in (audit if isinstance(audit, list) else []) if isinstance(a, Mapping)
+        ]
+    return out
+
+
+def group_json(group_id: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A group's settings for the API, from its stored settings record."""
+    return {
+        "id": group_id,
+        "name": _text(settings.get("groupName")),
+        "code": _text(settings.get("code")),
+        "rate": rate_str(settings.get("rate")),
+        "enabled": bool(settings.get("enabled", True)),
+        "auto_approve": bool(settings.get("autoApprove", False)),
+        "auto_approve_max": _int(settings.get("autoApproveMax")),
+        "due_limit": money(settings.get("dueLimit")),
+    }
+
+
+def group_list_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """One entry of ListGroups ({"group_id", "settings", "counts", "orders"}) for the API."""
+    out = group_json(_text(entry.get("group_id")), entry.get("settings") or {})
+    out["counts"] = dict(entry.get("counts") or {})
+    out["orders"] = _int(entry.get("orders"))
+    return out
+
+
+def _cycle(c: Mapping[str, Any], tz: tzinfo) -> dict[str, Any]:
+    duration = c.get("duration")
+    return {
+        "started_at": local_iso(c.get("started_at"), tz),
+        "checked": _int(c.get("checked")),
+        "open_issues": _int(c.get("open_issues")),
+        "new_issues": _int(c.get("new_issues")),
+        "cleared_issues": _int(c.get("cleared_issues")),
+        "actions": _int(c.get("actions")),
+        "duration_ms": round(float(duration) * 1000, 2) if isinstance(duration, (int, float)) else None,
+    }
+
+
+def report_json(report: Mapping[str, Any], tz: tzinfo) -> dict[str, Any]:
+    """The reconciliation report for humans: local times, durations in ms, newest cycle first."""
+    cycles = report.get("cycles") or {}
+    return {
+        "counts": dict(report.get("counts") or {}),
+        "total": _int(report.get("total")),
+        "buckets": dict(report.get("buckets") or {}),
+        "issues": [
+            {"order_id": _text(i.get("order_id")), "group_id": _text(i.get("group_id")),
+             "group_name": _text(i.get("group_name")), "status": _text(i.get("status")),
+             "issues": list(i.get("issues") or []), "created_at": local_iso(i.get("created_at"), tz)}
+            for i in report.get("issues") or [] if isinstance(i, Mapping)
+        ],
+        "issues_found": _int(report.get("issues_found")),
+        "last_check": local_iso(report.get("last_check"), tz),
+        "generated_at": local_iso(report.get("generated_at"), tz),
+        "cycles": {
+            str(gid): [_cycle(c, tz) for c in reversed(list(group_cycles)) if isinstance(c, Mapping)]
+            for gid, group_cycles in cycles.items() if isinstance(group_cycles, (list, tuple))
+        },
+    }
+
+
+def status_json(status: Mapping[str, Any], tz: tzinfo, panel_started_at: float, now: float) -> dict[str, Any]:
+    """The actor system's status (GetStatus) plus the panel's own."""
+    gateway = dict(status.get("gateway") or {})
+    if "paused_until" in gateway:
+        gateway["paused_until"] = local_iso(gateway["paused_until"], tz)
+    uptime = status.get("uptime")
+    return {
+        "started": bool(status.get("started", False)),
+        "boot": status.get("boot"),
+        "uptime_s": round(float(uptime), 1) if isinstance(uptime, (int, float)) else None,
+        "restarts": status.get("restarts"),
+        "gateway": gateway,
+        "groups": dict(status.get("groups") or {}),
+        "panel": {"started_at": local_iso(panel_started_at, tz),
+                  "uptime_s": round(now - panel_started_at, 1)},
+    }
