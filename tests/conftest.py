@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -38,3 +39,16 @@ def make_bot(data_dir: Path) -> Iterator[Callable[..., ChatBot]]:
 @pytest.fixture
 def bot(make_bot: Callable[..., ChatBot]) -> ChatBot:
     return make_bot()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A test run must leave no process behind (Thespian admins and actors above all)."""
+    from tests.e2e import kill_leftovers
+
+    time.sleep(0.5)  # actor processes whose owner died exit within a second by themselves
+    left = kill_leftovers()
+    if left:
+        lines = "\n".join(f"  {pid}: {cmd}" for pid, cmd in left)
+        session.config.get_terminal_writer().line(
+            f"\nERROR: processes left behind by the tests (now killed):\n{lines}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,0 +1,177 @@
+"""The whole system on the production actor base: the sandbox and run.py as real processes,
+driven through their JSON APIs, killed with SIGKILL mid-burst, restarted, and checked for loss
+and duplicates."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.e2e import Bot, Sandbox, group_members, leftover_processes, listening_sockets, wait_for
+
+pytestmark = pytest.mark.e2e
+
+DELIVERED = "✅ আপনার অর্ডার সম্পন্ন হয়েছে\n💎 10 ডায়মন্ড\n💰 ৳1000"
+ALICE, BOB = "76210050711676@lid", "76210050711677@lid"
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[tuple[Sandbox, Bot]]:
+    sandbox = Sandbox(tmp_path / "sandbox.json", tmp_path / "sandbox.log")
+    sandbox.start()
+    bot = Bot(tmp_path / "data", sandbox.url, tmp_path / "bot.log")
+    try:
+        yield sandbox, bot
+    finally:
+        try:
+            if bot.proc is not None:
+                bot.stop()
+        finally:
+            sandbox.stop()
+
+
+def receipts(sandbox: Sandbox, group: str) -> dict[str, int]:
+    """quoted message id -> number of order receipts the bot posted for it."""
+    counts: dict[str, int] = {}
+    for m in sandbox.messages(group):
+        if m["from_bot"] and m["text"].startswith("📥"):
+            counts[m["quoted_id"]] = counts.get(m["quoted_id"], 0) + 1
+    return counts
+
+
+def test_order_lifecycle_survives_sigkill_and_downtime(world: tuple[Sandbox, Bot]) -> None:
+    sandbox, bot = world
+    bot.start()
+    group = sandbox.create_group("Rahim Store")
+
+    # Every socket of the running system listens on loopback only.
+    sockets = listening_sockets(bot.pids())
+    assert sockets, "found no listening sockets at all: the check itself is broken"
+    assert [s for s in sockets if s[1] not in ("127.0.0.1", "::1")] == []
+    assert any(port == bot.admin_port for _, _, port in sockets)
+
+    # A reseller orders; the bot confirms quoting the message; the admin approves; delivered.
+    first = sandbox.post(group, ALICE, ".10", "Alice")
+    [order] = wait_for(lambda: bot.orders(), 15, "the first order")
+    assert (order["id"], order["status"], order["amount"], order["message_id"]) == \
+        ("A1", "pending", "1000.00", first["id"])
+    wait_for(lambda: receipts(sandbox, group).get(first["id"]), 15, "the receipt")
+    status, body = bot.api.post("/api/approve/A1")
+    assert status == 200, body
+    wait_for(lambda: any(m["text"] == DELIVERED and m["quoted_id"] == first["id"]
+                         for m in sandbox.messages(group)), 15, "the delivery message")
+    wait_for(lambda: bot.api.get("/api/orders/A1")["status"] == "completed", 15, "A1 completed")
+    status, body = bot.api.post("/api/orders/A1/cancel")
+    assert status == 409, body
+
+    # A burst of orders; the bot's whole process group is killed in the middle of it.
+    posted = [sandbox.post(group, BOB, f".{n}", "Bob")["id"] for n in range(11, 31)]
+    actor_group = bot.system_pgid()
+    acknowledged = set(receipts(sandbox, group))  # confirmed to a user before the kill
+    bot.kill_process_group()
+    posted += [sandbox.post(group, BOB, f".{n}", "Bob")["id"] for n in range(31, 41)]
+    # The actor processes notice their owner is gone and exit by themselves.
+    wait_for(lambda: not group_members(actor_group), 10, "the orphaned actor processes to exit")
+
+    # Orders posted while the bot was down: these must come back as recovered orders.
+    down = [sandbox.post(group, ALICE, f".{n}", "Alice")["id"] for n in (50, 60)]
+    bot.start()
+    expected = {first["id"], *posted, *down}
+    orders = wait_for(lambda: (lambda os_: os_ if len(os_) >= len(expected) else None)(bot.orders()),
+                      30, "every posted order")
+    by_message = {}
+    for o in orders:
+        assert o["message_id"] not in by_message, f"duplicate order for message {o['message_id']}"
+        by_message[o["message_id"]] = o
+    assert set(by_message) == expected
+    assert acknowledged <= set(by_message)
+    assert all(by_message[m]["recovered"] for m in down)
+    assert sorted(int(o["id"][1:]) for o in orders) == list(range(1, len(expected) + 1))
+    # Every order is confirmed to its user (at least once; at-least-once delivery).
+    wait_for(lambda: expected <= set(receipts(sandbox, group)), 30, "a receipt for every order")
+
+    # The restarted system takes commands for recovered orders.
+    recovered = by_message[down[0]]
+    status, body = bot.api.post(f"/api/orders/{recovered['id']}/approve")
+    assert status == 200, body
+    wait_for(lambda: bot.api.get(f"/api/orders/{recovered['id']}")["status"] == "completed", 15,
+             "the recovered order completed")
+
+    # A clean stop is quick and leaves nothing running.
+    actor_group = bot.system_pgid()
+    assert bot.stop() < 10
+    wait_for(lambda: not group_members(actor_group), 5, "the actor processes to exit after stop")
+    assert not (bot.data_dir / "actor-system.json").exists()
+
+
+def test_second_instance_on_the_same_data_dir_refuses(world: tuple[Sandbox, Bot], tmp_path: Path) -> None:
+    sandbox, bot = world
+    bot.start()
+    other = Bot(bot.data_dir, sandbox.url, tmp_path / "other.log")
+    code, output = other.run_to_exit()
+    assert code == 2
+    assert "already running" in output and str(bot.data_dir) in output
+    assert bot.api.call("GET", "/healthz")[0] == 200  # the first one is untouched
+
+
+def test_killed_group_actor_is_restarted_with_its_orders(world: tuple[Sandbox, Bot]) -> None:
+    sandbox, bot = world
+    bot.start()
+    group = sandbox.create_group("Karim Telecom")
+    sandbox.post(group, ALICE, ".10")
+    wait_for(lambda: bot.orders(), 15, "the order")
+
+    def actor() -> dict:
+        return next(a for a in bot.api.get("/api/status")["groups"]["actors"] if a["group_id"] == group)
+
+    old = wait_for(lambda: (lambda a: a if a["ready"] and a["pid"] else None)(actor()), 10, "the group actor")
+    os.kill(old["pid"], 9)
+    started = time.monotonic()
+    new = wait_for(lambda: (lambda a: a if a["ready"] and a["pid"] != old["pid"] else None)(actor()),
+                   10, "the restarted group actor", interval=0.05)
+    assert time.monotonic() - started < 1.5
+    assert new["incarnation"] == old["incarnation"] + 1
+    # The new incarnation owns the old orders and takes new ones.
+    status, body = bot.api.post("/api/orders/A1/approve")
+    assert status == 200, body
+    sandbox.post(group, ALICE, ".20")
+    wait_for(lambda: {o["id"] for o in bot.orders()} == {"A1", "A2"}, 15, "the next order")
+
+
+def test_torn_journal_tail_is_repaired_and_corrupt_snapshot_stops_the_start(
+        world: tuple[Sandbox, Bot], tmp_path: Path) -> None:
+    sandbox, bot = world
+    bot.start()
+    group = sandbox.create_group("Store")
+    sandbox.post(group, ALICE, ".10")
+    wait_for(lambda: bot.orders(), 15, "the order")
+    bot.stop()
+
+    # A write cut by a crash: half a record at the end of the journal.
+    [journal] = sorted(bot.data_dir.glob("orders.journal.*"))
+    good = journal.read_bytes()
+    journal.write_bytes(good + b'0badc0de 999 {"t":"order","g":"x","v":{"id":"Z')
+    bot.start()
+    assert [o["id"] for o in bot.orders()] == ["A1"]
+    assert journal.read_bytes().startswith(good)
+    bot.stop()
+
+    # An unreadable snapshot stops the start, names the file, and is left exactly as it was.
+    snapshot = bot.data_dir / "orders.snapshot.json"
+    snapshot.write_bytes(b'{"format": 1, "journal_gen": 0, "data": {broken')
+    before = snapshot.read_bytes()
+    code, output = Bot(bot.data_dir, sandbox.url, tmp_path / "bad.log").run_to_exit()
+    assert code == 2
+    assert "orders.snapshot.json" in output and "cannot start" in output
+    assert snapshot.read_bytes() == before
+    assert re.search(r"untouched|left as it was", output)
+    assert not leftover_actor_processes(bot)
+
+
+def leftover_actor_processes(bot: Bot) -> list:
+    return [p for p in leftover_processes() if "run.py" in p[1] and str(bot.data_dir) in p[1]]
