@@ -295,6 +295,8 @@ def apply_settings_patch(settings: GroupSettings, patch: Mapping[str, Any]) -> G
         elif key == "name":
             if not isinstance(value, str) or not value.strip() or len(value) > 200:
                 raise SettingsError("name: must be 1 to 200 characters")
+            if not value.isprintable():
+                raise SettingsError("name: must not contain control or invisible characters")
             changes[key] = value.strip()
         else:
             raise SettingsError(f"{key}: not a group setting")

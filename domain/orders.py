@@ -428,8 +428,21 @@ def from_record(record: Mapping[str, Any], *, group_id: str = "", group_name: st
     )
 
 
+def _stamp_missing(order: Order) -> str | None:
+    """The timestamp field the order's status requires but lacks, if any."""
+    stamp = _STAMP.get(order.status)
+    return stamp if stamp is not None and getattr(order, stamp) is None else None
+
+
+def is_valid(order: Order) -> bool:
+    """Fast check for reconciliation's hot path; validation_problems says what is wrong."""
+    return (not order.problems and bool(order.id) and bool(order.user_id) and order.diamonds > 0
+            and order.created_at is not None and _stamp_missing(order) is None)
+
+
 def validation_problems(order: Order) -> tuple[str, ...]:
-    """Reconciliation's validation: id, user, positive diamonds and a date, plus load problems."""
+    """Reconciliation's validation: id, user, positive diamonds, a date, the timestamp its
+    status requires, plus what was wrong when it was read."""
     problems = list(order.problems)
     if not order.id and "id missing" not in problems:
         problems.append("id missing")
@@ -439,4 +452,7 @@ def validation_problems(order: Order) -> tuple[str, ...]:
         problems.append("diamonds not a positive integer")
     if order.created_at is None and "date missing" not in problems:
         problems.append("date missing")
+    stamp = _stamp_missing(order)
+    if stamp is not None:
+        problems.append(f"{order.status.value} without {stamp}")
     return tuple(problems)

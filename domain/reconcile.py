@@ -10,7 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from domain.orders import Issue, Order, Status, validation_problems, with_issue, without_issue
+from domain.orders import (
+    SYSTEM,
+    Action,
+    Issue,
+    Order,
+    Status,
+    is_valid,
+    transition,
+    validation_problems,
+    with_issue,
+    without_issue,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +105,13 @@ def send_due(
     return now - last_attempt_at >= policy.delivery_confirm_after
 
 
-def _wanted_issues(order: Order, now: float, policy: Policy) -> set[Issue]:
+_NONE: frozenset[Issue] = frozenset()
+
+
+def _wanted_issues(order: Order, now: float, policy: Policy) -> frozenset[Issue]:
+    """The issues an order should have now; the shared empty set in the common case."""
     wanted: set[Issue] = set()
-    if validation_problems(order):
+    if not is_valid(order):
         wanted.add(Issue.INVALID)
     status = order.status
     if status is Status.PENDING:
@@ -108,7 +123,7 @@ def _wanted_issues(order: Order, now: float, policy: Policy) -> set[Issue]:
     elif status is Status.APPROVED:
         if not order.delivery.confirmed and order.delivery.attempts >= policy.max_attempts:
             wanted.add(Issue.DELIVERY_FAILED)
-    return wanted
+    return frozenset(wanted) if wanted else _NONE
 
 
 def reconcile(
@@ -138,22 +153,29 @@ def reconcile(
             out.milestones.append((order.id, check.count))
 
         wanted = _wanted_issues(order, now, policy)
-        have = {Issue(i) for i in order.issues}
         updated = order
-        for issue in sorted(wanted - have):
-            detail = ", ".join(validation_problems(order)) if issue is Issue.INVALID else ""
-            updated = with_issue(updated, issue, now, detail)
-            out.raised.append((updated, issue))
-            summary.new_issues += 1
-        for issue in sorted(have - wanted):
-            updated = without_issue(updated, issue, now)
-            summary.cleared_issues += 1
-        if updated is not order:
-            out.changed.append(updated)
-        summary.open_issues += len(updated.issues)
+        if wanted or order.issues:
+            have = {Issue(i) for i in order.issues}
+            for issue in sorted(wanted - have):
+                detail = ", ".join(validation_problems(order)) if issue is Issue.INVALID else ""
+                updated = with_issue(updated, issue, now, detail)
+                out.raised.append((updated, issue))
+                summary.new_issues += 1
+            for issue in sorted(have - wanted):
+                updated = without_issue(updated, issue, now)
+                summary.cleared_issues += 1
+            summary.open_issues += len(updated.issues)
 
         if Issue.INVALID in wanted:
+            if updated is not order:
+                out.changed.append(updated)
             continue  # never message a user about an order we cannot read
+        if order.status is Status.APPROVED and order.delivery.confirmed:
+            # The delivery was confirmed but the process died before the order completed.
+            updated = transition(updated, Action.COMPLETE, by=SYSTEM, now=now,
+                                 note="delivery was confirmed earlier")
+        if updated is not order:
+            out.changed.append(updated)
         if order.status is Status.APPROVED and not order.delivery.confirmed:
             d = order.delivery
             if send_due(d.attempts, d.last_attempt_at, d.last_error,

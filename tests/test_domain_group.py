@@ -432,6 +432,8 @@ def test_apply_settings_patch() -> None:
         ({"enabled": "yes"}, "enabled"),
         ({"enabled": 1}, "enabled"),
         ({"auto_approve": None}, "auto_approve"),
+        ({"name": "Shop\u200bOne"}, "name"),
+        ({"name": "Shop\nOne"}, "name"),
         ({"auto_approve_max": -1}, "auto_approve_max"),
         ({"auto_approve_max": "5"}, "auto_approve_max"),
         ({"auto_approve_max": 5.0}, "auto_approve_max"),

@@ -31,7 +31,12 @@ def make_order(oid: str = "A1", *, created_at: float = T0, receipt: Delivery = S
     o = new_order(order_id=oid, group_id=GROUP, group_name="Shop", user_id="76210050711676@lid", user_alt="",
                   user_name="Rahim", message_id=f"m-{oid}", text=".10", diamonds=10, rate=parse_rate("100"),
                   created_at=created_at, now=created_at, recovered=False)
-    return replace(o, receipt=receipt, **changes)
+    o = replace(o, receipt=receipt, **changes)
+    # A status set by hand gets the timestamp the state machine would have given it.
+    stamp = {Status.PROCESSING: "processing_at", Status.APPROVED: "approved_at"}.get(o.status)
+    if stamp and getattr(o, stamp) is None:
+        o = replace(o, **{stamp: created_at})
+    return o
 
 
 def approved(oid: str = "A1", *, at: float = T0, delivery: Delivery = Delivery(), **changes: Any) -> Order:
@@ -109,6 +114,25 @@ def test_delivery_failed_cleared_once_confirmed_but_not_yet_completed() -> None:
 
 
 # --- validation ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("status", "stamp"), [(Status.PROCESSING, "processing_at"),
+                                               (Status.APPROVED, "approved_at")])
+def test_a_status_without_its_timestamp_is_invalid(status: Status, stamp: str) -> None:
+    o = replace(make_order(status=status), **{stamp: None})
+    out = run([o], T0 + 1)
+    assert [i for _, i in out.raised] == [Issue.INVALID]
+    assert f"{status.value} without {stamp}" in out.changed[0].audit[-1].note
+    assert out.send_deliveries == [] and out.send_receipts == []
+
+
+def test_approved_with_a_confirmed_delivery_is_completed() -> None:
+    o = approved(delivery=Delivery(attempts=1, last_attempt_at=T0, confirmed_at=T0 + 1, message_id="x"))
+    out = run([o], T0 + 2)
+    (changed,) = out.changed
+    assert changed.status is Status.COMPLETED and changed.completed_at == T0 + 2
+    assert (changed.audit[-1].from_status, changed.audit[-1].by) == (Status.APPROVED, "system")
+    assert out.send_deliveries == []
 
 
 @pytest.mark.parametrize("status", [Status.PENDING, Status.PROCESSING, Status.APPROVED])
