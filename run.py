@@ -212,6 +212,7 @@ class Bot:
 
 
 def cmd_set_password(config: Config, user: str) -> int:
+    from storage.errors import StorageError
     from web.auth import set_password
 
     if sys.stdin.isatty():
@@ -223,7 +224,7 @@ def cmd_set_password(config: Config, user: str) -> int:
         password = sys.stdin.readline().rstrip("\n")
     try:
         set_password(Path(config.bot.data_dir).resolve(), user, password)
-    except ValueError as e:
+    except (ValueError, StorageError) as e:
         print(f"Password not set: {e}", file=sys.stderr)
         return 1
     print(f"Password for {user} set.")

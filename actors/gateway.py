@@ -44,8 +44,7 @@ log = logging.getLogger("diamondbot.gateway")
 
 PUMP, POLL = "pump", "poll"
 POLL_INTERVAL = 0.5
-# First pause after a rate-limit answer; doubles while they continue.
-RATE_LIMIT_PAUSE = 60.0
+MAX_PAUSE = 3600.0
 
 
 @dataclass(frozen=True)
@@ -123,7 +122,7 @@ class GatewayActor(ActorTypeDispatcher):
         self.state = ConnectionState.STOPPED
         self.detail = ""
         self.pump_at: float | None = None
-        self.rate_limit_pause = RATE_LIMIT_PAUSE
+        self.rate_limit_pause = 60.0
 
     # -- start / stop ------------------------------------------------------------------------
 
@@ -138,6 +137,7 @@ class GatewayActor(ActorTypeDispatcher):
             start_watchdog(msg.owner)
         o = cfg.outbox
         self.outbox = Outbox(Pacing(o.min_gap, o.jitter, o.per_group_gap, o.hourly_cap, o.backlog_threshold))
+        self.rate_limit_pause = o.rate_limit_pause
         try:
             self.inbox = Inbox.open(Path(cfg.bot.data_dir).resolve())
             dropped = self.inbox.drop_older_than(self.clock.now() - cfg.history.max_age)
@@ -242,7 +242,7 @@ class GatewayActor(ActorTypeDispatcher):
         if item is None:
             return
         if outcome.ok:
-            self.rate_limit_pause = RATE_LIMIT_PAUSE
+            self.rate_limit_pause = 60.0
             self.send(item.reply_to, SendResult(item.key, True, outcome.message_id))
             return
         if outcome.rate_limited:
@@ -250,7 +250,7 @@ class GatewayActor(ActorTypeDispatcher):
             now = self.clock.now()
             self.outbox.pause(now + self.rate_limit_pause, outcome.error or "rate limited")
             log.warning("sending paused for %.0f s: %s", self.rate_limit_pause, outcome.error)
-            self.rate_limit_pause = min(self.rate_limit_pause * 2, 3600.0)
+            self.rate_limit_pause = min(self.rate_limit_pause * 2, MAX_PAUSE)
             self.outbox.put_back(item)
             self.send(self.supervisor, self.status())
             return

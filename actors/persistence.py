@@ -48,6 +48,8 @@ log = logging.getLogger("diamondbot.persistence")
 
 FLUSH = "flush"
 STORE_NAME = "orders"
+# A checkpoint (sync=False) waits at most this long for an fsync to ride on.
+LAZY_FLUSH = 1.0
 
 
 def open_database(data_dir: Path) -> tuple[Store, Database]:
@@ -81,7 +83,7 @@ class PersistenceActor(ActorTypeDispatcher):
         self.epochs: dict[str, Epoch] = {}
         self.pending_records: list[dict[str, Any]] = []
         self.pending_acks: list[tuple[Any, Persisted]] = []
-        self.flush_scheduled = False
+        self.flush_at: float | None = None  # monotonic time of the earliest flush scheduled
         self.broken = ""  # why writing stopped (a failed fsync); refuse everything after it
         self.commits = 0
         self.records_written = 0
@@ -169,23 +171,29 @@ class PersistenceActor(ActorTypeDispatcher):
         self.store.append([orjson.dumps(r) for r in msg.records])
         self.pending_records.extend(msg.records)
         self.pending_acks.append((sender, Persisted(msg.group_id, msg.batch_id)))
-        if not msg.sync:
-            return  # a checkpoint: rides on the next fsync, or the one at shutdown
         assert self.config is not None
-        delay = self.config.persistence.commit_delay
+        # A checkpoint rides on the next fsync, waiting at most LAZY_FLUSH for one.
+        delay = self.config.persistence.commit_delay if msg.sync else LAZY_FLUSH
         if delay <= 0:
             self.flush()
-        elif not self.flush_scheduled:
-            self.flush_scheduled = True
+        else:
+            self._flush_within(delay)
+
+    def _flush_within(self, delay: float) -> None:
+        """Make sure a flush happens within `delay` (timers cannot be cancelled: keep the earliest)."""
+        due = time.monotonic() + delay
+        if self.flush_at is None or due < self.flush_at:
+            self.flush_at = due
             self.wakeupAfter(timedelta(seconds=delay), payload=FLUSH)
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
-        if msg.payload == FLUSH:
+        # A timer superseded by an earlier flush finds nothing pending, or a later due time.
+        if msg.payload == FLUSH and self.flush_at is not None and time.monotonic() >= self.flush_at - 0.001:
             self.flush()
 
     def flush(self) -> None:
         """One fsync for everything appended since the last; then acknowledge and apply."""
-        self.flush_scheduled = False
+        self.flush_at = None
         if self.store is None or not self.pending_acks:
             return
         records, acks = self.pending_records, self.pending_acks

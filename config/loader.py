@@ -105,6 +105,7 @@ class OutboxConfig:
     per_group_gap: Seconds
     hourly_cap: int
     backlog_threshold: int
+    rate_limit_pause: Seconds
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,179 @@
+"""The PersistenceActor, message by message (simpleSystemBase)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from thespian.actors import ActorSystem
+
+from actors.messages import (
+    DatabaseFailed,
+    DatabaseOpened,
+    Epoch,
+    GetOrder,
+    GroupLoaded,
+    ListOrders,
+    LoadGroup,
+    OpenDatabase,
+    Persist,
+    PersistRefused,
+    Persisted,
+    StopSystem,
+    SystemStopped,
+)
+from actors.persistence import PersistenceActor
+from actors.system import quiet_log_config
+from domain.clock import FakeClock
+from tests.harness import GROUP, actor_config
+
+T = timedelta(seconds=5)
+
+
+def order(oid: str, status: str = "pending") -> dict[str, Any]:
+    return {"id": oid, "groupId": GROUP, "userId": "1@lid", "diamonds": 10, "rate": "100",
+            "amount": "1000.00", "status": status, "date": "2026-01-01T00:00:00.000+00:00"}
+
+
+def rec(oid: str, status: str = "pending") -> dict[str, Any]:
+    return {"t": "order", "g": GROUP, "v": order(oid, status)}
+
+
+class Db:
+    def __init__(self, data_dir: Path, **overrides: str) -> None:
+        self.asys = ActorSystem("simpleSystemBase", logDefs=quiet_log_config())
+        self.actor = self.asys.createActor(PersistenceActor)
+        self.config = actor_config(data_dir, **overrides)
+        self.clock = FakeClock()
+
+    def open(self) -> Any:
+        return self.asys.ask(self.actor, OpenDatabase(self.config, clock=self.clock), T)
+
+    def ask(self, msg: Any) -> Any:
+        return self.asys.ask(self.actor, msg, T)
+
+    def close(self) -> None:
+        try:
+            self.asys.ask(self.actor, StopSystem(), T)
+        finally:
+            self.asys.shutdown()
+
+
+@pytest.fixture
+def db(data_dir: Path) -> Iterator[Db]:
+    d = Db(data_dir)
+    yield d
+    d.close()
+
+
+def test_boots_are_counted_and_install_time_kept(data_dir: Path) -> None:
+    first = Db(data_dir)
+    opened = first.open()
+    assert isinstance(opened, DatabaseOpened) and opened.boot == 1 and opened.groups == ()
+    installed = opened.installed_at
+    first.close()
+    second = Db(data_dir)
+    try:
+        second.clock.advance(3600)
+        again = second.open()
+        assert again.boot == 2 and again.installed_at == installed
+    finally:
+        second.close()
+
+
+def test_writes_are_acknowledged_then_visible_and_survive_reopen(data_dir: Path) -> None:
+    db = Db(data_dir)
+    try:
+        db.open()
+        epoch = Epoch(1, 1)
+        loaded = db.ask(LoadGroup(GROUP, epoch, horizon=0))
+        assert isinstance(loaded, GroupLoaded) and loaded.settings is None
+        settings = {"t": "group", "g": GROUP, "v": {"groupName": "S", "code": "A", "rate": "100"}}
+        assert db.ask(Persist(GROUP, epoch, 7, (rec("A1"), settings))) == Persisted(GROUP, 7)
+        found = db.ask(GetOrder(uuid.uuid4().hex, "a1"))
+        assert found.status == 200 and found.data["record"]["status"] == "pending"
+    finally:
+        db.close()
+    again = Db(data_dir)
+    try:
+        opened = again.open()
+        assert opened.groups == ((GROUP, "A", "S"),)
+        loaded = again.ask(LoadGroup(GROUP, Epoch(2, 1), horizon=0))
+        assert [e["id"] for e in loaded.entries] == ["A1"] and loaded.settings["rate"] == "100"
+    finally:
+        again.close()
+
+
+def test_a_stale_incarnation_is_fenced_off(db: Db) -> None:
+    db.open()
+    old, new = Epoch(1, 1), Epoch(1, 2)
+    db.ask(LoadGroup(GROUP, old, horizon=0))
+    assert isinstance(db.ask(Persist(GROUP, old, 1, (rec("A1"),))), Persisted)
+    db.ask(LoadGroup(GROUP, new, horizon=0))  # the group was restarted
+    refused = db.ask(Persist(GROUP, old, 2, (rec("A1", "cancelled"),)))
+    assert isinstance(refused, PersistRefused) and "stale" in refused.reason
+    assert db.ask(GetOrder("q", "A1")).data["record"]["status"] == "pending"
+    # An older incarnation cannot even load again.
+    assert isinstance(db.ask(LoadGroup(GROUP, old, horizon=0)), PersistRefused)
+    assert isinstance(db.ask(Persist(GROUP, new, 3, (rec("A1", "approved"),))), Persisted)
+    # A write for a group nobody loaded is refused too.
+    assert isinstance(db.ask(Persist("other@g.us", new, 4, (rec("B1"),))), PersistRefused)
+
+
+def test_writes_arriving_together_share_one_fsync(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = Db(data_dir, **{"persistence.commit_delay": "20ms"})
+    try:
+        db.open()
+        epoch = Epoch(1, 1)
+        db.ask(LoadGroup(GROUP, epoch, horizon=0))
+        syncs = []
+        real = os.fdatasync
+        monkeypatch.setattr(os, "fdatasync", lambda fd: (syncs.append(fd), real(fd))[1])
+        for i in range(50):
+            db.asys.tell(db.actor, Persist(GROUP, epoch, i, (rec(f"A{i + 1}"),)))
+        acks = []
+        while len(acks) < 50:
+            reply = db.asys.listen(T)
+            assert reply is not None, f"only {len(acks)} of 50 writes acknowledged"
+            acks.append(reply)
+        assert sorted(a.batch_id for a in acks) == list(range(50))
+        assert 1 <= len(syncs) <= 3, f"{len(syncs)} fsyncs for 50 writes"
+        listed = db.ask(ListOrders("q", limit=500))
+        assert listed.data["total"] == 50
+    finally:
+        db.close()
+
+
+def test_an_unreadable_journal_stops_the_open_and_is_left_untouched(data_dir: Path) -> None:
+    db = Db(data_dir)
+    db.open()
+    epoch = Epoch(1, 1)
+    db.ask(LoadGroup(GROUP, epoch, horizon=0))
+    for i in range(3):
+        db.ask(Persist(GROUP, epoch, i, (rec(f"A{i + 1}"),)))
+    db.close()
+    [journal] = sorted(data_dir.glob("orders.journal.*"))
+    raw = bytearray(journal.read_bytes())
+    middle = raw.index(b'"A2"')
+    raw[middle + 1] = ord("X")  # damage a record in the middle: acknowledged data
+    journal.write_bytes(bytes(raw))
+    again = Db(data_dir)
+    try:
+        failed = again.open()
+        assert isinstance(failed, DatabaseFailed)
+        assert journal.name in failed.error and "untouched" in failed.error
+        assert journal.read_bytes() == bytes(raw)
+    finally:
+        again.close()
+
+
+def test_after_stop_every_write_is_refused(db: Db) -> None:
+    db.open()
+    epoch = Epoch(1, 1)
+    db.ask(LoadGroup(GROUP, epoch, horizon=0))
+    assert isinstance(db.ask(StopSystem()), SystemStopped)
+    assert isinstance(db.ask(Persist(GROUP, epoch, 1, (rec("A1"),))), PersistRefused)

@@ -1,0 +1,104 @@
+"""Reconciliation and restarts through the real actors (simpleSystemBase, short timers, fake clock)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from thespian.actors import ActorExitRequest
+
+from tests.harness import ALICE, GROUP, ChatBot
+
+FAST = {"reconciliation.interval": "20ms", "reconciliation.checkpoint_interval": "1s"}
+
+
+def cycles(bot: ChatBot, seconds: float = 0.3) -> None:
+    """Let the group actors' timers fire for a while (the clock stays where the test put it)."""
+    bot.pump(seconds)
+
+
+def test_stuck_pending_is_raised_once_and_cleared_when_the_order_moves_on(make_bot) -> None:
+    bot = make_bot(**FAST)
+    bot.post(GROUP, ALICE, ".10")
+    cycles(bot)
+    assert bot.report()["issues"] == []
+    bot.advance(31 * 60)
+    cycles(bot)
+    [issue] = bot.report()["issues"]
+    assert (issue["order_id"], issue["issues"]) == ("A1", ["stuck_pending"])
+    cycles(bot)
+    audit = bot.order("A1")["record"]["audit"]
+    assert [a["note"] for a in audit].count("issue raised: stuck_pending") == 1
+    assert bot.command("A1", "process").status == 200
+    assert bot.report()["issues"] == []
+    bot.advance(6 * 60)
+    cycles(bot)
+    [issue] = bot.report()["issues"]
+    assert issue["issues"] == ["processing_timeout"]
+
+
+def test_check_counts_are_kept_in_memory_and_checkpointed(make_bot, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="diamondbot.group")
+    bot = make_bot(**FAST)
+    bot.post(GROUP, ALICE, ".10")
+    cycles(bot, 0.6)
+    assert bot.report()["buckets"]["never"] == 1  # nothing written yet: no write per cycle
+    bot.advance(2)
+    cycles(bot, 1.3)  # the checkpoint is written lazily: within a second, on a shared fsync
+    report = bot.report()
+    assert report["buckets"]["never"] == 0
+    count, last_at, status = bot.order("A1")["check"]
+    assert count >= 10 and last_at == bot.clock.now() and status == "pending"
+    assert "order A1: check #10" in caplog.text
+    assert report["cycles"][GROUP] and report["cycles"][GROUP][-1]["checked"] == 1
+
+
+def test_a_failed_delivery_is_retried_after_the_backoff(make_bot) -> None:
+    bot = make_bot(**FAST)
+    bot.post(GROUP, ALICE, ".10")
+    bot.fake.fail_next = 1
+    assert bot.command("A1", "approve").status == 200
+    cycles(bot)
+    record = bot.order("A1")["record"]
+    assert record["status"] == "approved"
+    assert record["delivery"]["attempts"] == 1 and "503" in record["delivery"]["lastError"]
+    bot.advance(31)  # delivery.retry_backoff is 30 s
+    cycles(bot)
+    record = bot.order("A1")["record"]
+    assert record["status"] == "completed" and record["delivery"]["attempts"] == 2
+    assert bot.replies(GROUP)[-1].startswith("✅")
+
+
+def test_an_unconfirmed_delivery_is_sent_again_after_the_confirmation_window(make_bot) -> None:
+    bot = make_bot(**FAST)
+    bot.post(GROUP, ALICE, ".10")
+    bot.fake.hold = True  # the transport takes the message and never answers
+    assert bot.command("A1", "approve").status == 200
+    cycles(bot)
+    assert len(bot.fake._held) == 1
+    bot.advance(4 * 60)
+    cycles(bot)
+    assert len(bot.fake._held) == 1  # still waiting inside the 5 min window
+    bot.advance(61)
+    cycles(bot)
+    assert len(bot.fake._held) == 2  # sent again (at-least-once)
+    bot.fake.hold = False
+    bot.fake.release()
+    cycles(bot)
+    assert bot.order("A1")["record"]["status"] == "completed"
+
+
+def test_a_stopped_group_actor_is_restarted_with_its_orders(make_bot) -> None:
+    bot = make_bot(**FAST)
+    bot.post(GROUP, ALICE, ".10")
+    before = bot.locate(GROUP)
+    bot.asys.tell(before, ActorExitRequest())
+    bot.pump(0.5)  # restart_backoff_min is 100 ms
+    after = bot.locate(GROUP)
+    assert after is not None and after != before
+    actors = bot.status()["groups"]["actors"]
+    assert [(a["group_id"], a["incarnation"], a["ready"]) for a in actors] == [(GROUP, 2, True)]
+    assert bot.status()["restarts"] == 1
+    assert bot.command("A1", "approve").status == 200
+    bot.post(GROUP, ALICE, ".20")
+    assert {o["id"] for o in bot.orders()} == {"A1", "A2"}
