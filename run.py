@@ -119,7 +119,7 @@ class Bot:
         self.pgid = reply.pgid
         if self.config.actors.system_base != "simpleSystemBase":
             record_system(self.data_dir, reply.pgid, self.config.actors.admin_port)
-        self.bridge = ThespianBridge(self.asys, self.supervisor, reply.persistence, reply.gateway)
+        self.bridge = ThespianBridge(self.asys, self.supervisor)
 
     async def start_panel(self) -> None:
         from aiohttp import web

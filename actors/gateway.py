@@ -8,6 +8,7 @@ the actor's thread). A slow poll timer backs the wake up.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import uuid
@@ -154,7 +155,7 @@ class GatewayActor(ActorTypeDispatcher):
             self.send(self.supervisor, InboundBatch(tuple(InboundItem(m, s) for s, m in pending)))
         self.transport.start(self.sink)
         self.wakeupAfter(timedelta(seconds=POLL_INTERVAL), payload=POLL)
-        self.send(sender, QueryResult(msg.request_id, 200, {"kind": self.transport.kind}))
+        self.send(sender, QueryResult(msg.request_id, 200, {"kind": self.transport.kind, "pid": os.getpid()}))
 
     def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender: Any) -> None:
         if self.transport is not None:
@@ -257,4 +258,4 @@ class GatewayActor(ActorTypeDispatcher):
         self.send(item.reply_to, SendResult(item.key, False, error=outcome.error or "send failed"))
 
     def receiveMsg_GetGatewayStatus(self, msg: GetGatewayStatus, sender: Any) -> None:
-        self.send(sender, QueryResult(msg.request_id, 200, self.status()))
+        self.send(msg.reply_to or sender, QueryResult(msg.request_id, 200, self.status()))

@@ -80,6 +80,7 @@ class DatabaseOpened:
     boot: int
     installed_at: float
     groups: tuple[tuple[str, str, str], ...]  # (group id, code, name) of every known group
+    pid: int = 0
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,7 @@ class GatewayStatus:
 @dataclass(frozen=True)
 class GetGatewayStatus:
     request_id: str
+    reply_to: Any = None
 
 
 # --- group actors -----------------------------------------------------------------------------
@@ -297,17 +299,20 @@ class ListOrders:
     until: float | None = None
     limit: int = 50
     offset: int = 0
+    reply_to: Any = None  # filled by the Supervisor, which forwards panel reads
 
 
 @dataclass(frozen=True)
 class GetOrder:
     request_id: str
     order_id: str
+    reply_to: Any = None  # filled by the Supervisor, which forwards panel reads
 
 
 @dataclass(frozen=True)
 class ListGroups:
     request_id: str
+    reply_to: Any = None  # filled by the Supervisor, which forwards panel reads
 
 
 @dataclass(frozen=True)
@@ -315,6 +320,7 @@ class GetReport:
     """The reconciliation report: counts, check buckets, issues, recent cycles."""
 
     request_id: str
+    reply_to: Any = None  # filled by the Supervisor, which forwards panel reads
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ atomic snapshot in the seed's shape. Writes from a stale GroupActor incarnation 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 from thespian.actors import ActorExitRequest, ActorTypeDispatcher, WakeupMessage
@@ -125,7 +126,8 @@ class PersistenceActor(ActorTypeDispatcher):
         )
         log.info("database open: %d groups, %d orders, boot %d", len(groups),
                  len(self.db.order_group), meta["boot"])
-        self.send(sender, DatabaseOpened(meta["boot"], float(self.db.meta["installedAt"]), groups))
+        self.send(sender, DatabaseOpened(meta["boot"], float(self.db.meta["installedAt"]), groups,
+                                         os.getpid()))
 
     def _lock(self, data_dir: Path) -> FileLock:
         """Take the single-writer lock; wait briefly for an orphan writer that is exiting."""
@@ -233,32 +235,29 @@ class PersistenceActor(ActorTypeDispatcher):
 
     # -- queries (the panel's read model) ----------------------------------------------------
 
-    def _answer(self, sender: Any, request_id: str, fn: Any, *args: Any) -> None:
+    def _answer(self, msg: Any, sender: Any, query: Callable[[], Any]) -> None:
+        """Run a read query and answer whoever asked (the panel, through the Supervisor)."""
+        to = msg.reply_to or sender
         try:
-            data = fn(self.db, *args)
+            data = query()
         except queries.QueryError as e:
-            self.send(sender, QueryResult(request_id, e.status, error=str(e)))
+            self.send(to, QueryResult(msg.request_id, e.status, error=str(e)))
             return
-        self.send(sender, QueryResult(request_id, 200, data))
+        self.send(to, QueryResult(msg.request_id, 200, data))
 
     def receiveMsg_ListOrders(self, msg: ListOrders, sender: Any) -> None:
-        try:
-            data = queries.list_orders(
-                self.db, status=msg.status, group=msg.group, text=msg.q, since=msg.since,
-                until=msg.until, limit=msg.limit, offset=msg.offset)
-        except queries.QueryError as e:
-            self.send(sender, QueryResult(msg.request_id, e.status, error=str(e)))
-            return
-        self.send(sender, QueryResult(msg.request_id, 200, data))
+        self._answer(msg, sender, lambda: queries.list_orders(
+            self.db, status=msg.status, group=msg.group, text=msg.q, since=msg.since,
+            until=msg.until, limit=msg.limit, offset=msg.offset))
 
     def receiveMsg_GetOrder(self, msg: GetOrder, sender: Any) -> None:
-        self._answer(sender, msg.request_id, queries.get_order, msg.order_id)
+        self._answer(msg, sender, lambda: queries.get_order(self.db, msg.order_id))
 
     def receiveMsg_ListGroups(self, msg: ListGroups, sender: Any) -> None:
-        self._answer(sender, msg.request_id, queries.list_groups)
+        self._answer(msg, sender, lambda: queries.list_groups(self.db))
 
     def receiveMsg_GetReport(self, msg: GetReport, sender: Any) -> None:
-        self._answer(sender, msg.request_id, queries.report, self.clock.now())
+        self._answer(msg, sender, lambda: queries.report(self.db, self.clock.now()))
 
     def stats(self) -> dict[str, Any]:
         return {

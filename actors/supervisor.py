@@ -15,7 +15,7 @@ import resource
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -30,6 +30,7 @@ from actors.messages import (
     Epoch,
     GatewayMoved,
     GatewayStatus,
+    GetGatewayStatus,
     GetStatus,
     GroupInbound,
     GroupReady,
@@ -101,6 +102,7 @@ class Supervisor(ActorTypeDispatcher):
         self.stop_requester: Any = None
         self.started_at = time.time()
         self.restarts = 0
+        self.pids: dict[str, int] = {"supervisor": os.getpid()}
 
     # -- start --------------------------------------------------------------------------------
 
@@ -128,15 +130,18 @@ class Supervisor(ActorTypeDispatcher):
     def receiveMsg_DatabaseOpened(self, msg: DatabaseOpened, sender: Any) -> None:
         assert self.start is not None
         self.boot, self.installed_at = msg.boot, msg.installed_at
+        self.pids["persistence"] = msg.pid
         for gid, code, name in msg.groups:
-            if not code:
+            if not code or gid in self.groups:
                 continue
             self.groups[gid] = GroupEntry(gid, code, name)
             self.by_code[code] = gid
             self.next_code = max(self.next_code, code_number(code) + 1)
         if self.started:
-            # The PersistenceActor was restarted: every group must reload and re-fence.
+            # The PersistenceActor was restarted: every group reloads under a new epoch (the
+            # boot number rose), and gets again what its unacknowledged writes had taken in.
             for entry in self.groups.values():
+                entry.replay_on_ready = True
                 self._spawn(entry)
             return
         self._start_gateway()
@@ -154,6 +159,7 @@ class Supervisor(ActorTypeDispatcher):
         if msg.status != 200:
             self._fail(msg.error)
             return
+        self.pids["gateway"] = (msg.data or {}).get("pid", 0)
         if not self.started:
             for entry in self.groups.values():
                 self._spawn(entry)
@@ -302,6 +308,15 @@ class Supervisor(ActorTypeDispatcher):
         self._deliver(entry, UpdateGroup(msg.request_id, msg.group_id, msg.patch, msg.by, reply_to=sender),
                       sender)
 
+    def _forward_read(self, msg: Any, sender: Any) -> None:
+        """Panel reads go to whichever PersistenceActor is current (it may have restarted)."""
+        self.send(self.persistence, replace(msg, reply_to=sender))
+
+    receiveMsg_ListOrders = receiveMsg_GetOrder = receiveMsg_ListGroups = receiveMsg_GetReport = _forward_read
+
+    def receiveMsg_GetGatewayStatus(self, msg: GetGatewayStatus, sender: Any) -> None:
+        self.send(self.gateway, replace(msg, reply_to=sender))
+
     def receiveMsg_Locate(self, msg: Locate, sender: Any) -> None:
         entry = self.groups.get(msg.group_id)
         if entry is None or entry.address is None:
@@ -329,9 +344,14 @@ class Supervisor(ActorTypeDispatcher):
                             "incarnation": e.n, "pid": e.pid} for e in self.groups.values()],
             },
             "restarts": self.restarts,
+            "pids": dict(self.pids),
         }))
 
     # -- stop ---------------------------------------------------------------------------------
+
+    def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender: Any) -> None:
+        # The system is shutting down: children exiting now must not be restarted.
+        self.stopping = True
 
     def receiveMsg_StopSystem(self, msg: StopSystem, sender: Any) -> None:
         """Checkpoint every group, then flush the journal, then answer."""

@@ -175,3 +175,35 @@ def test_torn_journal_tail_is_repaired_and_corrupt_snapshot_stops_the_start(
 
 def leftover_actor_processes(bot: Bot) -> list:
     return [p for p in leftover_processes() if "run.py" in p[1] and str(bot.data_dir) in p[1]]
+
+
+def test_killed_persistence_and_gateway_actors_are_restarted(world: tuple[Sandbox, Bot]) -> None:
+    sandbox, bot = world
+    bot.start()
+    group = sandbox.create_group("Drill Store")
+    sandbox.post(group, ALICE, ".10")
+    wait_for(lambda: bot.orders(), 15, "the first order")
+
+    def status() -> dict:
+        return bot.api.get("/api/status")
+
+    before = status()["actors"]
+    os.kill(before["persistence"], 9)
+    wait_for(lambda: (lambda s: s["actors"]["persistence"] != before["persistence"]
+                      and s["groups"]["ready"] == s["groups"]["total"] == 1)(status()),
+             15, "a new persistence actor and the group back")
+    sandbox.post(group, ALICE, ".20")
+    wait_for(lambda: {o["id"] for o in bot.orders()} == {"A1", "A2"}, 15, "an order after the restart")
+    assert bot.api.post("/api/approve/A1")[0] == 200
+    wait_for(lambda: bot.api.get("/api/orders/A1")["status"] == "completed", 15, "A1 delivered")
+
+    os.kill(status()["actors"]["gateway"], 9)
+    wait_for(lambda: (lambda s: s["actors"]["gateway"] != before["gateway"]
+                      and s["gateway"]["state"] == "connected")(status()), 15, "a new gateway, connected")
+    sandbox.post(group, BOB, ".30")
+    wait_for(lambda: {o["id"] for o in bot.orders()} == {"A1", "A2", "A3"}, 15, "an order via the new gateway")
+    assert bot.api.post("/api/approve/A2")[0] == 200
+    wait_for(lambda: bot.api.get("/api/orders/A2")["status"] == "completed", 15,
+             "A2 delivered through the new gateway")
+    messages = [m["quoted_id"] for m in sandbox.messages(group) if m["from_bot"] and m["text"].startswith("📥")]
+    assert len(set(messages)) == 3

@@ -66,12 +66,9 @@ class ActorBridge(Protocol):
 class ThespianBridge:
     """ActorBridge over a running actor system."""
 
-    def __init__(self, asys: Any, supervisor: Any, persistence: Any, gateway: Any, *,
-                 workers: int = 4, timeout: float = 10.0) -> None:
+    def __init__(self, asys: Any, supervisor: Any, *, workers: int = 4, timeout: float = 10.0) -> None:
         self._asys = asys
         self.supervisor = supervisor
-        self.persistence = persistence
-        self.gateway = gateway
         self.timeout = timeout
         self._local = threading.local()
         self._contexts: list[Any] = []
@@ -120,23 +117,26 @@ class ThespianBridge:
     async def update_group(self, group_id: str, patch: dict[str, Any], by: str) -> CommandDone:
         return await self.ask(self.supervisor, UpdateGroup(self._rid(), group_id, patch, by))
 
+    # Everything goes through the Supervisor: it always knows the current PersistenceActor and
+    # GatewayActor, even after one of them was restarted with a new address.
+
     async def list_orders(self, **filters: Any) -> QueryResult:
-        return await self.ask(self.persistence, replace(ListOrders(self._rid()), **filters))
+        return await self.ask(self.supervisor, replace(ListOrders(self._rid()), **filters))
 
     async def get_order(self, order_id: str) -> QueryResult:
-        return await self.ask(self.persistence, GetOrder(self._rid(), order_id))
+        return await self.ask(self.supervisor, GetOrder(self._rid(), order_id))
 
     async def list_groups(self) -> QueryResult:
-        return await self.ask(self.persistence, ListGroups(self._rid()))
+        return await self.ask(self.supervisor, ListGroups(self._rid()))
 
     async def report(self) -> QueryResult:
-        return await self.ask(self.persistence, GetReport(self._rid()))
+        return await self.ask(self.supervisor, GetReport(self._rid()))
 
     async def status(self) -> QueryResult:
         return await self.ask(self.supervisor, GetStatus(self._rid()))
 
     async def gateway_status(self) -> QueryResult:
-        return await self.ask(self.gateway, GetGatewayStatus(self._rid()))
+        return await self.ask(self.supervisor, GetGatewayStatus(self._rid()))
 
     def healthy(self) -> bool:
         return not self._closed

@@ -187,6 +187,7 @@ def status_json(status: Mapping[str, Any], tz: tzinfo, panel_started_at: float, 
         "restarts": status.get("restarts"),
         "gateway": gateway,
         "groups": dict(status.get("groups") or {}),
+        "actors": dict(status.get("pids") or {}),  # process ids, for operators' drills
         "panel": {"started_at": local_iso(panel_started_at, tz),
                   "uptime_s": round(now - panel_started_at, 1)},
     }
