@@ -28,6 +28,9 @@ log = logging.getLogger("diamondbot")
 
 START_TIMEOUT = 60.0
 STOP_DEADLINE = 8.0  # SIGINT/SIGTERM must end everything within 10 s
+WATCH_INTERVAL = 5.0
+WATCH_FAILURES = 3  # unanswered status checks in a row before the bot gives up and exits
+EXIT_SYSTEM_LOST = 3
 
 
 class StartError(Exception):
@@ -47,6 +50,7 @@ class Bot:
         self.pgid = 0
         self.bridge: Any = None
         self.runner: Any = None
+        self.lost = ""  # why the actor system was given up, if it was
 
     # -- start --------------------------------------------------------------------------------
 
@@ -159,11 +163,44 @@ class Bot:
         cfg = self.config
         log.info("Diamond Bot is running: panel http://%s:%d/  gateway %s  data %s",
                  cfg.panel.host, cfg.panel.port, cfg.gateway.kind, self.data_dir)
+        watcher = asyncio.create_task(self.watch(stop))
         await stop.wait()
+        watcher.cancel()
         log.info("stopping")
         await self.stop()
         log.info("stopped")
+        if self.lost:
+            print(f"Diamond Bot stopped: {self.lost}", file=sys.stderr)
+            return EXIT_SYSTEM_LOST
         return 0
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Nobody restarts the Supervisor (a top-level actor): if it stops answering, stop
+        everything and exit non-zero so the service manager starts a fresh bot."""
+        from storage.lock import process_alive, process_start_time
+        from web.bridge import BridgeError
+
+        status = await self.bridge.status()
+        pid = int(status.data["pids"]["supervisor"])
+        started = process_start_time(pid)
+        failures, last_ask = 0, time.monotonic()
+        while not stop.is_set():
+            await asyncio.sleep(1.0)
+            if not process_alive(pid, started):
+                self.lost = "the actor system's Supervisor died; start the bot again (a service manager does it by itself)"
+            elif time.monotonic() - last_ask >= WATCH_INTERVAL:
+                last_ask = time.monotonic()
+                try:
+                    await self.bridge.status()
+                    failures = 0
+                except BridgeError as e:  # alive but hung
+                    failures += 1
+                    log.error("the actor system did not answer (%d of %d): %s", failures, WATCH_FAILURES, e)
+                    if failures >= WATCH_FAILURES:
+                        self.lost = "the actor system stopped answering; start the bot again"
+            if self.lost:
+                log.critical("%s", self.lost)
+                stop.set()
 
     # -- stop ---------------------------------------------------------------------------------
 
@@ -190,7 +227,7 @@ class Bot:
 
     def _stop_actors(self, deadline: float) -> None:
         from actors.messages import StopSystem
-        from actors.system import forget_system
+        from actors.system import forget_system, group_members
 
         remaining = lambda: max(deadline - time.monotonic(), 0.1)  # noqa: E731
         if self.supervisor is not None:
@@ -202,8 +239,9 @@ class Bot:
         t = threading.Thread(target=self.asys.shutdown, daemon=True)
         t.start()
         t.join(remaining())
-        if t.is_alive() and self.pgid > 1:
-            log.warning("actor system did not stop in time; killing its processes")
+        # Orphans (children of a crashed actor) are not reached by Thespian's shutdown.
+        if self.pgid > 1 and (t.is_alive() or group_members(self.pgid)):
+            log.warning("actor processes still running after shutdown; killing them")
             try:
                 os.killpg(self.pgid, signal.SIGKILL)
             except ProcessLookupError:

@@ -106,8 +106,8 @@ def forget_system(data_dir: Path) -> None:
         pass
 
 
-def _group_members(pgid: int) -> list[int]:
-    """Pids whose process group is pgid (from /proc/<pid>/stat, field 5)."""
+def group_members(pgid: int) -> list[int]:
+    """Live pids whose process group is pgid (from /proc/<pid>/stat; zombies are dead)."""
     members = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -117,7 +117,7 @@ def _group_members(pgid: int) -> list[int]:
         except OSError:
             continue
         fields = raw[raw.rfind(b")") + 2:].split()
-        if len(fields) > 2 and int(fields[2]) == pgid:
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
             members.append(int(entry))
     return members
 
@@ -140,7 +140,7 @@ def stop_stale_system(data_dir: Path, timeout: float = 5.0) -> int:
     if pgid <= 1 or pgid == os.getpgid(0):
         forget_system(data_dir)
         return 0
-    members = _group_members(pgid)
+    members = group_members(pgid)
     if members:
         log.warning("stopping %d processes left by a previous run (process group %d)", len(members), pgid)
         for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -149,9 +149,9 @@ def stop_stale_system(data_dir: Path, timeout: float = 5.0) -> int:
             except ProcessLookupError:
                 break
             deadline = time.monotonic() + timeout / 2
-            while _group_members(pgid) and time.monotonic() < deadline:
+            while group_members(pgid) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if not _group_members(pgid):
+            if not group_members(pgid):
                 break
     forget_system(data_dir)
     return len(members)

@@ -20,6 +20,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
+from actors.system import group_members
+
 REPO = Path(__file__).resolve().parents[1]
 TEST_RUN = f"e2e-{os.getpid()}"
 PASSWORD = "e2e-admin-password"
@@ -71,20 +73,6 @@ def leftover_processes() -> list[tuple[int, str]]:
         except OSError:
             continue
     return found
-
-
-def group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rfind(")") + 2:].split()
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                members.append(int(entry))
-    return members
 
 
 def listening_sockets(pids: list[int]) -> list[tuple[int, str, int]]:

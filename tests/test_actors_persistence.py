@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from datetime import timedelta
@@ -177,3 +178,34 @@ def test_after_stop_every_write_is_refused(db: Db) -> None:
     db.ask(LoadGroup(GROUP, epoch, horizon=0))
     assert isinstance(db.ask(StopSystem()), SystemStopped)
     assert isinstance(db.ask(Persist(GROUP, epoch, 1, (rec("A1"),))), PersistRefused)
+
+
+def test_compaction_writes_a_snapshot_in_the_seeds_shape(data_dir: Path) -> None:
+    db = Db(data_dir, **{"persistence.compact_after_bytes": "2000"})
+    try:
+        db.open()
+        epoch = Epoch(1, 1)
+        db.ask(LoadGroup(GROUP, epoch, horizon=0))
+        db.ask(Persist(GROUP, epoch, 0, ({"t": "group", "g": GROUP,
+                                          "v": {"groupName": "Rahim Store", "code": "A", "rate": "100"}},)))
+        for i in range(30):
+            db.ask(Persist(GROUP, epoch, i + 1, (rec(f"A{i + 1}"),)))
+    finally:
+        db.close()
+    snapshot = json.loads((data_dir / "orders.snapshot.json").read_text())
+    data = snapshot["data"]
+    group = data["groups"][GROUP]
+    assert (group["groupName"], group["rate"]) == ("Rahim Store", "100")
+    assert isinstance(group["entries"], list) and isinstance(data["payments"], list)
+    journals = sorted(data_dir.glob("orders.journal.*"))
+    assert len(journals) == 1 and journals[0].name != "orders.journal.00000000"  # compacted
+    # The journal grows at most to the snapshot's size before the next compaction, so
+    # rewriting costs in proportion to what was written.
+    snapshot_size = (data_dir / "orders.snapshot.json").stat().st_size
+    assert journals[0].stat().st_size <= max(2000, snapshot_size) + 500
+    again = Db(data_dir)
+    try:
+        again.open()
+        assert again.ask(ListOrders("q", limit=500)).data["total"] == 30
+    finally:
+        again.close()

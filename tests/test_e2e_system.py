@@ -207,3 +207,18 @@ def test_killed_persistence_and_gateway_actors_are_restarted(world: tuple[Sandbo
              "A2 delivered through the new gateway")
     messages = [m["quoted_id"] for m in sandbox.messages(group) if m["from_bot"] and m["text"].startswith("📥")]
     assert len(set(messages)) == 3
+
+
+def test_losing_the_supervisor_stops_the_bot_cleanly_for_a_restart(world: tuple[Sandbox, Bot]) -> None:
+    sandbox, bot = world
+    bot.start()
+    actor_group = bot.system_pgid()
+    supervisor = bot.api.get("/api/status")["actors"]["supervisor"]
+    os.kill(supervisor, 9)
+    assert bot.proc is not None
+    code = bot.proc.wait(20)
+    assert code == 3
+    assert "Supervisor died" in bot.log.read_text()
+    wait_for(lambda: not group_members(actor_group), 5, "every actor process to exit")
+    bot.start()  # and a fresh start works
+    assert bot.api.get("/api/status")["started"] is True
