@@ -60,6 +60,7 @@ from storage.database import CHECKS, GROUP, ORDER, SEEN
 log = logging.getLogger("diamondbot.group")
 
 RECONCILE = "reconcile"
+RECEIPT, DELIVERY = "receipt", "delivery"
 
 
 def order_key(order_id: str, kind: str) -> str:
@@ -242,21 +243,26 @@ class GroupActor(ActorTypeDispatcher):
     def _quote(self, order: Order) -> Quote | None:
         return Quote(order.message_id, order.user_id, order.text) if order.message_id else None
 
-    def _send_receipt(self, order: Order) -> None:
+    # The chat messages whose sending is tracked on the order; each kind is also the name of
+    # the order's Delivery field. Delivery messages go first (priority 0).
+    def _tracked_text(self, order: Order, kind: str) -> tuple[str, int]:
+        return (self.texts.receipt(order), 1) if kind == RECEIPT else (self.texts.delivered(order), 0)
+
+    def _send_tracked(self, order: Order, kind: str) -> None:
+        """Send an order's receipt or delivery message, counting the attempt."""
         assert self.book is not None
         now = self.clock.now()
-        order = replace(order, receipt=order.receipt.attempted(now))
+        order = replace(order, **{kind: getattr(order, kind).attempted(now)})
         self.book.put(order)
-        self.in_flight[(order.id, "receipt")] = now
-        self._send(order_key(order.id, "receipt"), self.texts.receipt(order), self._quote(order), 1)
+        self.in_flight[(order.id, kind)] = now
+        text, priority = self._tracked_text(order, kind)
+        self._send(order_key(order.id, kind), text, self._quote(order), priority)
+
+    def _send_receipt(self, order: Order) -> None:
+        self._send_tracked(order, RECEIPT)
 
     def _send_delivery(self, order: Order) -> None:
-        assert self.book is not None
-        now = self.clock.now()
-        order = replace(order, delivery=order.delivery.attempted(now))
-        self.book.put(order)
-        self.in_flight[(order.id, "delivery")] = now
-        self._send(order_key(order.id, "delivery"), self.texts.delivered(order), self._quote(order), 0)
+        self._send_tracked(order, DELIVERY)
 
     def receiveMsg_SendResult(self, msg: SendResult, sender: Any) -> None:
         if self._defer(msg, sender) or self.stopped:
@@ -265,21 +271,16 @@ class GroupActor(ActorTypeDispatcher):
         order_id, _, kind = msg.key.rpartition(":")
         self.in_flight.pop((order_id, kind), None)
         order = self.book.orders.get(order_id)
-        if order is None or kind not in ("receipt", "delivery"):
+        if order is None or kind not in (RECEIPT, DELIVERY):
             return  # a notice (cancelled, invalid) or an order no longer in memory
         now = self.clock.now()
-        if kind == "receipt":
-            receipt = order.receipt.succeeded(msg.message_id, now) if msg.ok else order.receipt.failed(msg.error)
-            updated = replace(order, receipt=receipt)
-        else:
-            delivery = order.delivery.succeeded(msg.message_id, now) if msg.ok else order.delivery.failed(msg.error)
-            updated = replace(order, delivery=delivery)
-            if msg.ok and updated.status is Status.APPROVED:
-                updated = transition(updated, Action.COMPLETE, by="system", now=now,
-                                     note="delivery message sent")
-            if not msg.ok:
-                log.warning("order %s: delivery message failed (attempt %d): %s",
-                            order.id, updated.delivery.attempts, msg.error)
+        sent = getattr(order, kind)
+        updated = replace(order, **{kind: sent.succeeded(msg.message_id, now) if msg.ok else sent.failed(msg.error)})
+        if kind == DELIVERY and msg.ok and updated.status is Status.APPROVED:
+            updated = transition(updated, Action.COMPLETE, by="system", now=now, note="delivery message sent")
+        elif kind == DELIVERY and not msg.ok:
+            log.warning("order %s: delivery message failed (attempt %d): %s",
+                        order.id, updated.delivery.attempts, msg.error)
         self.book.put(updated)
         self.persist([self._order_record(updated)])
 
@@ -353,10 +354,8 @@ class GroupActor(ActorTypeDispatcher):
         assert self.book is not None
         for order_id, kind in list(self.in_flight):
             order = self.book.orders.get(order_id)
-            if order is not None and kind == "receipt":
-                self.book.put(replace(order, receipt=order.receipt.failed("gateway restarted")))
-            elif order is not None and kind == "delivery":
-                self.book.put(replace(order, delivery=order.delivery.failed("gateway restarted")))
+            if order is not None:
+                self.book.put(replace(order, **{kind: getattr(order, kind).failed("gateway restarted")}))
         self.in_flight.clear()
 
     # -- reconciliation ----------------------------------------------------------------------

@@ -26,15 +26,23 @@ def _decimal(value: object) -> Decimal:
     return Decimal(value) if isinstance(value, int) else Decimal(str(value).strip())
 
 
-def parse_rate(value: str | int | Decimal) -> Decimal:
-    """A positive rate with at most four decimal places; floats are refused (they lose money)."""
+def _money_input(value: object, what: str) -> Decimal:
+    """A finite Decimal from a string, int or Decimal; floats are refused (they lose money)."""
     if isinstance(value, bool) or isinstance(value, float):
-        raise MoneyError(f"rate must be written as a decimal string, not {_show(value)}")
+        raise MoneyError(f"{what} must be written as a decimal string, not {_show(value)}")
     try:
-        rate = _decimal(value)
+        number = _decimal(value)
     except InvalidOperation:
         raise MoneyError(f"not a number: {_show(value)}") from None
-    if not rate.is_finite() or rate <= 0:
+    if not number.is_finite():
+        raise MoneyError(f"{what} must be a finite number, not {_show(value)}")
+    return number
+
+
+def parse_rate(value: str | int | Decimal) -> Decimal:
+    """A positive rate with at most four decimal places."""
+    rate = _money_input(value, "rate")
+    if rate <= 0:
         raise MoneyError(f"rate must be a positive number, not {_show(value)}")
     exponent = rate.as_tuple().exponent
     assert isinstance(exponent, int)
@@ -56,13 +64,8 @@ def canonical_rate(rate: Decimal) -> Decimal:
 
 def parse_amount(value: str | int | Decimal) -> Decimal:
     """A non-negative amount of taka, rounded to the poisha."""
-    if isinstance(value, bool) or isinstance(value, float):
-        raise MoneyError(f"amount must be written as a decimal string, not {_show(value)}")
-    try:
-        amount = _decimal(value)
-    except InvalidOperation:
-        raise MoneyError(f"not a number: {_show(value)}") from None
-    if not amount.is_finite() or amount < 0:
+    amount = _money_input(value, "amount")
+    if amount < 0:
         raise MoneyError(f"amount must be zero or more, not {_show(value)}")
     try:
         return amount.quantize(POISHA, rounding=ROUND_HALF_UP)
