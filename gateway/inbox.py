@@ -70,14 +70,13 @@ class Inbox:
             return []
         with self._lock:
             seqs = list(range(self._next_seq, self._next_seq + len(messages)))
-            payloads = []
-            for seq, m in zip(seqs, messages):
-                d = message_to_dict(m)
-                payloads.append(orjson.dumps({"t": "in", "s": seq, "m": d}))
-                self._entries[seq] = d
-            self._next_seq += len(messages)
+            dicts = [message_to_dict(m) for m in messages]
+            payloads = [orjson.dumps({"t": "in", "s": seq, "m": d}) for seq, d in zip(seqs, dicts)]
             self._store.append(payloads)
             self._store.sync()
+            # Only once durable: a failed record must not leave an entry that is not on disk.
+            self._entries.update(zip(seqs, dicts))
+            self._next_seq += len(messages)
             return seqs
 
     def mark_handled(self, seqs: Iterable[int]) -> None:
@@ -98,7 +97,8 @@ class Inbox:
 
     def drop_older_than(self, horizon: float) -> int:
         """Entries too old to become orders are marked handled."""
-        old = [s for s, m in self._entries.items() if float(m["timestamp"]) < horizon]
+        with self._lock:  # transports record from their threads: never walk the dict unlocked
+            old = [s for s, m in self._entries.items() if float(m["timestamp"]) < horizon]
         self.mark_handled(old)
         return len(old)
 

@@ -77,7 +77,9 @@ class Outbox:
         return len(self._sent)
 
     def _expire(self, now: float) -> None:
-        while self._sent and self._sent[0] <= now - 3600:
+        # Same arithmetic as the cap's ready time (`_sent[0] + 3600`): `now - 3600` can round below
+        # it, keeping a send in the window at the very instant due_at said it had left.
+        while self._sent and self._sent[0] + 3600 <= now:
             self._sent.popleft()
 
     def _global_ready_at(self, now: float) -> float:
