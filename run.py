@@ -239,7 +239,11 @@ class Bot:
         t = threading.Thread(target=self.asys.shutdown, daemon=True)
         t.start()
         t.join(remaining())
-        # Orphans (children of a crashed actor) are not reached by Thespian's shutdown.
+        # Processes exit just after shutdown() returns; orphans (children of a crashed actor)
+        # are not reached by it at all. Give them a moment, then kill what is left.
+        settle = time.monotonic() + min(1.5, remaining())
+        while self.pgid > 1 and not t.is_alive() and group_members(self.pgid) and time.monotonic() < settle:
+            time.sleep(0.05)
         if self.pgid > 1 and (t.is_alive() or group_members(self.pgid)):
             log.warning("actor processes still running after shutdown; killing them")
             try:
