@@ -139,7 +139,8 @@ class Bot:
                   f"  (also in {self.data_dir / 'initial-admin-password.txt'}; change it with "
                   f"'python run.py set-password admin')\n", file=sys.stderr, flush=True)
         app = create_app(self.config, self.bridge, started_at=time.time())
-        self.runner = web.AppRunner(app, access_log=None)
+        # Requests still running at shutdown get 2 s (open event streams end at once).
+        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.config.panel.host, self.config.panel.port)
         await site.start()

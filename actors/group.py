@@ -252,6 +252,9 @@ class GroupActor(ActorTypeDispatcher):
         """Send an order's receipt or delivery message, counting the attempt."""
         assert self.book is not None
         now = self.clock.now()
+        # Effects run after a write is acknowledged; by then the order may have moved on
+        # (approved while its creation was being written): always start from the book.
+        order = self.book.orders.get(order.id, order)
         order = replace(order, **{kind: getattr(order, kind).attempted(now)})
         self.book.put(order)
         self.in_flight[(order.id, kind)] = now

@@ -353,3 +353,26 @@ class Ping:
 class Pong:
     request_id: str
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+# --- live updates for the panel ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Subscribe:
+    """Ask for `Changed` after every durable write. A lease: renew it within SUBSCRIPTION_TTL."""
+
+    request_id: str
+    reply_to: Any = None  # filled by the Supervisor
+
+
+SUBSCRIPTION_TTL = 60.0
+
+
+@dataclass(frozen=True)
+class Changed:
+    """What one durable write changed: orders as {"record", "check"} views, group ids."""
+
+    seq: int
+    orders: tuple[dict[str, Any], ...]
+    groups: tuple[str, ...]

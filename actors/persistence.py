@@ -19,6 +19,8 @@ import orjson
 from thespian.actors import ActorExitRequest, ActorTypeDispatcher, WakeupMessage
 
 from actors.messages import (
+    SUBSCRIPTION_TTL,
+    Changed,
     DatabaseFailed,
     DatabaseOpened,
     Epoch,
@@ -34,13 +36,14 @@ from actors.messages import (
     Persisted,
     QueryResult,
     StopSystem,
+    Subscribe,
     SystemStopped,
 )
 from actors.watchdog import start_watchdog
 from config import Config
 from domain.clock import Clock, SystemClock
 from storage import queries
-from storage.database import META, Database, DatabaseError
+from storage.database import GROUP, META, ORDER, Database, DatabaseError
 from storage.errors import StorageError
 from storage.lock import FileLock, LockHeld
 from storage.store import Store
@@ -88,6 +91,9 @@ class PersistenceActor(ActorTypeDispatcher):
         self.broken = ""  # why writing stopped (a failed fsync); refuse everything after it
         self.commits = 0
         self.records_written = 0
+        # Panel listeners: (address, lease expiry on the monotonic clock).
+        self.subscribers: list[tuple[Any, float]] = []
+        self.change_seq = 0
 
     # -- open --------------------------------------------------------------------------------
 
@@ -216,7 +222,37 @@ class PersistenceActor(ActorTypeDispatcher):
             self.send(addr, ack)
         self.commits += 1
         self.records_written += len(records)
+        self._publish(records)
         self._maybe_compact()
+
+    # -- live updates ------------------------------------------------------------------------
+
+    def receiveMsg_Subscribe(self, msg: Subscribe, sender: Any) -> None:
+        to = msg.reply_to or sender
+        expiry = time.monotonic() + SUBSCRIPTION_TTL
+        self.subscribers = [(a, e) for a, e in self.subscribers if a != to] + [(to, expiry)]
+        self.send(to, QueryResult(msg.request_id, 200, {"seq": self.change_seq}))
+
+    def _publish(self, records: list[dict[str, Any]]) -> None:
+        """Tell the panel's listeners what this write changed (orders as they are now)."""
+        now = time.monotonic()
+        self.subscribers = [(a, e) for a, e in self.subscribers if e > now]
+        if not self.subscribers:
+            return
+        order_ids = list(dict.fromkeys(str(r["v"]["id"]) for r in records if r.get("t") == ORDER))
+        groups = tuple(dict.fromkeys(str(r["g"]) for r in records if r.get("t") == GROUP))
+        if not order_ids and not groups:
+            return  # checkpoints, seen ids: nothing a person looks at changed
+        views = []
+        for oid in order_ids:
+            try:
+                views.append(queries.get_order(self.db, oid))
+            except queries.QueryError:
+                continue
+        self.change_seq += 1
+        change = Changed(self.change_seq, tuple(views), groups)
+        for address, _ in self.subscribers:
+            self.send(address, change)
 
     def _maybe_compact(self) -> None:
         assert self.store is not None and self.config is not None

@@ -313,6 +313,7 @@ class Supervisor(ActorTypeDispatcher):
         self.send(self.persistence, replace(msg, reply_to=sender))
 
     receiveMsg_ListOrders = receiveMsg_GetOrder = receiveMsg_ListGroups = receiveMsg_GetReport = _forward_read
+    receiveMsg_Subscribe = _forward_read
 
     def receiveMsg_GetGatewayStatus(self, msg: GetGatewayStatus, sender: Any) -> None:
         self.send(self.gateway, replace(msg, reply_to=sender))

@@ -18,7 +18,7 @@ from typing import Any, AsyncIterator
 import orjson
 from aiohttp.test_utils import TestClient, TestServer
 
-from actors.messages import CommandDone, QueryResult
+from actors.messages import Changed, CommandDone, QueryResult
 from config import Config, load_config
 from domain.clock import FakeClock
 from domain.money import parse_rate
@@ -47,6 +47,7 @@ from storage import queries
 from storage.database import CHECKS, GROUP, ORDER, Database
 from web.app import create_app
 from web.bridge import BridgeError
+from web.live import Fanout
 
 DEFAULT_RATE = Decimal("100")
 
@@ -71,7 +72,9 @@ class FakeBridge:
     gateway_state: str = "connected"
     queued: int = 0
     calls: list[tuple[Any, ...]] = field(default_factory=list)
+    live: Fanout = field(default_factory=Fanout)
     _books: dict[str, GroupBook] = field(default_factory=dict)
+    _change_seq: int = 0
 
     # -- setting up ------------------------------------------------------------------------
 
@@ -123,6 +126,8 @@ class FakeBridge:
 
     def _put(self, order: Any) -> None:
         self.db.apply({"t": ORDER, "g": order.group_id, "v": to_record(order)})
+        self._change_seq += 1  # what the PersistenceActor publishes after a durable write
+        self.live.publish(Changed(self._change_seq, (queries.get_order(self.db, order.id),), ()))
 
     async def _call(self, name: str, *args: Any) -> None:
         self.calls.append((name, *args))

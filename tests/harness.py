@@ -9,6 +9,7 @@ Tests read like a chat:
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -79,9 +80,16 @@ class ChatBot:
             self.pump()
         return reply
 
-    def pump(self, seconds: float = 0.05) -> None:
-        """Let the actors process what is pending (and any timer that is due)."""
-        self.asys.listen(timedelta(seconds=seconds))
+    def pump(self, seconds: float = 0.05) -> list[Any]:
+        """Let the actors run for `seconds` (timers fire as they fall due); returns whatever
+        was sent to the test meanwhile (listen() returns at the first such message)."""
+        received = []
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            msg = self.asys.listen(timedelta(seconds=left))
+            if msg is not None:
+                received.append(msg)
+        return received
 
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)

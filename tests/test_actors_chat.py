@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from actors.messages import OrderCommand
 from gateway.events import Source
 from tests.harness import ALICE, BOB, GROUP, GROUP2, ChatBot
 
@@ -144,3 +145,18 @@ def test_disabled_group_takes_no_orders(bot: ChatBot) -> None:
     assert bot.update_group(GROUP, enabled=False).status == 200
     bot.post(GROUP, ALICE, ".11")
     assert [o["diamonds"] for o in bot.orders()] == [10]
+
+
+def test_an_approval_during_the_orders_first_write_is_never_undone(make_bot) -> None:
+    # The approval arrives while the creation's write is still waiting for its fsync: the
+    # receipt, sent once that write is durable, must not bring the pending order back.
+    bot = make_bot(**{"persistence.commit_delay": "100ms"})
+    bot.post(GROUP, BOB, ".5")  # the group exists: A1
+    bot.fake.deliver([bot.message(GROUP, ALICE, ".10")])
+    bot.pump(0.02)  # A2 taken in and its write sent; the commit waits 100 ms
+    bot.asys.tell(bot.supervisor, OrderCommand("fast-approve", "A2", "approve", "admin:quick"))
+    bot.pump(0.5)
+    record = bot.order("A2")["record"]
+    assert record["status"] == "completed"
+    assert [a["to"] for a in record["audit"]] == ["pending", "approved", "completed"]
+    assert bot.replies(GROUP)[-1] == DELIVERED

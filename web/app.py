@@ -14,6 +14,7 @@ from web.bridge import ActorBridge
 from web.routes import PANEL, Panel
 from web.routes import auth as auth_routes
 from web.routes import groups as group_routes
+from web.routes import live as live_routes
 from web.routes import orders as order_routes
 from web.routes import status as status_routes
 from web.security import LoginThrottle, setup_security
@@ -40,5 +41,6 @@ def create_app(config: Config, bridge: ActorBridge, *, started_at: float | None 
     order_routes.add_routes(app)
     group_routes.add_routes(app)
     status_routes.add_routes(app)
+    live_routes.add_routes(app)
     app.router.add_static("/static", STATIC, follow_symlinks=False, show_index=False)
     return app

@@ -31,6 +31,8 @@ from actors.messages import (
     UpdateGroup,
 )
 
+from web.live import Fanout, LiveFeed
+
 log = logging.getLogger("diamondbot.bridge")
 
 
@@ -62,6 +64,11 @@ class ActorBridge(Protocol):
 
     def healthy(self) -> bool: ...
 
+    @property
+    def live(self) -> Fanout:
+        """Changes pushed by the actor system, for live pages."""
+        ...
+
 
 class ThespianBridge:
     """ActorBridge over a running actor system."""
@@ -77,6 +84,11 @@ class ThespianBridge:
                                         initializer=self._open_handle)
         self._closed = False
         self.last_ok = 0.0
+        self._live = LiveFeed(asys, supervisor)
+
+    @property
+    def live(self) -> Fanout:
+        return self._live
 
     def _open_handle(self) -> None:
         context = self._asys.private()
@@ -144,6 +156,7 @@ class ThespianBridge:
     def close(self) -> None:
         """Stop the workers and release their handles (before the actor system shuts down)."""
         self._closed = True
+        self._live.close()
         self._pool.shutdown(wait=True, cancel_futures=True)
         with self._contexts_lock:
             for context in self._contexts:

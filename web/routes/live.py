@@ -1,0 +1,65 @@
+"""GET /api/events: server-sent events with every order or group change, as it happens.
+
+Browsers' EventSource reconnects by itself (we suggest 2 s); an event `resync` asks the page to
+reload what it shows, because changes were missed (a slow client, a restarted actor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from aiohttp import web
+
+from web.live import Closed
+from web.routes import PANEL, panel_of
+from web.serialize import order_json
+
+KEEPALIVE = 15.0
+
+
+def _event(name: str, data: object) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    panel = panel_of(request)
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream",
+        "Cache-Control": "no-store",
+        "X-Accel-Buffering": "no",  # a reverse proxy must not buffer the stream
+    })
+    await response.prepare(request)
+    queue = panel.bridge.live.subscribe()
+    try:
+        await response.write(b"retry: 2000\n\n")
+        while True:
+            try:
+                change = await asyncio.wait_for(queue.get(), KEEPALIVE)
+            except asyncio.TimeoutError:
+                await response.write(b": keepalive\n\n")
+                continue
+            if isinstance(change, Closed):
+                break
+            if change is None:
+                await response.write(_event("resync", {}))
+                continue
+            for view in change.orders:
+                await response.write(_event("order", order_json(view, panel.tz)))
+            for group_id in change.groups:
+                await response.write(_event("group", {"id": group_id}))
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        panel.bridge.live.unsubscribe(queue)
+    return response
+
+
+async def end_streams(app: web.Application) -> None:
+    """On shutdown, end every open stream at once instead of waiting out its keepalive."""
+    app[PANEL].bridge.live.end_streams()
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/events", events)
+    app.on_shutdown.append(end_streams)
