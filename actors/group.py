@@ -13,8 +13,9 @@ import random
 import time
 from collections import deque
 from dataclasses import asdict, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Callable
+from zoneinfo import ZoneInfo
 
 from thespian.actors import ActorExitRequest, ActorTypeDispatcher, WakeupMessage
 
@@ -52,7 +53,7 @@ from domain.group import (
     take_in,
 )
 from domain.orders import Action, Order, Status, TransitionError, from_record, to_record, transition
-from domain.reconcile import CheckState, CycleSummary, Policy, reconcile
+from domain.reconcile import CheckState, CycleSummary, DayTally, Policy, reconcile
 from domain.texts import Texts
 from gateway.events import Quote, Source
 from storage.database import CHECKS, GROUP, ORDER, SEEN
@@ -79,6 +80,7 @@ class GroupActor(ActorTypeDispatcher):
         self.checks: dict[str, CheckState] = {}
         self.in_flight: dict[tuple[str, str], float] = {}
         self.cycles: deque[CycleSummary] = deque(maxlen=20)
+        self.today = DayTally()
         self.last_checkpoint = 0.0
         self.last_prune = 0.0
         self.own_ids: frozenset[str] = frozenset()
@@ -108,6 +110,7 @@ class GroupActor(ActorTypeDispatcher):
         )
         self.texts = Texts(cfg.language_messages, cfg.orders.min_diamonds, cfg.orders.max_diamonds)
         self.cycles = deque(maxlen=cfg.reconciliation.keep_cycles)
+        self.tz = ZoneInfo(cfg.bot.timezone)
         now = self.clock.now()
         self.send(msg.persistence, LoadGroup(msg.group_id, msg.epoch, horizon=now - cfg.history.max_age))
 
@@ -142,6 +145,9 @@ class GroupActor(ActorTypeDispatcher):
         book.seen.update(msg.seen)
         for oid, (count, last_at, last_status) in msg.checks.items():
             self.checks[oid] = CheckState(int(count), last_at, str(last_status))
+        if msg.stats:
+            self.today = DayTally(str(msg.stats.get("day", "")), int(msg.stats.get("checks", 0)),
+                                  int(msg.stats.get("cycles", 0)))
         self.book = book
         self.last_checkpoint = self.last_prune = now
         if msg.settings is None:
@@ -403,6 +409,7 @@ class GroupActor(ActorTypeDispatcher):
         summary = outcome.summary
         summary.duration = time.perf_counter() - started
         self.cycles.append(summary)
+        self.today.count(datetime.fromtimestamp(now, self.tz).date().isoformat(), summary.checked)
         if summary.new_issues or summary.actions:
             log.info("group %s cycle: %d checked, %d open issues (%d new), %d actions, %.1f ms",
                      book.group_id, summary.checked, summary.open_issues, summary.new_issues,
@@ -424,7 +431,8 @@ class GroupActor(ActorTypeDispatcher):
         self.last_checkpoint = now
         counts = {oid: [c.count, c.last_at, c.last_status] for oid, c in self.checks.items()}
         cycles = [asdict(s) for s in self.cycles]
-        self.persist([{"t": CHECKS, "g": self.book.group_id, "v": counts, "cycles": cycles}], sync=False)
+        self.persist([{"t": CHECKS, "g": self.book.group_id, "v": counts, "cycles": cycles,
+                       "stats": asdict(self.today)}], sync=False)
 
     def receiveMsg_StopSystem(self, msg: StopSystem, sender: Any) -> None:
         if self.book is not None and not self.stopped:

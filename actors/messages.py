@@ -111,6 +111,7 @@ class GroupLoaded:
     entries: tuple[dict[str, Any], ...]
     seen: dict[str, float]
     checks: dict[str, list[Any]]
+    stats: dict[str, Any] = field(default_factory=dict)  # the group's DayTally, as checkpointed
 
 
 @dataclass(frozen=True)

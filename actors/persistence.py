@@ -14,6 +14,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable
+from zoneinfo import ZoneInfo
 
 import orjson
 from thespian.actors import ActorExitRequest, ActorTypeDispatcher, WakeupMessage
@@ -166,6 +167,7 @@ class PersistenceActor(ActorTypeDispatcher):
             msg.group_id, msg.epoch, dict(image.settings) or None, entries,
             {m: ts for m, ts in image.seen.items() if ts >= msg.horizon},
             {oid: c for oid, c in image.checks.items() if oid in wanted},
+            dict(image.stats),
         ))
 
     def receiveMsg_Persist(self, msg: Persist, sender: Any) -> None:
@@ -293,7 +295,13 @@ class PersistenceActor(ActorTypeDispatcher):
         self._answer(msg, sender, lambda: queries.list_groups(self.db))
 
     def receiveMsg_GetReport(self, msg: GetReport, sender: Any) -> None:
-        self._answer(msg, sender, lambda: queries.report(self.db, self.clock.now()))
+        def report() -> dict[str, Any]:
+            assert self.config is not None
+            data = queries.report(self.db, self.clock.now(), ZoneInfo(self.config.bot.timezone))
+            data["storage"] = self.stats()
+            return data
+
+        self._answer(msg, sender, report)
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -346,6 +346,7 @@ class Supervisor(ActorTypeDispatcher):
             },
             "restarts": self.restarts,
             "pids": dict(self.pids),
+            "pgid": os.getpgid(0),  # every actor process, with Thespian's admin and logger
         }))
 
     # -- stop ---------------------------------------------------------------------------------

@@ -56,6 +56,21 @@ class CycleSummary:
 
 
 @dataclass(slots=True)
+class DayTally:
+    """Checks and cycles of one local day, for the dashboard ("checks today")."""
+
+    day: str = ""  # YYYY-MM-DD in bot.timezone
+    checks: int = 0
+    cycles: int = 0
+
+    def count(self, day: str, checked: int) -> None:
+        if day != self.day:
+            self.day, self.checks, self.cycles = day, 0, 0
+        self.checks += checked
+        self.cycles += 1
+
+
+@dataclass(slots=True)
 class CycleOutcome:
     changed: list[Order] = field(default_factory=list)  # issues raised or cleared: persist these
     raised: list[tuple[Order, Issue]] = field(default_factory=list)  # for alerts

@@ -15,6 +15,8 @@ FORMAT = 1
 
 # Journal record kinds ("t"): meta, group settings, one order, seen message ids, check counts.
 META, GROUP, ORDER, SEEN, CHECKS = "meta", "group", "order", "seen", "checks"
+# Keys of a snapshot's group object that are not the group's settings.
+_NOT_SETTINGS = frozenset({"entries", "seen", "checks", "cycles", "stats"})
 
 
 class DatabaseError(ValueError):
@@ -29,6 +31,7 @@ class GroupImage:
     # order id -> [count, last_at, last_status], as last checkpointed
     checks: dict[str, list[Any]] = field(default_factory=dict)
     cycles: list[dict[str, Any]] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)  # {"day", "checks", "cycles"}
 
 
 @dataclass(slots=True)
@@ -56,7 +59,7 @@ class Database:
         for gid, g in groups.items():
             if not isinstance(g, Mapping) or not isinstance(g.get("entries", []), list):
                 raise DatabaseError(f"group {gid}: not an object with an 'entries' list")
-            settings = {k: v for k, v in g.items() if k not in ("entries", "seen", "checks", "cycles")}
+            settings = {k: v for k, v in g.items() if k not in _NOT_SETTINGS}
             image = GroupImage(settings=settings)
             for entry in g.get("entries", []):
                 if not isinstance(entry, Mapping) or not entry.get("id"):
@@ -66,6 +69,7 @@ class Database:
             image.seen = dict(g.get("seen") or {})
             image.checks = dict(g.get("checks") or {})
             image.cycles = list(g.get("cycles") or [])
+            image.stats = dict(g.get("stats") or {})
             db.groups[gid] = image
         return db
 
@@ -81,6 +85,7 @@ class Database:
                     "seen": g.seen,
                     "checks": g.checks,
                     "cycles": g.cycles,
+                    "stats": g.stats,
                 }
                 for gid, g in self.groups.items()
             },
@@ -117,6 +122,9 @@ class Database:
             cycles = record.get("cycles")
             if isinstance(cycles, list) and cycles:
                 image.cycles = cycles
+            stats = record.get("stats")
+            if isinstance(stats, Mapping):
+                image.stats = dict(stats)
         else:
             raise DatabaseError(f"unknown record: {dict(record)!r:.200}")
 

@@ -6,9 +6,12 @@ last_at, last_status] | None}`; the web layer shapes it for the API.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone, tzinfo
+from decimal import Decimal
 from typing import Any, Iterable
 
 from domain.clock import from_iso, to_iso
+from domain.money import money_str
 from domain.orders import ARCHIVED, Status
 from storage.database import Database
 
@@ -125,8 +128,9 @@ def check_bucket(count: int) -> str:
     return "gte10"
 
 
-def report(db: Database, now: float, recent_cycles: int = 5) -> dict[str, Any]:
-    """The reconciliation report: orders by status, check buckets, open issues, recent cycles."""
+def report(db: Database, now: float, tz: tzinfo = timezone.utc, recent_cycles: int = 5) -> dict[str, Any]:
+    """The reconciliation report: orders by status, check buckets, open issues, recent cycles,
+    today's checks and cycles (in `tz`), and the charts' series."""
     counts = {s.value: 0 for s in Status}
     buckets = {"never": 0, "lt5": 0, "lt10": 0, "gte10": 0}
     issues = []
@@ -152,13 +156,61 @@ def report(db: Database, now: float, recent_cycles: int = 5) -> dict[str, Any]:
             if isinstance(started, (int, float)):
                 last_check = started if last_check is None else max(last_check, started)
     issues.sort(key=lambda i: i["created_at"] or "")
+    today = datetime.fromtimestamp(now, tz).date().isoformat()
+    tallies = [g.stats for g in db.groups.values() if g.stats.get("day") == today]
+    latest = [image.cycles[-1] for image in db.groups.values() if image.cycles]
+    durations = [float(c.get("duration", 0.0)) for c in latest]
     return {
         "counts": counts,
         "total": sum(counts.values()),
+        "open_orders": sum(counts[s.value] for s in Status if not s.archived),
         "buckets": buckets,
         "issues": issues,
         "issues_found": len(issues),
         "cycles": cycles,
         "last_check": last_check,
+        "checks_today": sum(int(t.get("checks", 0)) for t in tallies),
+        "cycles_today": sum(int(t.get("cycles", 0)) for t in tallies),
+        "cycles_per_hour": round(sum(_cycles_per_hour(image.cycles) for image in db.groups.values())),
+        "cycle_time_ms": round(1000 * sum(durations) / len(durations), 2) if durations else None,
+        "charts": charts(db, now, tz),
         "generated_at": now,
+    }
+
+
+def _cycles_per_hour(cycles: list[dict[str, Any]]) -> float:
+    """One group's recent cycle rate, from the spacing of its last cycle summaries."""
+    starts = [c["started_at"] for c in cycles if isinstance(c.get("started_at"), (int, float))]
+    if len(starts) < 2 or starts[-1] <= starts[0]:
+        return 0.0
+    return (len(starts) - 1) * 3600.0 / (starts[-1] - starts[0])
+
+
+def charts(db: Database, now: float, tz: tzinfo, hours: int = 24, days: int = 14) -> dict[str, Any]:
+    """Orders per hour (by the message's time) over the last `hours`, and revenue per day (by
+    approval, approved and completed orders) over the last `days`, in local time."""
+    hour_start = datetime.fromtimestamp(now, tz).replace(minute=0, second=0, microsecond=0)
+    first_hour = hour_start - timedelta(hours=hours - 1)
+    per_hour = {(first_hour + timedelta(hours=i)).isoformat(): 0 for i in range(hours)}
+    today = datetime.fromtimestamp(now, tz).date()
+    per_day = {(today - timedelta(days=i)).isoformat(): Decimal(0) for i in range(days - 1, -1, -1)}
+    for _, entry in db.all_entries():
+        created = _time(entry.get("date"))
+        if created is not None:
+            local = datetime.fromtimestamp(created, tz).replace(minute=0, second=0, microsecond=0)
+            key = local.isoformat()
+            if key in per_hour:
+                per_hour[key] += 1
+        if entry.get("status") in ("approved", "completed"):
+            approved = _time(entry.get("approvedAt"))
+            if approved is not None:
+                day = datetime.fromtimestamp(approved, tz).date().isoformat()
+                if day in per_day:
+                    try:
+                        per_day[day] += Decimal(str(entry.get("amount", "0")))
+                    except ArithmeticError:
+                        continue
+    return {
+        "orders_per_hour": [{"hour": h, "orders": n} for h, n in per_hour.items()],
+        "revenue_per_day": [{"day": d, "amount": money_str(a)} for d, a in per_day.items()],
     }

@@ -102,3 +102,24 @@ def test_a_stopped_group_actor_is_restarted_with_its_orders(make_bot) -> None:
     assert bot.command("A1", "approve").status == 200
     bot.post(GROUP, ALICE, ".20")
     assert {o["id"] for o in bot.orders()} == {"A1", "A2"}
+
+
+def test_the_dashboard_numbers_come_from_the_checkpoints_and_the_orders(make_bot) -> None:
+    bot = make_bot(**FAST)
+    bot.post(GROUP, ALICE, ".10")
+    bot.post(GROUP, ALICE, ".5")
+    assert bot.command("A1", "approve").status == 200
+    cycles(bot, 0.6)
+    bot.advance(2)
+    cycles(bot, 1.3)
+    report = bot.report()
+    assert report["cycles_today"] >= 10
+    assert report["checks_today"] >= report["cycles_today"]  # one open order (A2) per cycle
+    assert report["open_orders"] == 1 and report["cycle_time_ms"] is not None
+    assert report["cycles_per_hour"] > 0
+    hours = report["charts"]["orders_per_hour"]
+    assert len(hours) == 24 and hours[-1]["orders"] == 2 and sum(h["orders"] for h in hours) == 2
+    assert hours[-1]["hour"].endswith("+06:00")  # bot.timezone
+    days = report["charts"]["revenue_per_day"]
+    assert len(days) == 14 and days[-1]["amount"] == "1000.00"
+    assert report["storage"]["journal_bytes"] > 0 and report["storage"]["orders"] == 2
