@@ -300,6 +300,9 @@ class GroupActor(ActorTypeDispatcher):
             return
         assert self.book is not None
         reply_to = msg.reply_to or sender
+        if self.stopped:
+            self.send(reply_to, CommandDone(msg.request_id, 503, error="the bot is stopping"))
+            return
         order = self.book.orders.get(msg.order_id)
         if order is None:
             self.send(reply_to, CommandDone(msg.request_id, 404, error=f"no order {msg.order_id}"))
@@ -335,6 +338,9 @@ class GroupActor(ActorTypeDispatcher):
             return
         assert self.book is not None
         reply_to = msg.reply_to or sender
+        if self.stopped:
+            self.send(reply_to, CommandDone(msg.request_id, 503, error="the bot is stopping"))
+            return
         try:
             settings = apply_settings_patch(self.book.settings, msg.patch)
         except SettingsError as e:
@@ -435,5 +441,8 @@ class GroupActor(ActorTypeDispatcher):
                        "stats": asdict(self.today)}], sync=False)
 
     def receiveMsg_StopSystem(self, msg: StopSystem, sender: Any) -> None:
+        """The system is stopping: write the check counts once more, then write nothing else
+        (late send results would only be refused by the closed database)."""
         if self.book is not None and not self.stopped:
             self.checkpoint(self.clock.now())
+        self.stopped = True
