@@ -1,0 +1,116 @@
+"""A transport that plays many resellers at once, for benchmarks.
+
+It lives in the GatewayActor's process (the Supervisor hands it over in StartSystem), posts
+`count` order messages over `groups` groups in batches through the real sink (so every
+message goes through the durable inbox), and records when each receipt reached it, i.e. when
+the order was durable and its confirmation handed to the transport.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from gateway.events import ChatMessage, ConnectionState, GroupInfo, OutboundText, SendOutcome
+from gateway.transport import Transport, TransportSink
+
+
+class LoadTransport(Transport):
+    kind = "load"
+
+    def __init__(self, *, count: int, groups: int, batch: int, result_file: str,
+                 rate: float = 0.0, hold_sends: bool = False) -> None:
+        self.count, self.groups, self.batch = count, groups, batch
+        self.rate = rate  # messages per second to offer; 0: as fast as the sink takes them
+        self.result_file = result_file
+        self.hold_sends = hold_sends
+        self._sink: TransportSink | None = None
+        self._state = ConnectionState.STOPPED
+        self._lock = threading.Lock()
+        self._posted_at: dict[str, float] = {}  # message id -> when it was handed to the sink
+        self._latencies: list[float] = []
+        self._receipts = 0
+        self._started = 0.0
+        self._stop = threading.Event()
+
+    def __getstate__(self) -> dict:
+        # Pickled into the gateway's process before start: only the parameters travel.
+        return {k: v for k, v in self.__dict__.items() if k in
+                ("count", "groups", "batch", "rate", "result_file", "hold_sends")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
+    def start(self, sink: TransportSink) -> None:
+        self._sink = sink
+        self._state = ConnectionState.CONNECTED
+        sink.state_changed(ConnectionState.CONNECTED)
+        threading.Thread(target=self._post, name="load", daemon=True).start()
+
+    def _post(self) -> None:
+        assert self._sink is not None
+        time.sleep(1.0)  # let every group actor start before the clock runs
+        group_ids = [f"1203639{i:011d}@g.us" for i in range(self.groups)]
+        self._started = time.time()
+        sent = 0
+        while sent < self.count and not self._stop.is_set():
+            n = min(self.batch, self.count - sent)
+            now = time.time()
+            msgs = [ChatMessage(group_id=group_ids[(sent + i) % self.groups],
+                                group_name=f"Load {(sent + i) % self.groups}",
+                                message_id=f"3EB0{uuid.uuid4().hex[:18].upper()}",
+                                sender=f"{880170000000 + (sent + i) % 997}@lid", sender_alt="",
+                                sender_name="Load", text=f".{1 + (sent + i) % 500}", timestamp=now)
+                    for i in range(n)]
+            with self._lock:
+                for m in msgs:
+                    self._posted_at[m.message_id] = now
+            self._sink.messages_received(msgs)  # returns once the inbox fsynced them
+            sent += n
+            if self.rate:
+                delay = self._started + sent / self.rate - time.time()
+                if delay > 0:
+                    time.sleep(delay)
+
+    def send(self, request: OutboundText) -> None:
+        assert self._sink is not None
+        now = time.time()
+        done = False
+        with self._lock:
+            quoted = request.quote.message_id if request.quote else ""
+            posted = self._posted_at.pop(quoted, None)
+            if posted is not None:
+                self._latencies.append(now - posted)
+                self._receipts += 1
+                done = self._receipts == self.count
+        self._sink.send_finished(SendOutcome(request.request_id, True, message_id=uuid.uuid4().hex, timestamp=now))
+        if done:
+            self._write_result(now)
+
+    def _write_result(self, finished: float) -> None:
+        lat = sorted(self._latencies)
+        result = {
+            "orders": self._receipts,
+            "seconds": finished - self._started,
+            "orders_per_s": self._receipts / (finished - self._started),
+            "latency_p50_ms": 1000 * lat[len(lat) // 2],
+            "latency_p99_ms": 1000 * lat[int(len(lat) * 0.99) - 1],
+        }
+        Path(self.result_file).write_text(json.dumps(result))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._state = ConnectionState.STOPPED
+
+    def history(self, group_id: str, limit: int) -> list[ChatMessage]:
+        return []
+
+    def list_groups(self) -> list[GroupInfo]:
+        return []
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
