@@ -27,6 +27,7 @@ from actors.messages import (
     InboundItem,
     OwnIds,
     QueryResult,
+    RePair,
     ReplayInbox,
     SendResult,
     SendText,
@@ -36,7 +37,7 @@ from actors.watchdog import start_watchdog
 from config import Config
 from domain.clock import Clock, SystemClock
 from domain.parsing import looks_like_order
-from gateway.events import ChatMessage, ConnectionState, OutboundText, SendOutcome, Source
+from gateway.events import ChatMessage, ConnectionState, OutboundText, SendOutcome, Source, parse_detail
 from gateway.inbox import Inbox
 from gateway.outbox import Item, Outbox, Pacing
 from gateway.transport import Transport, TransportSink
@@ -64,7 +65,20 @@ def make_transport(config: Config) -> Transport:
         from gateway.sandbox.transport import SandboxTransport
 
         return SandboxTransport(config.sandbox.url, history_limit=config.history.replay_limit)
+    if kind == "whatsapp":
+        # Imported here: neonize loads its Go library, which belongs in this process only.
+        from gateway.whatsapp.transport import WhatsAppTransport
+
+        return WhatsAppTransport(whatsapp_session_db(config), pair_phone=config.whatsapp.pair_phone)
     raise ValueError(f"gateway.kind = {kind!r} is not available in this version")
+
+
+def whatsapp_session_db(config: Config) -> str:
+    """Where whatsmeow keeps the session: `<data_dir>/<whatsapp.session_db>` (or a postgres:// URL)."""
+    name = config.whatsapp.session_db
+    if "://" in name:
+        return name
+    return str(Path(config.bot.data_dir).resolve() / name)
 
 
 class _Sink(TransportSink):
@@ -124,6 +138,7 @@ class GatewayActor(ActorTypeDispatcher):
         self.detail = ""
         self.pump_at: float | None = None
         self.rate_limit_pause = 60.0
+        self.ban_until: float | None = None  # the outbox pause set for a ban, lifted on reconnect
 
     # -- start / stop ------------------------------------------------------------------------
 
@@ -197,9 +212,25 @@ class GatewayActor(ActorTypeDispatcher):
         if state is not self.state:
             log.info("transport %s: %s %s", self.transport.kind if self.transport else "?", state.value, detail)
         self.state, self.detail = state, detail
+        if state is ConnectionState.BANNED:
+            self.banned(detail)
+        elif state is ConnectionState.CONNECTED and self.ban_until is not None:
+            # Connected again: the ban is over, whatever its announced expiry said.
+            if self.outbox.paused_until == self.ban_until:
+                self.outbox.paused_until, self.outbox.pause_reason = None, ""
+            self.ban_until = None
         if state is ConnectionState.CONNECTED and self.transport is not None and self.transport.own_ids:
             self.send(self.supervisor, OwnIds(self.transport.own_ids))
         self.send(self.supervisor, self.status())
+
+    def banned(self, detail: str) -> None:
+        """Pause all sending until the ban's expiry (or longer: pump waits for CONNECTED too)."""
+        fields = parse_detail(detail)
+        expires = fields.get("expires_at")
+        until = float(expires) if isinstance(expires, (int, float)) else self.clock.now() + MAX_PAUSE
+        self.outbox.pause(until, f"banned: {fields.get('reason') or fields.get('message') or 'temporary ban'}")
+        self.ban_until = self.outbox.paused_until
+        log.warning("sending paused until the ban ends (%.0f s)", until - self.clock.now())
 
     def status(self) -> GatewayStatus:
         now = self.clock.now()
@@ -259,3 +290,18 @@ class GatewayActor(ActorTypeDispatcher):
 
     def receiveMsg_GetGatewayStatus(self, msg: GetGatewayStatus, sender: Any) -> None:
         self.send(msg.reply_to or sender, QueryResult(msg.request_id, 200, self.status()))
+
+    def receiveMsg_RePair(self, msg: RePair, sender: Any) -> None:
+        """The panel's re-pair button: the transport forgets its session and pairs again."""
+        reply_to = msg.reply_to or sender
+        repair = getattr(self.transport, "repair", None)
+        if repair is None:
+            kind = self.transport.kind if self.transport is not None else "unstarted"
+            self.send(reply_to, QueryResult(msg.request_id, 409, error=f"the {kind} gateway has nothing to pair"))
+            return
+        try:
+            repair()
+        except Exception as e:
+            self.send(reply_to, QueryResult(msg.request_id, 503, error=f"cannot re-pair now: {e}"))
+            return
+        self.send(reply_to, QueryResult(msg.request_id, 200, {"ok": True}))

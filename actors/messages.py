@@ -219,6 +219,15 @@ class GetGatewayStatus:
     reply_to: Any = None
 
 
+@dataclass(frozen=True)
+class RePair:
+    """Unlink the WhatsApp session and pair again (the panel's re-pair button). Answered with
+    QueryResult: 200 {"ok": true} once pairing restarts, 409 for a transport without pairing."""
+
+    request_id: str
+    reply_to: Any = None  # filled by the Supervisor when it forwards
+
+
 # --- group actors -----------------------------------------------------------------------------
 
 

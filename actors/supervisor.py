@@ -42,6 +42,7 @@ from actors.messages import (
     OrderCommand,
     OwnIds,
     QueryResult,
+    RePair,
     ReplayInbox,
     StartGateway,
     StartSystem,
@@ -316,6 +317,9 @@ class Supervisor(ActorTypeDispatcher):
     receiveMsg_Subscribe = _forward_read
 
     def receiveMsg_GetGatewayStatus(self, msg: GetGatewayStatus, sender: Any) -> None:
+        self.send(self.gateway, replace(msg, reply_to=sender))
+
+    def receiveMsg_RePair(self, msg: RePair, sender: Any) -> None:
         self.send(self.gateway, replace(msg, reply_to=sender))
 
     def receiveMsg_Locate(self, msg: Locate, sender: Any) -> None:

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
+
+import orjson
 
 
 class Source(enum.Enum):
@@ -23,6 +26,18 @@ class Source(enum.Enum):
 
 
 class ConnectionState(enum.Enum):
+    """A transport's connection state, reported with a `detail` string (`TransportSink.state_changed`).
+
+    The detail is plain text (an error, "replaced", ...) except in two states, where it is a JSON
+    object so the panel can use its fields (`parse_detail` reads either form):
+
+    * PAIRING: `{"qr": "<QR payload>", "expires_at": <epoch s>}` while a QR code is shown;
+      with phone pairing also `"pair_code": "ABCD-EFGH"`; `{"expired": true, "message": "..."}`
+      when nobody scanned for several rounds and pairing waits for the re-pair button.
+    * BANNED: `{"expires_at": <epoch s>, "reason": "..."}`: when the ban ends (all sending stays
+      paused until then and until the transport is connected again).
+    """
+
     STOPPED = "stopped"
     CONNECTING = "connecting"
     CONNECTED = "connected"
@@ -30,6 +45,23 @@ class ConnectionState(enum.Enum):
     PAIRING = "pairing"
     LOGGED_OUT = "logged_out"
     BANNED = "banned"
+
+
+def state_detail(**fields: Any) -> str:
+    """A structured state detail (see ConnectionState), as compact JSON text."""
+    return orjson.dumps(fields).decode()
+
+
+def parse_detail(detail: str) -> dict[str, Any]:
+    """The fields of a state detail: a JSON object as written by `state_detail`, else `{"message": detail}`."""
+    if detail.startswith("{"):
+        try:
+            data = orjson.loads(detail)
+        except orjson.JSONDecodeError:
+            data = None
+        if isinstance(data, dict):
+            return data
+    return {"message": detail} if detail else {}
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from typing import Any, AsyncIterator
 import orjson
 from aiohttp.test_utils import TestClient, TestServer
 
-from actors.messages import Changed, CommandDone, QueryResult
+from actors.messages import Changed, CommandDone, GatewayStatus, QueryResult
 from config import Config, load_config
 from domain.clock import FakeClock
 from domain.money import parse_rate
@@ -43,6 +43,7 @@ from domain.orders import (
     transition,
     with_issue,
 )
+from gateway.events import ConnectionState
 from storage import queries
 from storage.database import CHECKS, GROUP, ORDER, Database
 from web.app import create_app
@@ -70,7 +71,10 @@ class FakeBridge:
     closed: bool = False
     deliver_on_approve: bool = True  # the transport confirms the delivery message at once
     gateway_state: str = "connected"
+    gateway_detail: str = ""  # e.g. a PAIRING detail with a QR payload (gateway.events.state_detail)
+    paused_until: float | None = None
     queued: int = 0
+    repair_status: int = 200  # what the gateway answers to re-pair (409: a transport without pairing)
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     live: Fanout = field(default_factory=Fanout)
     _books: dict[str, GroupBook] = field(default_factory=dict)
@@ -211,6 +215,17 @@ class FakeBridge:
             "groups": {"total": len(self._books), "ready": len(self._books), "failed": {}},
             "restarts": 1,
         })
+
+    async def gateway_status(self) -> QueryResult:
+        await self._call("gateway_status")
+        return QueryResult(uuid.uuid4().hex, 200, GatewayStatus(
+            ConnectionState(self.gateway_state), self.gateway_detail, self.queued, self.paused_until, 7))
+
+    async def repair(self) -> QueryResult:
+        await self._call("repair")
+        if self.repair_status != 200:
+            return QueryResult(uuid.uuid4().hex, self.repair_status, error="the sandbox gateway has nothing to pair")
+        return QueryResult(uuid.uuid4().hex, 200, {"ok": True})
 
     def healthy(self) -> bool:
         return not self.closed

@@ -28,6 +28,7 @@ from actors.messages import (
     ListOrders,
     OrderCommand,
     QueryResult,
+    RePair,
     UpdateGroup,
 )
 
@@ -61,6 +62,10 @@ class ActorBridge(Protocol):
     async def report(self) -> QueryResult: ...
 
     async def status(self) -> QueryResult: ...
+
+    async def gateway_status(self) -> QueryResult: ...
+
+    async def repair(self) -> QueryResult: ...
 
     def healthy(self) -> bool: ...
 
@@ -149,6 +154,9 @@ class ThespianBridge:
 
     async def gateway_status(self) -> QueryResult:
         return await self.ask(self.supervisor, GetGatewayStatus(self._rid()))
+
+    async def repair(self) -> QueryResult:
+        return await self.ask(self.supervisor, RePair(self._rid()))
 
     def healthy(self) -> bool:
         return not self._closed

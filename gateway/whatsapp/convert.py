@@ -1,0 +1,259 @@
+"""neonize events as the bot's chat world: ChatMessage, GroupInfo, and the edits and deletes the
+bot must recognise without ever taking them for orders. Pure functions, no I/O.
+
+What neonize 0.5.2 delivers (checked in its Go encoder, goneonize/utils/encoder.go):
+`Message.Info.Timestamp` is `UnixMilli()`; every JID field is filled, an absent one as an empty
+JID (`User == ""`); `Message.Message` is whatsmeow's unwrapped message (ephemeral and view-once
+wrappers removed), so an edit arrives as a `protocolMessage` of type MESSAGE_EDIT and a delete
+as one of type REVOKE, whose own text reads as empty.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from neonize.proto import Neonize_pb2 as neonize_proto
+from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
+
+from gateway.events import ChatMessage, GroupInfo, Source
+
+GROUP_SERVER = "g.us"
+# whatsmeow's MessageInfo.Edit ("edit attribute") values.
+EDIT_ATTRIBUTES = {"1": "edit", "3": "edit", "7": "revoke", "8": "revoke"}
+_JID_TEXT = re.compile(r"^(?P<user>[^@:.]*)(?:\.\d+)?(?::\d+)?@(?P<server>[^@]+)$")
+# Messages whose content is another message: unwrapped before reading the text (history sync
+# delivers them wrapped; live messages come unwrapped from whatsmeow already).
+_WRAPPERS = ("ephemeralMessage", "viewOnceMessage", "viewOnceMessageV2", "viewOnceMessageV2Extension",
+             "deviceSentMessage", "documentWithCaptionMessage")
+
+
+@dataclass(frozen=True, slots=True)
+class MessageChange:
+    """An edit or delete of an earlier group message. Never an order, and never a new message:
+    the GroupActor may act on it later (flag an order whose message was deleted or changed)."""
+
+    kind: str  # "edit" or "revoke"
+    group_id: str
+    message_id: str  # the message edited or deleted ("" when WhatsApp did not say)
+    by: str  # who edited or deleted it
+    new_text: str  # an edit's new text ("" for a delete, or an edit that is not text)
+    timestamp: float
+
+
+# -- ids and times -----------------------------------------------------------------------------
+
+
+def jid_text(jid: neonize_proto.JID) -> str:
+    """A JID as "user@server" without device or agent; "" for an empty JID."""
+    if not jid.User:
+        return ""
+    return f"{jid.User}@{jid.Server}"
+
+
+def plain_id(text: str) -> str:
+    """A JID string without device or agent ("7621:5@lid" is "7621@lid"); other text unchanged."""
+    match = _JID_TEXT.match(text.strip())
+    return f"{match['user']}@{match['server']}" if match else text.strip()
+
+
+def parse_jid(text: str) -> neonize_proto.JID:
+    """A "user@server" string as a neonize JID; raises ValueError for anything else."""
+    user, at, server = plain_id(text).partition("@")
+    if not at or not user or not server or "@" in server:
+        raise ValueError(f"not a WhatsApp id: {text!r}")
+    return neonize_proto.JID(User=user, Server=server, RawAgent=0, Device=0, Integrator=0, IsEmpty=False)
+
+
+def to_seconds(value: float) -> float:
+    """A timestamp in seconds, whether it came in seconds, milliseconds, micro- or nanoseconds."""
+    value = float(value)
+    for limit, scale in ((1e17, 1e9), (1e14, 1e6), (1e11, 1e3)):
+        if abs(value) >= limit:
+            return value / scale
+    return value
+
+
+# -- message content ---------------------------------------------------------------------------
+
+
+def unwrap(message: wa.Message) -> wa.Message:
+    """The innermost message of ephemeral, view-once and similar wrappers."""
+    for _ in range(4):
+        for name in _WRAPPERS:
+            wrapper = getattr(message, name)
+            if message.HasField(name) and wrapper.HasField("message"):
+                message = wrapper.message
+                break
+        else:
+            return message
+    return message
+
+
+def text_of(message: wa.Message) -> str | None:
+    """The text of a text message; None for anything else (media, reactions, protocol messages)."""
+    if message.HasField("conversation"):
+        return message.conversation
+    if message.HasField("extendedTextMessage"):
+        return message.extendedTextMessage.text
+    return None
+
+
+def quoted_id_of(message: wa.Message) -> str:
+    """The id of the message this one replies to, or ""."""
+    if message.HasField("extendedTextMessage"):
+        return message.extendedTextMessage.contextInfo.stanzaID
+    return ""
+
+
+def change_of(ev: neonize_proto.Message) -> MessageChange | None:
+    """The edit or delete a message event carries, or None if it is an ordinary message.
+
+    The hook for acting on edits and deletes: the transport calls it before anything else, so
+    such an event never reaches the order path, whatever its text reads as."""
+    info = ev.Info
+    inner = unwrap(ev.Message)
+    protocol = inner.protocolMessage if inner.HasField("protocolMessage") else None
+    kind = EDIT_ATTRIBUTES.get(info.Edit, "")
+    if protocol is not None:
+        if protocol.type == wa.ProtocolMessage.REVOKE:
+            kind = "revoke"
+        elif protocol.type == wa.ProtocolMessage.MESSAGE_EDIT:
+            kind = "edit"
+    if ev.IsEdit or inner.HasField("editedMessage"):
+        kind = kind or "edit"
+    if not kind:
+        return None
+    target = protocol.key.ID if protocol is not None else ""
+    new_text = ""
+    if kind == "edit" and protocol is not None and protocol.HasField("editedMessage"):
+        new_text = text_of(unwrap(protocol.editedMessage)) or ""
+    source = info.MessageSource
+    return MessageChange(kind=kind, group_id=jid_text(source.Chat), message_id=target,
+                         by=jid_text(source.Sender), new_text=new_text, timestamp=to_seconds(info.Timestamp))
+
+
+def is_group(chat: str) -> bool:
+    return chat.endswith("@" + GROUP_SERVER)
+
+
+def chat_message(ev: neonize_proto.Message, group_name: str, source: Source) -> ChatMessage | None:
+    """A group text message as a ChatMessage; None for a chat that is not a group, a message that
+    is not text, or an edit or delete (see change_of)."""
+    info = ev.Info
+    src = info.MessageSource
+    chat = jid_text(src.Chat)
+    if not src.IsGroup or not is_group(chat) or not info.ID:
+        return None
+    if change_of(ev) is not None:
+        return None
+    text = text_of(unwrap(ev.Message))
+    if text is None:
+        return None
+    sender = jid_text(src.Sender)
+    if not sender and not src.IsFromMe:
+        return None
+    alt = jid_text(src.SenderAlt)
+    return ChatMessage(
+        group_id=chat,
+        group_name=group_name,
+        message_id=info.ID,
+        sender=sender,
+        sender_alt="" if alt == sender else alt,
+        sender_name=info.Pushname,
+        text=text,
+        timestamp=to_seconds(info.Timestamp),
+        from_me=src.IsFromMe,
+        source=source,
+        quoted_id=quoted_id_of(unwrap(ev.Message)),
+    )
+
+
+# -- history sync ------------------------------------------------------------------------------
+
+
+def history_group_names(data: Any) -> dict[str, str]:
+    """Group names a HistorySync carries (`HistorySync.Data`)."""
+    names = {}
+    for conv in data.conversations:
+        name = conv.name or conv.displayName
+        if is_group(conv.ID) and name:
+            names[conv.ID] = name
+    return names
+
+
+def history_messages(data: Any, names: Mapping[str, str]) -> list[ChatMessage]:
+    """The group text messages of a HistorySync (`HistorySync.Data`), as Source.HISTORY, oldest
+    first. Edits, deletes, system messages and non-text are left out; the GroupActor applies
+    `history.max_age` and the watermark."""
+    messages: list[ChatMessage] = []
+    for conv in data.conversations:
+        if not is_group(conv.ID):
+            continue
+        name = conv.name or conv.displayName or names.get(conv.ID, "")
+        for item in conv.messages:
+            if not item.HasField("message"):
+                continue
+            message = _history_message(conv.ID, name, item.message)
+            if message is not None:
+                messages.append(message)
+    messages.sort(key=lambda m: m.timestamp)
+    return messages
+
+
+def _history_message(group_id: str, group_name: str, web: Any) -> ChatMessage | None:
+    """One WebMessageInfo of a group conversation, or None if it is not a plain text message."""
+    key = web.key
+    if not key.ID or web.messageStubType or not web.HasField("message"):
+        return None
+    content = unwrap(web.message)
+    if content.HasField("protocolMessage") or content.HasField("editedMessage"):
+        return None
+    text = text_of(content)
+    if text is None:
+        return None
+    sender = plain_id(web.participant or key.participant)
+    if not sender and not key.fromMe:
+        return None
+    return ChatMessage(
+        group_id=group_id,
+        group_name=group_name,
+        message_id=key.ID,
+        sender=sender,
+        sender_alt="",
+        sender_name=web.pushName,
+        text=text,
+        timestamp=to_seconds(web.messageTimestamp),
+        from_me=key.fromMe,
+        source=Source.HISTORY,
+        quoted_id=quoted_id_of(content),
+    )
+
+
+# -- groups and the bot's own ids --------------------------------------------------------------
+
+
+def group_infos(groups: Iterable[neonize_proto.GroupInfo]) -> list[GroupInfo]:
+    """The result of `get_joined_groups()` as GroupInfo."""
+    return [GroupInfo(jid_text(g.JID), g.GroupName.Name) for g in groups if jid_text(g.JID)]
+
+
+def group_name_change(ev: Any) -> tuple[str, str] | None:
+    """(group id, new name) from a JoinedGroup or GroupInfo event, when it carries a name."""
+    if isinstance(ev, neonize_proto.JoinedGroup):
+        info = ev.GroupInfo
+        gid, name = jid_text(info.JID), info.GroupName.Name
+    elif isinstance(ev, neonize_proto.GroupInfoEvent):
+        gid = jid_text(ev.JID)
+        name = ev.Name.Name if ev.HasField("Name") else ""
+    else:
+        return None
+    return (gid, name) if gid and name else None
+
+
+def own_ids(device: neonize_proto.Device | None) -> frozenset[str]:
+    """The bot's own ids (phone JID and LID, without device) from neonize's `client.me`."""
+    if device is None:
+        return frozenset()
+    return frozenset(i for i in (jid_text(device.JID), jid_text(device.LID)) if i)

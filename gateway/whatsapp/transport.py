@@ -1,0 +1,817 @@
+"""WhatsAppTransport: the bot's own WhatsApp number through neonize 0.5.2, behind the Transport
+interface (SPEC §5).
+
+Threads (the transport's own are daemons, and stop() ends them all):
+
+* neonize's event thread runs the handlers one at a time. They only convert, record (the sink
+  returns once the messages are durable: whatsmeow has already acknowledged them to the server)
+  and enqueue. neonize swallows a handler's exception, so each handler catches and logs its own.
+* "whatsapp-supervisor" owns the connection. Each connection ("session") is neonize's blocking
+  connect() on a "whatsapp-session" thread. The supervisor renews the QR code when whatsmeow
+  gives up on it, asks for a pairing code, waits out a ban, re-pairs, and backs off when a
+  connect fails at once. It never calls connect() from a handler: after a first successful
+  connect, whatsmeow reconnects by itself.
+* "whatsapp-send" builds each reply with neonize's builders and sends it, one at a time, and
+  reports exactly one SendOutcome per request. The GatewayActor paces what it hands over.
+* "whatsapp-groups" fetches group names with get_joined_groups() after each connect and when a
+  group event or an unknown group asks for it (never once per message).
+
+neonize calls that read its Go side's client table (send, pairing code, groups, logout, stop)
+are serialised under one lock and made only while a session has set that table up: a
+concurrent write from a starting session would be a fatal Go map race, and some calls abort the
+whole process when no session exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence, TextIO
+
+from gateway.events import ChatMessage, ConnectionState, GroupInfo, OutboundText, SendOutcome, Source, state_detail
+from gateway.transport import Transport, TransportError, TransportSink
+from gateway.whatsapp import convert, outbound
+from gateway.whatsapp.pairing import QR_FIRST, QR_NEXT, Pairing, print_pair_code, print_qr
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX = 500
+SINK_RETRIES = (0.2, 1.0, 3.0)  # a failing sink is retried on the event thread, then the batch is logged as lost
+TICK = 0.5  # the supervisor looks at its timers at least this often
+GROUPS_MIN_INTERVAL = 60.0  # unknown groups trigger at most one get_joined_groups() per minute
+PAIRED_WAIT = 30.0  # scanned at the last moment: time for whatsmeow to finish logging in
+STOP_JOIN = 10.0
+BAN_MARGIN = 5.0
+
+
+class NeonizeOps:
+    """Every neonize call the transport makes, in one place. Tests replace it; none of these is
+    made before a session set up neonize's client table, unless its docstring says so."""
+
+    def __init__(self) -> None:
+        self._kept: list[Any] = []
+
+    def new_client(self, session_db: str) -> Any:
+        """A client on the session database (no network, no disk until connect)."""
+        from neonize.client import NewClient
+
+        return NewClient(session_db)
+
+    def run(self, client: Any) -> None:
+        """One session: connect and block until it ends. Raises at once if the first connection fails."""
+        client.connect()
+
+    def end(self, client: Any) -> None:
+        """Make a running `run` return (safe without a session)."""
+        client.stop()
+
+    def send(self, client: Any, to: Any, message: Any) -> Any:
+        """Send a built message; returns neonize's SendResponse, raises SendMessageError."""
+        return client.send_message(to, message)
+
+    def pair_code(self, client: Any, phone: str) -> str:
+        """A pairing code for `phone` (after the session's first QR code)."""
+        return str(client.PairPhone(phone, show_push_notification=True))
+
+    def joined_groups(self, client: Any) -> list[GroupInfo]:
+        """The groups the number is in (after Connected)."""
+        return convert.group_infos(client.get_joined_groups())
+
+    def logout(self, client: Any) -> None:
+        """Unlink this device from the phone and delete the session's keys (after Connected)."""
+        client.logout()
+
+    def has_session(self, session_db: str) -> bool | None:
+        """Whether the session database holds a paired device (reads the database only; safe any
+        time); None if it cannot tell."""
+        from neonize.client import ClientFactory
+
+        try:
+            return bool(ClientFactory.get_all_devices_from_db(session_db))
+        except Exception as e:  # neonize returns "error: ..." text that its parser trips over
+            log.warning("cannot read the WhatsApp session database %s: %s", session_db, e)
+            return None
+
+    def discard_session(self, session_db: str) -> None:
+        """Move a session database aside (kept as a backup), so the next session pairs afresh."""
+        if "://" in session_db:
+            log.error("cannot discard a session kept at %s: delete its device rows by hand", session_db)
+            return
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            path = Path(session_db + suffix)
+            if path.exists():
+                path.rename(path.with_name(f"{path.name}.old-{stamp}"))
+                log.warning("WhatsApp session file moved aside: %s.old-%s", path, stamp)
+
+    def abandon(self, client: Any) -> None:
+        """A session that does not end: after a QR attempt expires, neonize 0.5.2's Go side waits
+        for a device id that never comes and ignores stop() (goneonize main.go, FetchMe). Its
+        worker thread is not a daemon; leave it out of the interpreter's exit join so the
+        gateway process can still exit."""
+        # Its Go side still holds the callbacks of that connect(): keep them from being freed
+        # when the next connect() replaces them.
+        self._kept.append(getattr(client, "_connect_refs", None))
+        name = client.uuid.decode() if isinstance(client.uuid, bytes) else str(client.uuid)
+        for thread in threading.enumerate():
+            if thread.name == name and not thread.daemon and thread.is_alive():
+                _forget_at_exit(thread)
+
+
+def _forget_at_exit(thread: threading.Thread) -> None:
+    """CPython joins every non-daemon thread at exit through `threading._shutdown_locks`."""
+    lock = getattr(thread, "_tstate_lock", None)
+    locks = getattr(threading, "_shutdown_locks", None)
+    guard = getattr(threading, "_shutdown_locks_lock", None)
+    if lock is not None and locks is not None and guard is not None:
+        with guard:
+            locks.discard(lock)
+
+
+class _Backoff:
+    """Delays between failed connects: doubling from `low` to `high`, with jitter."""
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high, self.failures = low, high, 0
+
+    def next(self) -> float:
+        delay = min(self.high, self.low * 2 ** min(self.failures, 30)) * random.uniform(0.8, 1.0)
+        self.failures += 1
+        return delay
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class WhatsAppTransport(Transport):
+    """WhatsApp through neonize: pairing, inbound group messages, quoted replies, bans."""
+
+    kind = "whatsapp"
+    end_poll = 1.0  # a session asked to end is checked this often (real seconds) ...
+    end_tries = 8  # ... this many times before it is abandoned
+
+    def __init__(self, session_db: str, *, pair_phone: str = "", ops: NeonizeOps | None = None,
+                 clock: Callable[[], float] = time.time, terminal: TextIO | None = None,
+                 reconnect_min: float = 2.0, reconnect_max: float = 300.0) -> None:
+        if not 0 < reconnect_min <= reconnect_max:
+            raise ValueError("need 0 < reconnect_min <= reconnect_max")
+        self.session_db = session_db
+        self.pair_phone = pair_phone
+        self.ops = ops or NeonizeOps()
+        self.clock = clock
+        self.terminal = terminal
+        self._lock = threading.Lock()  # state, names, own ids, lifecycle flags
+        self._call_lock = threading.Lock()  # neonize calls that read its client table
+        self._sink: TransportSink | None = None
+        self._client: Any = None
+        self._started = self._stopped = False
+        self._state = ConnectionState.STOPPED
+        self._detail = ""
+        self._own_ids: frozenset[str] = frozenset()
+        self._names: dict[str, str] = {}
+        self._live = False  # a session set up neonize's client table (under _call_lock)
+        self._offline_sync = False  # between OfflineSyncPreview and OfflineSyncCompleted (event thread)
+        self._control: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._sends: queue.SimpleQueue[OutboundText | None] = queue.SimpleQueue()
+        self._groups_wanted = threading.Event()
+        self._groups_asked_at = float("-inf")
+        self._threads: list[threading.Thread] = []
+        # Supervisor-only state.
+        self._pairing = Pairing()
+        self._backoff = _Backoff(reconnect_min, reconnect_max)
+        self._session: tuple[int, threading.Thread] | None = None
+        self._sessions = 0
+        self._session_connected = False
+        self._ending: str | None = None  # what to do once the session has ended
+        self._end_tries = 0
+        # name -> (on self.clock?, when): code and ban expiries are times on the clock (epoch
+        # seconds, as the panel shows them); retries and waits are durations (time.monotonic).
+        self._timers: dict[str, tuple[bool, float]] = {}
+        self._ban_until = 0.0
+        self._paired: bool | None = None  # the session database holds a device (None: unknown)
+
+    # -- Transport -------------------------------------------------------------------------
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
+
+    @property
+    def detail(self) -> str:
+        return self._detail
+
+    @property
+    def own_ids(self) -> frozenset[str]:
+        return self._own_ids
+
+    @property
+    def client(self) -> Any:
+        """neonize's client (None before start)."""
+        return self._client
+
+    def start(self, sink: TransportSink) -> None:
+        with self._lock:
+            if self._started:
+                raise TransportError("WhatsAppTransport.start() called twice", retryable=False)
+            self._started = True
+        self._sink = sink
+        self._client = self.ops.new_client(self.session_db)
+        self._register(self._client)
+        for target, name in ((self._supervise, "whatsapp-supervisor"), (self._send_loop, "whatsapp-send"),
+                             (self._groups_loop, "whatsapp-groups")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._stopped or not self._started:
+                self._stopped = True
+                return
+            self._stopped = True
+        self._control.put(("stop",))
+        self._sends.put(None)
+        self._groups_wanted.set()
+        deadline = time.monotonic() + STOP_JOIN
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.warning("%s did not stop within %.0f s", thread.name, STOP_JOIN)
+        self._report(ConnectionState.STOPPED, "stopped")
+
+    def send(self, request: OutboundText) -> None:
+        if self._sink is None:
+            raise TransportError("send() before start()", retryable=False)
+        with self._lock:
+            stopped = self._stopped
+            if not stopped:
+                self._sends.put(request)
+        if stopped:
+            self._sink.send_finished(SendOutcome(request.request_id, False, error="transport stopped"))
+
+    def history(self, group_id: str, limit: int) -> list[ChatMessage]:
+        # neonize 0.5.2 has no on-demand history; the HistorySync after pairing arrives by itself.
+        return []
+
+    def list_groups(self) -> list[GroupInfo]:
+        if self._state is not ConnectionState.CONNECTED:
+            raise TransportError("not connected to WhatsApp")
+        with self._lock:
+            return [GroupInfo(g, n) for g, n in sorted(self._names.items())]
+
+    def repair(self) -> None:
+        """Forget this number's session and pair again (the panel's re-pair button). Returns at once."""
+        if not self._started or self._stopped:
+            raise TransportError("the WhatsApp transport is not running", retryable=False)
+        self._control.put(("repair",))
+
+    # -- reporting -------------------------------------------------------------------------
+
+    def _report(self, state: ConnectionState, detail: str = "") -> None:
+        with self._lock:
+            if (state, detail) == (self._state, self._detail):
+                return
+            self._state, self._detail = state, detail
+            # Under the lock so that reports from different threads reach the sink in order.
+            if self._sink is not None:
+                self._sink.state_changed(state, detail)
+
+    def _deliver(self, messages: Sequence[ChatMessage]) -> None:
+        """Hand messages to the sink, which returns once they are durable (event thread)."""
+        assert self._sink is not None
+        for start in range(0, len(messages), BATCH_MAX):
+            batch = messages[start:start + BATCH_MAX]
+            for delay in (*SINK_RETRIES, None):
+                try:
+                    self._sink.messages_received(batch)
+                    break
+                except Exception:
+                    if delay is None:
+                        # whatsmeow acknowledged them already: the log is what is left of them.
+                        log.critical("LOST %d WhatsApp messages the bot could not record: %r", len(batch), batch)
+                        break
+                    log.exception("recording %d WhatsApp messages failed; trying again in %.1f s", len(batch), delay)
+                    time.sleep(delay)
+
+    # -- neonize's event thread --------------------------------------------------------------
+
+    def _register(self, client: Any) -> None:
+        """Register every handler before connect(): neonize subscribes to what is registered."""
+        from neonize import events as ev
+
+        handlers: dict[Any, Callable[[Any, Any], None]] = {
+            ev.MessageEv: self._on_message,
+            ev.HistorySyncEv: self._on_history,
+            ev.OfflineSyncPreviewEv: self._on_offline_preview,
+            ev.OfflineSyncCompletedEv: self._on_offline_completed,
+            ev.ConnectedEv: lambda c, e: self._event("connected"),
+            ev.DisconnectedEv: self._on_disconnected,
+            ev.PairStatusEv: self._on_pair_status,
+            ev.LoggedOutEv: self._on_logged_out,
+            ev.StreamReplacedEv: lambda c, e: self._event("replaced"),
+            ev.TemporaryBanEv: self._on_ban,
+            ev.ClientOutdatedEv: lambda c, e: self._event("outdated"),
+            ev.ConnectFailureEv: self._on_connect_failure,
+            ev.JoinedGroupEv: self._on_group_event,
+            ev.GroupInfoEv: self._on_group_event,
+        }
+        for event_type, handler in handlers.items():
+            client.event(event_type)(_guarded(handler))
+        client.qr(_guarded(self._on_qr))
+
+    def _event(self, *command: Any) -> None:
+        self._control.put(command)
+
+    def _on_qr(self, client: Any, data: bytes) -> None:
+        payload = data.decode("utf-8", "replace") if isinstance(data, (bytes, bytearray)) else str(data)
+        self._event("qr", payload)
+
+    def _on_message(self, client: Any, message: Any) -> None:
+        change = convert.change_of(message)
+        if change is not None:
+            self.on_change(change)
+            return
+        chat = convert.jid_text(message.Info.MessageSource.Chat)
+        if not message.Info.MessageSource.IsGroup or not convert.is_group(chat):
+            return  # private chats, status updates, channels: the bot only takes orders in groups
+        source = Source.OFFLINE if self._offline_sync else Source.LIVE
+        item = convert.chat_message(message, self._group_name(chat), source)
+        if item is not None:  # None: not text (media, reactions, polls)
+            # The bot's own messages go on marked from_me: the sink and the groups ignore them.
+            self._deliver([item])
+
+    def on_change(self, change: convert.MessageChange) -> None:
+        """An edit or delete of a group message. Nothing acts on it yet (the GroupActor will
+        flag the order concerned); it is only logged, and never becomes an order."""
+        if convert.is_group(change.group_id):
+            log.info("WhatsApp %s of message %s in %s by %s", change.kind, change.message_id or "?",
+                     change.group_id, change.by)
+
+    def _on_history(self, client: Any, history: Any) -> None:
+        data = history.Data
+        names = convert.history_group_names(data)
+        with self._lock:
+            for gid, name in names.items():
+                self._names.setdefault(gid, name)
+            known = dict(self._names)
+        messages = convert.history_messages(data, known)
+        log.info("WhatsApp history sync: %d group text messages in %d conversations", len(messages),
+                 len(data.conversations))
+        if messages:
+            self._deliver(messages)
+
+    def _on_offline_preview(self, client: Any, preview: Any) -> None:
+        self._offline_sync = True
+        log.info("WhatsApp is delivering what arrived while the bot was away: %d messages", preview.Message)
+
+    def _on_offline_completed(self, client: Any, completed: Any) -> None:
+        self._offline_sync = False
+        log.info("WhatsApp offline delivery complete (%d events)", completed.Count)
+
+    def _on_disconnected(self, client: Any, event: Any) -> None:
+        self._offline_sync = False
+        self._event("disconnected")
+
+    def _on_pair_status(self, client: Any, status: Any) -> None:
+        from neonize.proto.Neonize_pb2 import PairStatus
+
+        self._event("paired", status.Status == PairStatus.SUCCESS, status.Error)
+
+    def _on_logged_out(self, client: Any, event: Any) -> None:
+        from neonize.proto.Neonize_pb2 import ConnectFailureReason
+
+        self._event("logged_out", _enum_name(ConnectFailureReason, event.Reason))
+
+    def _on_ban(self, client: Any, ban: Any) -> None:
+        from neonize.proto.Neonize_pb2 import TemporaryBan
+
+        self._event("banned", float(ban.Expire), _enum_name(TemporaryBan.TempBanReason, ban.Code))
+
+    def _on_connect_failure(self, client: Any, failure: Any) -> None:
+        from neonize.proto.Neonize_pb2 import ConnectFailureReason
+
+        self._event("connect_failure", _enum_name(ConnectFailureReason, failure.Reason), failure.Message)
+
+    def _on_group_event(self, client: Any, event: Any) -> None:
+        """Joined a group or a group changed: the event carries the new name when there is one."""
+        change = convert.group_name_change(event)
+        if change is not None:
+            with self._lock:
+                self._names[change[0]] = change[1]
+        else:
+            self._want_groups()  # e.g. added to a group whose info did not come along
+
+    # -- group names -----------------------------------------------------------------------
+
+    def _group_name(self, group_id: str) -> str:
+        with self._lock:
+            name = self._names.get(group_id)
+        if name is None:
+            self._want_groups()
+        return name or ""
+
+    def _want_groups(self, force: bool = False) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if not force and now - self._groups_asked_at < GROUPS_MIN_INTERVAL:
+                return
+            self._groups_asked_at = now
+        self._groups_wanted.set()
+
+    def _groups_loop(self) -> None:
+        while True:
+            self._groups_wanted.wait()
+            self._groups_wanted.clear()
+            if self._stopped:
+                return
+            try:
+                with self._call_lock:
+                    if not self._live or self._state is not ConnectionState.CONNECTED:
+                        continue  # the next Connected asks again
+                    groups = self.ops.joined_groups(self._client)
+            except Exception as e:
+                log.warning("cannot list the WhatsApp groups: %s", e)
+                continue
+            with self._lock:
+                self._names.update((g.group_id, g.name) for g in groups if g.name)
+            log.info("WhatsApp: the number is in %d groups", len(groups))
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def _send_loop(self) -> None:
+        while (request := self._sends.get()) is not None:
+            outcome = self._send_one(request) if not self._stopped else None
+            if outcome is None:
+                outcome = SendOutcome(request.request_id, False, error="transport stopped")
+            assert self._sink is not None
+            try:
+                self._sink.send_finished(outcome)
+            except Exception:
+                log.exception("reporting a send outcome failed")
+        # Whatever was queued behind the stop is reported, not dropped.
+        while True:
+            try:
+                request = self._sends.get_nowait()
+            except queue.Empty:
+                return
+            if request is not None and self._sink is not None:
+                self._sink.send_finished(SendOutcome(request.request_id, False, error="transport stopped"))
+
+    def _send_one(self, request: OutboundText) -> SendOutcome:
+        """Build and send one text; its outcome."""
+        try:
+            to = outbound.group_jid(request.group_id)
+            message = outbound.build_message(self._client, request)
+        except Exception as e:
+            return SendOutcome(request.request_id, False, error=f"cannot build the message: {e}", retryable=False)
+        with self._call_lock:
+            if not self._live or self._state is not ConnectionState.CONNECTED:
+                return SendOutcome(request.request_id, False, error="not connected to WhatsApp", retryable=True)
+            try:
+                response = self.ops.send(self._client, to, message)
+            except Exception as e:
+                outcome = outbound.failed(request.request_id, e)
+                log.warning("WhatsApp send to %s failed: %s", request.group_id, outcome.error)
+                return outcome
+        return outbound.sent(request.request_id, response, self.clock())
+
+    # -- the supervisor ----------------------------------------------------------------------
+
+    def _supervise(self) -> None:
+        try:
+            self._start_session()
+            while True:
+                command = self._next_command()
+                if command[0] == "stop":
+                    break
+                try:
+                    getattr(self, "_cmd_" + command[0])(*command[1:])
+                except Exception:
+                    log.exception("WhatsApp supervisor: handling %r failed", command[0])
+        except Exception:
+            log.exception("the WhatsApp supervisor died")
+        finally:
+            self._shut_session()
+
+    def _next_command(self) -> tuple[Any, ...]:
+        """The next command, or ("timer", name) when a timer is due."""
+        while True:
+            now, mono = self.clock(), time.monotonic()
+            left = {name: at - (now if on_clock else mono) for name, (on_clock, at) in self._timers.items()}
+            due = min(left, key=left.__getitem__, default=None)
+            if due is not None and left[due] <= 0:
+                del self._timers[due]
+                return ("timer", due)
+            wait = TICK if due is None else min(TICK, left[due])
+            try:
+                return self._control.get(timeout=wait)
+            except queue.Empty:
+                continue
+
+    def _at(self, name: str, when: float) -> None:
+        """Run timer `name` at `when` on self.clock."""
+        self._timers[name] = (True, when)
+
+    def _in(self, name: str, seconds: float) -> None:
+        """Run timer `name` after `seconds` of real time."""
+        self._timers[name] = (False, time.monotonic() + seconds)
+
+    def _cancel(self, *names: str) -> None:
+        for name in names:
+            self._timers.pop(name, None)
+
+    def _start_session(self) -> None:
+        """Connect (a new session thread), showing what the operator should expect."""
+        self._cancel("retry", "ban", "qr", "qr_login")
+        self._pairing.new_round()
+        self._session_connected = False
+        if self._paired is None:
+            self._paired = self.ops.has_session(self.session_db)
+            _restrict(self.session_db)
+        if self._paired is False:
+            self._report(ConnectionState.PAIRING, self._pairing.detail())
+        else:
+            self._report(ConnectionState.CONNECTING, "connecting to WhatsApp")
+        self._sessions += 1
+        number = self._sessions
+        thread = threading.Thread(target=self._session_main, args=(number,), name=f"whatsapp-session-{number}",
+                                  daemon=True)
+        self._session = (number, thread)
+        thread.start()
+
+    def _session_main(self, number: int) -> None:
+        error: BaseException | None = None
+        try:
+            self.ops.run(self._client)
+        except Exception as e:  # the first connection failed: the supervisor backs off
+            error = e
+        finally:
+            self._control.put(("session_ended", number, error))
+
+    def _end_session(self, then: str) -> None:
+        """End the running session, then do `then` (see _after); at once if none runs."""
+        with self._call_lock:
+            self._live = False
+        if self._session is None:
+            self._after(then)
+            return
+        self._ending = then
+        self._end_tries = 0
+        self._stop_client()
+        self._in("end_wait", self.end_poll)
+
+    def _stop_client(self) -> None:
+        try:
+            with self._call_lock:
+                self.ops.end(self._client)
+        except Exception as e:
+            log.warning("stopping the WhatsApp session: %s", e)
+
+    def _cmd_timer(self, name: str) -> None:
+        getattr(self, "_timer_" + name)()
+
+    def _timer_end_wait(self) -> None:
+        if self._session is None:
+            return
+        number, thread = self._session
+        if thread.is_alive() and self._end_tries < self.end_tries:
+            # stop() before neonize set the session up does nothing: ask again.
+            self._end_tries += 1
+            self._stop_client()
+            self._in("end_wait", self.end_poll)
+            return
+        if thread.is_alive():
+            log.warning("WhatsApp session %d does not end; leaving it behind", number)
+            self.ops.abandon(self._client)
+        self._cmd_session_ended(number, None)
+
+    def _cmd_session_ended(self, number: int, error: BaseException | None) -> None:
+        if self._session is None or self._session[0] != number:
+            return
+        self._session = None
+        self._cancel("end_wait")
+        with self._call_lock:
+            self._live = False
+        then, self._ending = self._ending, None
+        if then is not None:
+            self._after(then)
+            return
+        if self._stopped:
+            return
+        # It ended by itself: the first connection failed (neonize raises at once), or neonize gave up.
+        if self._session_connected:
+            self._backoff.reset()
+        delay = self._backoff.next()
+        reason = f"cannot connect to WhatsApp: {error}" if error is not None else "the WhatsApp session ended"
+        log.warning("%s; trying again in %.0f s", reason, delay)
+        self._report(ConnectionState.RECONNECTING,
+                     f"{reason} (attempt {self._backoff.failures}); next try in {delay:.0f} s")
+        self._in("retry", delay)
+
+    def _after(self, then: str) -> None:
+        """What follows the end of a session."""
+        if self._stopped or then == "idle":
+            return
+        if then == "ban":
+            self._at("ban", self._ban_until + BAN_MARGIN)
+        elif then == "relink":
+            # whatsmeow deletes a logged-out device itself; what is left would only log out again.
+            if self.ops.has_session(self.session_db):
+                self.ops.discard_session(self.session_db)
+            self._paired = False
+            self._start_session()
+        else:  # "restart"
+            self._start_session()
+
+    def _timer_retry(self) -> None:
+        if self._session is None:
+            self._start_session()
+
+    def _timer_ban(self) -> None:
+        if self._session is None:
+            log.info("the WhatsApp ban should be over; connecting again")
+            self._start_session()
+
+    def _shut_session(self) -> None:
+        """On stop: end the session and wait for it, briefly."""
+        with self._call_lock:
+            self._live = False
+        if self._session is None:
+            return
+        number, thread = self._session
+        for _ in range(min(self.end_tries, 3)):  # shutting down: a stuck session is not waited for long
+            self._stop_client()
+            thread.join(self.end_poll)
+            if not thread.is_alive():
+                return
+        log.warning("WhatsApp session %d did not end; leaving it behind", number)
+        self.ops.abandon(self._client)
+
+    # -- supervisor commands (from handlers and the actor) ----------------------------------------
+
+    def _cmd_qr(self, payload: str) -> None:
+        if self._session is None or self._ending is not None:
+            return
+        with self._call_lock:
+            self._live = True  # a QR code comes from a session that set neonize up
+        now = self.clock()
+        if not self._pairing.qr_received(payload, now):
+            return
+        first = self._pairing.codes == 1
+        if self.pair_phone and first:
+            self._ask_pair_code()
+        if not self._pairing.pair_code:
+            print_qr(payload, QR_FIRST if first else QR_NEXT, self.terminal)
+        self._report(ConnectionState.PAIRING, self._pairing.detail())
+        check = self._pairing.check_at()
+        if check is not None:
+            self._at("qr", check)
+
+    def _ask_pair_code(self) -> None:
+        try:
+            with self._call_lock:
+                code = self.ops.pair_code(self._client, self.pair_phone)
+        except Exception as e:
+            log.error("no pairing code for +%s (%s); scan the QR code instead", self.pair_phone, e)
+            return
+        self._pairing.pair_code = code
+        log.info("WhatsApp pairing code issued for +%s", self.pair_phone)
+        print_pair_code(code, self.pair_phone, self.terminal)
+
+    def _timer_qr(self) -> None:
+        """The QR code's time is up: renew the pairing attempt unless someone just scanned."""
+        now = self.clock()
+        if self._session is None or not self._pairing.showing:
+            return
+        if not self._pairing.expired(now):
+            self._at("qr", self._pairing.check_at() or now)
+            return
+        if self.ops.has_session(self.session_db):
+            log.info("the QR code was scanned; waiting for WhatsApp to finish the login")
+            self._pairing.new_round()
+            self._report(ConnectionState.CONNECTING, "paired; logging in")
+            self._in("qr_login", PAIRED_WAIT)
+            return
+        self._pairing.rounds += 1
+        self._pairing.new_round()
+        if self._pairing.exhausted:
+            log.warning("nobody scanned the WhatsApp QR code; press re-pair on the panel to try again")
+            self._report(ConnectionState.PAIRING, self._pairing.detail())
+            self._end_session("idle")
+        else:
+            log.info("the WhatsApp QR code expired; starting a new pairing attempt")
+            self._end_session("restart")
+
+    def _timer_qr_login(self) -> None:
+        if self._session is not None and not self._session_connected:
+            log.warning("the login after the QR scan did not complete; connecting again")
+            self._end_session("restart")
+
+    def _cmd_paired(self, ok: bool, error: str) -> None:
+        if ok:
+            self._paired = True
+            self._pairing.reset()
+            self._cancel("qr")
+            log.info("WhatsApp paired")
+            self._report(ConnectionState.CONNECTING, "paired; logging in")
+        else:
+            log.warning("WhatsApp pairing failed: %s", error)
+
+    def _cmd_connected(self) -> None:
+        if self._session is None or self._ending is not None:
+            return
+        self._session_connected = True
+        self._paired = True
+        self._backoff.reset()
+        self._pairing.reset()
+        self._cancel("qr", "qr_login", "retry")
+        with self._call_lock:
+            self._live = True
+        _restrict(self.session_db)
+        ids = convert.own_ids(getattr(self._client, "me", None))
+        with self._lock:
+            self._own_ids = ids or self._own_ids
+        log.info("connected to WhatsApp as %s", ", ".join(sorted(ids)) or "?")
+        self._report(ConnectionState.CONNECTED, "")
+        self._want_groups(force=True)
+
+    def _cmd_disconnected(self) -> None:
+        if self._state is ConnectionState.CONNECTED and self._ending is None:
+            self._report(ConnectionState.RECONNECTING, "connection lost; whatsmeow is reconnecting")
+
+    def _cmd_connect_failure(self, reason: str, message: str) -> None:
+        if self._state in (ConnectionState.CONNECTED, ConnectionState.CONNECTING, ConnectionState.RECONNECTING):
+            self._report(ConnectionState.RECONNECTING, f"WhatsApp refused the connection: {reason} {message}".strip())
+
+    def _cmd_logged_out(self, reason: str) -> None:
+        log.error("WhatsApp logged this bot out (%s): pairing again", reason)
+        self._report(ConnectionState.LOGGED_OUT, f"logged out by WhatsApp ({reason}); pairing again")
+        self._pairing.reset()
+        self._end_session("relink")
+
+    def _cmd_banned(self, expire: float, reason: str) -> None:
+        self._ban_until = self.clock() + max(expire, 0.0)
+        log.error("WhatsApp banned this number temporarily (%s) for %.0f s: all sending is paused", reason, expire)
+        self._report(ConnectionState.BANNED, state_detail(expires_at=self._ban_until, reason=reason))
+        self._end_session("ban")
+
+    def _cmd_replaced(self) -> None:
+        log.error("another instance connected with this WhatsApp session; this one stops")
+        self._report(ConnectionState.STOPPED, "replaced: another instance connected with this WhatsApp session; "
+                                              "stop it, then restart this bot")
+        self._end_session("idle")
+
+    def _cmd_outdated(self) -> None:
+        log.error("WhatsApp refused this client version; update neonize")
+        self._report(ConnectionState.STOPPED, "WhatsApp says this client is outdated: update neonize")
+        self._end_session("idle")
+
+    def _cmd_repair(self) -> None:
+        log.warning("re-pairing WhatsApp: this session is unlinked and a new one is paired")
+        if self._session is not None and self._state is ConnectionState.CONNECTED:
+            try:
+                with self._call_lock:
+                    if self._live:
+                        self.ops.logout(self._client)
+            except Exception as e:  # the session file is moved aside instead
+                log.warning("WhatsApp logout failed: %s", e)
+        self._pairing.reset()
+        self._cancel("retry", "ban", "qr", "qr_login")
+        self._end_session("relink")
+
+
+def _restrict(session_db: str) -> None:
+    """The session database holds the link's keys: readable by the bot's user only."""
+    if "://" in session_db:
+        return
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            os.chmod(session_db + suffix, 0o600)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            log.warning("cannot restrict %s%s to its owner: %s", session_db, suffix, e)
+
+
+def _guarded(handler: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+    """A handler that logs its own exceptions: neonize would swallow them."""
+
+    def run(client: Any, event: Any) -> None:
+        try:
+            handler(client, event)
+        except Exception:
+            log.exception("WhatsApp event handler %s failed", getattr(handler, "__name__", handler))
+
+    return run
+
+
+def _enum_name(enum: Any, value: int) -> str:
+    try:
+        return str(enum.Name(value)).lower().replace("_", " ")
+    except ValueError:
+        return str(value)

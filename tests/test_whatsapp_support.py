@@ -1,0 +1,278 @@
+"""What the WhatsApp tests share (no tests here).
+
+* Real neonize events: protobuf messages of `neonize.proto.Neonize_pb2` loaded from the JSON
+  fixtures in tests/fixtures/whatsapp/ (`json_format.MessageToDict` of events shaped as
+  neonize 0.5.2's Go encoder fills them; proto2, every required field set), changed per test,
+  serialised, and pushed through the client's real event path, `client.event.execute(...)`, the
+  function neonize hands to its Go library as the event callback. QR codes go through
+  `NewClient.__onQr`, the callback neonize hands to Go for them.
+* FakeOps: the few neonize calls that would reach WhatsApp (connect, send, pairing code, group
+  list, logout) replaced; the client itself is neonize's real NewClient, which never connects.
+* RecordingSink: what a transport reported.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from google.protobuf import json_format
+from neonize import events as neonize_events
+from neonize.events import EVENT_TO_INT
+from neonize.proto import Neonize_pb2 as N
+from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E
+
+from gateway.events import ChatMessage, ConnectionState, GroupInfo, SendOutcome, Source
+from gateway.whatsapp.transport import NeonizeOps
+
+FIXTURES = Path(__file__).parent / "fixtures" / "whatsapp"
+GROUP = "120363000000000001@g.us"
+GROUP_NAME = "Rahim Store"
+RAHIM_LID, RAHIM_PHONE = "76210050711676@lid", "8801712345678@s.whatsapp.net"
+KARIM_LID, KARIM_PHONE = "76210050711677@lid", "8801712345679@s.whatsapp.net"
+BOT_PHONE, BOT_LID = "8801900000001@s.whatsapp.net", "100000000000001@lid"
+WAIT = 5.0
+_ids = itertools.count(1)
+
+
+def event(name: str) -> Any:
+    """A fixture as its neonize protobuf message."""
+    doc = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+    cls = getattr(neonize_events, doc["event"], None) or getattr(N, doc["event"])
+    return json_format.ParseDict(doc["proto"], cls())
+
+
+def jid(text: str, device: int = 0) -> N.JID:
+    user, _, server = text.partition("@")
+    return N.JID(User=user, Server=server, RawAgent=0, Device=device, Integrator=0, IsEmpty=not user)
+
+
+def group_message(text: str | None = ".10", *, message_id: str | None = None, sender: str = RAHIM_LID,
+                  sender_alt: str = RAHIM_PHONE, name: str = "Rahim", timestamp_ms: int = 1_764_000_000_123,
+                  group: str = GROUP, is_group: bool = True, from_me: bool = False, edit: str = "",
+                  content: E.Message | None = None) -> N.Message:
+    """A message event as neonize delivers it (the `message` fixture, changed)."""
+    ev = event("message")
+    src = ev.Info.MessageSource
+    src.Chat.CopyFrom(jid(group))
+    src.Sender.CopyFrom(jid(sender, device=12))
+    src.SenderAlt.CopyFrom(jid(sender_alt))
+    src.AddressingMode = N.LID if sender.endswith("@lid") else N.PN
+    src.IsGroup, src.IsFromMe = is_group, from_me
+    ev.Info.ID = message_id or f"3EB0{next(_ids):016X}"
+    ev.Info.Pushname, ev.Info.Timestamp, ev.Info.Edit = name, timestamp_ms, edit
+    ev.Message.Clear()
+    if content is not None:
+        ev.Message.CopyFrom(content)
+    elif text is not None:
+        ev.Message.conversation = text
+    return ev
+
+
+def revoke(of: N.Message, *, by: str = RAHIM_LID) -> N.Message:
+    """The protocol message WhatsApp sends when `of` is deleted for everyone."""
+    key = _key(of)
+    content = E.Message(protocolMessage=E.ProtocolMessage(key=key, type=E.ProtocolMessage.REVOKE))
+    return group_message(None, sender=by, edit="7", content=content)
+
+
+def edit(of: N.Message, new_text: str, *, by: str = RAHIM_LID) -> N.Message:
+    """The protocol message WhatsApp sends when `of` is edited (whatsmeow unwraps editedMessage)."""
+    content = E.Message(protocolMessage=E.ProtocolMessage(
+        key=_key(of), type=E.ProtocolMessage.MESSAGE_EDIT, editedMessage=E.Message(conversation=new_text),
+        timestampMS=of.Info.Timestamp + 60_000))
+    ev = group_message(None, sender=by, edit="1", content=content)
+    ev.IsEdit = True
+    return ev
+
+
+def _key(of: N.Message) -> Any:
+    from neonize.proto.waCommon.WACommon_pb2 import MessageKey
+
+    src = of.Info.MessageSource
+    return MessageKey(remoteJID=f"{src.Chat.User}@{src.Chat.Server}", fromMe=src.IsFromMe, ID=of.Info.ID,
+                      participant=f"{src.Sender.User}@{src.Sender.Server}")
+
+
+def history(*messages: tuple[str, str, str, int], group: str = GROUP, name: str = GROUP_NAME) -> N.HistorySync:
+    """The `history_sync` fixture with its group conversation holding `messages`
+    (id, sender, text, timestamp in seconds)."""
+    ev = event("history_sync")
+    conv = next(c for c in ev.Data.conversations if c.ID.endswith("@g.us"))
+    conv.ID, conv.name = group, name
+    template = type(conv.messages[0])()
+    template.CopyFrom(conv.messages[0])
+    del conv.messages[:]
+    for n, (mid, sender, text, ts) in enumerate(messages, 1):
+        item = conv.messages.add()
+        item.CopyFrom(template)
+        item.msgOrderID = n
+        web = item.message
+        web.key.remoteJID, web.key.ID, web.key.participant = group, mid, sender
+        web.participant, web.messageTimestamp = sender, ts
+        web.message.conversation = text
+    return ev
+
+
+def push(client: Any, ev: Any) -> None:
+    """Serialise an event and run it through neonize's own event path, as its Go side does."""
+    raw = ev.SerializeToString()  # raises if a required field is missing
+    buffer = ctypes.create_string_buffer(raw, len(raw))
+    client.event.execute(0, ctypes.addressof(buffer), len(raw), EVENT_TO_INT[type(ev)])
+
+
+def push_qr(client: Any, code: str) -> None:
+    """A QR code through the callback neonize gives its Go side for them."""
+    buffer = ctypes.create_string_buffer(code.encode())
+    client._NewClient__onQr(0, ctypes.addressof(buffer))
+
+
+def connect(client: Any) -> None:
+    """What neonize delivers when a session is up: the device, then Connected."""
+    push(client, event("device"))
+    push(client, event("connected"))
+
+
+def groups_cached(transport: Any, ops: "FakeOps") -> bool:
+    """Whether the transport fetched the group list and cached its names (after Connected)."""
+    return ops.group_calls > 0 and len(transport.list_groups()) >= sum(1 for n in ops.groups.values() if n)
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := condition():
+            return result
+        time.sleep(0.005)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(autouse=True)
+def no_threads_left() -> Iterator[None]:
+    """Every thread a test's transports started has ended by the end of the test (import this
+    fixture into a test module to apply it there)."""
+    before = set(threading.enumerate())
+    yield
+    wait_for(lambda: set(threading.enumerate()) <= before,
+             f"the transport's threads to end: {set(threading.enumerate()) - before}")
+
+
+class FakeOps(NeonizeOps):
+    """neonize's network calls replaced; `new_client` stays real (a NewClient that never connects)."""
+
+    def __init__(self, *, paired: bool = True, groups: dict[str, str] | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
+        super().__init__()
+        self.paired = paired
+        self.clock = clock
+        self.sent_at: list[float] = []  # clock() at each send
+        self.groups = dict(groups if groups is not None else {GROUP: GROUP_NAME})
+        self.fail_connect: list[Exception] = []  # the next sessions fail at once with these
+        self.send_errors: list[Exception] = []  # the next sends raise these
+        self.sent: list[tuple[N.JID, E.Message]] = []
+        self.pair_codes: list[str] = []
+        self.group_calls = self.logouts = self.discarded = self.abandoned = 0
+        self.sessions = self.ends = 0
+        self._cond = threading.Condition()
+        self._running = 0  # the session number blocked in run(), 0 if none
+
+    # sessions: run() blocks until end() is called for it
+    def run(self, client: Any) -> None:
+        with self._cond:
+            self.sessions += 1
+            number = self.sessions
+            if self.fail_connect:
+                raise self.fail_connect.pop(0)
+            self._running = number
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self.ends >= number)
+            self._running = 0
+
+    def end(self, client: Any) -> None:
+        with self._cond:
+            if self._running:
+                self.ends = max(self.ends, self._running)
+                self._cond.notify_all()
+
+    def release_all(self) -> None:
+        """Let every session still blocked in run() return (sessions a test made unstoppable)."""
+        with self._cond:
+            self.ends = self.sessions + 1
+            self._cond.notify_all()
+
+    @property
+    def running(self) -> int:
+        with self._cond:
+            return self._running
+
+    def send(self, client: Any, to: Any, message: Any) -> Any:
+        self.sent.append((to, message))
+        self.sent_at.append(self.clock() if self.clock else time.time())
+        if self.send_errors:
+            raise self.send_errors.pop(0)
+        return N.SendResponse(ID=f"3EB0BOT{len(self.sent):06d}", Timestamp=1_764_000_100, ServerID=0)
+
+    def pair_code(self, client: Any, phone: str) -> str:
+        self.pair_codes.append(phone)
+        return "ABCD-EFGH"
+
+    def joined_groups(self, client: Any) -> list[GroupInfo]:
+        self.group_calls += 1
+        return [GroupInfo(g, n) for g, n in self.groups.items()]
+
+    def logout(self, client: Any) -> None:
+        self.logouts += 1
+        self.paired = False
+
+    def has_session(self, session_db: str) -> bool | None:
+        return self.paired
+
+    def discard_session(self, session_db: str) -> None:
+        self.discarded += 1
+        self.paired = False
+
+    def abandon(self, client: Any) -> None:
+        self.abandoned += 1
+
+    def texts(self) -> list[str]:
+        return [m.conversation or m.extendedTextMessage.text for _, m in self.sent]
+
+
+class RecordingSink:
+    """A TransportSink that records everything, thread-safely."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.batches: list[list[ChatMessage]] = []
+        self.outcomes: list[SendOutcome] = []
+        self.states: list[tuple[ConnectionState, str]] = []
+
+    def messages_received(self, messages: Any) -> None:
+        with self._lock:
+            self.batches.append(list(messages))
+
+    def send_finished(self, outcome: SendOutcome) -> None:
+        with self._lock:
+            self.outcomes.append(outcome)
+
+    def state_changed(self, state: ConnectionState, detail: str = "") -> None:
+        with self._lock:
+            self.states.append((state, detail))
+
+    def messages(self, source: Source | None = None) -> list[ChatMessage]:
+        with self._lock:
+            return [m for batch in self.batches for m in batch if source is None or m.source is source]
+
+    def state_names(self) -> list[ConnectionState]:
+        with self._lock:
+            return [state for state, _ in self.states]
+
+    def last_state(self) -> tuple[ConnectionState, str] | None:
+        with self._lock:
+            return self.states[-1] if self.states else None
