@@ -13,10 +13,13 @@ from web.auth import UserStore, session_key
 from web.bridge import ActorBridge
 from web.routes import PANEL, Panel
 from web.routes import auth as auth_routes
+from web.routes import dashboard as dashboard_routes
 from web.routes import groups as group_routes
 from web.routes import live as live_routes
 from web.routes import orders as order_routes
+from web.routes import pages as page_routes
 from web.routes import status as status_routes
+from web.routes import whatsapp as whatsapp_routes
 from web.security import LoginThrottle, setup_security
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -37,10 +40,14 @@ def create_app(config: Config, bridge: ActorBridge, *, started_at: float | None 
         throttle=LoginThrottle(config.panel.login_attempts, config.panel.login_window),
     )
     setup_security(app, session_key(config.bot.data_dir))
+    page_routes.setup_templates(app)
     auth_routes.add_routes(app)
+    page_routes.add_routes(app)
+    dashboard_routes.add_routes(app)
     order_routes.add_routes(app)
     group_routes.add_routes(app)
     status_routes.add_routes(app)
+    whatsapp_routes.add_routes(app)
     live_routes.add_routes(app)
-    app.router.add_static("/static", STATIC, follow_symlinks=False, show_index=False)
+    app.router.add_static("/static", STATIC, name="static", follow_symlinks=False, show_index=False)
     return app

@@ -151,12 +151,42 @@ def _cycle(c: Mapping[str, Any], tz: tzinfo) -> dict[str, Any]:
     }
 
 
+def _number(value: Any) -> float | int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return value
+
+
+def _charts(charts: Any, tz: tzinfo) -> dict[str, Any]:
+    """The report's chart series: hours as local ISO times, days as local dates, money as strings."""
+    c = charts if isinstance(charts, Mapping) else {}
+    hours = c.get("orders_per_hour")
+    days = c.get("revenue_per_day")
+    return {
+        "orders_per_hour": [
+            {"hour": local_iso(h.get("hour"), tz), "orders": _int(h.get("orders"))}
+            for h in (hours if isinstance(hours, (list, tuple)) else []) if isinstance(h, Mapping)
+        ],
+        "revenue_per_day": [
+            {"day": _text(d.get("day")), "amount": money(d.get("amount")) or "0.00"}
+            for d in (days if isinstance(days, (list, tuple)) else []) if isinstance(d, Mapping)
+        ],
+    }
+
+
+def _storage(storage: Any) -> dict[str, int]:
+    s = storage if isinstance(storage, Mapping) else {}
+    return {key: _int(s.get(key)) for key in ("journal_bytes", "snapshot_bytes", "orders", "groups")}
+
+
 def report_json(report: Mapping[str, Any], tz: tzinfo) -> dict[str, Any]:
-    """The reconciliation report for humans: local times, durations in ms, newest cycle first."""
+    """The reconciliation report for humans: local times, durations in ms, newest cycle first,
+    today's checks and cycles, the cycle rate and time, the charts' series and the storage size."""
     cycles = report.get("cycles") or {}
     return {
         "counts": dict(report.get("counts") or {}),
         "total": _int(report.get("total")),
+        "open_orders": _int(report.get("open_orders")),
         "buckets": dict(report.get("buckets") or {}),
         "issues": [
             {"order_id": _text(i.get("order_id")), "group_id": _text(i.get("group_id")),
@@ -171,6 +201,12 @@ def report_json(report: Mapping[str, Any], tz: tzinfo) -> dict[str, Any]:
             str(gid): [_cycle(c, tz) for c in reversed(list(group_cycles)) if isinstance(c, Mapping)]
             for gid, group_cycles in cycles.items() if isinstance(group_cycles, (list, tuple))
         },
+        "checks_today": _int(report.get("checks_today")),
+        "cycles_today": _int(report.get("cycles_today")),
+        "cycles_per_hour": _int(report.get("cycles_per_hour")),
+        "cycle_time_ms": _number(report.get("cycle_time_ms")),
+        "charts": _charts(report.get("charts"), tz),
+        "storage": _storage(report.get("storage")),
     }
 
 

@@ -1,16 +1,14 @@
-"""Logging in and out (a form for people, JSON for clients), the session, and the landing page."""
+"""Logging in and out (a form for people, JSON for clients) and the session."""
 
 from __future__ import annotations
 
-import html
 import logging
-from pathlib import Path
-from string import Template
 
 from aiohttp import web
 from aiohttp_session import get_session
 
 from web.routes import json_response, panel_of, read_json_object, user_of
+from web.routes.pages import render, texts_of
 from web.security import (
     ApiError,
     csrf_exempt,
@@ -23,33 +21,7 @@ from web.security import (
 
 log = logging.getLogger("diamondbot.panel.auth")
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-_LOGIN = Template((TEMPLATES / "login.html").read_text(encoding="utf-8"))
-_INDEX = Template((TEMPLATES / "index.html").read_text(encoding="utf-8"))
-
-TEXT = {
-    "bn": {
-        "title": "লগইন", "username": "ব্যবহারকারীর নাম", "password": "পাসওয়ার্ড", "submit": "লগইন",
-        "wrong": "ভুল ব্যবহারকারীর নাম বা পাসওয়ার্ড।",
-        "throttled": "অনেকবার ভুল চেষ্টা হয়েছে। {seconds} সেকেন্ড পরে আবার চেষ্টা করুন।",
-        "greeting": "আপনি {user} হিসেবে লগইন করেছেন।",
-        "later": "প্যানেলের পাতাগুলো পরে আসছে। ততক্ষণ JSON API ব্যবহার করুন:",
-        "logout": "লগআউট",
-    },
-    "en": {
-        "title": "Log in", "username": "Username", "password": "Password", "submit": "Log in",
-        "wrong": "Wrong username or password.",
-        "throttled": "Too many failed attempts. Try again in {seconds} seconds.",
-        "greeting": "Logged in as {user}.",
-        "later": "The panel's pages come later. Until then, use the JSON API:",
-        "logout": "Log out",
-    },
-}
 WRONG_CREDENTIALS = "wrong username or password"
-
-
-def _text(request: web.Request) -> dict[str, str]:
-    return TEXT.get(panel_of(request).config.bot.language, TEXT["en"])
 
 
 async def check_credentials(request: web.Request, username: str, password: str) -> None:
@@ -71,20 +43,12 @@ async def check_credentials(request: web.Request, username: str, password: str) 
     log.info("panel login of %s from %s", username, request.remote)
 
 
-def _login_page(request: web.Request, token: str, *, message: str = "", username: str = "",
-                status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    t = _text(request)
-    body = _LOGIN.substitute(
-        lang=panel_of(request).config.bot.language,
-        title=html.escape(t["title"]),
-        message=f'<p class="error" role="alert">{html.escape(message)}</p>' if message else "",
-        csrf_token=html.escape(token),
-        username_label=html.escape(t["username"]),
-        password_label=html.escape(t["password"]),
-        username=html.escape(username),
-        submit=html.escape(t["submit"]),
-    )
-    return web.Response(text=body, content_type="text/html", status=status, headers=headers)
+async def _login_page(request: web.Request, token: str, *, message: str = "", username: str = "",
+                      status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    t = texts_of(request)
+    return await render(request, "login.html", {"title": t["login.title"], "message": message,
+                                                "username": username, "csrf_token": token},
+                        status=status, headers=headers)
 
 
 @public
@@ -92,7 +56,7 @@ async def login_page(request: web.Request) -> web.StreamResponse:
     """GET /login: the form, with a pre-login CSRF token kept in the (anonymous) session."""
     if session_user(await get_session(request)):
         raise web.HTTPSeeOther("/")
-    return _login_page(request, await form_token(request))
+    return await _login_page(request, await form_token(request))
 
 
 @public
@@ -103,13 +67,14 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     password = form.get("password")
     username = username.strip() if isinstance(username, str) else ""
     password = password if isinstance(password, str) else ""
-    t = _text(request)
+    t = texts_of(request)
     try:
         await check_credentials(request, username, password)
     except ApiError as e:
-        message = t["throttled"].format(seconds=e.headers.get("Retry-After", "")) if e.status == 429 else t["wrong"]
-        return _login_page(request, await form_token(request), message=message, username=username,
-                           status=e.status, headers=e.headers)
+        message = (t["login.throttled"].format(seconds=e.headers.get("Retry-After", "")) if e.status == 429
+                   else t["login.wrong"])
+        return await _login_page(request, await form_token(request), message=message, username=username,
+                                 status=e.status, headers=e.headers)
     await start_session(request, username)
     raise web.HTTPSeeOther("/")
 
@@ -155,21 +120,7 @@ async def api_session(request: web.Request) -> web.Response:
     return json_response({"user": user_of(request), "csrf_token": session.get("csrf_token")})
 
 
-async def index(request: web.Request) -> web.Response:
-    """GET /: a short page linking to the API until the panel's pages exist."""
-    t = _text(request)
-    body = _INDEX.substitute(
-        lang=panel_of(request).config.bot.language,
-        greeting=html.escape(t["greeting"].format(user=user_of(request))),
-        later=html.escape(t["later"]),
-        csrf_token=html.escape(await form_token(request)),
-        logout=html.escape(t["logout"]),
-    )
-    return web.Response(text=body, content_type="text/html")
-
-
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/", index)
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login_form)
     app.router.add_post("/logout", logout_form)

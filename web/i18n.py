@@ -1,0 +1,582 @@
+"""The panel's words in Bengali and English (chosen by `bot.language`), and how it writes
+numbers, sizes, durations, money and times for people.
+
+Keys are flat and dotted by kind: `status.pending`, `action.approve`, `issue.stuck_pending`,
+`gateway.connected`, `bucket.lt5`. Both languages have the same keys (a test checks it).
+Digits stay Western in both languages, as in the bot's own chat messages (`💎 10 ডায়মন্ড`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from decimal import Decimal, InvalidOperation
+from typing import Mapping
+
+LANGUAGES = ("bn", "en")
+
+EN: dict[str, str] = {
+    "app": "Diamond Bot",
+    "nav.label": "Panel",
+    "nav.dashboard": "Dashboard",
+    "nav.orders": "Orders",
+    "nav.reconciliation": "Reconciliation",
+    "nav.groups": "Groups",
+    "nav.whatsapp": "WhatsApp",
+    "skip": "Skip to content",
+    "logout": "Log out",
+    "signed_in_as": "Signed in as {user}",
+    # login
+    "login.title": "Log in",
+    "login.username": "Username",
+    "login.password": "Password",
+    "login.submit": "Log in",
+    "login.wrong": "Wrong username or password.",
+    "login.throttled": "Too many failed attempts. Try again in {seconds} seconds.",
+    # order statuses and actions
+    "status.pending": "Pending",
+    "status.processing": "Processing",
+    "status.approved": "Approved",
+    "status.completed": "Completed",
+    "status.cancelled": "Cancelled",
+    "status.deleted": "Deleted",
+    "action.process": "Process",
+    "action.approve": "Approve",
+    "action.cancel": "Cancel",
+    "action.delete": "Delete",
+    "action.done.process": "Order {id} is now processing.",
+    "action.done.approve": "Order {id} approved; the delivery message is on its way.",
+    "action.done.cancel": "Order {id} cancelled; the reseller is told.",
+    "action.done.delete": "Order {id} deleted.",
+    "confirm.cancel": "Cancel order {id}? The reseller is told in the group.",
+    "confirm.delete": "Delete order {id}? It is kept for the audit trail, but leaves every list.",
+    "confirm.title": "Please confirm",
+    "confirm.yes.cancel": "Yes, cancel the order",
+    "confirm.yes.delete": "Yes, delete the order",
+    "confirm.no": "No, go back",
+    "issue.invalid": "Invalid record",
+    "issue.stuck_pending": "Pending too long",
+    "issue.processing_timeout": "Processing too long",
+    "issue.delivery_failed": "Delivery failed",
+    "recovered": "Recovered",
+    "recovered.help": "Posted while the bot was offline; recovered at start",
+    # dashboard
+    "dash.title": "Dashboard",
+    "dash.orders": "Orders by status",
+    "dash.total": "Total",
+    "dash.checks": "Reconciliation checks",
+    "bucket.never": "Never checked",
+    "bucket.lt5": "Fewer than 5",
+    "bucket.lt10": "Fewer than 10",
+    "bucket.gte10": "10 or more",
+    "dash.issues_found": "Issues found",
+    "dash.last_check": "Last check",
+    "dash.system": "System",
+    "dash.gateway": "Connection",
+    "dash.uptime": "Uptime",
+    "dash.performance": "Performance",
+    "dash.cycle_time": "Check cycle time",
+    "dash.orders_tracked": "Orders tracked",
+    "dash.cycles_per_hour": "Cycles per hour",
+    "dash.checks_today": "Checks today",
+    "dash.memory": "Memory",
+    "dash.memory.processes": "{size} · processes: {n}",
+    "dash.cpu": "CPU",
+    "dash.database": "Database size",
+    "dash.groups": "Groups",
+    "dash.groups.value": "{ready} of {total} running",
+    "dash.updated": "Updated {time}",
+    "dash.stale": "Not updated since {time}: the panel cannot reach the bot",
+    "chart.orders": "Orders per hour (last 24 hours)",
+    "chart.orders.summary": "{total} orders in the last 24 hours; busiest hour {hour} with {max}",
+    "chart.orders.bar": "{hour}: {n} orders",
+    "chart.revenue": "Revenue per day (last 14 days)",
+    "chart.revenue.summary": "{total} in the last 14 days; best day {day} with {max}",
+    "chart.revenue.bar": "{day}: {amount}",
+    "unit.ms": "{n} ms",
+    "unit.percent": "{n}%",
+    "unit.day": "d",
+    "unit.hour": "h",
+    "unit.minute": "min",
+    "unit.second": "s",
+    "never": "never",
+    "none": "—",
+    # orders
+    "orders.title": "Orders",
+    "orders.filter": "Filter orders",
+    "orders.status": "Status",
+    "orders.status.all": "All",
+    "orders.status.open": "Open (pending, processing, approved)",
+    "orders.group": "Group",
+    "orders.group.all": "All groups",
+    "orders.since": "From",
+    "orders.until": "To",
+    "orders.q": "Search",
+    "orders.q.help": "User, name, phone, order or message id",
+    "orders.apply": "Show",
+    "orders.reset": "Clear filters",
+    "orders.count": "{total} orders",
+    "orders.range": "{first}–{last} of {total}",
+    "orders.empty": "No orders match these filters.",
+    "orders.prev": "Previous",
+    "orders.next": "Next",
+    "orders.pages": "Pages",
+    "orders.live": "Live",
+    "orders.connecting": "Connecting…",
+    "orders.reconnecting": "Reconnecting…",
+    "orders.bad_filter": "Ignored a filter: {reason}",
+    "col.id": "Order",
+    "col.time": "Time",
+    "col.group": "Group",
+    "col.user": "Reseller",
+    "col.diamonds": "Diamonds",
+    "col.amount": "Amount",
+    "col.status": "Status",
+    "col.checks": "Checks",
+    "col.issues": "Issues",
+    "col.actions": "Actions",
+    # order detail
+    "order.title": "Order {id}",
+    "order.back": "All orders",
+    "order.summary": "Order",
+    "order.text": "Message text",
+    "order.group_id": "Group id",
+    "order.user_id": "User id",
+    "order.user_alt": "Other id",
+    "order.user_name": "Name",
+    "order.message_id": "Message id",
+    "order.rate": "Rate (per diamond)",
+    "order.times": "Times",
+    "order.created_at": "Posted",
+    "order.received_at": "Received by the bot",
+    "order.processing_at": "Processing",
+    "order.approved_at": "Approved",
+    "order.completed_at": "Completed",
+    "order.cancelled_at": "Cancelled",
+    "order.deleted_at": "Deleted",
+    "order.issues": "Issues",
+    "order.no_issues": "No open issues.",
+    "order.checks": "Check log",
+    "order.check_count": "Checks",
+    "order.last_checked_at": "Last check",
+    "order.last_check_status": "Status at last check",
+    "order.delivery": "Delivery message",
+    "order.receipt": "Receipt message",
+    "order.attempts": "Attempts",
+    "order.last_attempt_at": "Last attempt",
+    "order.last_error": "Last error",
+    "order.sent_id": "Sent message id",
+    "order.confirmed_at": "Confirmed sent",
+    "order.audit": "Audit trail",
+    "order.audit.at": "When",
+    "order.audit.change": "Change",
+    "order.audit.by": "By",
+    "order.audit.note": "Note",
+    "order.audit.created": "created",
+    "order.recovered": "Recovered after downtime",
+    "yes": "Yes",
+    "no": "No",
+    # reconciliation
+    "rec.title": "Reconciliation",
+    "rec.intro": "Every group checks its open orders every few seconds. Open issues and each group's recent cycles.",
+    "rec.issues": "Open issues",
+    "rec.no_issues": "No open issues.",
+    "rec.cycles": "Recent cycles per group",
+    "rec.no_cycles": "No cycle has run yet.",
+    "rec.more_groups": "Showing {shown} of {total} groups (groups with issues first).",
+    "rec.started_at": "Started",
+    "rec.checked": "Checked",
+    "rec.open_issues": "Open issues",
+    "rec.new_issues": "New",
+    "rec.cleared_issues": "Cleared",
+    "rec.actions": "Actions",
+    "rec.duration": "Duration",
+    "rec.recent": "Recent cycles",
+    # groups
+    "groups.title": "Groups",
+    "groups.intro": "Each group's price per diamond and switches. Changes apply to new orders at once.",
+    "groups.empty": "No group yet: the bot adds a group when it first sees a message in it.",
+    "groups.name": "Group",
+    "groups.enabled": "Taking orders",
+    "groups.rate": "Rate (৳ per diamond)",
+    "groups.rate.help": "A positive number with up to 4 decimal places, e.g. 2.30",
+    "groups.auto_approve": "Auto-approve",
+    "groups.auto_approve_max": "Auto-approve up to (diamonds)",
+    "groups.orders": "Orders",
+    "groups.open": "{n} open",
+    "groups.save": "Save",
+    "groups.saved": "Saved",
+    "groups.saving": "Saving…",
+    "groups.bad_max": "auto_approve_max: must be a whole number of diamonds, 0 or more",
+    "groups.updated": "Group {name} saved.",
+    # whatsapp
+    "wa.title": "WhatsApp",
+    "wa.state": "Connection",
+    "wa.kind": "Transport",
+    "wa.kind.sandbox": "Sandbox (local test chat)",
+    "wa.kind.whatsapp": "WhatsApp",
+    "wa.detail": "Detail",
+    "wa.queued": "Messages waiting to be sent",
+    "wa.sent_last_hour": "Sent in the last hour",
+    "wa.paused_until": "Sending paused until",
+    "wa.sandbox.intro": "The bot talks to the sandbox, a local WhatsApp-like chat for demos and training. Post .10 there as a reseller to try an order.",
+    "wa.sandbox.address": "Sandbox address",
+    "wa.sandbox.open": "Open the sandbox chat",
+    "wa.pair.title": "Pair the bot's WhatsApp number",
+    "wa.pair.qr": "Scan this code: WhatsApp → Linked devices → Link a device.",
+    "wa.pair.qr_alt": "QR code for linking WhatsApp",
+    "wa.pair.code": "Or enter this pairing code on the phone",
+    "wa.pair.expires": "Code valid until",
+    "wa.pair.waiting": "Waiting for the next code…",
+    "wa.repair": "Pair again",
+    "wa.repair.confirm": "Log this WhatsApp session out and pair again? The bot stops answering until the new pairing is done.",
+    "wa.repair.started": "Pairing started again.",
+    "wa.unavailable": "The WhatsApp controls are not available in this version of the bot.",
+    "wa.unreachable": "Cannot reach the WhatsApp status right now.",
+    "gateway.stopped": "Stopped",
+    "gateway.connecting": "Connecting",
+    "gateway.connected": "Connected",
+    "gateway.reconnecting": "Reconnecting",
+    "gateway.pairing": "Waiting for pairing",
+    "gateway.logged_out": "Logged out",
+    "gateway.banned": "Temporarily banned",
+    # errors
+    "error.title": "Something went wrong",
+    "error.unreachable": "The bot is not answering right now. The page will work again once it is back.",
+    "error.not_found": "There is no order {id}.",
+    "error.refused": "Not done: {reason}",
+    "error.back": "Back",
+    "error.retry": "Try again",
+    "error.network": "No connection to the panel. Check the network and try again.",
+}
+
+BN: dict[str, str] = {
+    "app": "ডায়মন্ড বট",
+    "nav.label": "প্যানেল",
+    "nav.dashboard": "ড্যাশবোর্ড",
+    "nav.orders": "অর্ডার",
+    "nav.reconciliation": "মিলকরণ",
+    "nav.groups": "গ্রুপ",
+    "nav.whatsapp": "হোয়াটসঅ্যাপ",
+    "skip": "মূল অংশে যান",
+    "logout": "লগআউট",
+    "signed_in_as": "{user} হিসেবে লগইন করা",
+    "login.title": "লগইন",
+    "login.username": "ব্যবহারকারীর নাম",
+    "login.password": "পাসওয়ার্ড",
+    "login.submit": "লগইন",
+    "login.wrong": "ভুল ব্যবহারকারীর নাম বা পাসওয়ার্ড।",
+    "login.throttled": "অনেকবার ভুল চেষ্টা হয়েছে। {seconds} সেকেন্ড পরে আবার চেষ্টা করুন।",
+    "status.pending": "অপেক্ষমাণ",
+    "status.processing": "প্রক্রিয়াধীন",
+    "status.approved": "অনুমোদিত",
+    "status.completed": "সম্পন্ন",
+    "status.cancelled": "বাতিল",
+    "status.deleted": "মুছে ফেলা",
+    "action.process": "প্রক্রিয়া শুরু",
+    "action.approve": "অনুমোদন",
+    "action.cancel": "বাতিল",
+    "action.delete": "মুছুন",
+    "action.done.process": "অর্ডার {id} এখন প্রক্রিয়াধীন।",
+    "action.done.approve": "অর্ডার {id} অনুমোদিত হয়েছে; ডেলিভারি বার্তা পাঠানো হচ্ছে।",
+    "action.done.cancel": "অর্ডার {id} বাতিল হয়েছে; রিসেলারকে জানানো হয়েছে।",
+    "action.done.delete": "অর্ডার {id} মুছে ফেলা হয়েছে।",
+    "confirm.cancel": "অর্ডার {id} বাতিল করবেন? গ্রুপে রিসেলারকে জানানো হবে।",
+    "confirm.delete": "অর্ডার {id} মুছে ফেলবেন? হিসাবের জন্য রেখে দেওয়া হবে, কিন্তু কোনো তালিকায় আর দেখাবে না।",
+    "confirm.title": "নিশ্চিত করুন",
+    "confirm.yes.cancel": "হ্যাঁ, অর্ডার বাতিল করুন",
+    "confirm.yes.delete": "হ্যাঁ, অর্ডার মুছুন",
+    "confirm.no": "না, ফিরে যান",
+    "issue.invalid": "তথ্য অসম্পূর্ণ বা ভুল",
+    "issue.stuck_pending": "অনেকক্ষণ অপেক্ষমাণ",
+    "issue.processing_timeout": "প্রক্রিয়াকরণে দেরি",
+    "issue.delivery_failed": "ডেলিভারি বার্তা যায়নি",
+    "recovered": "অফলাইনে পাওয়া",
+    "recovered.help": "বট বন্ধ থাকার সময় পাঠানো; চালু হওয়ার পর উদ্ধার করা হয়েছে",
+    "dash.title": "ড্যাশবোর্ড",
+    "dash.orders": "অবস্থা অনুযায়ী অর্ডার",
+    "dash.total": "মোট",
+    "dash.checks": "মিলকরণ যাচাই",
+    "bucket.never": "কখনো যাচাই হয়নি",
+    "bucket.lt5": "৫ বারের কম",
+    "bucket.lt10": "১০ বারের কম",
+    "bucket.gte10": "১০ বা তার বেশি",
+    "dash.issues_found": "পাওয়া সমস্যা",
+    "dash.last_check": "শেষ যাচাই",
+    "dash.system": "সিস্টেম",
+    "dash.gateway": "সংযোগ",
+    "dash.uptime": "চালু আছে",
+    "dash.performance": "কার্যক্ষমতা",
+    "dash.cycle_time": "যাচাই চক্রের সময়",
+    "dash.orders_tracked": "নজরে থাকা অর্ডার",
+    "dash.cycles_per_hour": "ঘণ্টায় চক্র",
+    "dash.checks_today": "আজকের যাচাই",
+    "dash.memory": "মেমরি",
+    "dash.memory.processes": "{size} · প্রসেস: {n}",
+    "dash.cpu": "সিপিইউ",
+    "dash.database": "ডাটাবেসের আকার",
+    "dash.groups": "গ্রুপ",
+    "dash.groups.value": "{total}টির মধ্যে {ready}টি চালু",
+    "dash.updated": "হালনাগাদ {time}",
+    "dash.stale": "{time} এর পর হালনাগাদ হয়নি: প্যানেল বটের সাথে যোগাযোগ করতে পারছে না",
+    "chart.orders": "ঘণ্টাভিত্তিক অর্ডার (শেষ ২৪ ঘণ্টা)",
+    "chart.orders.summary": "শেষ ২৪ ঘণ্টায় {total}টি অর্ডার; সবচেয়ে বেশি {hour} টায়, {max}টি",
+    "chart.orders.bar": "{hour}: {n}টি অর্ডার",
+    "chart.revenue": "দৈনিক আয় (শেষ ১৪ দিন)",
+    "chart.revenue.summary": "শেষ ১৪ দিনে {total}; সবচেয়ে বেশি {day} তারিখে, {max}",
+    "chart.revenue.bar": "{day}: {amount}",
+    "unit.ms": "{n} মিলিসেকেন্ড",
+    "unit.percent": "{n}%",
+    "unit.day": "দিন",
+    "unit.hour": "ঘণ্টা",
+    "unit.minute": "মিনিট",
+    "unit.second": "সেকেন্ড",
+    "never": "কখনো না",
+    "none": "—",
+    "orders.title": "অর্ডার",
+    "orders.filter": "অর্ডার বাছাই",
+    "orders.status": "অবস্থা",
+    "orders.status.all": "সব",
+    "orders.status.open": "চলমান (অপেক্ষমাণ, প্রক্রিয়াধীন, অনুমোদিত)",
+    "orders.group": "গ্রুপ",
+    "orders.group.all": "সব গ্রুপ",
+    "orders.since": "শুরুর তারিখ",
+    "orders.until": "শেষ তারিখ",
+    "orders.q": "খুঁজুন",
+    "orders.q.help": "ব্যবহারকারী, নাম, ফোন, অর্ডার বা বার্তার আইডি",
+    "orders.apply": "দেখান",
+    "orders.reset": "বাছাই মুছুন",
+    "orders.count": "{total}টি অর্ডার",
+    "orders.range": "{total}টির মধ্যে {first}–{last}",
+    "orders.empty": "এই বাছাইয়ে কোনো অর্ডার নেই।",
+    "orders.prev": "আগের পাতা",
+    "orders.next": "পরের পাতা",
+    "orders.pages": "পাতা",
+    "orders.live": "লাইভ",
+    "orders.connecting": "সংযোগ হচ্ছে…",
+    "orders.reconnecting": "আবার সংযোগ হচ্ছে…",
+    "orders.bad_filter": "একটি বাছাই বাদ দেওয়া হয়েছে: {reason}",
+    "col.id": "অর্ডার",
+    "col.time": "সময়",
+    "col.group": "গ্রুপ",
+    "col.user": "রিসেলার",
+    "col.diamonds": "ডায়মন্ড",
+    "col.amount": "টাকা",
+    "col.status": "অবস্থা",
+    "col.checks": "যাচাই",
+    "col.issues": "সমস্যা",
+    "col.actions": "কাজ",
+    "order.title": "অর্ডার {id}",
+    "order.back": "সব অর্ডার",
+    "order.summary": "অর্ডার",
+    "order.text": "বার্তার লেখা",
+    "order.group_id": "গ্রুপ আইডি",
+    "order.user_id": "ব্যবহারকারীর আইডি",
+    "order.user_alt": "অন্য আইডি",
+    "order.user_name": "নাম",
+    "order.message_id": "বার্তার আইডি",
+    "order.rate": "রেট (প্রতি ডায়মন্ড)",
+    "order.times": "সময়সূচি",
+    "order.created_at": "পাঠানো হয়েছে",
+    "order.received_at": "বট পেয়েছে",
+    "order.processing_at": "প্রক্রিয়া শুরু",
+    "order.approved_at": "অনুমোদন",
+    "order.completed_at": "সম্পন্ন",
+    "order.cancelled_at": "বাতিল",
+    "order.deleted_at": "মুছে ফেলা",
+    "order.issues": "সমস্যা",
+    "order.no_issues": "কোনো খোলা সমস্যা নেই।",
+    "order.checks": "যাচাইয়ের হিসাব",
+    "order.check_count": "যাচাই",
+    "order.last_checked_at": "শেষ যাচাই",
+    "order.last_check_status": "শেষ যাচাইয়ে অবস্থা",
+    "order.delivery": "ডেলিভারি বার্তা",
+    "order.receipt": "প্রাপ্তি বার্তা",
+    "order.attempts": "চেষ্টা",
+    "order.last_attempt_at": "শেষ চেষ্টা",
+    "order.last_error": "শেষ ত্রুটি",
+    "order.sent_id": "পাঠানো বার্তার আইডি",
+    "order.confirmed_at": "পাঠানো নিশ্চিত",
+    "order.audit": "পরিবর্তনের ইতিহাস",
+    "order.audit.at": "কখন",
+    "order.audit.change": "পরিবর্তন",
+    "order.audit.by": "কে",
+    "order.audit.note": "মন্তব্য",
+    "order.audit.created": "তৈরি",
+    "order.recovered": "বট বন্ধ থাকার পর উদ্ধার করা",
+    "yes": "হ্যাঁ",
+    "no": "না",
+    "rec.title": "মিলকরণ",
+    "rec.intro": "প্রতিটি গ্রুপ কয়েক সেকেন্ড পরপর তার চলমান অর্ডারগুলো যাচাই করে। খোলা সমস্যা আর প্রতিটি গ্রুপের সাম্প্রতিক চক্র।",
+    "rec.issues": "খোলা সমস্যা",
+    "rec.no_issues": "কোনো খোলা সমস্যা নেই।",
+    "rec.cycles": "গ্রুপভিত্তিক সাম্প্রতিক চক্র",
+    "rec.no_cycles": "এখনো কোনো চক্র চলেনি।",
+    "rec.more_groups": "{total}টি গ্রুপের মধ্যে {shown}টি দেখানো হচ্ছে (সমস্যাযুক্ত গ্রুপ আগে)।",
+    "rec.started_at": "শুরু",
+    "rec.checked": "যাচাই",
+    "rec.open_issues": "খোলা সমস্যা",
+    "rec.new_issues": "নতুন",
+    "rec.cleared_issues": "মিটেছে",
+    "rec.actions": "পদক্ষেপ",
+    "rec.duration": "সময় লেগেছে",
+    "rec.recent": "সাম্প্রতিক চক্র",
+    "groups.title": "গ্রুপ",
+    "groups.intro": "প্রতিটি গ্রুপের ডায়মন্ডপ্রতি দাম আর সুইচ। পরিবর্তন সাথে সাথে নতুন অর্ডারে লাগে।",
+    "groups.empty": "এখনো কোনো গ্রুপ নেই: কোনো গ্রুপে প্রথম বার্তা দেখলেই বট গ্রুপটি যোগ করে।",
+    "groups.name": "গ্রুপ",
+    "groups.enabled": "অর্ডার নেওয়া চালু",
+    "groups.rate": "রেট (প্রতি ডায়মন্ড ৳)",
+    "groups.rate.help": "ধনাত্মক সংখ্যা, দশমিকের পরে সর্বোচ্চ ৪ অঙ্ক, যেমন 2.30",
+    "groups.auto_approve": "স্বয়ংক্রিয় অনুমোদন",
+    "groups.auto_approve_max": "সর্বোচ্চ কত ডায়মন্ড পর্যন্ত স্বয়ংক্রিয়",
+    "groups.orders": "অর্ডার",
+    "groups.open": "{n}টি চলমান",
+    "groups.save": "সংরক্ষণ",
+    "groups.saved": "সংরক্ষিত",
+    "groups.saving": "সংরক্ষণ হচ্ছে…",
+    "groups.bad_max": "auto_approve_max: ডায়মন্ডের পূর্ণ সংখ্যা দিন, ০ বা তার বেশি",
+    "groups.updated": "গ্রুপ {name} সংরক্ষিত হয়েছে।",
+    "wa.title": "হোয়াটসঅ্যাপ",
+    "wa.state": "সংযোগ",
+    "wa.kind": "মাধ্যম",
+    "wa.kind.sandbox": "স্যান্ডবক্স (স্থানীয় পরীক্ষামূলক চ্যাট)",
+    "wa.kind.whatsapp": "হোয়াটসঅ্যাপ",
+    "wa.detail": "বিস্তারিত",
+    "wa.queued": "পাঠানোর অপেক্ষায় বার্তা",
+    "wa.sent_last_hour": "শেষ এক ঘণ্টায় পাঠানো",
+    "wa.paused_until": "বার্তা পাঠানো বন্ধ থাকবে",
+    "wa.sandbox.intro": "বট এখন স্যান্ডবক্সের সাথে যুক্ত: ডেমো ও প্রশিক্ষণের জন্য হোয়াটসঅ্যাপের মতো একটি স্থানীয় চ্যাট। সেখানে রিসেলার হয়ে .10 পাঠিয়ে অর্ডার পরীক্ষা করুন।",
+    "wa.sandbox.address": "স্যান্ডবক্সের ঠিকানা",
+    "wa.sandbox.open": "স্যান্ডবক্স চ্যাট খুলুন",
+    "wa.pair.title": "বটের হোয়াটসঅ্যাপ নম্বর যুক্ত করুন",
+    "wa.pair.qr": "এই কোডটি স্ক্যান করুন: হোয়াটসঅ্যাপ → লিংকড ডিভাইস → ডিভাইস লিংক করুন।",
+    "wa.pair.qr_alt": "হোয়াটসঅ্যাপ যুক্ত করার QR কোড",
+    "wa.pair.code": "অথবা ফোনে এই পেয়ারিং কোড দিন",
+    "wa.pair.expires": "কোডের মেয়াদ",
+    "wa.pair.waiting": "পরের কোডের অপেক্ষা…",
+    "wa.repair": "আবার যুক্ত করুন",
+    "wa.repair.confirm": "এই হোয়াটসঅ্যাপ সেশন থেকে লগআউট করে আবার যুক্ত করবেন? নতুন করে যুক্ত না হওয়া পর্যন্ত বট উত্তর দেবে না।",
+    "wa.repair.started": "আবার যুক্ত করার প্রক্রিয়া শুরু হয়েছে।",
+    "wa.unavailable": "বটের এই সংস্করণে হোয়াটসঅ্যাপ নিয়ন্ত্রণ নেই।",
+    "wa.unreachable": "এই মুহূর্তে হোয়াটসঅ্যাপের অবস্থা জানা যাচ্ছে না।",
+    "gateway.stopped": "বন্ধ",
+    "gateway.connecting": "সংযোগ হচ্ছে",
+    "gateway.connected": "সংযুক্ত",
+    "gateway.reconnecting": "আবার সংযোগ হচ্ছে",
+    "gateway.pairing": "যুক্ত করার অপেক্ষায়",
+    "gateway.logged_out": "লগআউট হয়ে গেছে",
+    "gateway.banned": "সাময়িক নিষেধাজ্ঞা",
+    "error.title": "সমস্যা হয়েছে",
+    "error.unreachable": "বট এই মুহূর্তে সাড়া দিচ্ছে না। বট আবার চালু হলে পাতাটি কাজ করবে।",
+    "error.not_found": "{id} নামে কোনো অর্ডার নেই।",
+    "error.refused": "করা যায়নি: {reason}",
+    "error.back": "ফিরে যান",
+    "error.retry": "আবার চেষ্টা করুন",
+    "error.network": "প্যানেলের সাথে সংযোগ নেই। নেটওয়ার্ক দেখে আবার চেষ্টা করুন।",
+}
+
+STRINGS: dict[str, dict[str, str]] = {"en": EN, "bn": BN}
+
+# How each gateway state reads at a glance: ok (green), warn (amber), bad (red).
+GATEWAY_TONE = {
+    "connected": "ok",
+    "connecting": "warn",
+    "reconnecting": "warn",
+    "pairing": "warn",
+    "stopped": "bad",
+    "logged_out": "bad",
+    "banned": "bad",
+}
+
+
+class Texts(dict[str, str]):
+    """One language's strings; a missing key shows itself instead of breaking a page."""
+
+    language: str = "en"
+
+    def __missing__(self, key: str) -> str:
+        return key
+
+    def label(self, kind: str, value: str) -> str:
+        """`status`, `action`, `issue`, `gateway`, `bucket` labels; the raw value if unknown."""
+        return self.get(f"{kind}.{value}", value)
+
+
+def texts(language: str) -> Texts:
+    """The strings of `language` (bn or en; anything else falls back to English)."""
+    t = Texts(STRINGS.get(language, EN))
+    t.language = language if language in STRINGS else "en"
+    return t
+
+
+# --- how things are written -------------------------------------------------------------------
+
+
+def number(value: int | float | None) -> str:
+    """1234567 → "1,234,567"; None → "—"."""
+    if value is None:
+        return "—"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.1f}"
+    return f"{int(value):,}"
+
+
+def taka(amount: str | Decimal | None) -> str:
+    """"1000.00" → "৳1000", "23.50" → "৳23.50" (as the bot writes money in the chat)."""
+    if amount is None or amount == "":
+        return "—"
+    try:
+        d = Decimal(str(amount))
+    except InvalidOperation:
+        return str(amount)
+    q = d.quantize(Decimal("0.01"))
+    return "৳" + (str(q.quantize(Decimal(1))) if q == q.to_integral_value() else str(q))
+
+
+def size(n: int | None) -> str:
+    """Bytes for people: "812 B", "48.2 KB", "3.1 MB"."""
+    if n is None:
+        return "—"
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"  # pragma: no cover
+
+
+def duration(seconds: float | None, t: Mapping[str, str]) -> str:
+    """The two largest units: "3 d 4 h", "12 min 5 s"."""
+    if seconds is None:
+        return "—"
+    s = max(0, int(seconds))
+    parts = [(s // 86400, t["unit.day"]), (s % 86400 // 3600, t["unit.hour"]),
+             (s % 3600 // 60, t["unit.minute"]), (s % 60, t["unit.second"])]
+    while len(parts) > 1 and parts[0][0] == 0:
+        parts.pop(0)
+    return " ".join(f"{n} {unit}" for n, unit in parts[:2])
+
+
+def _moment(value: str | None, tz: tzinfo) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.astimezone(tz) if moment.tzinfo is not None else moment
+
+
+def when(value: str | None, tz: tzinfo) -> str:
+    """An API time (ISO 8601 with offset) as "2025-11-24 21:00" in the shop's time zone."""
+    moment = _moment(value, tz)
+    return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M")
+
+
+def when_exact(value: str | None, tz: tzinfo, now: datetime | None = None) -> str:
+    """With seconds; the date only when it is not today: "21:59:55" or "2025-11-23 21:59:55"."""
+    moment = _moment(value, tz)
+    if moment is None:
+        return "—"
+    today = (now or datetime.now(tz)).astimezone(tz).date()
+    return moment.strftime("%H:%M:%S" if moment.date() == today else "%Y-%m-%d %H:%M:%S")

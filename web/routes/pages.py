@@ -1,0 +1,450 @@
+"""The panel's pages: server-rendered HTML (aiohttp-jinja2, autoescaped) over the same bridge and
+rules as the JSON API, so every page works as plain HTML forms and each page's small script
+only enhances it (live rows, one-click actions, inline edits, refreshed figures).
+
+Pages: `/` dashboard, `/orders` (filters, pagination, live), `/orders/{id}`, `/reconciliation`,
+`/groups`, `/whatsapp`. Form posts: `POST /orders/{id}` (field `action`; cancel and delete ask
+for confirmation first) and `POST /groups/{id}` (the row's settings). Everything needs a login
+(the security middleware), every post the CSRF field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Mapping
+from urllib.parse import urlencode
+
+import aiohttp_jinja2
+import jinja2
+import orjson
+from aiohttp import web
+from aiohttp_session import get_session
+
+from domain.orders import TRANSITIONS, Action, Status
+from web import i18n
+from web.bridge import BridgeError
+from web.routes import PANEL, actor_by, command_result, panel_of, unwrap
+from web.routes import dashboard as dash
+from web.routes.groups import check_patch
+from web.routes.orders import parse_bound
+from web.security import USER, ApiError, form_token
+from web.serialize import group_list_entry, order_json, report_json, status_json
+
+log = logging.getLogger("diamondbot.panel.pages")
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+PAGE_SIZE = 25
+MAX_PAGE_SIZE = 200
+MAX_OFFSET = 10_000_000
+MAX_CYCLE_GROUPS = 100
+ACTIONS = ("process", "approve", "cancel", "delete")
+CONFIRM = frozenset({"cancel", "delete"})
+STATUSES = tuple(s.value for s in Status)
+OPEN = "pending,processing,approved"
+# Which buttons an order in each state shows (the state machine's, minus the system's COMPLETE).
+ALLOWED = {s.value: [a for a in ACTIONS if s in TRANSITIONS[Action(a)][0]] for s in Status}
+FLASH = "flash"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+# --- rendering --------------------------------------------------------------------------------
+
+
+def setup_templates(app: web.Application) -> None:
+    """aiohttp-jinja2 over web/templates, autoescaped, with the panel's formatting helpers."""
+    tz = app[PANEL].tz
+    env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                               trim_blocks=True, lstrip_blocks=True)
+    # tojson still escapes < > & ' for HTML; Bengali stays UTF-8 (3 bytes, not a 6-byte \u escape).
+    env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
+    versions: dict[str, str] = {}
+
+    def asset(name: str) -> str:
+        """A static file's URL with its content hash, so a new version is never served stale."""
+        if name not in versions:
+            static = app.router.named_resources().get("static")
+            versions[name] = (str(static.url_for(filename=name, append_version=True))  # type: ignore[union-attr]
+                              if static is not None else f"/static/{name}")
+        return versions[name]
+
+    env.globals.update(
+        asset=asset,
+        when=lambda v: i18n.when(v, tz),
+        when_exact=lambda v: i18n.when_exact(v, tz),
+        taka=i18n.taka,
+        rate=lambda v: "৳" + v.removesuffix(".00") if isinstance(v, str) and v else "—",
+        number=i18n.number,
+        ACTIONS=ACTIONS,
+        STATUSES=STATUSES,
+        BUCKETS=dash.BUCKETS,
+        ALLOWED=ALLOWED,
+        OPEN=OPEN,
+        CHART_W=dash.CHART_W, CHART_H=dash.CHART_H, PLOT_LEFT=dash.PLOT_LEFT, PLOT_RIGHT=dash.PLOT_RIGHT,
+    )
+
+
+def texts_of(request: web.Request) -> i18n.Texts:
+    return i18n.texts(panel_of(request).config.bot.language)
+
+
+async def render(request: web.Request, template: str, context: Mapping[str, Any], *, status: int = 200,
+                 headers: Mapping[str, str] | None = None) -> web.Response:
+    """A page in the panel's language, with the session's CSRF token and a pending flash message."""
+    t = texts_of(request)
+    session = await get_session(request)
+    flash = session.pop(FLASH, None) if FLASH in session else None
+    ctx = {
+        "t": t,
+        "lang": t.language,
+        "user": request.get(USER),
+        "csrf_token": await form_token(request),
+        "flash": flash if isinstance(flash, str) else None,
+        "request_path": request.path,
+        "request_path_qs": request.path_qs,
+        "nav": "",
+        "script": None,
+        **context,
+    }
+    response = aiohttp_jinja2.render_template(template, request, ctx, status=status)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+async def error_page(request: web.Request, status: int, message: str, back: str | None = None) -> web.Response:
+    t = texts_of(request)
+    return await render(request, "error.html", {"title": t["error.title"], "message": message, "back": back},
+                        status=status)
+
+
+def page(handler: Handler) -> Handler:
+    """A page handler: the actor system not answering is a readable page (503), not bare text."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except BridgeError as e:
+            log.warning("%s %s: %s", request.method, request.path, e)
+        except ApiError as e:
+            if e.status != 503:
+                raise
+        # "Try again" reloads a page; after a failed form post, go back to the dashboard instead.
+        return await error_page(request, 503, texts_of(request)["error.unreachable"],
+                                back=None if request.method in ("GET", "HEAD") else "/")
+
+    return wrapped
+
+
+def safe_next(value: Any, default: str) -> str:
+    """A same-site path to go back to after a form (never another site: no "//", no scheme)."""
+    if not isinstance(value, str) or not value.startswith("/") or value.startswith("//") \
+            or "\\" in value or len(value) > 2000 or any(c in value for c in "\r\n"):
+        return default
+    return value
+
+
+def js_labels(t: i18n.Texts, *prefixes: str) -> dict[str, str]:
+    """The strings a page's script needs (passed in a data-labels attribute, JSON)."""
+    return {k: v for k, v in t.items() if k.startswith(prefixes)}
+
+
+# --- dashboard --------------------------------------------------------------------------------
+
+
+@page
+async def dashboard(request: web.Request) -> web.Response:
+    """GET /: the monitoring and performance dashboards, refreshed by dashboard.js."""
+    data = await dash.dashboard_data(request)
+    t = texts_of(request)
+    return await render(request, "dashboard.html", {"title": t["dash.title"], "nav": "dashboard",
+                                                    "script": "dashboard.js", "d": data})
+
+
+# --- orders -----------------------------------------------------------------------------------
+
+
+def _one(query: Mapping[str, str], name: str, max_len: int = 200) -> str:
+    value = query.get(name, "")
+    return value.strip()[:max_len] if isinstance(value, str) else ""
+
+
+def _whole(text: str, default: int, low: int, high: int) -> int | None:
+    if not text:
+        return default
+    if not (text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if low <= value <= high else None
+
+
+def order_filters(request: web.Request) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """(filters for the bridge, the form's values, why a filter was ignored). A page never
+    answers 400 to a bad filter: it shows what it ignored and the orders without it."""
+    tz = panel_of(request).tz
+    q = request.query
+    errors: list[str] = []
+    form = {"status": _one(q, "status"), "group": _one(q, "group"), "q": _one(q, "q"),
+            "since": _one(q, "since", 40), "until": _one(q, "until", 40)}
+    wanted = [s.strip().lower() for s in form["status"].split(",") if s.strip()]
+    bad = [s for s in wanted if s not in STATUSES]
+    if bad:
+        errors.append(f"status: unknown {', '.join(bad)}")
+        form["status"], wanted = "", []
+    bounds: dict[str, float | None] = {}
+    for name in ("since", "until"):
+        try:
+            bounds[name] = parse_bound(name, form[name], tz, end=name == "until")
+        except ApiError as e:
+            errors.append(e.message)
+            form[name], bounds[name] = "", None
+    if bounds["since"] is not None and bounds["until"] is not None and bounds["since"] >= bounds["until"]:
+        errors.append("since: must be before until")
+        form["until"], bounds["until"] = "", None
+    limit = _whole(_one(q, "limit", 10), PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    offset = _whole(_one(q, "offset", 10), 0, 0, MAX_OFFSET)
+    if limit is None:
+        errors.append(f"limit: a whole number from 1 to {MAX_PAGE_SIZE}")
+        limit = PAGE_SIZE
+    if offset is None:
+        errors.append("offset: a whole number, 0 or more")
+        offset = 0
+    filters = {"status": ",".join(wanted), "group": form["group"], "q": form["q"],
+               "since": bounds["since"], "until": bounds["until"], "limit": limit, "offset": offset}
+    return filters, form, errors
+
+
+def _page_url(form: Mapping[str, str], limit: int, offset: int) -> str:
+    params = {k: v for k, v in form.items() if v}
+    if limit != PAGE_SIZE:
+        params["limit"] = str(limit)
+    if offset:
+        params["offset"] = str(offset)
+    return "/orders" + (f"?{urlencode(params)}" if params else "")
+
+
+BLANK_ORDER = {"id": "", "status": "pending", "created_at": "", "recovered": False, "group_name": "",
+               "user_name": "", "user_id": "", "diamonds": 0, "amount": None, "check_count": 0, "issues": []}
+
+
+@page
+async def orders_page(request: web.Request) -> web.Response:
+    """GET /orders?status=&group=&q=&since=&until=&offset=&limit=: the table, live (orders.js)."""
+    panel = panel_of(request)
+    t = texts_of(request)
+    filters, form, errors = order_filters(request)
+    listed, groups = await asyncio.gather(panel.bridge.list_orders(**filters), panel.bridge.list_groups())
+    data = unwrap(listed)
+    orders = [order_json(v, panel.tz) for v in data["orders"]]
+    total = int(data["total"])
+    limit, offset = filters["limit"], filters["offset"]
+    group_list = [group_list_entry(g) for g in unwrap(groups)]
+    return await render(request, "orders.html", {
+        "title": t["orders.title"], "nav": "orders", "script": "orders.js",
+        "orders": orders, "total": total, "first": offset + 1 if orders else 0, "last": offset + len(orders),
+        "offset": offset, "limit": limit, "f": form, "errors": errors,
+        "groups": [{"id": g["id"], "name": g["name"] or g["id"]} for g in group_list],
+        "prev_url": _page_url(form, limit, max(0, offset - limit)) if offset > 0 else None,
+        "next_url": _page_url(form, limit, offset + limit) if offset + limit < total else None,
+        "blank": BLANK_ORDER,
+        "js_labels": js_labels(t, "status.", "issue.", "confirm.cancel", "confirm.delete", "orders.live",
+                               "orders.connecting", "orders.reconnecting", "orders.count", "orders.range",
+                               "error.network", "error.refused", "action.done."),
+    })
+
+
+@page
+async def order_page(request: web.Request) -> web.Response:
+    """GET /orders/{id}: every field, issues, check log, delivery attempts and the audit trail."""
+    panel = panel_of(request)
+    t = texts_of(request)
+    order_id = request.match_info["id"].strip()[:40]
+    result = await panel.bridge.get_order(order_id)
+    if result.status == 404:
+        return await error_page(request, 404, t["error.not_found"].format(id=order_id), back="/orders")
+    o = order_json(unwrap(result), panel.tz, detail=True)
+    return await render(request, "order.html", {
+        "title": t["order.title"].format(id=o["id"]), "nav": "orders", "script": "orders.js", "o": o,
+        "js_labels": js_labels(t, "confirm.cancel", "confirm.delete", "error.network", "error.refused",
+                               "action.done."),
+    })
+
+
+@page
+async def order_action(request: web.Request) -> web.StreamResponse:
+    """POST /orders/{id} (form: action, confirm, next): process / approve / cancel / delete.
+    Cancel and delete show a confirmation page first unless `confirm=yes`."""
+    panel = panel_of(request)
+    t = texts_of(request)
+    order_id = request.match_info["id"].strip()[:40]
+    form = await request.post()
+    action = form.get("action")
+    back = safe_next(form.get("next"), f"/orders/{order_id}")
+    if action not in ACTIONS:
+        return await error_page(request, 400, t["error.refused"].format(
+            reason=f"action: use one of {', '.join(ACTIONS)}"), back=back)
+    assert isinstance(action, str)
+    if action in CONFIRM and form.get("confirm") != "yes":
+        result = await panel.bridge.get_order(order_id)
+        if result.status == 404:
+            return await error_page(request, 404, t["error.not_found"].format(id=order_id), back=back)
+        o = order_json(unwrap(result), panel.tz)
+        return await render(request, "confirm.html", {
+            "title": t["confirm.title"], "nav": "orders", "o": o, "action": action, "next": back,
+            "question": t[f"confirm.{action}"].format(id=o["id"])})
+    done = await panel.bridge.command(order_id, action, actor_by(request))
+    if done.status == 404:
+        return await error_page(request, 404, t["error.not_found"].format(id=order_id), back=back)
+    try:
+        command_result(done)
+    except ApiError as e:  # 400 / 409: refused, with the state machine's reason
+        return await error_page(request, e.status, t["error.refused"].format(reason=e.message), back=back)
+    session = await get_session(request)
+    session[FLASH] = t[f"action.done.{action}"].format(id=order_id)
+    raise web.HTTPSeeOther(back)
+
+
+# --- reconciliation ---------------------------------------------------------------------------
+
+
+@page
+async def reconciliation_page(request: web.Request) -> web.Response:
+    """GET /reconciliation: counts, check buckets, open issues (linked) and each group's recent cycles."""
+    panel = panel_of(request)
+    t = texts_of(request)
+    report_result, groups_result = await asyncio.gather(panel.bridge.report(), panel.bridge.list_groups())
+    report = report_json(unwrap(report_result), panel.tz)
+    names = {g["id"]: g["name"] or g["id"] for g in (group_list_entry(x) for x in unwrap(groups_result))}
+    cycle_groups = [{"id": gid, "name": names.get(gid, gid), "cycles": cycles}
+                    for gid, cycles in report["cycles"].items() if cycles]
+    # Groups with open issues first, then by name.
+    cycle_groups.sort(key=lambda g: (-g["cycles"][0]["open_issues"], g["name"].lower()))
+    return await render(request, "reconciliation.html", {
+        "title": t["rec.title"], "nav": "reconciliation", "r": report,
+        "cycle_groups": cycle_groups[:MAX_CYCLE_GROUPS], "cycle_total": len(cycle_groups),
+    })
+
+
+# --- groups -----------------------------------------------------------------------------------
+
+
+@page
+async def groups_page(request: web.Request) -> web.Response:
+    """GET /groups: name, taking orders, rate, auto-approve and order counts, editable in place."""
+    panel = panel_of(request)
+    t = texts_of(request)
+    groups = [group_list_entry(g) for g in unwrap(await panel.bridge.list_groups())]
+    for g in groups:
+        counts = g["counts"]
+        g["open"] = sum(int(counts.get(s, 0)) for s in OPEN.split(","))
+        g["name"] = g["name"] or g["id"]
+    return await render(request, "groups.html", {
+        "title": t["groups.title"], "nav": "groups", "script": "groups.js", "groups": groups,
+        "js_labels": js_labels(t, "groups.", "error.network", "error.refused"),
+    })
+
+
+def settings_patch(form: Mapping[str, Any], t: i18n.Texts) -> dict[str, Any]:
+    """The settings a group row's form sends (unchecked boxes are absent: false)."""
+    if form.get("settings") != "1":
+        raise ApiError(400, "send the group's settings form (field settings=1)")
+    rate = form.get("rate")
+    patch: dict[str, Any] = {"rate": rate.strip() if isinstance(rate, str) else "",
+                             "enabled": form.get("enabled") is not None,
+                             "auto_approve": form.get("auto_approve") is not None}
+    most = form.get("auto_approve_max")
+    if isinstance(most, str) and most.strip():
+        value = _whole(most.strip(), 0, 0, 10**9)
+        if value is None:
+            raise ApiError(400, t["groups.bad_max"])
+        patch["auto_approve_max"] = value
+    return patch
+
+
+@page
+async def group_action(request: web.Request) -> web.StreamResponse:
+    """POST /groups/{id} (form): save a group's rate, switches and auto-approve limit."""
+    panel = panel_of(request)
+    t = texts_of(request)
+    group_id = request.match_info["id"].strip()
+    form = await request.post()
+    try:
+        if not group_id or len(group_id) > 200:
+            raise ApiError(404, f"no group {group_id[:200]}")
+        patch = settings_patch(form, t)
+        check_patch(patch)
+        result = command_result(await panel.bridge.update_group(group_id, patch, actor_by(request)))
+    except ApiError as e:
+        if e.status == 503:
+            raise
+        return await error_page(request, e.status, t["error.refused"].format(reason=e.message), back="/groups")
+    session = await get_session(request)
+    session[FLASH] = t["groups.updated"].format(name=result.get("groupName") or group_id)
+    code = result.get("code")
+    raise web.HTTPSeeOther(f"/groups#g-{code}" if isinstance(code, str) and code.isalnum() else "/groups")
+
+
+# --- whatsapp ---------------------------------------------------------------------------------
+
+
+def has_route(app: web.Application, method: str, path: str) -> bool:
+    """Whether the app serves `method path` (the WhatsApp transport's routes may not exist yet)."""
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        if route.method == method and info.get("path", info.get("formatter")) == path:
+            return True
+    return False
+
+
+def _detail_text(detail: Any) -> str:
+    """A gateway state detail for people: plain text as is; structured details (QR payloads,
+    ban times) are shown by their own fields, only their message here."""
+    if not isinstance(detail, str) or not detail:
+        return ""
+    if detail.startswith("{"):
+        try:
+            data = orjson.loads(detail)
+        except orjson.JSONDecodeError:
+            return ""
+        message = data.get("message") or data.get("reason") if isinstance(data, dict) else None
+        return message if isinstance(message, str) else ""
+    return detail
+
+
+@page
+async def whatsapp_page(request: web.Request) -> web.Response:
+    """GET /whatsapp: the connection; the sandbox's address, or WhatsApp's QR / pairing code."""
+    panel = panel_of(request)
+    t = texts_of(request)
+    status = status_json(unwrap(await panel.bridge.status()), panel.tz, panel.started_at, time.time())
+    gateway = status["gateway"]
+    kind = str(gateway.get("kind") or panel.config.gateway.kind)
+    state = str(gateway.get("state") or "stopped")
+    app = request.app
+    return await render(request, "whatsapp.html", {
+        "title": t["wa.title"], "nav": "whatsapp", "script": "whatsapp.js",
+        "gateway": gateway, "kind": kind, "state": state, "tone": i18n.GATEWAY_TONE.get(state, "warn"),
+        "tones": i18n.GATEWAY_TONE,
+        "detail": _detail_text(gateway.get("detail")),
+        "sandbox_url": panel.config.sandbox.url.rstrip("/"),
+        "has_api": has_route(app, "GET", "/api/whatsapp"),
+        "has_qr": has_route(app, "GET", "/api/whatsapp/qr.svg"),
+        "has_repair": has_route(app, "POST", "/api/whatsapp/repair"),
+        "js_labels": js_labels(t, "gateway.", "wa.", "error.network", "error.refused"),
+    })
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/", dashboard)
+    app.router.add_get("/orders", orders_page)
+    app.router.add_get("/orders/{id}", order_page)
+    app.router.add_post("/orders/{id}", order_action)
+    app.router.add_get("/reconciliation", reconciliation_page)
+    app.router.add_get("/groups", groups_page)
+    app.router.add_post("/groups/{id}", group_action)
+    app.router.add_get("/whatsapp", whatsapp_page)

@@ -1,0 +1,68 @@
+// Groups: save a change as soon as it is made (rate, switches, auto-approve limit), validated
+// by the browser first and by the server always. Without this script each row's Save button
+// posts the row's form.
+(() => {
+  'use strict';
+  const table = document.getElementById('groups');
+  if (!table) return;
+  const token = (document.querySelector('meta[name="csrf-token"]') || {}).content || '';
+  const labels = JSON.parse(table.dataset.labels || '{}');
+  const fmt = (text, values) => (text || '').replace(/\{(\w+)\}/g, (m, k) => (k in values ? values[k] : m));
+  const FIELDS = ['enabled', 'rate', 'auto_approve', 'auto_approve_max'];
+
+  function value(input) {
+    if (input.type === 'checkbox') return input.checked;
+    if (input.name === 'auto_approve_max') return input.value.trim() === '' ? 0 : Number(input.value);
+    return input.value.trim();
+  }
+
+  async function save(tr, patch) {
+    const note = tr.querySelector('.saved');
+    note.classList.remove('bad');
+    note.textContent = labels['groups.saving'];
+    try {
+      const resp = await fetch('/api/groups/' + encodeURIComponent(tr.dataset.id), {
+        method: 'PATCH', credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': token },
+        body: JSON.stringify(patch),
+      });
+      if (resp.status === 401) { window.location.href = '/login'; return; }
+      const body = await resp.json().catch(() => ({}));
+      if (!resp.ok) {
+        note.classList.add('bad');
+        note.textContent = fmt(labels['error.refused'], { reason: body.error || resp.status });
+        return;
+      }
+      // Show what was stored (the server writes rates in their canonical form: 2.3 → 2.30).
+      const g = body.group;
+      const inputs = tr.querySelectorAll('input[name]');
+      for (const input of inputs) {
+        if (!FIELDS.includes(input.name) || !(input.name in g)) continue;
+        if (input.type === 'checkbox') input.checked = !!g[input.name];
+        else input.value = g[input.name];
+      }
+      note.textContent = labels['groups.saved'];
+    } catch (e) {
+      note.classList.add('bad');
+      note.textContent = labels['error.network'];
+    }
+  }
+
+  table.addEventListener('change', (ev) => {
+    const input = ev.target;
+    const tr = input.closest('tr[data-id]');
+    if (!tr || !FIELDS.includes(input.name)) return;
+    if (!input.checkValidity()) { input.reportValidity(); return; }
+    save(tr, { [input.name]: value(input) });
+  });
+
+  table.addEventListener('submit', (ev) => {
+    const form = ev.target;
+    const tr = form.closest('tr[data-id]');
+    if (!tr) return;
+    ev.preventDefault();
+    const inputs = [...form.elements].filter((e) => FIELDS.includes(e.name));
+    for (const input of inputs) if (!input.checkValidity()) { input.reportValidity(); return; }
+    save(tr, Object.fromEntries(inputs.map((input) => [input.name, value(input)])));
+  });
+})();
