@@ -157,6 +157,10 @@ class PersistenceActor(ActorTypeDispatcher):
             self.send(sender, PersistRefused(msg.group_id, 0, "a newer incarnation owns this group"))
             return
         self.epochs[msg.group_id] = msg.epoch
+        # A new incarnation must start from everything its predecessor wrote, including writes
+        # appended but still waiting for the group commit: otherwise it would hand out the same
+        # order ids again and overwrite acknowledged orders.
+        self.flush()
         image = self.db.groups.get(msg.group_id)
         if image is None:
             self.send(sender, GroupLoaded(msg.group_id, msg.epoch, None, (), {}, {}))

@@ -54,6 +54,7 @@ from actors.messages import (
 )
 from actors.persistence import PersistenceActor
 from actors.watchdog import start_watchdog
+from storage.lock import process_alive
 from config import Config
 from domain.clock import Clock, SystemClock
 from domain.group import code_number, group_code, split_order_id
@@ -232,6 +233,12 @@ class Supervisor(ActorTypeDispatcher):
 
     def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender: Any) -> None:
         if self.stopping:
+            return
+        owner = self.start.owner if self.start else None
+        if owner is not None and not process_alive(owner.pid, owner.start_time):
+            # run.py is gone and every actor is exiting (watchdogs): restarting one now would
+            # only start a writer that the whole process group is about to lose.
+            self.stopping = True
             return
         address = msg.childAddress
         if address == self.persistence:

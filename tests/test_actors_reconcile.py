@@ -123,3 +123,26 @@ def test_the_dashboard_numbers_come_from_the_checkpoints_and_the_orders(make_bot
     days = report["charts"]["revenue_per_day"]
     assert len(days) == 14 and days[-1]["amount"] == "1000.00"
     assert report["storage"]["journal_bytes"] > 0 and report["storage"]["orders"] == 2
+
+
+def test_a_group_restarted_while_its_write_waits_for_the_commit_never_reuses_an_id(make_bot) -> None:
+    # Writes wait for a group commit that no timer brings during the test (60 s); the group
+    # actor dies and is restarted meanwhile: its successor must still see A1 and A2, or it
+    # hands their ids to the next messages and overwrites them.
+    bot = make_bot(**{"persistence.commit_delay": "60s"})
+    bot.post(GROUP, ALICE, ".5")
+    first = bot.message(GROUP, ALICE, ".10")
+    bot.fake.deliver([first])
+    bot.pump(0.05)  # A1 and A2 taken in, their writes appended, the commit waiting
+    bot.asys.tell(bot.locate(GROUP), ActorExitRequest())
+    bot.pump(0.02)  # the actor is gone; its restart waits 100 ms
+    second = bot.message(GROUP, ALICE, ".20")
+    bot.fake.deliver([second])  # held by the Supervisor, handed to the successor first
+    bot.pump(0.5)
+    clock = bot.clock
+    bot.stop()  # the final flush
+    again = make_bot(clock=clock)
+    orders = {o["id"]: o for o in again.orders()}
+    assert set(orders) == {"A1", "A2", "A3"}
+    assert orders["A2"]["messageId"] == first.message_id and orders["A2"]["diamonds"] == 10
+    assert orders["A3"]["messageId"] == second.message_id
