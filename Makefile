@@ -5,8 +5,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# The browser tests drive Debian's chromium (no browser download).
+# The browser tests drive Debian's chromium (no browser download), with a Bengali font so
+# screenshots show the panel's Bengali text.
 CHROMIUM := /usr/bin/chromium
+BENGALI_FONT := /usr/share/fonts/truetype/lohit-bengali/Lohit-Bengali.ttf
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test clean-venv
@@ -14,7 +16,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 run: $(STAMP)
 	$(PY) run.py $(ARGS)
 
-test: $(STAMP) $(CHROMIUM)
+test: $(STAMP) $(CHROMIUM) $(BENGALI_FONT)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 $(STAMP): setup.cfg pyproject.toml
@@ -23,10 +25,10 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-$(CHROMIUM):
-	@echo "Installing Debian's chromium for the browser tests"
+$(CHROMIUM) $(BENGALI_FONT):
+	@echo "Installing Debian's chromium and a Bengali font for the browser tests"
 	$(SUDO) apt-get update -qq
-	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-lohit-beng-bengali
 
 clean-venv:
 	rm -rf $(VENV)
