@@ -17,11 +17,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Sequence
 
-from thespian.actors import ActorExitRequest, ActorTypeDispatcher, WakeupMessage
+from thespian.actors import ActorExitRequest, WakeupMessage
 
+from actors.base import BotActor, batched
 from actors.messages import (
     GatewayStatus,
     GetGatewayStatus,
+    GroupInbound,
+    GroupRoute,
     InboundBatch,
     InboundHandled,
     InboundItem,
@@ -123,7 +126,7 @@ class _Sink(TransportSink):
             self._wake_pending = False
 
 
-class GatewayActor(ActorTypeDispatcher):
+class GatewayActor(BotActor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.config: Config | None = None
@@ -139,6 +142,9 @@ class GatewayActor(ActorTypeDispatcher):
         self.pump_at: float | None = None
         self.rate_limit_pause = 60.0
         self.ban_until: float | None = None  # the outbox pause set for a ban, lifted on reconnect
+        # group id -> its actor, from the Supervisor: inbound goes there directly
+        self.routes: dict[str, Any] = {}
+        self.results: list[tuple[Any, SendResult]] = []  # to send at the end of a drain
 
     # -- start / stop ------------------------------------------------------------------------
 
@@ -204,9 +210,45 @@ class GatewayActor(ActorTypeDispatcher):
                 self.finished(payload)
             elif kind == "state":
                 self.state_changed(*payload)
-        if inbound:
-            self.send(self.supervisor, InboundBatch(tuple(inbound)))
+        self.route(inbound)
         self.pump()
+        self.flush_results()
+
+    def route(self, items: list[InboundItem]) -> None:
+        """Each group's messages to its actor in one message; groups without a known actor
+        (new, or restarting) through the Supervisor, which creates or holds them."""
+        by_group: dict[str, list[InboundItem]] = {}
+        for item in items:
+            by_group.setdefault(item.message.group_id, []).append(item)
+        unrouted: list[InboundItem] = []
+        for group_id, group_items in by_group.items():
+            address = self.routes.get(group_id)
+            if address is None:
+                unrouted.extend(group_items)
+            else:
+                self.send(address, GroupInbound(tuple(group_items)))
+        if unrouted:
+            self.send(self.supervisor, InboundBatch(tuple(unrouted)))
+
+    def receiveMsg_GroupRoute(self, msg: GroupRoute, sender: Any) -> None:
+        if msg.address is None:
+            self.routes.pop(msg.group_id, None)
+        else:
+            self.routes[msg.group_id] = msg.address
+
+    def flush_results(self) -> None:
+        """Send outcomes gathered during a drain: one message per group actor."""
+        results, self.results = self.results, []
+        by_address: list[tuple[Any, list[SendResult]]] = []
+        for address, result in results:
+            for known, batch in by_address:
+                if known == address:
+                    batch.append(result)
+                    break
+            else:
+                by_address.append((address, [result]))
+        for address, batch in by_address:
+            self.send(address, batched(batch))
 
     def state_changed(self, state: ConnectionState, detail: str) -> None:
         if state is not self.state:
@@ -252,7 +294,7 @@ class GatewayActor(ActorTypeDispatcher):
 
     def receiveMsg_SendText(self, msg: SendText, sender: Any) -> None:
         self.outbox.push(Item(msg.key, msg.group_id, msg.text, msg.quote, msg.priority,
-                              reply_to=sender, enqueued_at=self.clock.now()))
+                              reply_to=msg.reply_to or sender, enqueued_at=self.clock.now()))
         self.pump()
 
     def pump(self) -> None:
@@ -274,8 +316,9 @@ class GatewayActor(ActorTypeDispatcher):
         if item is None:
             return
         if outcome.ok:
-            self.rate_limit_pause = 60.0
-            self.send(item.reply_to, SendResult(item.key, True, outcome.message_id))
+            assert self.config is not None
+            self.rate_limit_pause = self.config.outbox.rate_limit_pause
+            self.results.append((item.reply_to, SendResult(item.key, True, outcome.message_id)))
             return
         if outcome.rate_limited:
             # The server asked us to slow down: stop everything, keep the message, try later.
@@ -286,7 +329,7 @@ class GatewayActor(ActorTypeDispatcher):
             self.outbox.put_back(item)
             self.send(self.supervisor, self.status())
             return
-        self.send(item.reply_to, SendResult(item.key, False, error=outcome.error or "send failed"))
+        self.results.append((item.reply_to, SendResult(item.key, False, error=outcome.error or "send failed")))
 
     def receiveMsg_GetGatewayStatus(self, msg: GetGatewayStatus, sender: Any) -> None:
         self.send(msg.reply_to or sender, QueryResult(msg.request_id, 200, self.status()))

@@ -2,7 +2,9 @@
 
 Message in, domain call, messages out. State changes are applied to the in-memory book at
 once (so the next message sees them) and made durable through the PersistenceActor; anything a
-person can observe — a chat reply, a panel answer — happens only after the write is acknowledged.
+person can observe — a chat reply, a panel answer — is an effect of that write, sent by the
+PersistenceActor once it is on disk. Everything one arriving message (or Batch) causes becomes
+one Persist at the end: Thespian's transport makes every message costly.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import time
 from collections import deque
 from dataclasses import asdict, replace
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from thespian.actors import ActorExitRequest, ActorTypeDispatcher, WakeupMessage
+from thespian.actors import ActorExitRequest, WakeupMessage
 
+from actors.base import BotActor, batched
 from actors.messages import (
     CommandDone,
     GatewayMoved,
@@ -32,7 +35,6 @@ from actors.messages import (
     OwnIds,
     Persist,
     PersistRefused,
-    Persisted,
     SendResult,
     SendText,
     StopSystem,
@@ -68,15 +70,19 @@ def order_key(order_id: str, kind: str) -> str:
     return f"{order_id}:{kind}"
 
 
-class GroupActor(ActorTypeDispatcher):
+class GroupActor(BotActor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.init: InitGroup | None = None
         self.clock: Clock = SystemClock()
         self.book: GroupBook | None = None
         self.backlog: list[tuple[Any, Any]] = []  # (message, sender) received before the book loaded
-        self.awaiting: dict[int, Callable[[], None] | None] = {}
         self.next_batch = 1
+        # What the message being handled causes: records to write, and messages to send once
+        # they are durable (or at once, if nothing is written). See _commit.
+        self.writes: list[dict[str, Any]] = []
+        self.writes_sync = False
+        self.effects: list[tuple[Any, Any]] = []
         self.checks: dict[str, CheckState] = {}
         self.in_flight: dict[tuple[str, str], float] = {}
         self.cycles: deque[CycleSummary] = deque(maxlen=20)
@@ -151,7 +157,7 @@ class GroupActor(ActorTypeDispatcher):
         self.book = book
         self.last_checkpoint = self.last_prune = now
         if msg.settings is None:
-            self.persist([self._settings_record()])
+            self.write([self._settings_record()])
         log.info("group %s (%s, code %s) ready: %d open orders", init.group_id, settings.name,
                  settings.code, len(book.open_orders()))
         self.send(self.supervisor, GroupReady(init.group_id, init.epoch, pid=os.getpid()))
@@ -169,19 +175,42 @@ class GroupActor(ActorTypeDispatcher):
 
     # -- persistence -----------------------------------------------------------------------
 
-    def persist(self, records: list[dict[str, Any]], then: Callable[[], None] | None = None,
-                sync: bool = True) -> None:
-        assert self.init is not None
-        batch = self.next_batch
-        self.next_batch += 1
-        self.awaiting[batch] = then
-        self.send(self.init.persistence,
-                  Persist(self.init.group_id, self.init.epoch, batch, tuple(records), sync))
+    def receiveMessage(self, msg: Any, sender: Any) -> None:
+        super().receiveMessage(msg, sender)
+        self._commit()
 
-    def receiveMsg_Persisted(self, msg: Persisted, sender: Any) -> None:
-        then = self.awaiting.pop(msg.batch_id, None)
-        if then is not None:
-            then()
+    def write(self, records: list[dict[str, Any]], sync: bool = True) -> None:
+        """Records to make durable when the current message is handled."""
+        self.writes.extend(records)
+        self.writes_sync = self.writes_sync or sync
+
+    def after_write(self, address: Any, message: Any) -> None:
+        """A message to send once what the current message wrote is durable."""
+        self.effects.append((address, message))
+
+    def _commit(self) -> None:
+        """One Persist for everything the handled message wrote, carrying what to send after
+        it; without a write, the messages go at once (merged per address)."""
+        writes, effects, sync = self.writes, self.effects, self.writes_sync
+        self.writes, self.effects, self.writes_sync = [], [], False
+        if self.init is None or (not writes and not effects):
+            return
+        if writes:
+            batch = self.next_batch
+            self.next_batch += 1
+            self.send(self.init.persistence, Persist(self.init.group_id, self.init.epoch, batch,
+                                                     tuple(writes), sync, tuple(effects), ack=False))
+            return
+        by_address: list[tuple[Any, list[Any]]] = []
+        for address, message in effects:
+            for known, messages in by_address:
+                if known == address:
+                    messages.append(message)
+                    break
+            else:
+                by_address.append((address, [message]))
+        for address, messages in by_address:
+            self.send(address, batched(messages))
 
     def receiveMsg_PersistRefused(self, msg: PersistRefused, sender: Any) -> None:
         # A newer incarnation owns this group, or the disk failed: this one must not go on.
@@ -223,28 +252,24 @@ class GroupActor(ActorTypeDispatcher):
         if result.new_orders or result.settings_changed or book.watermark != watermark_before:
             records.append(self._settings_record())
         seqs = tuple(item.inbox_seq for item in msg.items if item.inbox_seq)
-
-        def after() -> None:
-            for order in result.new_orders:
-                log.info("order %s: %d diamonds from %s in %s%s", order.id, order.diamonds,
-                         order.user_id, order.group_name, " (recovered)" if order.recovered else "")
-                self._send_receipt(order)
-            for m, reason in result.invalid:
-                self._send(f"invalid:{m.message_id}", self.texts.invalid(),
-                           Quote(m.message_id, m.sender, m.text), priority=2)
-            if seqs:
-                self.send(self.init.gateway, InboundHandled(seqs))
-
-        if records:
-            self.persist(records, after)
-        else:
-            after()
+        self.write(records)
+        for order in result.new_orders:
+            log.info("order %s: %d diamonds from %s in %s%s", order.id, order.diamonds,
+                     order.user_id, order.group_name, " (recovered)" if order.recovered else "")
+            self._send_receipt(order)
+        for m, reason in result.invalid:
+            self._send(f"invalid:{m.message_id}", self.texts.invalid(),
+                       Quote(m.message_id, m.sender, m.text), priority=2)
+        if seqs:
+            self.after_write(self.init.gateway, InboundHandled(seqs))
 
     # -- sending ------------------------------------------------------------------------------
 
     def _send(self, key: str, text: str, quote: Quote | None, priority: int) -> None:
+        """Queue a chat message: sent once this message's writes are durable."""
         assert self.init is not None
-        self.send(self.init.gateway, SendText(key, self.init.group_id, text, quote, priority))
+        self.after_write(self.init.gateway, SendText(key, self.init.group_id, text, quote, priority,
+                                                     reply_to=self.myAddress))
 
     def _quote(self, order: Order) -> Quote | None:
         return Quote(order.message_id, order.user_id, order.text) if order.message_id else None
@@ -258,8 +283,7 @@ class GroupActor(ActorTypeDispatcher):
         """Send an order's receipt or delivery message, counting the attempt."""
         assert self.book is not None
         now = self.clock.now()
-        # Effects run after a write is acknowledged; by then the order may have moved on
-        # (approved while its creation was being written): always start from the book.
+        # The caller's copy may be stale (an order approved meanwhile): start from the book.
         order = self.book.orders.get(order.id, order)
         order = replace(order, **{kind: getattr(order, kind).attempted(now)})
         self.book.put(order)
@@ -291,7 +315,9 @@ class GroupActor(ActorTypeDispatcher):
             log.warning("order %s: delivery message failed (attempt %d): %s",
                         order.id, updated.delivery.attempts, msg.error)
         self.book.put(updated)
-        self.persist([self._order_record(updated)])
+        # A receipt's confirmation may wait for the next fsync (losing it only sends the receipt
+        # again); a delivery completes the order: that one is written at once.
+        self.write([self._order_record(updated)], sync=kind == DELIVERY)
 
     # -- commands from the panel or admins ---------------------------------------------------
 
@@ -322,16 +348,13 @@ class GroupActor(ActorTypeDispatcher):
             return
         self.book.put(updated)
         log.info("order %s: %s by %s", updated.id, action.value, msg.by)
-
-        def after() -> None:
-            if updated.status is Status.APPROVED:
-                self._send_delivery(self.book.orders.get(updated.id, updated))  # type: ignore[union-attr]
-            elif updated.status is Status.CANCELLED:
-                self._send(order_key(updated.id, "cancelled"), self.texts.cancelled(updated),
-                           self._quote(updated), 2)
-            self.send(reply_to, CommandDone(msg.request_id, 200, result=self._order_view(updated)))
-
-        self.persist([self._order_record(updated)], after)
+        self.write([self._order_record(updated)])
+        if updated.status is Status.APPROVED:
+            self._send_delivery(updated)
+        elif updated.status is Status.CANCELLED:
+            self._send(order_key(updated.id, "cancelled"), self.texts.cancelled(updated),
+                       self._quote(updated), 2)
+        self.after_write(reply_to, CommandDone(msg.request_id, 200, result=self._order_view(updated)))
 
     def receiveMsg_UpdateGroup(self, msg: UpdateGroup, sender: Any) -> None:
         if self._defer(msg, sender):
@@ -349,9 +372,9 @@ class GroupActor(ActorTypeDispatcher):
         self.book.settings = settings
         log.info("group %s settings changed by %s: %s", self.book.group_id, msg.by, sorted(msg.patch))
         record = self._settings_record()
-        self.persist([record], lambda: self.send(
-            reply_to, CommandDone(msg.request_id, 200, result={"group_id": self.book.group_id,  # type: ignore[union-attr]
-                                                                **record["v"]})))
+        self.write([record])
+        self.after_write(reply_to, CommandDone(msg.request_id, 200,
+                                               result={"group_id": self.book.group_id, **record["v"]}))
 
     def _order_view(self, order: Order) -> dict[str, Any]:
         check = self.checks.get(order.id)
@@ -403,7 +426,7 @@ class GroupActor(ActorTypeDispatcher):
         for order in outcome.changed:
             book.put(order)
         if outcome.changed:
-            self.persist([self._order_record(o) for o in outcome.changed])
+            self.write([self._order_record(o) for o in outcome.changed])
         for order, issue in outcome.raised:
             log.warning("order %s: issue %s", order.id, issue.value)
         for order in outcome.send_deliveries:
@@ -437,8 +460,8 @@ class GroupActor(ActorTypeDispatcher):
         self.last_checkpoint = now
         counts = {oid: [c.count, c.last_at, c.last_status] for oid, c in self.checks.items()}
         cycles = [asdict(s) for s in self.cycles]
-        self.persist([{"t": CHECKS, "g": self.book.group_id, "v": counts, "cycles": cycles,
-                       "stats": asdict(self.today)}], sync=False)
+        self.write([{"t": CHECKS, "g": self.book.group_id, "v": counts, "cycles": cycles,
+                     "stats": asdict(self.today)}], sync=False)
 
     def receiveMsg_StopSystem(self, msg: StopSystem, sender: Any) -> None:
         """The system is stopping: write the check counts once more, then write nothing else

@@ -115,14 +115,27 @@ class GroupLoaded:
 
 
 @dataclass(frozen=True)
+class Batch:
+    """Several messages for one actor in one transmission (Thespian's TCP transport waits for
+    an acknowledgement per message, so fewer, larger messages carry far more). Every actor
+    that can receive effects handles it (actors/base.py); the panel's bridge unwraps it."""
+
+    items: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
 class Persist:
-    """Records to make durable, in order; acknowledged with Persisted once fsynced."""
+    """Records to make durable, in order. Once they are fsynced the PersistenceActor sends
+    `effects` — (address, message) pairs, merged into one Batch per address and commit —
+    and, if `ack`, Persisted to the writer."""
 
     group_id: str
     epoch: Epoch
     batch_id: int
     records: tuple[dict[str, Any], ...]
     sync: bool = True  # False: a checkpoint that may ride on the next fsync
+    effects: tuple[tuple[Any, Any], ...] = ()
+    ack: bool = True
 
 
 @dataclass(frozen=True)
@@ -176,6 +189,7 @@ class SendText:
     text: str
     quote: Quote | None = None
     priority: int = 1  # 0 delivery messages, 1 receipts, 2 everything else
+    reply_to: Any = None  # where the SendResult goes (the group; the sender if None)
 
 
 @dataclass(frozen=True)
@@ -252,6 +266,15 @@ class GroupReady:
     epoch: Epoch
     error: str = ""  # the group could not load (e.g. an unreadable stored rate)
     pid: int = 0
+
+
+@dataclass(frozen=True)
+class GroupRoute:
+    """Supervisor → GatewayActor: send this group's messages straight to its actor (None:
+    it is restarting; send them to the Supervisor, which holds them)."""
+
+    group_id: str
+    address: Any
 
 
 @dataclass(frozen=True)

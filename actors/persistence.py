@@ -40,6 +40,7 @@ from actors.messages import (
     Subscribe,
     SystemStopped,
 )
+from actors.base import batched
 from actors.watchdog import start_watchdog
 from config import Config
 from domain.clock import Clock, SystemClock
@@ -87,7 +88,8 @@ class PersistenceActor(ActorTypeDispatcher):
         self.lock: FileLock | None = None
         self.epochs: dict[str, Epoch] = {}
         self.pending_records: list[dict[str, Any]] = []
-        self.pending_acks: list[tuple[Any, Persisted]] = []
+        # One entry per write waiting for the fsync: (writer, its Persist).
+        self.pending: list[tuple[Any, Persist]] = []
         self.flush_at: float | None = None  # monotonic time of the earliest flush scheduled
         self.broken = ""  # why writing stopped (a failed fsync); refuse everything after it
         self.commits = 0
@@ -184,10 +186,12 @@ class PersistenceActor(ActorTypeDispatcher):
             return
         self.store.append([orjson.dumps(r) for r in msg.records])
         self.pending_records.extend(msg.records)
-        self.pending_acks.append((sender, Persisted(msg.group_id, msg.batch_id)))
+        self.pending.append((sender, msg))
         assert self.config is not None
-        # A checkpoint rides on the next fsync, waiting at most LAZY_FLUSH for one.
-        delay = self.config.persistence.commit_delay if msg.sync else LAZY_FLUSH
+        # A checkpoint rides on the next fsync, waiting at most LAZY_FLUSH for one; a write
+        # that carries effects (someone waits for them) is committed promptly either way.
+        prompt = msg.sync or bool(msg.effects)
+        delay = self.config.persistence.commit_delay if prompt else LAZY_FLUSH
         if delay <= 0:
             self.flush()
         else:
@@ -206,12 +210,13 @@ class PersistenceActor(ActorTypeDispatcher):
             self.flush()
 
     def flush(self) -> None:
-        """One fsync for everything appended since the last; then acknowledge and apply."""
+        """One fsync for everything appended since the last; then apply it, acknowledge it,
+        and send every write's effects, merged into one message per address."""
         self.flush_at = None
-        if self.store is None or not self.pending_acks:
+        if self.store is None or not self.pending:
             return
-        records, acks = self.pending_records, self.pending_acks
-        self.pending_records, self.pending_acks = [], []
+        records, pending = self.pending_records, self.pending
+        self.pending_records, self.pending = [], []
         try:
             self.store.sync()
         except StorageError as e:
@@ -219,17 +224,32 @@ class PersistenceActor(ActorTypeDispatcher):
             # every write from now on; the next start recovers from what is on disk.
             self.broken = f"fsync failed: {e}"
             log.critical("%s; refusing all writes until restart", self.broken)
-            for addr, ack in acks:
-                self.send(addr, PersistRefused(ack.group_id, ack.batch_id, self.broken))
+            for writer, write in pending:
+                self.send(writer, PersistRefused(write.group_id, write.batch_id, self.broken))
             return
         for record in records:
             self.db.apply(record)
-        for addr, ack in acks:
-            self.send(addr, ack)
+        # Addresses are not hashable: a list of (address, messages), few distinct addresses.
+        outgoing: list[tuple[Any, list[Any]]] = []
+        for writer, write in pending:
+            if write.ack:
+                self._queue(outgoing, writer, Persisted(write.group_id, write.batch_id))
+            for address, message in write.effects:
+                self._queue(outgoing, address, message)
+        for address, messages in outgoing:
+            self.send(address, batched(messages))
         self.commits += 1
         self.records_written += len(records)
         self._publish(records)
         self._maybe_compact()
+
+    @staticmethod
+    def _queue(outgoing: list[tuple[Any, list[Any]]], address: Any, message: Any) -> None:
+        for known, messages in outgoing:
+            if known == address:
+                messages.append(message)
+                return
+        outgoing.append((address, [message]))
 
     # -- live updates ------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from actors.messages import (
     GatewayStatus,
     GetGatewayStatus,
     GetStatus,
+    GroupRoute,
     GroupInbound,
     GroupReady,
     InboundBatch,
@@ -188,6 +189,7 @@ class Supervisor(ActorTypeDispatcher):
         entry.n += 1
         entry.ready, entry.error = False, ""
         entry.address = self.createActor(GroupActor)
+        self._route(entry)
         self.send(entry.address, InitGroup(
             entry.group_id, entry.code, entry.name, Epoch(self.boot, entry.n), self.config,
             self.persistence, self.gateway, self.own_ids, floor=self.installed_at,
@@ -197,6 +199,11 @@ class Supervisor(ActorTypeDispatcher):
         backlog, entry.backlog = entry.backlog, []
         for message, sender in backlog:
             self._deliver(entry, message, sender)
+
+    def _route(self, entry: GroupEntry) -> None:
+        """Tell the gateway where this group's messages go (None: to us, while it restarts)."""
+        if self.gateway is not None:
+            self.send(self.gateway, GroupRoute(entry.group_id, entry.address))
 
     def _deliver(self, entry: GroupEntry, message: Any, sender: Any) -> None:
         if entry.address is None:
@@ -248,6 +255,7 @@ class Supervisor(ActorTypeDispatcher):
                 if entry.address is not None:
                     self.send(entry.address, ActorExitRequest())
                     entry.address = None
+                    self._route(entry)
             self.persistence = self.createActor(PersistenceActor)
             assert self.start is not None
             self.send(self.persistence, OpenDatabase(self.start.config, self.start.owner, self.start.clock))
@@ -259,12 +267,14 @@ class Supervisor(ActorTypeDispatcher):
             for entry in self.groups.values():
                 if entry.address is not None:
                     self.send(entry.address, GatewayMoved(self.gateway))
+                    self._route(entry)
             return
         # ActorAddress is not hashable; exits are rare, so a scan is fine.
         entry = next((e for e in self.groups.values() if e.address == address), None)
         if entry is None:
             return  # an incarnation already replaced
         entry.address, entry.ready = None, False
+        self._route(entry)
         self._schedule_restart(entry)
 
     def _schedule_restart(self, entry: GroupEntry) -> None:

@@ -11,6 +11,7 @@ from thespian.actors import ActorExitRequest, ActorSystem
 
 from actors.gateway import GatewayActor
 from actors.messages import (
+    Batch,
     GatewayStatus,
     GetGatewayStatus,
     InboundBatch,
@@ -50,6 +51,8 @@ class Gateway:
         while True:
             if isinstance(msg, QueryResult):
                 result = msg
+            elif isinstance(msg, Batch):
+                self.inbox.extend(msg.items)
             elif msg is not None:
                 self.inbox.append(msg)
             msg = self.asys.listen(timedelta(seconds=seconds))

@@ -13,6 +13,7 @@ import pytest
 from thespian.actors import ActorSystem
 
 from actors.messages import (
+    Batch,
     DatabaseFailed,
     DatabaseOpened,
     Epoch,
@@ -136,13 +137,15 @@ def test_writes_arriving_together_share_one_fsync(data_dir: Path, monkeypatch: p
         monkeypatch.setattr(os, "fdatasync", lambda fd: (syncs.append(fd), real(fd))[1])
         for i in range(50):
             db.asys.tell(db.actor, Persist(GROUP, epoch, i, (rec(f"A{i + 1}"),)))
-        acks = []
+        acks, messages = [], 0
         while len(acks) < 50:
             reply = db.asys.listen(T)
             assert reply is not None, f"only {len(acks)} of 50 writes acknowledged"
-            acks.append(reply)
+            messages += 1
+            acks.extend(reply.items if isinstance(reply, Batch) else [reply])
         assert sorted(a.batch_id for a in acks) == list(range(50))
         assert 1 <= len(syncs) <= 3, f"{len(syncs)} fsyncs for 50 writes"
+        assert messages == len(syncs)  # one message per commit to each writer, not one per write
         listed = db.ask(ListOrders("q", limit=500))
         assert listed.data["total"] == 50
     finally:

@@ -16,6 +16,7 @@ from thespian.actors import ActorExitRequest, ActorSystem
 
 from actors.gateway import GatewayActor, make_transport
 from actors.messages import (
+    Batch,
     GatewayStatus,
     GetGatewayStatus,
     InboundBatch,
@@ -99,7 +100,7 @@ class Gateway:
         while time.monotonic() < deadline:
             msg = self.asys.listen(timedelta(seconds=0.05))
             if msg is not None:
-                self.inbox.append(msg)
+                self.inbox.extend(msg.items if isinstance(msg, Batch) else [msg])
             elif until is None:
                 return
             if until is not None and until():
@@ -113,7 +114,7 @@ class Gateway:
     def status(self) -> GatewayStatus:
         reply = self.asys.ask(self.actor, GetGatewayStatus(uuid.uuid4().hex), T)
         while not isinstance(reply, QueryResult):
-            self.inbox.append(reply)
+            self.inbox.extend(reply.items if isinstance(reply, Batch) else [reply])
             reply = self.asys.listen(T)
         return reply.data
 

@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from actors.messages import (
+    Batch,
     CommandDone,
     GetGatewayStatus,
     GetOrder,
@@ -104,17 +105,26 @@ class ThespianBridge:
     def _ask_blocking(self, target: Any, msg: Any, timeout: float) -> Any:
         handle = self._local.handle
         deadline = time.monotonic() + timeout
-        reply = handle.ask(target, msg, timedelta(seconds=timeout))
+        reply = self._answer(handle.ask(target, msg, timedelta(seconds=timeout)), msg.request_id)
         # Skip replies to earlier requests that timed out on this thread.
         while reply is not None and getattr(reply, "request_id", None) != msg.request_id:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 reply = None
                 break
-            reply = handle.listen(timedelta(seconds=remaining))
+            reply = self._answer(handle.listen(timedelta(seconds=remaining)), msg.request_id)
         if reply is None:
             raise BridgeError(f"no answer from the actor system within {timeout:.0f} s")
         self.last_ok = time.monotonic()
+        return reply
+
+    @staticmethod
+    def _answer(reply: Any, request_id: str) -> Any:
+        """The reply to request_id, also from inside a Batch (answers sent after a write come
+        merged with others for the same address)."""
+        if isinstance(reply, Batch):
+            return next((r for r in reply.items if getattr(r, "request_id", None) == request_id),
+                        reply.items[0] if reply.items else None)
         return reply
 
     async def ask(self, target: Any, msg: Any, timeout: float | None = None) -> Any:

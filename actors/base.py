@@ -1,0 +1,24 @@
+"""What every Diamond Bot actor shares."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from thespian.actors import ActorTypeDispatcher
+
+from actors.messages import Batch
+
+
+class BotActor(ActorTypeDispatcher):
+    """An actor that understands Batch: each item is handled as if it had arrived alone."""
+
+    def receiveMsg_Batch(self, msg: Batch, sender: Any) -> None:
+        for item in msg.items:
+            # The dispatcher's own receiveMessage: a subclass wrapping receiveMessage (to act
+            # once per arriving message) sees the whole Batch as one message.
+            ActorTypeDispatcher.receiveMessage(self, item, sender)
+
+
+def batched(messages: list[Any]) -> Any:
+    """One message as it is, several as a Batch."""
+    return messages[0] if len(messages) == 1 else Batch(tuple(messages))
