@@ -23,8 +23,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 Seconds = Annotated[float, "duration"]
 
 LANGUAGES = ("bn", "en")
-TEMPLATE_NAMES = ("received", "recovered", "delivered", "cancelled", "invalid")
-PLACEHOLDERS = ("diamonds", "amount", "order_id", "min", "max", "rate")
+TEMPLATE_NAMES = ("received", "recovered", "delivered", "cancelled", "invalid", "held_due", "duplicate",
+                  "edited", "withdrawn", "due", "help", "pending_list", "rate_set", "paid", "command_error",
+                  "daily_report")
+PLACEHOLDERS = ("diamonds", "amount", "order_id", "min", "max", "rate", "due", "limit", "minutes", "count",
+                "list", "method", "reference", "error", "date", "group", "orders", "revenue", "payments")
 SYSTEM_BASES = ("multiprocTCPBase", "multiprocQueueBase", "simpleSystemBase")
 GATEWAY_KINDS = ("sandbox", "whatsapp")
 ENV_PREFIX = "DIAMONDBOT_"
@@ -65,6 +68,7 @@ class OrdersConfig:
     max_diamonds: int
     default_rate: Decimal
     reply_invalid: bool
+    duplicate_window: Seconds
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,14 @@ class GroupsConfig:
 
 
 @dataclass(frozen=True)
+class ReportsConfig:
+    """[reports]"""
+
+    daily_at: str  # "HH:MM" in bot.timezone
+    send_to_admins: bool
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration; picklable, so it can be sent to actor processes."""
 
@@ -174,6 +186,7 @@ class Config:
     sandbox: SandboxConfig
     whatsapp: WhatsAppConfig
     groups: GroupsConfig
+    reports: ReportsConfig
     # A plain dict (not a proxy) so it pickles; left out of the hash because dicts have none.
     messages: dict[str, dict[str, str]] = field(hash=False)
 
@@ -201,7 +214,8 @@ KEYS: tuple[str, ...] = tuple(
 _TYPES: dict[str, Any] = {f"{name}.{f.name}": f.type for name, cls in SECTIONS.items() for f in fields(cls)}
 
 # Durations where zero is meaningful: no pacing (benchmarks), no group-commit wait.
-_ZERO_DURATIONS = {"outbox.min_gap", "outbox.jitter", "outbox.per_group_gap", "persistence.commit_delay"}
+_ZERO_DURATIONS = {"outbox.min_gap", "outbox.jitter", "outbox.per_group_gap", "persistence.commit_delay",
+                   "orders.duplicate_window"}
 
 _UNITS = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600), "d": Decimal(86400)}
 _DURATION_HINT = 'write e.g. "10s", "30m" (units ms, s, m, h, d; compounds like "1h30m")'
@@ -648,6 +662,15 @@ def _not_empty(value: str) -> str:
     return value
 
 
+def _clock_time(value: str) -> str:
+    """A check for a time of day "HH:MM" (24 h), stored as given."""
+    parts = value.strip().split(":")
+    if len(parts) != 2 or not all(p.isdigit() and len(p) == 2 for p in parts) \
+            or int(parts[0]) > 23 or int(parts[1]) > 59:
+        raise ValueError('not a time of day; write "HH:MM" on a 24-hour clock, e.g. "23:30"')
+    return value.strip()
+
+
 def _fraction(value: float) -> float:
     """A check for 0 <= value <= 0.5."""
     if not 0 <= value <= 0.5:
@@ -676,6 +699,7 @@ def _template(value: str) -> str:
 
 
 _CHECKS: dict[str, Callable[[Any], Any]] = {
+    "reports.daily_at": _clock_time,
     "bot.timezone": _timezone,
     "bot.language": _one_of(*LANGUAGES),
     "actors.system_base": _one_of(*SYSTEM_BASES),

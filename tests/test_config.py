@@ -24,7 +24,9 @@ from config import (
 from config.loader import KEYS, LANGUAGES, SECTIONS, TEMPLATE_NAMES
 
 DEFAULT_TOML = Path(config.__file__).with_name("default.toml")
-SAMPLE = {"diamonds": 10, "amount": "1000", "order_id": "A1", "min": 1, "max": 100, "rate": "100"}
+SAMPLE = {"diamonds": 10, "amount": "1000", "order_id": "A1", "min": 1, "max": 100, "rate": "100", "due": "500",
+          "limit": "5000", "minutes": 2, "count": 3, "list": "A1 .10", "method": "bKash", "reference": "TRX1",
+          "error": "no", "date": "2026-11-25", "group": "Shop", "orders": 4, "revenue": "4000", "payments": "500"}
 
 
 def get(cfg: Config, key: str) -> Any:
@@ -688,3 +690,15 @@ def test_cli_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         config_from_args(parser().parse_args(["--config", str(tmp_path / "x.toml")]), env={})
     assert "x.toml" in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["24:00", "7:30", "23:60", "noon", "", "23:30:00"])
+def test_daily_report_time_must_be_a_24_hour_clock_time(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"reports\.daily_at"):
+        load_config(env={}, overrides={"reports.daily_at": value})
+
+
+def test_duplicate_guard_is_on_by_default_and_zero_turns_it_off() -> None:
+    assert load_config(env={}).orders.duplicate_window == 300.0
+    assert load_config(env={}, overrides={"orders.duplicate_window": "0s"}).orders.duplicate_window == 0.0
+    assert load_config(env={}, overrides={"reports.daily_at": "06:05"}).reports.daily_at == "06:05"
