@@ -3,6 +3,7 @@
 
     python run.py [--config FILE] [--set KEY=VALUE ...]     start the bot, gateway and panel
     python run.py [--config FILE] set-password USER         set a panel user's password
+    python run.py [--config FILE] import-json PATH          import the old Node bot's database.json
 """
 
 from __future__ import annotations
@@ -274,6 +275,23 @@ def cmd_set_password(config: Config, user: str) -> int:
     return 0
 
 
+def cmd_import_json(config: Config, path: str) -> int:
+    """Import the seed's database.json into the stopped bot's data dir: 0 done (even with entries
+    skipped), 1 the file or the data dir cannot be read, 2 the bot is running."""
+    from zoneinfo import ZoneInfo
+
+    from storage.importer import SeedImportError, format_report, import_json
+
+    try:
+        report = import_json(path, Path(config.bot.data_dir).resolve(), default_rate=config.orders.default_rate,
+                             tz=ZoneInfo(config.bot.timezone))
+    except SeedImportError as e:
+        print(f"import-json: {e}", file=sys.stderr)
+        return e.exit_code
+    print(format_report(report))
+    return 0
+
+
 def setup_logging(config: Config) -> None:
     from actors.system import log_config
 
@@ -287,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     sp = commands.add_parser("set-password", help="set a panel user's password (read from the terminal or stdin)")
     sp.add_argument("user")
+    ij = commands.add_parser("import-json", help="import a database.json of the old Node bot (the bot must be "
+                                                 "stopped; a second run imports nothing twice)")
+    ij.add_argument("path", metavar="PATH", help="the Node bot's database.json")
     args = parser.parse_args(argv)
     try:
         config = config_from_args(args)
@@ -295,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "set-password":
         return cmd_set_password(config, args.user)
+    if args.command == "import-json":
+        return cmd_import_json(config, args.path)
     setup_logging(config)
     return asyncio.run(Bot(config).run())
 

@@ -13,8 +13,10 @@ from typing import Any, Iterable, Mapping
 
 FORMAT = 1
 
-# Journal record kinds ("t"): meta, group settings, one order, seen message ids, check counts.
-META, GROUP, ORDER, SEEN, CHECKS = "meta", "group", "order", "seen", "checks"
+# Journal record kinds ("t"): meta, group settings, one order, seen message ids, check counts,
+# one payment (`{"t": "payment", "g": gid, "v": {"id": "P1", ...}}`; a later record with the
+# same payment id replaces the earlier one).
+META, GROUP, ORDER, SEEN, CHECKS, PAYMENT = "meta", "group", "order", "seen", "checks", "payment"
 # Keys of a snapshot's group object that are not the group's settings.
 _NOT_SETTINGS = frozenset({"entries", "seen", "checks", "cycles", "stats"})
 
@@ -40,6 +42,7 @@ class Database:
     groups: dict[str, GroupImage] = field(default_factory=dict)
     payments: list[dict[str, Any]] = field(default_factory=list)
     order_group: dict[str, str] = field(default_factory=dict)  # order id -> group id
+    payment_index: dict[str, int] = field(default_factory=dict)  # payment id -> position in payments
 
     # -- loading and writing --------------------------------------------------------------
 
@@ -56,6 +59,9 @@ class Database:
             raise DatabaseError("snapshot has no 'groups' object")
         db.meta = dict(data.get("meta") or {})
         db.payments = list(data.get("payments") or [])
+        for i, payment in enumerate(db.payments):
+            if isinstance(payment, Mapping) and payment.get("id"):
+                db.payment_index[str(payment["id"])] = i
         for gid, g in groups.items():
             if not isinstance(g, Mapping) or not isinstance(g.get("entries", []), list):
                 raise DatabaseError(f"group {gid}: not an object with an 'entries' list")
@@ -125,6 +131,14 @@ class Database:
             stats = record.get("stats")
             if isinstance(stats, Mapping):
                 image.stats = dict(stats)
+        elif kind == PAYMENT and isinstance(value, Mapping) and value.get("id"):
+            pid = str(value["id"])
+            at = self.payment_index.get(pid)
+            if at is None:
+                self.payment_index[pid] = len(self.payments)
+                self.payments.append(dict(value))
+            else:
+                self.payments[at] = dict(value)
         else:
             raise DatabaseError(f"unknown record: {dict(record)!r:.200}")
 
