@@ -215,6 +215,52 @@ def take_in(
 
 
 # ---------------------------------------------------------------------------------------------
+# Guards on a new order: the duplicate question, the due limit, auto-approval (SPEC §3.4).
+
+AUTO_APPROVER = "system:auto-approve"  # the audit's `by` for an order approved without an admin
+_NOT_DUPLICATES = frozenset({Status.CANCELLED, Status.DELETED})
+
+
+def find_duplicate(orders: Iterable[Order], *, user_id: str, user_alt: str, diamonds: int, now: float,
+                   window: float) -> Order | None:
+    """The newest live order by the same person for the same diamonds within `window` s of `now`; 0 is off."""
+    # Either side of `now`: message times may run a little ahead, and late deliveries come out of order.
+    if window <= 0:
+        return None
+    person = {user_id, user_alt} - {""}
+    best: Order | None = None
+    best_at = 0.0
+    for o in orders:
+        if o.diamonds != diamonds or o.status in _NOT_DUPLICATES or not person & {o.user_id, o.user_alt}:
+            continue
+        at = o.created_at if o.created_at is not None else o.received_at
+        if abs(now - at) <= window and (best is None or at > best_at):
+            best, best_at = o, at
+    return best
+
+
+def due_limit_exceeded(settings: GroupSettings, due_after: Decimal) -> bool:
+    """Whether the group's due (with the new order counted) is over its limit; no limit, never."""
+    return settings.due_limit is not None and due_after > settings.due_limit
+
+
+def auto_approve_allowed(settings: GroupSettings, order: Order, due_after: Decimal) -> bool:
+    """Whether an order is approved without an admin (audit by AUTO_APPROVER); a limit of 0 approves none."""
+    return (settings.auto_approve and settings.auto_approve_max > 0
+            and order.diamonds <= settings.auto_approve_max and not due_limit_exceeded(settings, due_after))
+
+
+def find_by_message(orders: Iterable[Order], message_id: str) -> Order | None:
+    """The order a chat message is about: its own message, or the bot's receipt or delivery of it."""
+    if not message_id:
+        return None
+    for o in orders:
+        if message_id in (o.message_id, o.receipt.message_id, o.delivery.message_id):
+            return o
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
 # Stored form of a group's settings (the seed's `groups[groupId] = {groupName, rate, entries}`
 # plus our fields).
 

@@ -228,6 +228,21 @@ _PAST = {
 }
 
 
+def edit_diamonds(order: Order, diamonds: int, *, text: str, by: str, now: float) -> Order:
+    """A pending order changed by an edit of its message, priced at its own rate; a replayed edit is a no-op."""
+    if order.status is not Status.PENDING:
+        raise TransitionError(
+            f"order {order.id} is {order.status.value}; only pending orders can be edited")
+    if isinstance(diamonds, bool) or not isinstance(diamonds, int) or diamonds <= 0:
+        raise ValueError(f"diamonds must be a positive whole number, not {diamonds!r:.40}")
+    if diamonds == order.diamonds and text == order.text:
+        return order
+    note = f"edited in WhatsApp: .{order.diamonds} → .{diamonds}"
+    entry = AuditEntry(now, order.status, order.status, by, note)
+    return replace(order, diamonds=diamonds, text=text, amount=order_amount(diamonds, order.rate),
+                   audit=order.audit + (entry,))
+
+
 def with_issue(order: Order, issue: Issue, now: float, detail: str = "") -> Order:
     """Raise an issue once: a no-op if the order already has it."""
     if issue in order.issues:

@@ -11,16 +11,21 @@ import pytest
 
 from domain.clock import FakeClock
 from domain.money import parse_rate
-from domain.orders import Action, Status, transition
+from domain.orders import Action, Delivery, Order, Status, new_order, transition
 from domain.group import (
+    AUTO_APPROVER,
     GroupBook,
     GroupSettings,
     Inbound,
     Limits,
     SettingsError,
     apply_settings_patch,
+    auto_approve_allowed,
     code_number,
     count_by_status,
+    due_limit_exceeded,
+    find_by_message,
+    find_duplicate,
     group_code,
     max_order_seq,
     settings_from_record,
@@ -467,3 +472,128 @@ def test_apply_settings_patch_is_all_or_nothing() -> None:
     with pytest.raises(SettingsError):
         apply_settings_patch(s, {"rate": "5", "enabled": "no"})
     assert s.rate == Decimal("100") and s.enabled is True
+
+
+# --- guards: duplicates, the due limit, auto-approval ----------------------------------------
+
+LID, PHONE = "76210050711676@lid", "8801712345678@s.whatsapp.net"
+WINDOW = 300.0
+
+
+def placed(oid: str, diamonds: int = 10, *, at: float = T0, user: str = LID, alt: str = PHONE,
+           status: Status = Status.PENDING) -> Order:
+    o = new_order(order_id=oid, group_id=GID, group_name="Shop", user_id=user, user_alt=alt, user_name="Rahim",
+                  message_id=f"m-{oid}", text=f".{diamonds}", diamonds=diamonds, rate=parse_rate("100"),
+                  created_at=at, now=at, recovered=False)
+    return o if status is Status.PENDING else replace(o, status=status)
+
+
+def dup(orders: list[Order], *, user: str = LID, alt: str = "", diamonds: int = 10, now: float = T0 + 60,
+        window: float = WINDOW) -> str | None:
+    found = find_duplicate(orders, user_id=user, user_alt=alt, diamonds=diamonds, now=now, window=window)
+    return None if found is None else found.id
+
+
+def test_duplicate_same_person_same_diamonds_within_the_window() -> None:
+    orders = [placed("AB1")]
+    assert dup(orders) == "AB1"
+    assert dup(orders, now=T0 + WINDOW) == "AB1"  # the window is inclusive
+    assert dup(orders, now=T0 + WINDOW + 1) is None
+    assert dup(orders, diamonds=100) is None
+    assert dup(orders, user="11111111111111@lid") is None
+
+
+@pytest.mark.parametrize(
+    ("user", "alt", "found"),
+    [
+        (LID, "", True),
+        ("", PHONE, True),  # matched by the other form
+        ("99999999999999@lid", PHONE, True),
+        (PHONE, LID, True),  # forms swapped
+        ("99999999999999@lid", "", False),
+        ("", "", False),  # empty ids never match (orders with an empty alt exist)
+    ],
+)
+def test_duplicate_matches_user_or_alt_never_empty(user: str, alt: str, found: bool) -> None:
+    orders = [placed("AB1", alt=""), placed("AB2", user=LID, alt=PHONE, at=T0 - 10)]
+    expected = {True: "AB1" if LID in (user, alt) else "AB2", False: None}[found]
+    assert dup(orders, user=user, alt=alt) == expected
+
+
+def test_duplicate_is_the_newest_and_skips_cancelled_and_deleted() -> None:
+    orders = [placed("AB1", at=T0 - 100), placed("AB2", at=T0 - 10), placed("AB3", at=T0 - 50),
+              placed("AB4", at=T0, status=Status.CANCELLED), placed("AB5", at=T0, status=Status.DELETED)]
+    assert dup(orders, now=T0) == "AB2"
+    # approved and completed orders still count: the reseller may not know it was a repeat
+    assert dup([placed("AB6", status=Status.APPROVED)]) == "AB6"
+    assert dup([placed("AB7", status=Status.COMPLETED)]) == "AB7"
+    assert dup([placed("AB4", status=Status.CANCELLED), placed("AB5", status=Status.DELETED)]) is None
+
+
+def test_duplicate_window_zero_is_off() -> None:
+    orders = [placed("AB1", at=T0 + 60)]
+    assert dup(orders, window=0) is None
+    assert dup(orders, window=-5) is None
+    assert dup([], window=WINDOW) is None
+
+
+def test_duplicate_tolerates_message_times_slightly_ahead() -> None:
+    assert dup([placed("AB1", at=T0 + 61)], now=T0 + 60) == "AB1"
+    assert dup([placed("AB1", at=T0 + 60 + WINDOW + 1)], now=T0 + 60) is None
+
+
+def test_duplicate_without_a_message_time_uses_the_receipt_time() -> None:
+    o = replace(placed("AB1"), created_at=None, received_at=T0 + 30)
+    assert dup([o], now=T0 + 30 + WINDOW) == "AB1"
+    assert dup([o], now=T0 + 31 + WINDOW) is None
+
+
+@pytest.mark.parametrize(
+    ("limit", "due_after", "exceeded"),
+    [(None, "99999999", False), ("5000", "4999.99", False), ("5000", "5000", False), ("5000", "5000.01", True),
+     ("0", "0.01", True), ("0", "0", False), ("0", "-10", False), ("100", "-5", False)],
+)
+def test_due_limit_exceeded(limit: str | None, due_after: str, exceeded: bool) -> None:
+    settings = make_book(due_limit=None if limit is None else Decimal(limit)).settings
+    assert due_limit_exceeded(settings, Decimal(due_after)) is exceeded
+
+
+@pytest.mark.parametrize(
+    ("auto", "maximum", "diamonds", "limit", "due_after", "allowed"),
+    [
+        (False, 100, 10, None, "0", False),  # off by default
+        (True, 100, 10, None, "0", True),
+        (True, 100, 100, None, "0", True),  # at the limit
+        (True, 100, 101, None, "0", False),
+        (True, 0, 1, None, "0", False),  # a limit of 0 approves nothing
+        (True, 100, 10, "5000", "5000", True),
+        (True, 100, 10, "5000", "5000.01", False),  # over the due limit: held for an admin
+        (True, 100, 10, "0", "-1", True),  # in credit
+    ],
+)
+def test_auto_approve_allowed(auto: bool, maximum: int, diamonds: int, limit: str | None, due_after: str,
+                              allowed: bool) -> None:
+    settings = make_book(auto_approve=auto, auto_approve_max=maximum,
+                         due_limit=None if limit is None else Decimal(limit)).settings
+    assert auto_approve_allowed(settings, placed("AB1", diamonds), Decimal(due_after)) is allowed
+
+
+def test_auto_approval_is_off_by_default_and_audited_as_the_system() -> None:
+    settings = make_book().settings
+    assert settings.auto_approve is False
+    assert not auto_approve_allowed(settings, placed("AB1", 1), Decimal(0))
+    assert AUTO_APPROVER == "system:auto-approve"
+    approved = transition(placed("AB1"), Action.APPROVE, by=AUTO_APPROVER, now=T0)
+    assert approved.audit[-1].by == "system:auto-approve"
+
+
+def test_find_by_message_the_order_or_the_bots_receipt_of_it() -> None:
+    a = replace(placed("AB1"), receipt=Delivery(message_id="bot-r1"), delivery=Delivery(message_id="bot-d1"))
+    b = placed("AB2")
+    orders = [a, b]
+    assert find_by_message(orders, "m-AB1") is a
+    assert find_by_message(orders, "bot-r1") is a
+    assert find_by_message(orders, "bot-d1") is a
+    assert find_by_message(orders, "m-AB2") is b
+    assert find_by_message(orders, "") is None  # b's receipt id is "": never matched
+    assert find_by_message(orders, "unknown") is None

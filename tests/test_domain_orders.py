@@ -23,6 +23,7 @@ from domain.orders import (
     Order,
     Status,
     TransitionError,
+    edit_diamonds,
     from_record,
     new_order,
     to_record,
@@ -224,6 +225,59 @@ def test_without_issue() -> None:
     assert cleared.audit[-1].at == T0 + 5
     assert without_issue(cleared, Issue.STUCK_PENDING, T0 + 6) is cleared
     assert without_issue(cleared, Issue.INVALID, T0 + 6) is cleared
+
+
+# --- edits and deletes of the order message in WhatsApp ------------------------------------
+
+EDITOR = "whatsapp:76210050711676@lid"
+
+
+def test_edit_diamonds_reprices_at_the_orders_own_rate_and_audits() -> None:
+    o = make_order(rate=parse_rate("2.30"), amount=Decimal("23.00"))
+    edited = edit_diamonds(o, 100, text=".100", by=EDITOR, now=T0 + 30)
+    assert (edited.diamonds, edited.text, edited.amount, edited.rate) == (100, ".100", Decimal("230.00"),
+                                                                         Decimal("2.30"))
+    assert edited.status is Status.PENDING
+    assert edited.audit[:-1] == o.audit
+    assert edited.audit[-1] == AuditEntry(T0 + 30, P, P, EDITOR, "edited in WhatsApp: .10 → .100")
+    assert (edited.id, edited.message_id, edited.created_at) == (o.id, o.message_id, o.created_at)
+    # 7 × 2.30 exactly
+    assert edit_diamonds(o, 7, text=".৭", by=EDITOR, now=T0 + 31).amount == Decimal("16.10")
+
+
+def test_edit_diamonds_keeps_the_rate_at_order_time() -> None:
+    o = make_order(rate=parse_rate("0.335"))
+    assert edit_diamonds(o, 3, text=".3", by=EDITOR, now=T0).amount == Decimal("1.01")  # 1.005 half up
+
+
+def test_a_replayed_edit_changes_nothing() -> None:
+    o = edit_diamonds(make_order(), 100, text=".100", by=EDITOR, now=T0 + 30)
+    assert edit_diamonds(o, 100, text=".100", by=EDITOR, now=T0 + 40) is o
+    again = edit_diamonds(o, 100, text=".১০০", by=EDITOR, now=T0 + 50)  # same number, other digits
+    assert again.text == ".১০০" and again.amount == o.amount and len(again.audit) == len(o.audit) + 1
+
+
+@pytest.mark.parametrize("status", [PR, AP, CO, CA, DE])
+def test_only_pending_orders_can_be_edited(status: Status) -> None:
+    o = in_status(status)
+    with pytest.raises(TransitionError, match=rf"order AB17 is {status.value}; only pending orders can be edited"):
+        edit_diamonds(o, 100, text=".100", by=EDITOR, now=T0)
+
+
+@pytest.mark.parametrize("diamonds", [0, -5, True])
+def test_edit_diamonds_refuses_non_positive(diamonds: int) -> None:
+    with pytest.raises(ValueError):
+        edit_diamonds(make_order(), diamonds, text=".0", by=EDITOR, now=T0)
+
+
+def test_a_deleted_message_cancels_a_pending_order() -> None:
+    note = "message deleted in WhatsApp"
+    cancelled = transition(make_order(), Action.CANCEL, by=EDITOR, now=T0 + 9, note=note)
+    assert cancelled.status is CA and cancelled.cancelled_at == T0 + 9
+    assert cancelled.audit[-1] == AuditEntry(T0 + 9, P, CA, EDITOR, note)
+    # an order already approved stays as it is: the delete comes too late
+    with pytest.raises(TransitionError):
+        transition(in_status(AP), Action.CANCEL, by=EDITOR, now=T0 + 9, note=note)
 
 
 # --- Delivery ------------------------------------------------------------------------------

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date
 from decimal import Decimal
 
 import pytest
 
 from config import load_config
+from config.loader import TEMPLATE_NAMES as CONFIG_TEMPLATE_NAMES
 from domain.money import parse_rate
 from domain.orders import Order, new_order
-from domain.texts import TEMPLATE_NAMES, Texts
+from domain.payments import new_payment
+from domain.texts import PENDING_LIST_MAX, TEMPLATE_NAMES, Texts
 
 T0 = 1_764_000_000.0
 
@@ -125,3 +128,140 @@ def test_missing_templates_are_refused(config) -> None:  # type: ignore[no-untyp
     del templates["delivered"], templates["invalid"]
     with pytest.raises(ValueError, match="delivered, invalid"):
         Texts(templates, 1, 100)
+
+
+# --- the texts of commands, guards and reports -----------------------------------------------
+
+
+def payment(amount: str = "500", method: str = "bkash", reference: str = "TRX123"):  # type: ignore[no-untyped-def]
+    return new_payment(payment_id="P1", group_id="g@g.us", amount=amount, method=method, reference=reference,
+                       at=T0, by="admin")
+
+
+def test_template_names_are_the_configs() -> None:
+    assert TEMPLATE_NAMES == CONFIG_TEMPLATE_NAMES
+
+
+def test_held_due(bn: Texts, en: Texts) -> None:
+    o = order(10, "2.30", oid="A7")
+    assert bn.held_due(o, Decimal("5023.00"), Decimal("5000")) == (
+        "⏸️ অর্ডার A7 অপেক্ষায় রাখা হয়েছে: বকেয়া ৳5023, সীমা ৳5000। টাকা পরিশোধের পর অনুমোদন হবে।")
+    assert en.held_due(o, Decimal("5016.10"), Decimal("5000.00")) == (
+        "⏸️ Order A7 is on hold: due ৳5016.10, limit ৳5000. It will be approved after payment.")
+
+
+@pytest.mark.parametrize(("minutes", "shown"), [(3, "3"), (2.6, "3"), (0.2, "1"), (0, "1"), (4.4, "4")])
+def test_duplicate(bn: Texts, en: Texts, minutes: float, shown: str) -> None:
+    o = order(10, oid="A7")
+    assert bn.duplicate(o, minutes) == (
+        f"❓ {shown} মিনিট আগে আপনি .10 অর্ডার দিয়েছেন (A7)। আরেকটি চাইলে এই বার্তার উত্তরে লিখুন: yes")
+    assert en.duplicate(o, minutes) == (
+        f"❓ You ordered .10 {shown} minutes ago (A7). To order another, reply to this message: yes")
+
+
+def test_edited_and_withdrawn(bn: Texts, en: Texts) -> None:
+    o = order(100, "2.30", oid="A7")
+    assert bn.edited(o) == "✏️ অর্ডার A7 বদলানো হয়েছে\n💎 100 ডায়মন্ড\n💰 ৳230"
+    assert en.edited(o) == "✏️ Order A7 changed\n💎 100 diamonds\n💰 ৳230"
+    assert bn.withdrawn(o) == "🗑️ বার্তা মুছে ফেলায় অর্ডার A7 বাতিল হয়েছে"
+    assert en.withdrawn(o) == "🗑️ The message was deleted, so order A7 is cancelled"
+
+
+@pytest.mark.parametrize(("amount", "shown"), [("1250.00", "1250"), ("16.10", "16.10"), ("0", "0"),
+                                               ("-50.00", "-50"), ("-3.90", "-3.90")])
+def test_due(bn: Texts, en: Texts, amount: str, shown: str) -> None:
+    assert bn.due(Decimal(amount)) == f"💳 বকেয়া: ৳{shown}"
+    assert en.due(Decimal(amount)) == f"💳 Due: ৳{shown}"
+
+
+def test_help(bn: Texts, en: Texts) -> None:
+    for texts in (bn, en):
+        text = texts.help()
+        for command in (".10", ".due", "done", "cancel", ".rate 2.30", ".paid 500 bkash TRX123", ".pending"):
+            assert command in text
+
+
+def test_pending_list(bn: Texts, en: Texts) -> None:
+    orders = [order(10, "100", oid="A7"), order(7, "2.30", oid="A8")]
+    assert bn.pending_list(orders) == "⏳ অপেক্ষমাণ অর্ডার (2টি):\nA7 .10 ৳1000\nA8 .7 ৳16.10"
+    assert en.pending_list(orders) == "⏳ Pending orders (2):\nA7 .10 ৳1000\nA8 .7 ৳16.10"
+    assert en.pending_list([]) == "⏳ Pending orders (0):\n—"
+
+
+def test_pending_list_is_capped(en: Texts) -> None:
+    orders = [order(i, oid=f"A{i}") for i in range(1, 41)]
+    lines = en.pending_list(iter(orders)).splitlines()  # any iterable
+    assert lines[0] == "⏳ Pending orders (40):"
+    assert len(lines) == 1 + PENDING_LIST_MAX + 1
+    assert lines[1] == "A1 .1 ৳100" and lines[PENDING_LIST_MAX] == f"A{PENDING_LIST_MAX} .{PENDING_LIST_MAX} ৳1500"
+    assert lines[-1] == f"… +{40 - PENDING_LIST_MAX}"
+    assert len(en.pending_list(orders[:PENDING_LIST_MAX]).splitlines()) == 1 + PENDING_LIST_MAX  # no "+0"
+
+
+def test_rate_set(bn: Texts, en: Texts) -> None:
+    assert bn.rate_set(parse_rate("2.3")) == "💱 নতুন রেট: প্রতি ডায়মন্ড ৳2.30"
+    assert en.rate_set(parse_rate("0.335")) == "💱 New rate: ৳0.335 per diamond"
+
+
+def test_paid(bn: Texts, en: Texts) -> None:
+    assert bn.paid(payment(), Decimal("523.50")) == "💵 পেমেন্ট জমা: ৳500 (bKash TRX123)\n💳 বকেয়া: ৳523.50"
+    assert en.paid(payment("0.10", "nagad", "N1"), Decimal("-0.10")) == (
+        "💵 Payment recorded: ৳0.10 (Nagad N1)\n💳 Due: ৳-0.10")
+    assert en.paid(payment("750", "cash", ""), Decimal("0")) == "💵 Payment recorded: ৳750 (Cash)\n💳 Due: ৳0"
+
+
+def test_command_error(bn: Texts, en: Texts) -> None:
+    assert bn.command_error("রেট বোঝা যায়নি। উদাহরণ: .rate 2.30") == "⚠️ রেট বোঝা যায়নি। উদাহরণ: .rate 2.30"
+    assert en.command_error("Write the new rate") == "⚠️ Write the new rate"
+    assert en.command_error("braces {due} stay as written") == "⚠️ braces {due} stay as written"
+
+
+def test_daily_report(bn: Texts, en: Texts) -> None:
+    args = (date(2025, 11, 24), "Reseller Group 1", 12, 340, Decimal("782.00"), Decimal("500.10"), Decimal("281.90"))
+    assert bn.daily_report(*args) == ("📊 2025-11-24 — Reseller Group 1\n🧾 অর্ডার: 12\n💎 ডায়মন্ড: 340\n"
+                                      "💰 বিক্রি: ৳782\n💵 পেমেন্ট: ৳500.10\n💳 বকেয়া: ৳281.90")
+    assert en.daily_report("2025-11-24", *args[1:]) == (
+        "📊 2025-11-24 — Reseller Group 1\n🧾 Orders: 12\n💎 Diamonds: 340\n"
+        "💰 Sales: ৳782\n💵 Payments: ৳500.10\n💳 Due: ৳281.90")
+
+
+def test_every_new_template_renders_fully_in_both_languages(bn: Texts, en: Texts) -> None:
+    o = order(25, "2.35", oid="B12")
+    for texts in (bn, en):
+        rendered = {
+            "held_due": texts.held_due(o, Decimal("10058.75"), Decimal("10000")),
+            "duplicate": texts.duplicate(o, 4),
+            "edited": texts.edited(o),
+            "withdrawn": texts.withdrawn(o),
+            "due": texts.due(Decimal("58.75")),
+            "help": texts.help(),
+            "pending_list": texts.pending_list([o]),
+            "rate_set": texts.rate_set(parse_rate("2.35")),
+            "paid": texts.paid(payment(), Decimal("-441.25")),
+            "command_error": texts.command_error("x"),
+            "daily_report": texts.daily_report(date(2025, 11, 24), "Shop", 1, 25, o.amount, Decimal(500),
+                                               Decimal("-441.25")),
+        }
+        assert set(rendered) | {"received", "recovered", "delivered", "cancelled", "invalid"} == set(TEMPLATE_NAMES)
+        for name, text in rendered.items():
+            assert text.strip() and "{" not in text and "}" not in text, (name, text)
+            assert "Decimal" not in text and "None" not in text, (name, text)
+
+
+def test_new_texts_fill_every_placeholder() -> None:
+    placeholders = ("diamonds", "amount", "order_id", "min", "max", "rate", "due", "limit", "minutes", "count",
+                    "list", "method", "reference", "error", "date", "group", "orders", "revenue", "payments")
+    templates = {name: "|".join(f"{{{p}}}" for p in placeholders) for name in TEMPLATE_NAMES}
+    t = Texts(templates, 1, 99)
+    o = order(3, "0.335", oid="Q9")
+    fields = lambda text: dict(zip(placeholders, text.split("|")))  # noqa: E731
+    assert fields(t.held_due(o, Decimal("5"), Decimal("4")))["due"] == "5"
+    assert fields(t.held_due(o, Decimal("5"), Decimal("4")))["limit"] == "4"
+    assert fields(t.duplicate(o, 2))["minutes"] == "2"
+    assert fields(t.paid(payment("9.5", "rocket", "R"), Decimal("1")))["method"] == "Rocket"
+    report = fields(t.daily_report("2025-11-24", "G", 2, 30, Decimal("10"), Decimal("3.5"), Decimal("6.5")))
+    assert {k: report[k] for k in ("date", "group", "orders", "diamonds", "revenue", "payments", "due")} == {
+        "date": "2025-11-24", "group": "G", "orders": "2", "diamonds": "30", "revenue": "10", "payments": "3.50",
+        "due": "6.50"}
+    # a template may use any placeholder: the ones a text has no value for render empty
+    assert t.help() == "|||1|99" + "|" * 14
