@@ -409,3 +409,53 @@ class Changed:
     seq: int
     orders: tuple[dict[str, Any], ...]
     groups: tuple[str, ...]
+
+
+# --- payments, ledgers, reports (issue 5) -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordPayment:
+    """A payment a group made (panel, API or `.paid` in the chat); answered with CommandDone
+    whose result is {"payment": <stored payment>, "due": "<decimal>"}."""
+
+    request_id: str
+    group_id: str
+    amount: str  # a decimal string; floats lose money
+    method: str  # bkash | nagad | rocket | bank | cash | other
+    reference: str = ""  # TrxID or bank reference
+    note: str = ""
+    by: str = ""  # "admin:<name>", "whatsapp:<id>"
+    reply_to: Any = None
+
+
+@dataclass(frozen=True)
+class ListPayments:
+    request_id: str
+    group: str = ""
+    since: float | None = None
+    until: float | None = None
+    limit: int = 100
+    offset: int = 0
+    reply_to: Any = None
+
+
+@dataclass(frozen=True)
+class GetLedger:
+    """One group's account: billed orders and payments in time order with the running due."""
+
+    request_id: str
+    group_id: str
+    since: float | None = None
+    until: float | None = None
+    reply_to: Any = None
+
+
+@dataclass(frozen=True)
+class GetDailyReport:
+    """Per group for one local day (YYYY-MM-DD; "" = today): orders, diamonds, revenue,
+    payments, due."""
+
+    request_id: str
+    day: str = ""
+    reply_to: Any = None

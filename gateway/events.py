@@ -79,6 +79,10 @@ class ChatMessage:
     from_me: bool = False  # sent by the bot's own number
     source: Source = Source.LIVE
     quoted_id: str = ""  # id of the message this one replies to
+    # An edit or a delete of an earlier message of the group (WhatsApp sends both as their own
+    # messages): `edits` names the edited message (`text` is its new text), `revokes` the deleted one.
+    edits: str = ""
+    revokes: str = ""
 
 
 @dataclass(frozen=True, slots=True)
