@@ -145,6 +145,8 @@ class Order:
     audit: tuple[AuditEntry, ...] = ()
     # What was wrong with the stored record when it was read; drives the `invalid` issue.
     problems: tuple[str, ...] = ()
+    # The seed bot's id of an order brought in by `run.py import-json` ("seed:1765040834207").
+    imported_id: str = ""
 
     @property
     def archived(self) -> bool:
@@ -296,6 +298,7 @@ def to_record(order: Order) -> dict[str, Any]:
         "date": to_iso(order.created_at),
         "receivedAt": to_iso(order.received_at),
         "recovered": order.recovered,
+        **({"importedId": order.imported_id} if order.imported_id else {}),
         "processingAt": to_iso(order.processing_at),
         "approvedAt": to_iso(order.approved_at),
         "completedAt": to_iso(order.completed_at),
@@ -430,6 +433,7 @@ def from_record(record: Mapping[str, Any], *, group_id: str = "", group_name: st
         created_at=created_at,
         received_at=r.time("receivedAt") or created_at or 0.0,
         recovered=bool(record.get("recovered", False)),
+        imported_id=str(record.get("importedId") or ""),
         processing_at=r.time("processingAt"),
         approved_at=r.time("approvedAt"),
         completed_at=r.time("completedAt"),

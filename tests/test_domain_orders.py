@@ -561,3 +561,15 @@ def test_validation_problems_of_an_in_memory_order() -> None:
 def test_validation_problems_include_load_problems_once() -> None:
     o = make_order(problems=("id missing", "rate not a positive decimal"), id="")
     assert validation_problems(o) == ("id missing", "rate not a positive decimal")
+
+
+def test_an_imported_orders_seed_id_survives_every_rewrite() -> None:
+    from domain.orders import from_record, to_record
+
+    record = {"id": "D1", "userId": "1@lid", "diamonds": 10, "rate": "100", "status": "pending",
+              "date": "2026-01-01T00:00:00.000+00:00", "importedId": "seed:1765040834207"}
+    order = from_record(record)
+    assert order.imported_id == "seed:1765040834207"
+    approved = transition(order, Action.APPROVE, by="admin:x", now=1_767_225_700.0)
+    assert to_record(approved)["importedId"] == "seed:1765040834207"
+    assert "importedId" not in to_record(replace(approved, imported_id=""))
