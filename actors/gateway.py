@@ -39,6 +39,7 @@ from actors.messages import (
 from actors.watchdog import start_watchdog
 from config import Config
 from domain.clock import Clock, SystemClock
+from domain.commands import looks_like_command
 from domain.parsing import looks_like_order
 from gateway.events import ChatMessage, ConnectionState, OutboundText, SendOutcome, Source, parse_detail
 from gateway.inbox import Inbox
@@ -58,8 +59,12 @@ class Wake:
 
 
 def relevant(message: ChatMessage) -> bool:
-    """Whether a message can matter to the bot; everything else is not even recorded."""
-    return not message.from_me and looks_like_order(message.text)
+    """Whether a message can matter to the bot (an order, a command, an edit or a delete);
+    everything else is not even recorded."""
+    if message.from_me:
+        return False
+    return bool(message.edits or message.revokes or looks_like_order(message.text)
+                or looks_like_command(message.text, message.quoted_id))
 
 
 def make_transport(config: Config) -> Transport:

@@ -15,6 +15,7 @@ import random
 import time
 from collections import deque
 from dataclasses import asdict, replace
+from decimal import Decimal
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,6 +23,7 @@ from zoneinfo import ZoneInfo
 from thespian.actors import ActorExitRequest, WakeupMessage
 
 from actors.base import BotActor, batched
+from actors.group_chat import ChatHandling
 from actors.messages import (
     CommandDone,
     GatewayMoved,
@@ -45,20 +47,20 @@ from domain.clock import Clock, SystemClock
 from domain.group import (
     GroupBook,
     GroupSettings,
-    Inbound,
+    HeldOrder,
     Limits,
     SettingsError,
     apply_settings_patch,
     max_order_seq,
     settings_from_record,
     settings_record,
-    take_in,
 )
+from domain.money import money_str
 from domain.orders import Action, Order, Status, TransitionError, from_record, to_record, transition
 from domain.reconcile import CheckState, CycleSummary, DayTally, Policy, reconcile
 from domain.texts import Texts
-from gateway.events import Quote, Source
-from storage.database import CHECKS, GROUP, ORDER, SEEN
+from gateway.events import Quote
+from storage.database import CHECKS, GROUP, ORDER
 
 log = logging.getLogger("diamondbot.group")
 
@@ -70,7 +72,7 @@ def order_key(order_id: str, kind: str) -> str:
     return f"{order_id}:{kind}"
 
 
-class GroupActor(BotActor):
+class GroupActor(ChatHandling, BotActor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.init: InitGroup | None = None
@@ -83,6 +85,8 @@ class GroupActor(BotActor):
         self.writes: list[dict[str, Any]] = []
         self.writes_sync = False
         self.effects: list[tuple[Any, Any]] = []
+        self.touched: dict[str, bool] = {}  # order id -> only a lazy write is needed
+        self.settings_changed = False
         self.checks: dict[str, CheckState] = {}
         self.in_flight: dict[tuple[str, str], float] = {}
         self.cycles: deque[CycleSummary] = deque(maxlen=20)
@@ -106,7 +110,7 @@ class GroupActor(BotActor):
         cfg = msg.config
         self.own_ids = msg.own_ids
         self.limits = Limits(cfg.orders.min_diamonds, cfg.orders.max_diamonds,
-                             cfg.history.max_age, cfg.orders.reply_invalid)
+                             cfg.history.max_age, cfg.orders.reply_invalid, cfg.orders.duplicate_window)
         self.policy = Policy(
             pending_stuck_after=cfg.reconciliation.pending_stuck_after,
             processing_timeout=cfg.reconciliation.processing_timeout,
@@ -144,11 +148,16 @@ class GroupActor(BotActor):
             watermark = float(msg.settings.get("watermark") or init.floor)
         book = GroupBook(settings=settings, watermark=watermark)
         book.next_seq = max(stored_seq, max_order_seq(orders, settings.code) + 1)
+        if msg.settings is not None:
+            book.next_payment_seq = int(msg.settings.get("nextPaymentSeq") or 1)
+        book.held = {mid: HeldOrder.from_record(h) for mid, h in msg.held.items()}
         for order in orders:
             book.put(order)
             if order.message_id and order.created_at is not None:
                 book.seen[order.message_id] = order.created_at
         book.seen.update(msg.seen)
+        # The account covers every order, also those no longer in memory: as the store has it.
+        book.billed, book.paid = Decimal(msg.billed), Decimal(msg.paid)
         for oid, (count, last_at, last_status) in msg.checks.items():
             self.checks[oid] = CheckState(int(count), last_at, str(last_status))
         if msg.stats:
@@ -157,7 +166,7 @@ class GroupActor(BotActor):
         self.book = book
         self.last_checkpoint = self.last_prune = now
         if msg.settings is None:
-            self.write([self._settings_record()])
+            self.settings_changed = True
         log.info("group %s (%s, code %s) ready: %d open orders", init.group_id, settings.name,
                  settings.code, len(book.open_orders()))
         self.send(self.supervisor, GroupReady(init.group_id, init.epoch, pid=os.getpid()))
@@ -184,6 +193,13 @@ class GroupActor(BotActor):
         self.writes.extend(records)
         self.writes_sync = self.writes_sync or sync
 
+    def _put(self, order: Order, lazy: bool = False) -> None:
+        """Change an order in the book; it is written when the current message is handled
+        (lazy: may wait for the next fsync — a receipt's confirmation, nothing more)."""
+        assert self.book is not None
+        self.book.put(order)
+        self.touched[order.id] = self.touched.get(order.id, True) and lazy
+
     def after_write(self, address: Any, message: Any) -> None:
         """A message to send once what the current message wrote is durable."""
         self.effects.append((address, message))
@@ -191,6 +207,17 @@ class GroupActor(BotActor):
     def _commit(self) -> None:
         """One Persist for everything the handled message wrote, carrying what to send after
         it; without a write, the messages go at once (merged per address)."""
+        if self.book is not None:
+            # Each order this message changed, as it is now, once; then the settings.
+            for order_id, lazy in self.touched.items():
+                order = self.book.orders.get(order_id)
+                if order is not None:
+                    self.writes.append(self._order_record(order))
+                    self.writes_sync = self.writes_sync or not lazy
+            if self.settings_changed:
+                self.writes.append(self._settings_record())
+                self.writes_sync = True
+        self.touched, self.settings_changed = {}, False
         writes, effects, sync = self.writes, self.effects, self.writes_sync
         self.writes, self.effects, self.writes_sync = [], [], False
         if self.init is None or (not writes and not effects):
@@ -230,36 +257,11 @@ class GroupActor(BotActor):
     def receiveMsg_GroupInbound(self, msg: GroupInbound, sender: Any) -> None:
         if self._defer(msg, sender) or self.stopped:
             return
-        book = self.book
-        assert book is not None and self.init is not None
+        assert self.init is not None
         now = self.clock.now()
-        inbound = [
-            Inbound(
-                message_id=m.message_id, sender=m.sender, sender_alt=m.sender_alt,
-                sender_name=m.sender_name, text=m.text, timestamp=m.timestamp,
-                group_name=m.group_name, from_me=m.from_me, recovered=m.source.recovered,
-                check_watermark=m.source is Source.HISTORY,
-            )
-            for m in (item.message for item in msg.items)
-        ]
-        watermark_before = book.watermark
-        result = take_in(book, inbound, now=now, limits=self.limits, own_ids=self.own_ids)
-        records = [self._order_record(o) for o in result.new_orders]
-        order_ids = {o.message_id for o in result.new_orders}
-        other_seen = {m: ts for m, ts in result.seen.items() if m not in order_ids}
-        if other_seen:
-            records.append({"t": SEEN, "g": book.group_id, "v": other_seen})
-        if result.new_orders or result.settings_changed or book.watermark != watermark_before:
-            records.append(self._settings_record())
+        for item in msg.items:
+            self.handle_chat(item.message, now)
         seqs = tuple(item.inbox_seq for item in msg.items if item.inbox_seq)
-        self.write(records)
-        for order in result.new_orders:
-            log.info("order %s: %d diamonds from %s in %s%s", order.id, order.diamonds,
-                     order.user_id, order.group_name, " (recovered)" if order.recovered else "")
-            self._send_receipt(order)
-        for m, reason in result.invalid:
-            self._send(f"invalid:{m.message_id}", self.texts.invalid(),
-                       Quote(m.message_id, m.sender, m.text), priority=2)
         if seqs:
             self.after_write(self.init.gateway, InboundHandled(seqs))
 
@@ -277,7 +279,9 @@ class GroupActor(BotActor):
     # The chat messages whose sending is tracked on the order; each kind is also the name of
     # the order's Delivery field. Delivery messages go first (priority 0).
     def _tracked_text(self, order: Order, kind: str) -> tuple[str, int]:
-        return (self.texts.receipt(order), 1) if kind == RECEIPT else (self.texts.delivered(order), 0)
+        if kind == DELIVERY:
+            return self.texts.delivered(order), 0
+        return self.held_text(order) or self.texts.receipt(order), 1
 
     def _send_tracked(self, order: Order, kind: str) -> None:
         """Send an order's receipt or delivery message, counting the attempt."""
@@ -301,6 +305,10 @@ class GroupActor(BotActor):
         if self._defer(msg, sender) or self.stopped:
             return
         assert self.book is not None
+        if msg.key.startswith("dup:"):
+            if msg.ok:
+                self.question_sent(msg.key[4:], msg.message_id)
+            return
         order_id, _, kind = msg.key.rpartition(":")
         self.in_flight.pop((order_id, kind), None)
         order = self.book.orders.get(order_id)
@@ -314,10 +322,9 @@ class GroupActor(BotActor):
         elif kind == DELIVERY and not msg.ok:
             log.warning("order %s: delivery message failed (attempt %d): %s",
                         order.id, updated.delivery.attempts, msg.error)
-        self.book.put(updated)
         # A receipt's confirmation may wait for the next fsync (losing it only sends the receipt
         # again); a delivery completes the order: that one is written at once.
-        self.write([self._order_record(updated)], sync=kind == DELIVERY)
+        self._put(updated, lazy=kind == RECEIPT)
 
     # -- commands from the panel or admins ---------------------------------------------------
 
@@ -346,15 +353,17 @@ class GroupActor(BotActor):
         except TransitionError as e:
             self.send(reply_to, CommandDone(msg.request_id, 409, error=str(e)))
             return
-        self.book.put(updated)
+        self._put(updated)
         log.info("order %s: %s by %s", updated.id, action.value, msg.by)
-        self.write([self._order_record(updated)])
-        if updated.status is Status.APPROVED:
-            self._send_delivery(updated)
-        elif updated.status is Status.CANCELLED:
-            self._send(order_key(updated.id, "cancelled"), self.texts.cancelled(updated),
-                       self._quote(updated), 2)
+        self._announce(updated)
         self.after_write(reply_to, CommandDone(msg.request_id, 200, result=self._order_view(updated)))
+
+    def _announce(self, order: Order) -> None:
+        """Tell the chat what a transition means for the reseller."""
+        if order.status is Status.APPROVED:
+            self._send_delivery(order)
+        elif order.status is Status.CANCELLED:
+            self._send(order_key(order.id, "cancelled"), self.texts.cancelled(order), self._quote(order), 2)
 
     def receiveMsg_UpdateGroup(self, msg: UpdateGroup, sender: Any) -> None:
         if self._defer(msg, sender):
@@ -370,11 +379,10 @@ class GroupActor(BotActor):
             self.send(reply_to, CommandDone(msg.request_id, 400, error=str(e)))
             return
         self.book.settings = settings
+        self.settings_changed = True
         log.info("group %s settings changed by %s: %s", self.book.group_id, msg.by, sorted(msg.patch))
-        record = self._settings_record()
-        self.write([record])
-        self.after_write(reply_to, CommandDone(msg.request_id, 200,
-                                               result={"group_id": self.book.group_id, **record["v"]}))
+        self.after_write(reply_to, CommandDone(msg.request_id, 200, result={
+            "group_id": self.book.group_id, **settings_record(self.book), "due": money_str(self.book.due)}))
 
     def _order_view(self, order: Order) -> dict[str, Any]:
         check = self.checks.get(order.id)
@@ -424,9 +432,7 @@ class GroupActor(BotActor):
         outcome = reconcile(book.group_id, book.orders.values(), self.checks, self.in_flight,
                             now, self.policy)
         for order in outcome.changed:
-            book.put(order)
-        if outcome.changed:
-            self.write([self._order_record(o) for o in outcome.changed])
+            self._put(order)
         for order, issue in outcome.raised:
             log.warning("order %s: issue %s", order.id, issue.value)
         for order in outcome.send_deliveries:

@@ -112,6 +112,9 @@ class GroupLoaded:
     seen: dict[str, float]
     checks: dict[str, list[Any]]
     stats: dict[str, Any] = field(default_factory=dict)  # the group's DayTally, as checkpointed
+    billed: str = "0.00"  # amounts of every approved and completed order, also archived ones
+    paid: str = "0.00"  # every payment of the group
+    held: dict[str, dict[str, Any]] = field(default_factory=dict)  # duplicate-guard holds
 
 
 @dataclass(frozen=True)

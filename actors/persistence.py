@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
@@ -25,11 +25,14 @@ from actors.messages import (
     DatabaseFailed,
     DatabaseOpened,
     Epoch,
+    GetDailyReport,
+    GetLedger,
     GetOrder,
     GetReport,
     GroupLoaded,
     ListGroups,
     ListOrders,
+    ListPayments,
     LoadGroup,
     OpenDatabase,
     Persist,
@@ -44,6 +47,8 @@ from actors.base import batched
 from actors.watchdog import start_watchdog
 from config import Config
 from domain.clock import Clock, SystemClock
+from domain.money import money_str
+from domain.payments import billed_records, paid_records
 from storage import queries
 from storage.database import GROUP, META, ORDER, Database, DatabaseError
 from storage.errors import StorageError
@@ -174,6 +179,9 @@ class PersistenceActor(ActorTypeDispatcher):
             {m: ts for m, ts in image.seen.items() if ts >= msg.horizon},
             {oid: c for oid, c in image.checks.items() if oid in wanted},
             dict(image.stats),
+            billed=money_str(billed_records(image.entries.values())),
+            paid=money_str(paid_records(self.db.group_payments(msg.group_id))),
+            held=dict(image.held),
         ))
 
     def receiveMsg_Persist(self, msg: Persist, sender: Any) -> None:
@@ -317,6 +325,19 @@ class PersistenceActor(ActorTypeDispatcher):
 
     def receiveMsg_ListGroups(self, msg: ListGroups, sender: Any) -> None:
         self._answer(msg, sender, lambda: queries.list_groups(self.db))
+
+    def receiveMsg_ListPayments(self, msg: ListPayments, sender: Any) -> None:
+        self._answer(msg, sender, lambda: queries.list_payments(
+            self.db, group=msg.group, since=msg.since, until=msg.until, limit=msg.limit, offset=msg.offset))
+
+    def receiveMsg_GetLedger(self, msg: GetLedger, sender: Any) -> None:
+        self._answer(msg, sender, lambda: queries.group_ledger(self.db, msg.group_id, msg.since, msg.until))
+
+    def receiveMsg_GetDailyReport(self, msg: GetDailyReport, sender: Any) -> None:
+        assert self.config is not None
+        tz = ZoneInfo(self.config.bot.timezone)
+        day = msg.day or datetime.fromtimestamp(self.clock.now(), tz).date().isoformat()
+        self._answer(msg, sender, lambda: queries.daily_report(self.db, day, tz))
 
     def receiveMsg_GetReport(self, msg: GetReport, sender: Any) -> None:
         def report() -> dict[str, Any]:

@@ -332,6 +332,14 @@ class Supervisor(ActorTypeDispatcher):
 
     receiveMsg_ListOrders = receiveMsg_GetOrder = receiveMsg_ListGroups = receiveMsg_GetReport = _forward_read
     receiveMsg_Subscribe = _forward_read
+    receiveMsg_ListPayments = receiveMsg_GetLedger = receiveMsg_GetDailyReport = _forward_read
+
+    def receiveMsg_RecordPayment(self, msg: RecordPayment, sender: Any) -> None:
+        entry = self.groups.get(msg.group_id)
+        if entry is None:
+            self.send(sender, CommandDone(msg.request_id, 404, error=f"no group {msg.group_id}"))
+            return
+        self._deliver(entry, replace(msg, reply_to=sender), sender)
 
     def receiveMsg_GetGatewayStatus(self, msg: GetGatewayStatus, sender: Any) -> None:
         self.send(self.gateway, replace(msg, reply_to=sender))

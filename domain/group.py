@@ -78,6 +78,38 @@ class Limits:
     max_diamonds: int
     max_age: float
     reply_invalid: bool
+    duplicate_window: float = 0.0  # 0: no duplicate guard
+
+
+def billed_amount(order: Order) -> Decimal:
+    """What an order adds to its group's due: its amount once approved (deleted: nothing)."""
+    return order.amount if order.status in (Status.APPROVED, Status.COMPLETED) else Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldOrder:
+    """An order message the duplicate guard held back, waiting for its sender's "yes"."""
+
+    message_id: str
+    sender: str
+    sender_alt: str
+    sender_name: str
+    text: str
+    diamonds: int
+    timestamp: float
+    duplicate_of: str  # the earlier order's id
+    question_id: str = ""  # the bot's question in the chat, once sent
+
+    def to_record(self) -> dict[str, Any]:
+        return {"messageId": self.message_id, "sender": self.sender, "senderAlt": self.sender_alt,
+                "senderName": self.sender_name, "text": self.text, "diamonds": self.diamonds,
+                "timestamp": self.timestamp, "duplicateOf": self.duplicate_of, "questionId": self.question_id}
+
+    @classmethod
+    def from_record(cls, d: Mapping[str, Any]) -> HeldOrder:
+        return cls(str(d["messageId"]), str(d.get("sender", "")), str(d.get("senderAlt", "")),
+                   str(d.get("senderName", "")), str(d.get("text", "")), int(d.get("diamonds", 0)),
+                   float(d.get("timestamp", 0.0)), str(d.get("duplicateOf", "")), str(d.get("questionId", "")))
 
 
 @dataclass(slots=True)
@@ -92,16 +124,31 @@ class GroupBook:
     # Order-looking message ids already handled (orders and "not understood" replies), with
     # their times; kept for history.max_age since anything older is refused by age anyway.
     seen: dict[str, float] = field(default_factory=dict)
+    # The group's account: amounts of approved and completed orders, and payments (all of
+    # them, also those of orders no longer in memory); due = billed - paid.
+    billed: Decimal = Decimal("0.00")
+    paid: Decimal = Decimal("0.00")
+    next_payment_seq: int = 1
+    # Orders held by the duplicate guard until their sender confirms: message id -> the
+    # message and the question asked (see HeldOrder).
+    held: dict[str, HeldOrder] = field(default_factory=dict)
 
     @property
     def group_id(self) -> str:
         return self.settings.group_id
 
-    def open_orders(self) -> list[Order]:
-        return [o for o in self.orders.values() if not o.status.archived]
+    @property
+    def due(self) -> Decimal:
+        return self.billed - self.paid
 
     def put(self, order: Order) -> None:
+        """Store an order, keeping the billed total in step with its status."""
+        before = self.orders.get(order.id)
+        self.billed += billed_amount(order) - (billed_amount(before) if before is not None else Decimal(0))
         self.orders[order.id] = order
+
+    def open_orders(self) -> list[Order]:
+        return [o for o in self.orders.values() if not o.status.archived]
 
     def prune(self, now: float, max_age: float) -> int:
         """Forget archived orders and seen ids too old to matter; returns orders dropped.
@@ -135,12 +182,15 @@ class Inbound:
     from_me: bool = False
     recovered: bool = False
     check_watermark: bool = False  # history replays only: live and inbox messages may arrive late
+    confirmed: bool = False  # its sender said "yes" to the duplicate question: no guard again
 
 
 @dataclass(slots=True)
 class IntakeResult:
     new_orders: list[Order] = field(default_factory=list)
     invalid: list[tuple[Inbound, str]] = field(default_factory=list)  # (message, reason) to answer
+    # Held by the duplicate guard: (message, diamonds, the earlier order it repeats).
+    held: list[tuple[Inbound, int, Order]] = field(default_factory=list)
     seen: dict[str, float] = field(default_factory=dict)  # ids to record as handled
     ignored: dict[str, int] = field(default_factory=dict)  # reason -> count
     settings_changed: bool = False
@@ -193,6 +243,13 @@ def take_in(
                 result.invalid.append((msg, parsed.reason))
             continue
         assert isinstance(parsed, OrderText)
+        if not msg.confirmed and limits.duplicate_window > 0:
+            earlier = find_duplicate(book.orders.values(), user_id=msg.sender, user_alt=msg.sender_alt,
+                                     diamonds=parsed.diamonds, now=msg.timestamp,
+                                     window=limits.duplicate_window)
+            if earlier is not None:
+                result.held.append((msg, parsed.diamonds, earlier))
+                continue
         order = new_order(
             order_id=f"{book.settings.code}{book.next_seq}",
             group_id=book.group_id,
@@ -277,6 +334,7 @@ def settings_record(book: GroupBook) -> dict[str, Any]:
         "dueLimit": None if s.due_limit is None else str(s.due_limit),
         "nextSeq": book.next_seq,
         "watermark": book.watermark,
+        "nextPaymentSeq": book.next_payment_seq,
     }
 
 

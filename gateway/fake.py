@@ -23,6 +23,7 @@ class FakeTransport(Transport):
     kind = "fake"
     groups: dict[str, str] = field(default_factory=dict)  # id -> name
     sent: list[OutboundText] = field(default_factory=list)
+    sent_ids: list[str] = field(default_factory=list)  # the chat id each of `sent` got
     history_messages: dict[str, list[ChatMessage]] = field(default_factory=dict)
     fail_next: int = 0  # the next N sends fail (retryable)
     rate_limit_next: int = 0
@@ -60,7 +61,9 @@ class FakeTransport(Transport):
             self._sink.send_finished(SendOutcome(request.request_id, False, error="503 unavailable"))
             return
         self.sent.append(request)
-        self._sink.send_finished(SendOutcome(request.request_id, True, message_id=f"BOT{next(self._ids)}",
+        message_id = f"BOT{next(self._ids)}"
+        self.sent_ids.append(message_id)
+        self._sink.send_finished(SendOutcome(request.request_id, True, message_id=message_id,
                                              timestamp=self.clock_now))
 
     def release(self) -> None:

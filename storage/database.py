@@ -17,8 +17,11 @@ FORMAT = 1
 # one payment (`{"t": "payment", "g": gid, "v": {"id": "P1", ...}}`; a later record with the
 # same payment id replaces the earlier one).
 META, GROUP, ORDER, SEEN, CHECKS, PAYMENT = "meta", "group", "order", "seen", "checks", "payment"
+# Order messages the duplicate guard holds: {"t": "held", "g": gid, "v": {message id: record | None}}
+# (None: no longer held).
+HELD = "held"
 # Keys of a snapshot's group object that are not the group's settings.
-_NOT_SETTINGS = frozenset({"entries", "seen", "checks", "cycles", "stats"})
+_NOT_SETTINGS = frozenset({"entries", "seen", "checks", "cycles", "stats", "held"})
 
 
 class DatabaseError(ValueError):
@@ -34,6 +37,7 @@ class GroupImage:
     checks: dict[str, list[Any]] = field(default_factory=dict)
     cycles: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)  # {"day", "checks", "cycles"}
+    held: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -76,6 +80,7 @@ class Database:
             image.checks = dict(g.get("checks") or {})
             image.cycles = list(g.get("cycles") or [])
             image.stats = dict(g.get("stats") or {})
+            image.held = dict(g.get("held") or {})
             db.groups[gid] = image
         return db
 
@@ -92,6 +97,7 @@ class Database:
                     "checks": g.checks,
                     "cycles": g.cycles,
                     "stats": g.stats,
+                    "held": g.held,
                 }
                 for gid, g in self.groups.items()
             },
@@ -131,6 +137,13 @@ class Database:
             stats = record.get("stats")
             if isinstance(stats, Mapping):
                 image.stats = dict(stats)
+        elif kind == HELD and isinstance(value, Mapping):
+            image = self._group(gid)
+            for message_id, held in value.items():
+                if held is None:
+                    image.held.pop(message_id, None)
+                else:
+                    image.held[message_id] = dict(held)
         elif kind == PAYMENT and isinstance(value, Mapping) and value.get("id"):
             pid = str(value["id"])
             at = self.payment_index.get(pid)
@@ -164,3 +177,7 @@ class Database:
         for gid, g in self.groups.items():
             for entry in g.entries.values():
                 yield gid, entry
+
+
+    def group_payments(self, gid: str) -> list[dict[str, Any]]:
+        return [p for p in self.payments if p.get("groupId") == gid]

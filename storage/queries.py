@@ -12,6 +12,7 @@ from typing import Any, Iterable
 
 from domain.clock import from_iso, to_iso
 from domain.money import money_str
+from domain.payments import billed_records, due, ledger, paid_records
 from domain.orders import ARCHIVED, Status
 from storage.database import Database
 
@@ -112,10 +113,105 @@ def list_groups(db: Database) -> list[dict[str, Any]]:
             status = entry.get("status")
             if status in counts:
                 counts[status] += 1
+        billed = billed_records(image.entries.values())
+        paid = paid_records(db.group_payments(gid))
         out.append({"group_id": gid, "settings": dict(image.settings), "counts": counts,
-                    "orders": len(image.entries)})
+                    "orders": len(image.entries), "billed": money_str(billed), "paid": money_str(paid),
+                    "due": money_str(due(billed, paid))})
     out.sort(key=lambda g: str(g["settings"].get("code", "")))
     return out
+
+
+def list_payments(db: Database, *, group: str = "", since: float | None = None,
+                  until: float | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+    """Payments, newest first, one page of them and the total."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise QueryError(400, f"limit must be between 1 and {MAX_PAGE}")
+    if offset < 0:
+        raise QueryError(400, "offset must be 0 or more")
+    if group and group not in db.groups:
+        raise QueryError(404, f"no group {group}")
+    hits = []
+    for p in db.payments:
+        if group and p.get("groupId") != group:
+            continue
+        at = _time(p.get("at"))
+        if since is not None and (at is None or at < since):
+            continue
+        if until is not None and (at is None or at >= until):
+            continue
+        hits.append(p)
+    hits.sort(key=lambda p: (str(p.get("at") or ""), str(p.get("id"))), reverse=True)
+    return {"payments": hits[offset:offset + limit], "total": len(hits)}
+
+
+def group_ledger(db: Database, group_id: str, since: float | None = None,
+                 until: float | None = None) -> dict[str, Any]:
+    """One group's account: opening balance, billed orders and payments with the running due."""
+    image = db.groups.get(group_id)
+    if image is None:
+        raise QueryError(404, f"no group {group_id}")
+    payments = db.group_payments(group_id)
+    opening, lines = ledger(image.entries.values(), payments, since, until)
+    billed, paid = billed_records(image.entries.values()), paid_records(payments)
+    return {
+        "group_id": group_id,
+        "group_name": image.settings.get("groupName", ""),
+        "opening": money_str(opening),
+        "lines": [{"at": line.at, "kind": line.kind, "ref": line.ref, "description": line.description,
+                   "debit": money_str(line.debit), "credit": money_str(line.credit),
+                   "balance": money_str(line.balance)} for line in lines],
+        "billed": money_str(billed), "paid": money_str(paid), "due": money_str(due(billed, paid)),
+    }
+
+
+def daily_report(db: Database, day: str, tz: tzinfo) -> dict[str, Any]:
+    """Each group's one local day: orders taken, diamonds and revenue approved, payments, and
+    what is due at the end of the day's data (now)."""
+    try:
+        start_local = datetime.fromisoformat(day).replace(tzinfo=tz) if day else None
+    except ValueError:
+        raise QueryError(400, f"day must be YYYY-MM-DD, not {day!r}") from None
+    if start_local is None:
+        raise QueryError(400, "day is required")
+    start = start_local.timestamp()
+    end = (start_local + timedelta(days=1)).timestamp()
+    groups, totals = [], {"orders": 0, "diamonds": 0, "revenue": Decimal(0), "payments": Decimal(0)}
+    for gid, image in db.groups.items():
+        orders = diamonds = 0
+        revenue = Decimal(0)
+        for entry in image.entries.values():
+            created = _time(entry.get("date"))
+            if created is not None and start <= created < end and entry.get("status") != "deleted":
+                orders += 1
+            approved = _time(entry.get("approvedAt"))
+            if approved is not None and start <= approved < end and entry.get("status") in ("approved", "completed"):
+                amount = _amount(entry)
+                if amount is not None:
+                    revenue += amount
+                    diamonds += entry.get("diamonds", 0) if isinstance(entry.get("diamonds"), int) else 0
+        payments = db.group_payments(gid)
+        paid_today = paid_records(p for p in payments if (t := _time(p.get("at"))) is not None and start <= t < end)
+        billed, paid = billed_records(image.entries.values()), paid_records(payments)
+        groups.append({"group_id": gid, "name": image.settings.get("groupName", ""),
+                       "code": image.settings.get("code", ""), "orders": orders, "diamonds": diamonds,
+                       "revenue": money_str(revenue), "payments": money_str(paid_today),
+                       "due": money_str(due(billed, paid))})
+        totals["orders"] += orders
+        totals["diamonds"] += diamonds
+        totals["revenue"] += revenue
+        totals["payments"] += paid_today
+    groups.sort(key=lambda g: str(g["code"]))
+    return {"day": day, "groups": groups,
+            "totals": {"orders": totals["orders"], "diamonds": totals["diamonds"],
+                       "revenue": money_str(totals["revenue"]), "payments": money_str(totals["payments"])}}
+
+
+def _amount(entry: dict[str, Any]) -> Decimal | None:
+    try:
+        return Decimal(str(entry.get("amount")))
+    except ArithmeticError:
+        return None
 
 
 def check_bucket(count: int) -> str:

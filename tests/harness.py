@@ -56,6 +56,8 @@ def actor_config(data_dir: Path, **overrides: str) -> Config:
         "outbox.jitter": "0s",
         "outbox.per_group_gap": "0s",
         "reconciliation.interval": "1h",
+        # The duplicate guard is on by default; tests of other things order freely.
+        "orders.duplicate_window": "0s",
     }
     values.update(overrides)
     return load_config(env={}, overrides=values)
@@ -108,11 +110,30 @@ class ChatBot:
         self.pump()
 
     def message(self, group: str, sender: str, text: str, *, source: Source = Source.LIVE,
-                timestamp: float | None = None, message_id: str | None = None) -> ChatMessage:
+                timestamp: float | None = None, message_id: str | None = None, sender_alt: str = "",
+                quoted_id: str = "", edits: str = "", revokes: str = "") -> ChatMessage:
         return ChatMessage(group_id=group, group_name=self.fake.groups.get(group, group),
                            message_id=message_id or f"M{uuid.uuid4().hex[:12].upper()}",
-                           sender=sender, sender_alt="", sender_name=sender.split("@")[0], text=text,
-                           timestamp=self.clock.now() if timestamp is None else timestamp, source=source)
+                           sender=sender, sender_alt=sender_alt, sender_name=sender.split("@")[0], text=text,
+                           timestamp=self.clock.now() if timestamp is None else timestamp, source=source,
+                           quoted_id=quoted_id, edits=edits, revokes=revokes)
+
+    def say(self, group: str, sender: str, text: str, **kw: Any) -> ChatMessage:
+        """Post a message built with `message` (replies, edits, deletes) and let it be handled."""
+        msg = self.message(group, sender, text, **kw)
+        self.deliver(msg)
+        return msg
+
+    def last_reply(self, group: str) -> str:
+        texts = self.replies(group)
+        return texts[-1] if texts else ""
+
+    def bot_message_id(self, text_start: str) -> str:
+        """The chat id of the newest message the bot sent starting with `text_start`."""
+        for request, message_id in zip(reversed(self.fake.sent), reversed(self.fake.sent_ids)):
+            if request.text.startswith(text_start):
+                return message_id
+        raise AssertionError(f"the bot sent nothing starting with {text_start!r}")
 
     def replies(self, group: str) -> list[str]:
         return self.fake.texts_to(group)

@@ -15,6 +15,7 @@ from domain.orders import Action, Delivery, Order, Status, new_order, transition
 from domain.group import (
     AUTO_APPROVER,
     GroupBook,
+    HeldOrder,
     GroupSettings,
     Inbound,
     Limits,
@@ -370,7 +371,8 @@ def test_settings_record_round_trip() -> None:
     book.next_seq, book.watermark = 18, T0
     record = settings_record(book)
     assert record == {"groupName": "Shop", "code": "AB", "rate": "2.30", "enabled": False, "autoApprove": True,
-                      "autoApproveMax": 50, "dueLimit": "5000.00", "nextSeq": 18, "watermark": T0}
+                      "autoApproveMax": 50, "dueLimit": "5000.00", "nextSeq": 18, "watermark": T0,
+                      "nextPaymentSeq": 1}
     assert settings_from_record(GID, record, Decimal("100")) == book.settings
 
 
@@ -597,3 +599,43 @@ def test_find_by_message_the_order_or_the_bots_receipt_of_it() -> None:
     assert find_by_message(orders, "m-AB2") is b
     assert find_by_message(orders, "") is None  # b's receipt id is "": never matched
     assert find_by_message(orders, "unknown") is None
+
+
+def test_the_book_keeps_the_billed_total_in_step_with_each_orders_status() -> None:
+    book = make_book()
+    result = take_in(book, [msg(".10")], now=T0, limits=LIMITS)
+    [order] = result.new_orders
+    assert book.billed == Decimal("0.00") and book.due == Decimal("0.00")  # pending is not billed
+    approved = transition(order, Action.APPROVE, by="admin:x", now=T0)
+    book.put(approved)
+    assert book.billed == order.amount
+    book.put(transition(approved, Action.COMPLETE, by="system", now=T0))
+    assert book.billed == order.amount  # completing does not bill twice
+    book.paid = Decimal("250.00")
+    assert book.due == order.amount - Decimal("250.00")
+    book.put(transition(approved, Action.DELETE, by="admin:x", now=T0))
+    assert book.billed == Decimal("0.00")  # a deleted order is owed by nobody
+
+
+def test_a_held_order_round_trips_its_record() -> None:
+    held = HeldOrder("M1", "1@lid", "8801@s.whatsapp.net", "Rahim", ".10", 10, T0, "A3", question_id="BOT9")
+    assert HeldOrder.from_record(held.to_record()) == held
+
+
+def test_the_duplicate_guard_holds_a_repeat_and_lets_a_confirmed_one_through() -> None:
+    book = make_book()
+    limits = replace(LIMITS, duplicate_window=300.0)
+    first = take_in(book, [msg(".10", mid="m1", ts=T0)], now=T0, limits=limits)
+    assert [o.id for o in first.new_orders] == ["AB1"]
+    again = take_in(book, [msg(".10", mid="m2", ts=T0 + 60)], now=T0 + 60, limits=limits)
+    assert again.new_orders == [] and [(m.message_id, d, o.id) for m, d, o in again.held] == [("m2", 10, "AB1")]
+    assert "m2" in book.seen  # a redelivery of m2 is a duplicate message, not a new question
+    other = take_in(book, [msg(".20", mid="m3", ts=T0 + 61)], now=T0 + 61, limits=limits)
+    assert [o.diamonds for o in other.new_orders] == [20]  # another amount is another order
+    later = take_in(book, [msg(".10", mid="m4", ts=T0 + 400)], now=T0 + 400, limits=limits)
+    assert [o.diamonds for o in later.new_orders] == [10]  # outside the window
+    del book.seen["m2"]
+    confirmed = take_in(book, [msg(".10", mid="m2", ts=T0 + 60, confirmed=True)], now=T0 + 90, limits=limits)
+    assert [o.id for o in confirmed.new_orders] == ["AB4"] and confirmed.held == []
+    off = take_in(make_book(), [msg(".10", mid="x1"), msg(".10", mid="x2")], now=T0, limits=LIMITS)
+    assert len(off.new_orders) == 2  # window 0: no guard
