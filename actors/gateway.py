@@ -92,6 +92,9 @@ def whatsapp_session_db(config: Config) -> str:
 class _Sink(TransportSink):
     """Runs on transport threads: record durably, queue, wake the actor. Nothing else."""
 
+    # The groups handle edits and deletes of messages (ChatMessage.edits / .revokes).
+    accepts_changes = True
+
     def __init__(self, actor: GatewayActor) -> None:
         self.actor = actor
         self.events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()

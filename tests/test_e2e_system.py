@@ -222,3 +222,38 @@ def test_losing_the_supervisor_stops_the_bot_cleanly_for_a_restart(world: tuple[
     wait_for(lambda: not group_members(actor_group), 5, "every actor process to exit")
     bot.start()  # and a fresh start works
     assert bot.api.get("/api/status")["started"] is True
+
+
+def test_the_shop_runs_from_the_chat_on_the_real_system(tmp_path: Path) -> None:
+    """Edits, deletes and an admin's reply, through the sandbox and the production actors."""
+    sandbox = Sandbox(tmp_path / "sandbox.json", tmp_path / "sandbox.log")
+    sandbox.start()
+    admin = "8801711111111"
+    bot = Bot(tmp_path / "data", sandbox.url, tmp_path / "bot.log", "--set", f"whatsapp.admins={admin}")
+    try:
+        bot.start()
+        group = sandbox.create_group("Chat Shop")
+        first = sandbox.post(group, ALICE, ".10", "Alice")
+        second = sandbox.post(group, BOB, ".20", "Bob")
+        wait_for(lambda: len(bot.orders()) == 2, 15, "two orders")
+        status, body = sandbox.api.call("PATCH", f"/api/groups/{group}/messages/{first['id']}",
+                                        {"sender": ALICE, "text": ".100"})
+        assert status == 200, body
+        wait_for(lambda: bot.api.get("/api/orders/A1")["diamonds"] == 100, 15, "the edit to reach A1")
+        status, body = sandbox.api.call("DELETE", f"/api/groups/{group}/messages/{second['id']}?sender={BOB}")
+        assert status == 200, body
+        wait_for(lambda: bot.api.get("/api/orders/A2")["status"] == "cancelled", 15, "A2 cancelled")
+        status, body = sandbox.api.post(f"/api/groups/{group}/messages",
+                                        {"sender": f"{admin}@s.whatsapp.net", "sender_name": "Admin",
+                                         "text": "done", "quoted_id": first["id"]})
+        assert status == 201, body
+        wait_for(lambda: bot.api.get("/api/orders/A1")["status"] == "completed", 15, "A1 approved by reply")
+        texts = [m["text"] for m in sandbox.messages(group) if m["from_bot"]]
+        assert any(t.startswith("✏️") for t in texts) and any(t.startswith("🗑️") for t in texts)
+        assert "✅ আপনার অর্ডার সম্পন্ন হয়েছে\n💎 100 ডায়মন্ড\n💰 ৳10000" in texts
+    finally:
+        try:
+            if bot.proc is not None:
+                bot.stop()
+        finally:
+            sandbox.stop()

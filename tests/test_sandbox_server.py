@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.sandbox.server import CLOSE_DISCONNECTED, CLOSE_REPLACED, SANDBOX_KEY, make_app
 from gateway.sandbox.state import BOT_LID, BOT_NAME, BOT_PHONE, DataFile, encode_line
+from tests.browser import browser, open_page, screenshot  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 GROUP_ID = re.compile(r"120363\d{12}@g\.us")
@@ -574,3 +575,378 @@ def test_append_is_fsynced_before_it_returns(tmp_path: Path, monkeypatch: pytest
     data_file.append(line)
     data_file.close()
     assert synced == [size + len(line)]
+
+
+# -- edits and deletes -----------------------------------------------------------------------
+
+EDIT_WINDOW = 15 * 60
+DELETE_WINDOW = 60 * 60 * 60  # "about 2 days": 2 days and 12 hours
+
+
+def message_path(group_id: str, message_id: str) -> str:
+    return f"/api/groups/{group_id}/messages/{message_id}"
+
+
+async def edit_message(client: Any, group_id: str, message_id: str, text: str,
+                       sender: str = RAHIM["sender"]) -> tuple[int, Any]:
+    return await call(client, "PATCH", message_path(group_id, message_id), {"sender": sender, "text": text})
+
+
+async def delete_message(client: Any, group_id: str, message_id: str, sender: str = RAHIM["sender"]) -> tuple[int, Any]:
+    return await call(client, "DELETE", message_path(group_id, message_id), params={"sender": sender})
+
+
+async def history(client: Any, group_id: str) -> list[dict[str, Any]]:
+    status, messages = await call(client, "GET", f"/api/groups/{group_id}/messages")
+    assert status == 200
+    return messages
+
+
+def set_clock(client: TestClient, at: float) -> None:
+    client.app[SANDBOX_KEY].clock = lambda: at
+
+
+async def test_an_edit_and_a_delete_change_the_message_in_history(client: TestClient) -> None:
+    group = await new_group(client)
+    order = await post(client, group, ".10")
+    other = await post(client, group, ".30")
+    status, edited = await edit_message(client, group, order["id"], ".20")
+    assert status == 200
+    assert MESSAGE_ID.fullmatch(edited["id"]) and edited["id"] not in (order["id"], other["id"])
+    assert order["timestamp"] <= edited["timestamp"] <= time.time()
+    original = {**RAHIM, "id": order["id"], "timestamp": order["timestamp"], "from_bot": False, "quoted_id": "", "seq": 1}
+    assert edited["message"] == {**original, "text": ".20", "edited": True}
+    # Edited again, in the other form of the sender's id: still the sender.
+    status, again = await edit_message(client, group, order["id"], ".25", sender=RAHIM["sender_alt"])
+    assert status == 200 and again["message"]["text"] == ".25"
+    assert (await history(client, group))[0] == {**original, "text": ".25", "edited": True}
+
+    status, deleted = await delete_message(client, group, order["id"])
+    assert status == 200 and MESSAGE_ID.fullmatch(deleted["id"])
+    # Deleted for everyone: nothing of its text is left, and "edited" no longer applies.
+    assert deleted["message"] == {**original, "text": "", "deleted": True}
+    messages = await history(client, group)
+    assert messages == [{**original, "text": "", "deleted": True}, {**original, **other, "text": ".30", "seq": 2}]
+    # Changes are events for the bot, not messages of the group.
+    assert (await call(client, "GET", "/api/status"))[1] == {
+        "bot_connected": False, "groups": 1, "messages": 2, "pending_for_bot": 5,
+    }
+
+
+async def test_the_bot_deletes_its_own_message_and_does_not_get_it_back(client: TestClient) -> None:
+    group = await new_group(client)
+    order = await post(client, group, ".10")
+    _, sent = await call(client, "POST", "/api/bot/send", {"group_id": group, "text": "received", "quoted_id": order["id"]})
+    status, deleted = await delete_message(client, group, sent["id"], sender=BOT_PHONE)
+    assert status == 200 and deleted["message"]["deleted"] is True and deleted["message"]["from_bot"] is True
+    assert [(m["text"], m.get("deleted", False)) for m in await history(client, group)] == [(".10", False), ("", True)]
+    ws, offline = await connect_bot(client)
+    assert [m["id"] for m in offline] == [order["id"]]  # its own delete is not echoed, like its sends
+    await ws.close()
+
+
+async def test_the_edit_window_is_15_minutes_and_the_delete_window_about_2_days(client: TestClient) -> None:
+    group = await new_group(client)
+    set_clock(client, 1_800_000_000)
+    first, second, third = [await post(client, group, f".{n}") for n in (1, 2, 3)]
+    assert first["timestamp"] == 1_800_000_000
+    set_clock(client, 1_800_000_000 + EDIT_WINDOW)
+    assert (await edit_message(client, group, first["id"], ".10"))[0] == 200
+    set_clock(client, 1_800_000_000 + EDIT_WINDOW + 1)
+    status, answer = await edit_message(client, group, second["id"], ".20")
+    assert status == 409 and "15 minutes" in answer["error"]
+    set_clock(client, 1_800_000_000 + DELETE_WINDOW)
+    assert (await delete_message(client, group, second["id"]))[0] == 200
+    set_clock(client, 1_800_000_000 + DELETE_WINDOW + 1)
+    status, answer = await delete_message(client, group, third["id"])
+    assert status == 409 and "2 days" in answer["error"]
+    assert [m["text"] for m in await history(client, group)] == [".10", "", ".3"]
+
+
+CHANGE_REFUSALS = [
+    # method, message, body or ?sender, status
+    ("PATCH", "{m}", b"{not json", 400),
+    ("PATCH", "{m}", orjson.dumps({"text": ".20"}), 400),
+    ("PATCH", "{m}", orjson.dumps({"sender": "rahim", "text": ".20"}), 400),
+    ("PATCH", "{m}", orjson.dumps({"sender": RAHIM["sender"]}), 400),
+    ("PATCH", "{m}", orjson.dumps({"sender": RAHIM["sender"], "text": "  "}), 400),
+    ("PATCH", "{m}", orjson.dumps({"sender": RAHIM["sender"], "text": 20}), 400),
+    ("PATCH", "{m}", orjson.dumps({"sender": RAHIM["sender"], "text": TOO_LONG}), 400),
+    ("PATCH", "3EB0000000000000000000", orjson.dumps({"sender": RAHIM["sender"], "text": ".20"}), 404),
+    ("PATCH", "{m_other}", orjson.dumps({"sender": RAHIM["sender"], "text": ".20"}), 404),  # another group's
+    ("PATCH", "{m}", orjson.dumps({"sender": "8801812345678@s.whatsapp.net", "text": ".20"}), 403),  # not the sender
+    ("PATCH", "{m_bot}", orjson.dumps({"sender": BOT_LID, "text": "changed"}), 403),  # the bot's own
+    ("PATCH", "{m_bot}", orjson.dumps({"sender": RAHIM["sender"], "text": "changed"}), 403),
+    ("PATCH", "{m_deleted}", orjson.dumps({"sender": RAHIM["sender"], "text": ".20"}), 409),
+    ("PATCH", "{m_old}", orjson.dumps({"sender": RAHIM["sender"], "text": ".20"}), 409),  # after 15 minutes
+    ("DELETE", "{m}", "", 400),
+    ("DELETE", "{m}", "rahim", 400),
+    ("DELETE", "3EB0000000000000000000", RAHIM["sender"], 404),
+    ("DELETE", "{m_other}", RAHIM["sender"], 404),
+    ("DELETE", "{m}", "8801812345678@s.whatsapp.net", 403),
+    ("DELETE", "{m}", BOT_LID, 403),  # the bot deletes only its own
+    ("DELETE", "{m_bot}", RAHIM["sender"], 403),
+    ("DELETE", "{m_deleted}", RAHIM["sender"], 409),
+    ("DELETE", "{m_ancient}", RAHIM["sender"], 409),  # after about 2 days
+]
+
+
+@pytest.mark.parametrize(("method", "target", "payload", "status"), CHANGE_REFUSALS)
+async def test_refused_edits_and_deletes_store_nothing(
+    client: TestClient, method: str, target: str, payload: Any, status: int
+) -> None:
+    group = await new_group(client)
+    other = await new_group(client, "Other")
+    now = time.time()
+    set_clock(client, now - DELETE_WINDOW - 10)
+    ancient = await post(client, group, ".1")
+    set_clock(client, now - EDIT_WINDOW - 10)
+    old = await post(client, group, ".2")
+    set_clock(client, now)
+    fill = {
+        "{m}": (await post(client, group, ".10"))["id"],
+        "{m_other}": (await post(client, other, ".10"))["id"],
+        "{m_bot}": (await call(client, "POST", "/api/bot/send", {"group_id": group, "text": "ok"}))[1]["id"],
+        "{m_deleted}": (await post(client, group, ".30"))["id"],
+        "{m_old}": old["id"],
+        "{m_ancient}": ancient["id"],
+    }
+    assert (await delete_message(client, group, fill["{m_deleted}"]))[0] == 200
+    before = ((await call(client, "GET", "/api/status"))[1], await history(client, group))
+    size = client.app[SANDBOX_KEY].data_file.path.stat().st_size
+    path = message_path(group, fill.get(target, target))
+    if method == "PATCH":
+        got, answer = await call(client, method, path, data=payload)
+    else:
+        got, answer = await call(client, method, path, params={"sender": payload} if payload else {})
+    assert got == status, answer
+    assert isinstance(answer, dict) and set(answer) == {"error"} and answer["error"]
+    assert ((await call(client, "GET", "/api/status"))[1], await history(client, group)) == before
+    assert client.app[SANDBOX_KEY].data_file.path.stat().st_size == size
+
+
+async def test_edits_and_deletes_refuse_cross_site_requests(client: TestClient) -> None:
+    group = await new_group(client)
+    order = await post(client, group, ".10")
+    evil = {"Origin": "http://evil.example"}
+    assert (await call(client, "PATCH", message_path(group, order["id"]), {"sender": RAHIM["sender"], "text": ".99"},
+                       headers=evil))[0] == 403
+    assert (await call(client, "DELETE", message_path(group, order["id"]), params={"sender": RAHIM["sender"]},
+                       headers=evil))[0] == 403
+    assert (await history(client, group))[0]["text"] == ".10"
+
+
+def change_frame(group: str, change: dict[str, Any], *, offline: bool, seq: int, text: str,
+                 edits: str = "", revokes: str = "", group_name: str = "Rahim Store") -> dict[str, Any]:
+    """The frame the bot gets for an edit or delete (the change's own id, time and seq)."""
+    frame = {"type": "message", "offline": offline, "group_id": group, "group_name": group_name, **RAHIM,
+             "id": change["id"], "text": text, "timestamp": change["timestamp"], "from_bot": False, "quoted_id": "",
+             "seq": seq}
+    return {**frame, "edits": edits} if edits else {**frame, "revokes": revokes}
+
+
+async def test_edits_and_deletes_reach_the_connected_bot(client: TestClient) -> None:
+    group = await new_group(client)
+    ws, _ = await connect_bot(client)
+    order = await post(client, group, ".10")
+    assert (await receive(ws))["id"] == order["id"]
+    _, edited = await edit_message(client, group, order["id"], ".20")
+    assert await receive(ws) == change_frame(group, edited, offline=False, seq=2, text=".20", edits=order["id"])
+    _, deleted = await delete_message(client, group, order["id"], sender=RAHIM["sender_alt"])
+    assert await receive(ws) == change_frame(group, deleted, offline=False, seq=3, text="", revokes=order["id"])
+    await ws.send_str(orjson.dumps({"type": "ack", "seq": 3}).decode())
+    await asyncio.sleep(0.2)
+    assert (await call(client, "GET", "/api/status"))[1]["pending_for_bot"] == 0
+    await ws.close()
+
+
+async def test_edits_and_deletes_wait_in_the_offline_queue_after_the_original(client: TestClient) -> None:
+    group = await new_group(client)
+    order = await post(client, group, ".10")
+    later = await post(client, group, ".40")
+    _, edited = await edit_message(client, group, order["id"], ".20")
+    _, deleted = await delete_message(client, group, later["id"])
+    ws, offline = await connect_bot(client)
+    # As on WhatsApp: the message as it was first posted, then its edit, each in seq order.
+    assert [(m["id"], m["text"], m["seq"]) for m in offline[:2]] == [(order["id"], ".10", 1), (later["id"], ".40", 2)]
+    assert offline[2:] == [
+        change_frame(group, edited, offline=True, seq=3, text=".20", edits=order["id"]),
+        change_frame(group, deleted, offline=True, seq=4, text="", revokes=later["id"]),
+    ]
+    await ws.send_str(orjson.dumps({"type": "ack", "seq": 2}).decode())
+    await asyncio.sleep(0.1)
+    await ws.close()
+    ws, offline = await connect_bot(client)
+    assert [m["id"] for m in offline] == [edited["id"], deleted["id"]]  # unacknowledged: sent again
+    await ws.close()
+
+
+async def test_edits_and_deletes_are_in_the_data_file_and_survive_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "sandbox.json"
+    client = await open_client(path)
+    try:
+        group = await new_group(client)
+        order = await post(client, group, ".10")
+        kept = await post(client, group, ".30")
+        fsyncs = client.app[SANDBOX_KEY].data_file.fsyncs
+        _, edited = await edit_message(client, group, order["id"], ".20")
+        assert client.app[SANDBOX_KEY].data_file.fsyncs == fsyncs + 1  # on disk before the answer
+        _, deleted = await delete_message(client, group, kept["id"])
+        before = await history(client, group)
+    finally:
+        await client.close()
+    records = [orjson.loads(line)["r"] for line in path.read_bytes().splitlines()]
+    assert [r["type"] for r in records] == ["sandbox", "group", "message", "message", "edit", "revoke"]
+    assert records[4] == {"type": "edit", "group_id": group, "seq": 3, "id": edited["id"], "target": order["id"],
+                          "timestamp": edited["timestamp"], **RAHIM, "text": ".20", "from_bot": False}
+    client = await open_client(path)
+    try:
+        assert await history(client, group) == before
+        assert [(m["text"], m.get("edited"), m.get("deleted")) for m in before] == [(".20", True, None), ("", None, True)]
+        ws, offline = await connect_bot(client)
+        assert [(m["id"], m.get("edits"), m.get("revokes")) for m in offline] == [
+            (order["id"], None, None), (kept["id"], None, None),
+            (edited["id"], order["id"], None), (deleted["id"], None, kept["id"]),
+        ]
+        await ws.close()
+        # Still the same message: a deleted one stays deleted, and new ids do not collide.
+        assert (await edit_message(client, group, kept["id"], ".40"))[0] == 409
+        assert (await edit_message(client, group, order["id"], ".25"))[0] == 200
+    finally:
+        await client.close()
+
+
+async def test_kill_9_keeps_every_answered_edit_and_delete(sandbox_process: SandboxProcess) -> None:
+    sandbox_process.start()
+    async with aiohttp.ClientSession(sandbox_process.url) as http:
+        group = await new_group(http)
+        orders = [await post(http, group, f".{n}") for n in range(1, 21)]
+        answers = await asyncio.gather(
+            *(edit_message(http, group, o["id"], f".{n}0") for n, o in enumerate(orders[:10], 1)),
+            *(delete_message(http, group, o["id"]) for o in orders[10:]),
+        )
+        assert {status for status, _ in answers} == {200}
+        sandbox_process.kill()
+    sandbox_process.start()
+    async with aiohttp.ClientSession(sandbox_process.url) as http:
+        messages = await history(http, group)
+    assert [m["text"] for m in messages] == [f".{n}0" for n in range(1, 11)] + [""] * 10
+    assert all(m.get("edited") for m in messages[:10]) and all(m.get("deleted") for m in messages[10:])
+
+
+async def test_an_edit_racing_a_delete_never_breaks_the_data_file(client: TestClient, tmp_path: Path) -> None:
+    group = await new_group(client)
+    orders = [await post(client, group, f".{n}") for n in range(1, 11)]
+    results = await asyncio.gather(*(
+        coro for o in orders
+        for coro in (edit_message(client, group, o["id"], ".99"), delete_message(client, group, o["id"]),
+                     edit_message(client, group, o["id"], ".98"))
+    ))
+    statuses = [status for status, _ in results]
+    assert set(statuses) <= {200, 409} and 503 not in statuses
+    assert all(m.get("deleted") and m["text"] == "" for m in await history(client, group))
+    assert (await post(client, group, ".11"))["id"]  # the sandbox still takes writes
+    data_file = client.app[SANDBOX_KEY].data_file
+    copy = tmp_path / "copy.json"
+    copy.write_bytes(data_file.path.read_bytes())
+    replayed = DataFile(copy)
+    try:
+        state = replayed.open()  # every change it holds fits the state it is applied to
+    finally:
+        replayed.close()
+    assert state.message_count == 11
+
+
+async def test_a_failed_write_changes_nothing(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    group = await new_group(client)
+    order = await post(client, group, ".10")
+    data_file = client.app[SANDBOX_KEY].data_file
+
+    def broken(lines: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(data_file, "append", broken)
+    status, answer = await edit_message(client, group, order["id"], ".20")
+    assert status == 503 and "restart" in answer["error"]
+    assert (await delete_message(client, group, order["id"]))[0] == 503
+    assert (await history(client, group))[0]["text"] == ".10"
+
+
+def change_record(kind: str, seq: int, target: int, text: str, **fields: Any) -> dict[str, Any]:
+    return {"type": kind, "group_id": GROUP["id"], "seq": seq, "id": f"3EB0{seq:018X}", "target": f"3EB0{target:018X}",
+            "timestamp": 1_700_000_100 + seq, **RAHIM, "text": text, "from_bot": False, **fields}
+
+
+async def test_a_data_file_with_edits_and_deletes_loads(sandbox_process: SandboxProcess) -> None:
+    write_log(sandbox_process.data_file, [
+        GROUP, message(1, ".10"), message(2, ".20"), change_record("edit", 3, 1, ".15"), change_record("revoke", 4, 2, ""),
+    ])
+    sandbox_process.start()
+    async with aiohttp.ClientSession(sandbox_process.url) as http:
+        messages = await history(http, GROUP["id"])
+        ws, offline = await connect_bot(http)
+        await ws.close()
+    assert [(m["text"], m.get("edited", False), m.get("deleted", False)) for m in messages] == [
+        (".15", True, False), ("", False, True)]
+    assert [(m["seq"], m["text"], m.get("edits"), m.get("revokes")) for m in offline] == [
+        (1, ".10", None, None), (2, ".20", None, None), (3, ".15", message(1, "")["id"], None),
+        (4, "", None, message(2, "")["id"]),
+    ]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param([change_record("edit", 3, 9, ".15")], id="edit-of-an-unknown-message"),
+        pytest.param([change_record("revoke", 3, 1, ".15")], id="delete-with-text"),
+        pytest.param([change_record("edit", 3, 1, "")], id="edit-without-text"),
+        pytest.param([change_record("edit", 3, 1, ".15", sender="8801812345678@s.whatsapp.net")], id="edit-by-another"),
+        pytest.param([change_record("revoke", 3, 2, ""), change_record("edit", 4, 2, ".15")],
+                     id="edit-of-a-deleted-message"),
+        pytest.param([change_record("edit", 2, 1, ".15")], id="seq-not-increasing"),
+        pytest.param([change_record("edit", 3, 1, ".15", id=f"3EB0{1:018X}")], id="id-of-a-message"),
+        pytest.param([change_record("pin", 3, 1, "")], id="unknown-kind"),
+    ],
+)
+def test_a_change_that_does_not_fit_is_corruption(sandbox_process: SandboxProcess, changes: list[dict[str, Any]]) -> None:
+    data = write_log(sandbox_process.data_file, [GROUP, message(1, ".10"), message(2, ".20"), *changes])
+    result = sandbox_process.run_to_exit()
+    assert result.returncode == 2 and "corrupt" in result.stderr and "Traceback" not in result.stderr
+    assert sandbox_process.data_file.read_bytes() == data
+
+
+async def test_the_chat_page_edits_and_deletes_your_own_messages(sandbox_process: SandboxProcess, browser: Any) -> None:
+    sandbox_process.start()
+    async with aiohttp.ClientSession(sandbox_process.url) as http:
+        group = await new_group(http)
+        mine = await post(http, group, ".10")  # Rahim: the page's first user
+        theirs = await post(http, group, ".20", sender="81234567890123@lid", sender_alt="8801812345678@s.whatsapp.net",
+                            sender_name="Karim")
+        async with open_page(browser, locale="en-US") as (page, watch):
+            page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+            await page.goto(sandbox_process.url)
+            own = page.locator(f'li.msg[data-id="{mine["id"]}"]')
+            other = page.locator(f'li.msg[data-id="{theirs["id"]}"]')
+            await own.get_by_role("button", name="Edit").wait_for()
+            assert await other.get_by_role("button", name="Edit").count() == 0
+            assert await other.get_by_role("button", name="Delete").count() == 0
+
+            await own.get_by_role("button", name="Edit").click()
+            assert await page.locator("#text").input_value() == ".10"
+            assert await page.locator("#edit-bar").is_visible()
+            await page.locator("#text").fill(".30")
+            await page.locator("#send").click()
+            await own.locator(".edited").wait_for()
+            assert await own.locator(".text").text_content() == ".30"
+            assert not await page.locator("#edit-bar").is_visible()
+            await screenshot(page, "sandbox-edited")
+            stored = (await history(http, group))[0]
+            assert (stored["id"], stored["text"], stored.get("edited")) == (mine["id"], ".30", True)
+
+            await own.get_by_role("button", name="Delete").click()
+            await own.locator(".text", has_text="This message was deleted").wait_for()
+            assert await own.get_by_role("button").count() == 0  # nothing left to reply to, edit or delete
+            await screenshot(page, "sandbox-edit-delete")
+            assert watch.errors == []
+        messages = await history(http, group)
+    assert [(m["text"], m.get("deleted", False)) for m in messages] == [("", True), (".20", False)]

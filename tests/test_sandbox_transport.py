@@ -16,7 +16,7 @@ import pytest
 
 from gateway.events import ChatMessage, ConnectionState, GroupInfo, OutboundText, Quote, SendOutcome, Source
 from gateway.sandbox.state import BOT_LID, BOT_PHONE
-from gateway.sandbox.transport import SandboxTransport
+from gateway.sandbox.transport import SandboxTransport, chat_message
 from gateway.transport import TransportError
 from tests.test_sandbox_server import MESSAGE_ID, RAHIM, SandboxProcess
 
@@ -25,6 +25,8 @@ WAIT = 10.0
 
 class RecordingSink:
     """Records what the transport reports; can be told to fail or block on a given call."""
+
+    accepts_changes = True  # it reads ChatMessage.edits and revokes
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -103,6 +105,18 @@ class World:
     def post(self, group_id: str, text: str, **fields: Any) -> dict[str, Any]:
         status, body = api(self.url, "POST", f"/api/groups/{group_id}/messages", {**RAHIM, "text": text, **fields})
         assert status == 201, body
+        return body
+
+    def edit(self, group_id: str, message_id: str, text: str) -> dict[str, Any]:
+        path = f"/api/groups/{group_id}/messages/{message_id}"
+        status, body = api(self.url, "PATCH", path, {"sender": RAHIM["sender"], "text": text})
+        assert status == 200, body
+        return body
+
+    def delete(self, group_id: str, message_id: str) -> dict[str, Any]:
+        path = f"/api/groups/{group_id}/messages/{message_id}?sender={RAHIM['sender']}"
+        status, body = api(self.url, "DELETE", path)
+        assert status == 200, body
         return body
 
     def status(self) -> dict[str, Any]:
@@ -345,3 +359,95 @@ def test_calls_after_stop_raise(world: World) -> None:
     with pytest.raises(TransportError):
         transport.history("120363000000000000@g.us", 5)
     assert transport.state is ConnectionState.STOPPED
+
+
+# -- edits and deletes -----------------------------------------------------------------------
+
+
+def change(group: str, answer: dict[str, Any], source: Source, *, text: str, edits: str = "",
+           revokes: str = "") -> ChatMessage:
+    """The ChatMessage of an edit or delete: its own id and time, the changed message in edits/revokes."""
+    return ChatMessage(group_id=group, group_name="Rahim Store", message_id=answer["id"], sender=RAHIM["sender"],
+                       sender_alt=RAHIM["sender_alt"], sender_name="Rahim", text=text,
+                       timestamp=float(answer["timestamp"]), from_me=False, source=source, quoted_id="",
+                       edits=edits, revokes=revokes)
+
+
+def test_edits_and_deletes_arrive_live_as_changes_of_the_message(world: World, make_transport: Any) -> None:
+    shop = world.group("Rahim Store")
+    transport, sink = make_transport()
+    wait_for(lambda: connected(transport), "connect")
+    order = world.post(shop, ".10")
+    wait_for(lambda: sink.messages(Source.LIVE), "the order")
+    edited = world.edit(shop, order["id"], ".20")
+    deleted = world.delete(shop, order["id"])
+    got = wait_for(lambda: len(sink.messages(Source.LIVE)) == 3 and sink.messages(Source.LIVE), "the changes")
+    assert (got[0].message_id, got[0].text, got[0].edits, got[0].revokes) == (order["id"], ".10", "", "")
+    assert got[1:] == [
+        change(shop, edited, Source.LIVE, text=".20", edits=order["id"]),
+        change(shop, deleted, Source.LIVE, text="", revokes=order["id"]),
+    ]
+    wait_for(lambda: world.status()["pending_for_bot"] == 0, "the changes to be acknowledged")
+    # History shows the message as it is now; a deleted one is not a message any more.
+    kept = world.post(shop, ".30")
+    world.edit(shop, kept["id"], ".40")
+    assert [(m.message_id, m.text, m.edits, m.revokes) for m in transport.history(shop, 10)] == [
+        (kept["id"], ".40", "", "")]
+
+
+def test_edits_and_deletes_made_while_away_come_through_the_offline_queue(world: World, make_transport: Any) -> None:
+    shop = world.group("Rahim Store")
+    order = world.post(shop, ".10")
+    other = world.post(shop, ".30")
+    edited = world.edit(shop, order["id"], ".20")
+    deleted = world.delete(shop, other["id"])
+    _, sink = make_transport(history_limit=0)
+    offline = wait_for(lambda: len(sink.messages(Source.OFFLINE)) == 4 and sink.messages(Source.OFFLINE), "offline")
+    # The messages as first posted, then their changes, in the sandbox's order.
+    assert [(m.message_id, m.text, m.edits, m.revokes) for m in offline[:2]] == [
+        (order["id"], ".10", "", ""), (other["id"], ".30", "", "")]
+    assert offline[2:] == [
+        change(shop, edited, Source.OFFLINE, text=".20", edits=order["id"]),
+        change(shop, deleted, Source.OFFLINE, text="", revokes=other["id"]),
+    ]
+    wait_for(lambda: world.status()["pending_for_bot"] == 0, "the offline queue to be acknowledged")
+
+
+class PlainSink(RecordingSink):
+    accepts_changes = False  # like a bot that does not read edits and revokes yet
+
+
+def test_a_sink_that_does_not_read_changes_gets_none_but_they_are_acknowledged(
+    world: World, make_transport: Any
+) -> None:
+    shop = world.group("Rahim Store")
+    order = world.post(shop, ".10")
+    world.edit(shop, order["id"], ".50")
+    transport, sink = make_transport(PlainSink(), history_limit=0)
+    wait_for(lambda: connected(transport), "connect")
+    world.delete(shop, order["id"])
+    later = world.post(shop, ".20")
+    wait_for(lambda: sink.messages(Source.LIVE), "the live message")
+    wait_for(lambda: world.status()["pending_for_bot"] == 0, "everything to be acknowledged")
+    # The edit's ".50" must never reach a bot that would take it for a new order.
+    assert [(m.message_id, m.text) for m in sink.messages()] == [(order["id"], ".10"), (later["id"], ".20")]
+
+
+FRAME = {"id": "3EB0C1", "sender": RAHIM["sender"], "group_id": "120363123456789012@g.us", "timestamp": 1_800_000_000}
+
+
+def test_change_frames_map_to_chat_messages_and_bad_ones_are_refused() -> None:
+    edit = chat_message({**FRAME, "text": ".20", "edits": "3EB0AA"}, Source.LIVE)
+    assert (edit.message_id, edit.text, edit.edits, edit.revokes) == ("3EB0C1", ".20", "3EB0AA", "")
+    revoke = chat_message({**FRAME, "text": "left over", "revokes": "3EB0AA"}, Source.OFFLINE)
+    assert (revoke.text, revoke.edits, revoke.revokes, revoke.source) == ("", "", "3EB0AA", Source.OFFLINE)
+    assert chat_message({**FRAME, "text": ".10"}, Source.LIVE).edits == ""
+    for bad in (
+        {**FRAME, "text": ""},  # an empty text would read as a message: only a delete has none
+        {**FRAME, "text": ".20", "edits": ""},
+        {**FRAME, "text": ".20", "edits": "3EB0AA", "revokes": "3EB0AA"},
+        {**FRAME, "text": ".20", "edits": 5},
+        {**FRAME, "revokes": None},
+    ):
+        with pytest.raises(ValueError):
+            chat_message(bad, Source.LIVE)

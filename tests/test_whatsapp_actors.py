@@ -164,20 +164,24 @@ def test_what_the_gateway_passes_on_from_real_neonize_events(make_gateway: Calla
     push(g.client, group_message(".60", sender=BOT_LID, sender_alt=BOT_PHONE, from_me=True))
     push(g.client, group_message(".70", group="8801712345678@s.whatsapp.net", is_group=False))
     push(g.client, history(("3EB0H1", RAHIM_LID, ".80", int(g.clock.now()) - 60)))
-    g.settle(lambda: sum(len(b.items) for b in g.batches()) >= 5)
+    g.settle(lambda: sum(len(b.items) for b in g.batches()) >= 7)
     g.settle()
     items = [i for b in g.batches() for i in b.items]
-    assert [(i.message.text, i.message.sender, i.message.sender_alt, i.message.source) for i in items] == [
-        (".10", RAHIM_LID, RAHIM_PHONE, Source.LIVE),
-        (".20", KARIM_PHONE, KARIM_LID, Source.LIVE),
-        (".30", RAHIM_LID, RAHIM_PHONE, Source.OFFLINE),
-        (".40", RAHIM_LID, RAHIM_PHONE, Source.LIVE),
-        (".80", RAHIM_LID, "", Source.HISTORY),
+    order_id = order.Info.ID
+    assert [(i.message.text, i.message.sender, i.message.sender_alt, i.message.source,
+             i.message.edits, i.message.revokes) for i in items] == [
+        (".10", RAHIM_LID, RAHIM_PHONE, Source.LIVE, "", ""),
+        (".20", KARIM_PHONE, KARIM_LID, Source.LIVE, "", ""),
+        (".30", RAHIM_LID, RAHIM_PHONE, Source.OFFLINE, "", ""),
+        (".40", RAHIM_LID, RAHIM_PHONE, Source.LIVE, "", ""),
+        (".50", RAHIM_LID, RAHIM_PHONE, Source.LIVE, order_id, ""),  # an edit, never a new order
+        ("", RAHIM_LID, RAHIM_PHONE, Source.LIVE, "", order_id),  # a delete
+        (".80", RAHIM_LID, "", Source.HISTORY, "", ""),
     ]
     assert items[0].message.timestamp == pytest.approx(now_ms / 1000)
     assert {i.message.group_name for i in items} == {GROUP_NAME}
     # Recorded in the durable inbox before anything else, except history (WhatsApp keeps it).
-    assert [i.inbox_seq > 0 for i in items] == [True, True, True, True, False]
+    assert [i.inbox_seq > 0 for i in items] == [True] * 6 + [False]
 
 
 # --- outbound through the GatewayActor ------------------------------------------------------
@@ -288,34 +292,37 @@ def test_orders_from_whatsapp_events(wa_bot: tuple[ChatBot, WhatsAppTransport, F
     push(transport.client, order)
     settle(bot, lambda: len(ops.sent) == 1)
     push(transport.client, order)  # delivered twice
-    push(transport.client, edit(order, ".50"))
-    push(transport.client, revoke(order))
+    push(transport.client, edit(order, ".50"))  # the pending order changes, and the bot says so
+    settle(bot, lambda: len(ops.sent) == 2)
+    push(transport.client, revoke(order))  # deleting the message cancels the pending order
+    settle(bot, lambda: len(ops.sent) == 3)
     push(transport.client, group_message(".15", sender=BOT_LID, sender_alt=BOT_PHONE, from_me=True))
     push(transport.client, group_message(".99", group=RAHIM_PHONE, is_group=False))
     push(transport.client, event("offline_sync_preview"))
     push(transport.client, group_message(".20", sender=KARIM_PHONE, sender_alt=KARIM_LID, timestamp_ms=ms + 1000))
     push(transport.client, event("offline_sync_completed"))
-    settle(bot, lambda: len(ops.sent) == 2)
+    settle(bot, lambda: len(ops.sent) == 4)
     bot.advance(2 * 24 * HOUR)  # two days after the install: history of the day before
     now = bot.clock.now()
     push(transport.client, history(("3EB0OLD", KARIM_LID, ".30", int(now - 25 * HOUR)),
                                    ("3EB0NEW", KARIM_LID, ".40", int(now - HOUR)),
                                    group=GROUP2, name="Karim Telecom"))
-    settle(bot, lambda: len(ops.sent) == 3)
+    settle(bot, lambda: len(ops.sent) == 5)
     bot.pump(0.2)
 
     orders = sorted(bot.orders(), key=lambda o: from_iso(o["date"]))
-    assert [(o["groupId"], o["diamonds"], o["userId"], o["userAlt"], o["recovered"]) for o in orders] == [
-        (GROUP, 10, RAHIM_LID, RAHIM_PHONE, False),  # once, despite the duplicate; unchanged by the edit
-        (GROUP, 20, KARIM_PHONE, KARIM_LID, True),  # sent while the bot was offline
-        (GROUP2, 40, KARIM_LID, "", True),  # history newer than history.max_age; the older one is ignored
+    assert [(o["groupId"], o["diamonds"], o["userId"], o["userAlt"], o["recovered"], o["status"])
+            for o in orders] == [
+        (GROUP, 50, RAHIM_LID, RAHIM_PHONE, False, "cancelled"),  # once; edited, then deleted
+        (GROUP, 20, KARIM_PHONE, KARIM_LID, True, "pending"),  # sent while the bot was offline
+        (GROUP2, 40, KARIM_LID, "", True, "pending"),  # history newer than history.max_age; not the older one
     ]
     assert from_iso(orders[0]["date"]) == pytest.approx(ms / 1000, abs=0.001)  # milliseconds, normalised
     assert orders[0]["messageId"] == order.Info.ID and orders[0]["groupName"] == GROUP_NAME
     assert orders[2]["groupName"] == "Karim Telecom"
     # Each receipt quotes its order message, as stored with the order.
     quoted = [(m.extendedTextMessage.contextInfo.stanzaID, m.extendedTextMessage.contextInfo.participant)
-              for _, m in ops.sent]
+              for _, m in ops.sent if m.extendedTextMessage.text.startswith("📥")]
     assert quoted == [(order.Info.ID, RAHIM_LID), (orders[1]["messageId"], KARIM_PHONE), ("3EB0NEW", KARIM_LID)]
 
 

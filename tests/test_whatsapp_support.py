@@ -247,6 +247,8 @@ class FakeOps(NeonizeOps):
 class RecordingSink:
     """A TransportSink that records everything, thread-safely."""
 
+    accepts_changes = True  # it reads ChatMessage.edits and revokes
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.batches: list[list[ChatMessage]] = []

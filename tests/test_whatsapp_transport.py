@@ -18,7 +18,7 @@ from neonize.proto import Neonize_pb2 as N
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E
 
 from domain.clock import FakeClock
-from gateway.events import ConnectionState, OutboundText, Quote, Source, parse_detail
+from gateway.events import ChatMessage, ConnectionState, OutboundText, Quote, Source, parse_detail
 from gateway.transport import TransportError
 from gateway.whatsapp import convert, outbound
 from gateway.whatsapp.pairing import QR_ROUNDS
@@ -164,19 +164,93 @@ def test_extended_text_and_replies_keep_the_quoted_id(make: Callable[..., Made])
     assert (msg.text, msg.quoted_id) == ("done", "3EB0ORDER")
 
 
-def test_edits_and_deletes_are_recognised_and_never_delivered(make: Callable[..., Made]) -> None:
+def test_edits_and_deletes_arrive_as_changes_never_as_messages(make: Callable[..., Made]) -> None:
     transport, sink, _ = connected(make())
-    changes: list[convert.MessageChange] = []
-    transport.on_change = changes.append  # type: ignore[method-assign]
+    order = group_message(".10", sender=RAHIM_LID, sender_alt=RAHIM_PHONE)
+    changed = edit(order, ".50")
+    changed.Info.Timestamp = order.Info.Timestamp + 60_000  # milliseconds, as neonize sends them
+    changed.Info.MessageSource.SenderAlt.CopyFrom(order.Info.MessageSource.SenderAlt)
+    deleted = revoke(order)
+    deleted.Info.Timestamp = order.Info.Timestamp + 120_000
+    for ev in (order, changed, deleted):
+        push(transport.client, ev)
+    plain, edited, revoked = sink.messages()
+    assert (plain.message_id, plain.text, plain.edits, plain.revokes) == (order.Info.ID, ".10", "", "")
+    assert edited == ChatMessage(
+        group_id=GROUP, group_name=GROUP_NAME, message_id=changed.Info.ID, sender=RAHIM_LID, sender_alt=RAHIM_PHONE,
+        sender_name="Rahim", text=".50", timestamp=pytest.approx(order.Info.Timestamp / 1000 + 60), from_me=False,
+        source=Source.LIVE, quoted_id="", edits=order.Info.ID, revokes="")
+    assert changed.Info.ID != order.Info.ID  # the edit is a message of its own
+    assert (revoked.message_id, revoked.text, revoked.edits, revoked.revokes, revoked.sender) == (
+        deleted.Info.ID, "", "", order.Info.ID, RAHIM_LID)
+    assert revoked.timestamp == pytest.approx(order.Info.Timestamp / 1000 + 120)
+    # Nothing but the order itself reads as a plain message.
+    assert [m.text for m in sink.messages() if not (m.edits or m.revokes)] == [".10"]
+
+
+def test_changes_while_away_are_offline_and_the_bots_own_are_marked(make: Callable[..., Made]) -> None:
+    transport, sink, _ = connected(make())
     order = group_message(".10")
+    push(transport.client, event("offline_sync_preview"))
     push(transport.client, order)
-    push(transport.client, edit(order, ".50"))
+    push(transport.client, edit(order, ".20"))
+    push(transport.client, event("offline_sync_completed"))
     push(transport.client, revoke(order))
-    assert [m.text for m in sink.messages()] == [".10"]  # the edit and the delete are not messages
-    assert [(c.kind, c.message_id, c.new_text, c.group_id, c.by) for c in changes] == [
-        ("edit", order.Info.ID, ".50", GROUP, RAHIM_LID),
-        ("revoke", order.Info.ID, "", GROUP, RAHIM_LID),
-    ]
+    own = group_message("received", sender=BOT_LID, sender_alt=BOT_PHONE, from_me=True)
+    push(transport.client, revoke(own, by=BOT_LID))
+    got = [(m.text, m.edits, m.revokes, m.source) for m in sink.messages()]
+    assert got[:3] == [(".10", "", "", Source.OFFLINE), (".20", order.Info.ID, "", Source.OFFLINE),
+                       ("", "", order.Info.ID, Source.LIVE)]
+    own_revoke = sink.messages()[3]
+    assert (own_revoke.revokes, own_revoke.sender) == (own.Info.ID, BOT_LID)
+
+
+def test_changes_outside_groups_or_without_a_target_are_not_delivered(make: Callable[..., Made]) -> None:
+    transport, sink, _ = connected(make())
+    private = group_message(".10", group=RAHIM_PHONE, is_group=False)
+    private_edit = edit(private, ".50")  # in the private chat, as WhatsApp sends it there
+    private_edit.Info.MessageSource.Chat.CopyFrom(private.Info.MessageSource.Chat)
+    private_edit.Info.MessageSource.IsGroup = False
+    push(transport.client, private_edit)
+    private_delete = revoke(private)
+    private_delete.Info.MessageSource.Chat.CopyFrom(private.Info.MessageSource.Chat)
+    private_delete.Info.MessageSource.IsGroup = False
+    push(transport.client, private_delete)
+    status = edit(group_message(".10"), ".60")
+    status.Info.MessageSource.Chat.CopyFrom(group_message(group="status@broadcast").Info.MessageSource.Chat)
+    push(transport.client, status)  # flagged a group, but not a group chat
+    push(transport.client, group_message(".70", edit="1"))  # says it is an edit, but of what?
+    push(transport.client, group_message(None, edit="7", content=E.Message(
+        protocolMessage=E.ProtocolMessage(type=E.ProtocolMessage.REVOKE))))  # a delete without a key
+    caption = E.Message(protocolMessage=E.ProtocolMessage(
+        key=revoke(group_message()).Message.protocolMessage.key, type=E.ProtocolMessage.MESSAGE_EDIT,
+        editedMessage=E.Message(imageMessage=E.ImageMessage(caption=".80"))))
+    push(transport.client, group_message(None, edit="1", content=caption))  # a caption: not text
+    push(transport.client, group_message(".90"))
+    assert [(m.text, m.edits, m.revokes) for m in sink.messages()] == [(".90", "", "")]
+
+
+def test_a_sink_that_does_not_read_changes_gets_none(tmp_path: Path, clock: FakeClock) -> None:
+    class PlainSink(RecordingSink):
+        accepts_changes = False  # like a bot that does not read edits and revokes yet
+
+    ops = FakeOps()
+    transport = WhatsAppTransport(str(tmp_path / "session.sqlite3"), ops=ops, clock=clock.now,
+                                  terminal=io.StringIO(), reconnect_min=0.01, reconnect_max=0.05)
+    transport.end_poll = 0.02
+    sink = PlainSink()
+    transport.start(sink)
+    try:
+        connected((transport, sink, ops))
+        order = group_message(".10")
+        push(transport.client, order)
+        push(transport.client, edit(order, ".50"))
+        push(transport.client, revoke(order))
+        # The edit's ".50" must never reach a bot that would take it for a new order.
+        assert [(m.message_id, m.text) for m in sink.messages()] == [(order.Info.ID, ".10")]
+    finally:
+        transport.stop()
+    assert not convert.accepts_changes(object()) and convert.accepts_changes(RecordingSink())
 
 
 def test_a_delete_reads_as_empty_text_but_is_a_change_not_a_message() -> None:

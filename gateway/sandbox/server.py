@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 from urllib.parse import urlsplit
 
 import orjson
@@ -20,16 +21,21 @@ from gateway.sandbox.state import (
     BOT_LID,
     BOT_NAME,
     BOT_PHONE,
+    EDIT,
     MAX_GROUP_NAME,
     MAX_SENDER_NAME,
     MAX_TEXT,
+    REVOKE,
     BotAcked,
+    Change,
     DataFile,
     Event,
     Group,
     GroupCreated,
+    Inbound,
     InvalidEvent,
     Message,
+    MessageChanged,
     MessagePosted,
     SandboxState,
     encode_line,
@@ -52,6 +58,10 @@ LIMIT_RE = re.compile(r"[0-9]{1,7}")
 # A bot that stops reading is cut off rather than buffered forever; its cursor brings the rest back.
 BOT_QUEUE_MAX = 10_000
 BOT_FRAME_MAX = 64 * 1024
+# WhatsApp's time limits, counted from the message's own timestamp: a text can be edited for
+# 15 minutes; "delete for everyone" is offered for "about 2 days" (2 days and 12 hours since 2022).
+EDIT_WINDOW = 15 * 60
+REVOKE_WINDOW = 60 * 60 * 60
 
 # Close codes of the bot socket (4000-4999 belong to the application).
 CLOSE_REPLACED = 4000  # another bot connection took over, like WhatsApp's "stream replaced"
@@ -172,8 +182,9 @@ class Committer:
 # -- the bot's device connection -------------------------------------------------------------
 
 
-def message_frame(message: Message, group_name: str, *, offline: bool) -> dict[str, Any]:
-    """What the bot receives for one group message."""
+def message_frame(message: Inbound, group_name: str, *, offline: bool) -> dict[str, Any]:
+    """What the bot receives for one group message, or for an edit or delete of one (the same
+    frame with `edits` or `revokes` naming the changed message)."""
     return {
         "type": "message",
         "offline": offline,
@@ -186,13 +197,13 @@ def message_frame(message: Message, group_name: str, *, offline: bool) -> dict[s
 class BotConnection:
     """One bot session: its socket, the offline queue it was given and the live ones after it."""
 
-    def __init__(self, ws: web.WebSocketResponse, offline: list[Message], cursor: int) -> None:
+    def __init__(self, ws: web.WebSocketResponse, offline: list[Inbound], cursor: int) -> None:
         self.ws = ws
         self._offline = offline
-        self._live: asyncio.Queue[Message] = asyncio.Queue(BOT_QUEUE_MAX)
+        self._live: asyncio.Queue[Inbound] = asyncio.Queue(BOT_QUEUE_MAX)
         self.sent_seq = cursor  # acks are clamped to it: nobody acknowledges what it never got
 
-    def push(self, message: Message) -> bool:
+    def push(self, message: Inbound) -> bool:
         """Queue a live message; False when the bot is too far behind."""
         try:
             self._live.put_nowait(message)
@@ -213,7 +224,7 @@ class BotConnection:
         except ConnectionError:
             pass  # the socket closed under us; the handler cleans up
 
-    async def _deliver(self, message: Message, state: SandboxState, *, offline: bool) -> None:
+    async def _deliver(self, message: Inbound, state: SandboxState, *, offline: bool) -> None:
         # Counted before the await: the bot may ack it before our drain returns.
         self.sent_seq = message.seq
         await self._send(message_frame(message, state.groups[message.group_id].name, offline=offline))
@@ -258,10 +269,16 @@ class BotHub:
         return True
 
     def on_applied(self, event: Event) -> None:
-        """Deliver a newly durable message to the connected bot."""
-        if not isinstance(event, MessagePosted) or event.message.from_bot or self.current is None:
+        """Deliver a newly durable message, edit or delete to the connected bot (not its own)."""
+        if isinstance(event, MessagePosted):
+            item: Inbound = event.message
+        elif isinstance(event, MessageChanged):
+            item = event.change
+        else:
             return
-        if not self.current.push(event.message):
+        if item.from_bot or self.current is None:
+            return
+        if not self.current.push(item):
             self.disconnect(CLOSE_TOO_SLOW, "too slow; reconnect for the rest")
 
     def ack_target(self, conn: BotConnection, seq: int) -> int | None:
@@ -363,6 +380,8 @@ class Sandbox:
         self.hub = BotHub(state)
         self.faults = Faults()
         self.committer: Committer | None = None
+        self.clock: Callable[[], float] = time.time  # tests move it to check the time limits
+        self._changing: dict[str, tuple[asyncio.Lock, list[int]]] = {}
 
     async def startup(self, app: web.Application) -> None:
         """Start the committer on the app's loop."""
@@ -411,7 +430,7 @@ class Sandbox:
             group_id=group.id,
             seq=self.state.allocate_seq(),
             id=self.state.new_message_id(),
-            timestamp=int(time.time()),
+            timestamp=int(self.clock()),
             sender=sender,
             sender_alt=alt,
             sender_name=name,
@@ -421,6 +440,60 @@ class Sandbox:
         )
         await self.commit(MessagePosted(message))
         return json_response({"id": message.id, "timestamp": message.timestamp}, 201)
+
+    @contextlib.asynccontextmanager
+    async def changing(self, message_id: str) -> AsyncIterator[None]:
+        """One change of a message at a time: checked against the state the one before it left
+        (an edit racing a delete must not both pass the checks and then fail when applied)."""
+        lock, users = self._changing.setdefault(message_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._changing[message_id]
+
+    def changeable(self, group: Group, message_id: str, sender: str, kind: str) -> Message:
+        """The message `sender` wants to edit or delete, if allowed now; raises ApiError."""
+        target = self.state.message(message_id)
+        if target is None or target.group_id != group.id:
+            raise ApiError(404, f"message {message_id!r} is not in group {group.id}")
+        if sender not in (target.sender, target.sender_alt):
+            raise ApiError(403, f"only the sender of message {message_id} can {kind} it")
+        if kind == EDIT and target.from_bot:
+            raise ApiError(403, "the bot's messages cannot be edited")
+        if target.deleted:
+            raise ApiError(409, f"message {message_id} was deleted")
+        window, limit = (EDIT_WINDOW, "15 minutes") if kind == EDIT else (REVOKE_WINDOW, "about 2 days")
+        if self.clock() - target.timestamp > window:
+            raise ApiError(409, f"too late: WhatsApp allows to {kind} a message for {limit}")
+        return target
+
+    async def change(self, target: Message, kind: str, text: str) -> dict[str, Any]:
+        """Store an edit or delete of `target` as its own event; the answer's fields."""
+        change = Change(
+            kind=kind,
+            group_id=target.group_id,
+            seq=self.state.allocate_seq(),
+            id=self.state.new_message_id(),
+            target=target.id,
+            timestamp=int(self.clock()),
+            sender=target.sender,
+            sender_alt=target.sender_alt,
+            sender_name=target.sender_name,
+            text=text,
+            from_bot=target.from_bot,
+        )
+        try:
+            self.state.check_change(change)
+        except InvalidEvent as exc:  # a bug: changeable() checks the same and more
+            raise ApiError(409, str(exc)) from None
+        await self.commit(MessageChanged(change))
+        message = self.state.message(target.id)
+        assert message is not None
+        return {"id": change.id, "timestamp": change.timestamp, "message": message.to_json()}
 
     # -- public API --
 
@@ -452,6 +525,33 @@ class Sandbox:
         text = string_field(body, "text", max_len=MAX_TEXT)
         quoted_id = self.quoted(body, group)
         return await self.post(group, sender, alt, name, text, quoted_id, from_bot=False)
+
+    async def edit_message(self, request: web.Request) -> web.Response:
+        """PATCH /api/groups/{id}/messages/{message_id} {"sender", "text"}: its sender edits a text
+        (not the bot's, within 15 minutes) → 200 {"id", "timestamp", "message"}: the edit's own
+        id and time, and the message as history now shows it."""
+        group = self.group(request.match_info["group_id"])
+        body = await json_object(request)
+        sender = string_field(body, "sender", max_len=64)
+        if not is_user_id(sender):
+            raise ApiError(400, "field 'sender' must look like '8801712345678@lid' or '…@s.whatsapp.net'")
+        text = string_field(body, "text", max_len=MAX_TEXT)
+        message_id = request.match_info["message_id"]
+        async with self.changing(message_id):
+            target = self.changeable(group, message_id, sender, EDIT)
+            return json_response(await self.change(target, EDIT, text))
+
+    async def delete_message(self, request: web.Request) -> web.Response:
+        """DELETE /api/groups/{id}/messages/{message_id}?sender=…: "delete for everyone" by its
+        sender (the bot for its own), within about 2 days → 200 {"id", "timestamp", "message"}."""
+        group = self.group(request.match_info["group_id"])
+        sender = request.query.get("sender", "")
+        if not is_user_id(sender):
+            raise ApiError(400, "query 'sender' must look like '8801712345678@lid' or '…@s.whatsapp.net'")
+        message_id = request.match_info["message_id"]
+        async with self.changing(message_id):
+            target = self.changeable(group, message_id, sender, REVOKE)
+            return json_response(await self.change(target, REVOKE, ""))
 
     async def list_messages(self, request: web.Request) -> web.Response:
         """GET /api/groups/{id}/messages?limit=N → the last N messages, oldest first."""
@@ -639,6 +739,8 @@ def make_app(data_file: DataFile, state: SandboxState, *, loopback_only: bool = 
     r.add_get("/api/groups", sandbox.list_groups)
     r.add_post("/api/groups/{group_id}/messages", sandbox.post_message)
     r.add_get("/api/groups/{group_id}/messages", sandbox.list_messages)
+    r.add_patch("/api/groups/{group_id}/messages/{message_id}", sandbox.edit_message)
+    r.add_delete("/api/groups/{group_id}/messages/{message_id}", sandbox.delete_message)
     r.add_get("/api/status", sandbox.status)
     r.add_get("/api/bot/connect", sandbox.bot_connect)
     r.add_post("/api/bot/send", sandbox.bot_send)

@@ -8,6 +8,7 @@ flipped line is told apart from a valid one, and the state is rebuilt by replayi
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import fcntl
 import os
 import re
@@ -72,10 +73,13 @@ class Message:
     text: str
     from_bot: bool
     quoted_id: str
+    # What happened to it later (history shows it; the offline queue keeps it as first posted).
+    edited: bool = False
+    deleted: bool = False  # "delete for everyone": its text is gone
 
     def to_json(self) -> dict[str, Any]:
-        """The API form (the group is implied by the URL)."""
-        return {
+        """The API form (the group is implied by the URL); `edited`/`deleted` only when true."""
+        data: dict[str, Any] = {
             "id": self.id,
             "sender": self.sender,
             "sender_alt": self.sender_alt,
@@ -85,6 +89,49 @@ class Message:
             "from_bot": self.from_bot,
             "quoted_id": self.quoted_id,
             "seq": self.seq,
+        }
+        if self.edited:
+            data["edited"] = True
+        if self.deleted:
+            data["deleted"] = True
+        return data
+
+
+EDIT = "edit"
+REVOKE = "revoke"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """An edit or a "delete for everyone" of an earlier message. Like on WhatsApp it is a message
+    of its own (own id, own seq, the time of the change) that names the message it changes; the
+    sender is the changed message's sender."""
+
+    kind: str  # EDIT or REVOKE
+    group_id: str
+    seq: int
+    id: str
+    target: str  # the id of the message edited or deleted
+    timestamp: int
+    sender: str
+    sender_alt: str
+    sender_name: str
+    text: str  # an edit's new text; "" for a delete
+    from_bot: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """What the bot receives (in a "message" frame): a message that `edits` or `revokes` another."""
+        return {
+            "id": self.id,
+            "sender": self.sender,
+            "sender_alt": self.sender_alt,
+            "sender_name": self.sender_name,
+            "text": self.text,
+            "timestamp": self.timestamp,
+            "from_bot": self.from_bot,
+            "quoted_id": "",
+            "seq": self.seq,
+            ("edits" if self.kind == EDIT else "revokes"): self.target,
         }
 
 
@@ -99,11 +146,18 @@ class MessagePosted:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageChanged:
+    change: Change
+
+
+@dataclass(frozen=True, slots=True)
 class BotAcked:
     seq: int
 
 
-Event = Union[GroupCreated, MessagePosted, BotAcked]
+Event = Union[GroupCreated, MessagePosted, MessageChanged, BotAcked]
+# What the bot is sent: new messages and changes of earlier ones, in seq order.
+Inbound = Union[Message, Change]
 
 
 class InvalidEvent(ValueError):
@@ -119,7 +173,8 @@ class SandboxState:
         self._by_id: dict[str, Message] = {}
         # Ids handed out but not yet applied: two writes in one group commit must not collide.
         self._taken: set[str] = set()
-        self._inbound: list[Message] = []  # not from the bot, in seq order: the offline queue
+        self._change_ids: set[str] = set()
+        self._inbound: list[Inbound] = []  # not from the bot, in seq order: the offline queue
         self._inbound_seqs: list[int] = []
         self.last_seq = 0
         self._next_seq = 1
@@ -139,12 +194,12 @@ class SandboxState:
         """The last `limit` messages of a group, oldest first."""
         return self._messages.get(group_id, [])[-limit:] if limit > 0 else []
 
-    def inbound_after(self, seq: int) -> list[Message]:
-        """Messages not from the bot with a seq above `seq`, in order."""
+    def inbound_after(self, seq: int) -> list[Inbound]:
+        """Messages and changes not from the bot with a seq above `seq`, in order."""
         return self._inbound[bisect.bisect_right(self._inbound_seqs, seq) :]
 
     def pending_for_bot(self) -> int:
-        """How many messages the bot has not acknowledged."""
+        """How many messages (and changes) the bot has not acknowledged."""
         return len(self._inbound_seqs) - bisect.bisect_right(self._inbound_seqs, self.cursor)
 
     # -- allocation (before the write) -----------------------------------------------------
@@ -161,7 +216,7 @@ class SandboxState:
         """A fresh message id in the shape WhatsApp Web uses."""
         while True:
             mid = "3EB0" + secrets.token_hex(9).upper()
-            if mid not in self._by_id and mid not in self._taken:
+            if mid not in self._by_id and mid not in self._change_ids and mid not in self._taken:
                 self._taken.add(mid)
                 return mid
 
@@ -179,6 +234,8 @@ class SandboxState:
             self._apply_group(event.group)
         elif isinstance(event, MessagePosted):
             self._apply_message(event.message)
+        elif isinstance(event, MessageChanged):
+            self._apply_change(event.change)
         elif isinstance(event, BotAcked):
             if event.seq < 0 or event.seq > self.last_seq:
                 raise InvalidEvent(f"ack of seq {event.seq} beyond the last message ({self.last_seq})")
@@ -200,7 +257,7 @@ class SandboxState:
             raise InvalidEvent(f"message {m.id} in unknown group {m.group_id}")
         if m.seq <= self.last_seq:
             raise InvalidEvent(f"message {m.id} has seq {m.seq}, not above {self.last_seq}")
-        if m.id in self._by_id or not MESSAGE_ID_RE.fullmatch(m.id):
+        if m.id in self._by_id or m.id in self._change_ids or not MESSAGE_ID_RE.fullmatch(m.id):
             raise InvalidEvent(f"duplicate or malformed message id {m.id!r}")
         if m.quoted_id:
             quoted = self._by_id.get(m.quoted_id)
@@ -215,6 +272,47 @@ class SandboxState:
         self.last_seq = m.seq
         self._next_seq = max(self._next_seq, m.seq + 1)
 
+    def check_change(self, c: Change) -> Message:
+        """The message `c` changes, if `c` may change it; raises InvalidEvent. The rules that hold
+        whenever the change is applied (the time limits are the server's, checked at request time)."""
+        target = self._by_id.get(c.target)
+        if target is None or target.group_id != c.group_id:
+            raise InvalidEvent(f"change {c.id} of {c.target}, not a message of group {c.group_id}")
+        if target.deleted:
+            raise InvalidEvent(f"change {c.id} of {c.target}, which was deleted")
+        if (c.sender, c.sender_alt, c.from_bot) != (target.sender, target.sender_alt, target.from_bot):
+            raise InvalidEvent(f"change {c.id} of {c.target} by someone other than its sender")
+        if c.kind == EDIT:
+            if target.from_bot or not c.text:
+                raise InvalidEvent(f"edit {c.id} of a bot message or without text")
+        elif c.kind != REVOKE or c.text:
+            raise InvalidEvent(f"change {c.id} of unknown kind {c.kind!r} or a delete with text")
+        return target
+
+    def _apply_change(self, c: Change) -> None:
+        if c.group_id not in self.groups:
+            raise InvalidEvent(f"change {c.id} in unknown group {c.group_id}")
+        if c.seq <= self.last_seq:
+            raise InvalidEvent(f"change {c.id} has seq {c.seq}, not above {self.last_seq}")
+        if c.id in self._by_id or c.id in self._change_ids or not MESSAGE_ID_RE.fullmatch(c.id):
+            raise InvalidEvent(f"duplicate or malformed message id {c.id!r}")
+        target = self.check_change(c)
+        if c.kind == EDIT:
+            changed = dataclasses.replace(target, text=c.text, edited=True)
+        else:
+            changed = dataclasses.replace(target, text="", edited=False, deleted=True)  # as WhatsApp shows it
+        messages = self._messages[c.group_id]
+        index = bisect.bisect_left(messages, target.seq, key=lambda m: m.seq)
+        messages[index] = changed
+        self._by_id[target.id] = changed
+        self._change_ids.add(c.id)
+        self._taken.discard(c.id)
+        if not c.from_bot:
+            self._inbound.append(c)
+            self._inbound_seqs.append(c.seq)
+        self.last_seq = c.seq
+        self._next_seq = max(self._next_seq, c.seq + 1)
+
 
 # -- records ---------------------------------------------------------------------------------
 
@@ -226,6 +324,13 @@ def event_record(event: Event) -> dict[str, Any]:
     if isinstance(event, MessagePosted):
         m = event.message
         return {"type": "message", "group_id": m.group_id, **m.to_json()}
+    if isinstance(event, MessageChanged):
+        c = event.change
+        return {
+            "type": c.kind, "group_id": c.group_id, "seq": c.seq, "id": c.id, "target": c.target,
+            "timestamp": c.timestamp, "sender": c.sender, "sender_alt": c.sender_alt,
+            "sender_name": c.sender_name, "text": c.text, "from_bot": c.from_bot,
+        }
     return {"type": "ack", "seq": event.seq}
 
 
@@ -257,6 +362,22 @@ def record_event(record: Any) -> Event:
                 text=_field(record, "text", str),
                 from_bot=_field(record, "from_bot", bool),
                 quoted_id=_field(record, "quoted_id", str),
+            )
+        )
+    if kind in (EDIT, REVOKE):
+        return MessageChanged(
+            Change(
+                kind=kind,
+                group_id=_field(record, "group_id", str),
+                seq=_field(record, "seq", int),
+                id=_field(record, "id", str),
+                target=_field(record, "target", str),
+                timestamp=_field(record, "timestamp", int),
+                sender=_field(record, "sender", str),
+                sender_alt=_field(record, "sender_alt", str),
+                sender_name=_field(record, "sender_name", str),
+                text=_field(record, "text", str),
+                from_bot=_field(record, "from_bot", bool),
             )
         )
     if kind == "ack":

@@ -86,6 +86,13 @@ def _log_failure(future: concurrent.futures.Future[Any]) -> None:
         log.error("sink callback failed", exc_info=future.exception())
 
 
+def accepts_changes(sink: Any) -> bool:
+    """Whether a TransportSink reads `ChatMessage.edits` and `revokes` (it says so with a class
+    attribute `accepts_changes = True`). One that does not would take an edit's new text for a new
+    message, a new order: it is given no edits and no deletes (they are still acknowledged)."""
+    return getattr(sink, "accepts_changes", False) is True
+
+
 class _Inbox:
     """Frames read from the socket and not yet handed to the sink, in order."""
 
@@ -120,10 +127,23 @@ class _Closed:
 
 
 def chat_message(data: dict[str, Any], source: Source, group_name: str = "") -> ChatMessage:
-    """A sandbox message (socket frame or history item) as a ChatMessage; raises on bad fields."""
-    fields = {k: data.get(k) for k in ("id", "sender", "text", "group_id")}
+    """A sandbox message (socket frame or history item) as a ChatMessage; raises on bad fields.
+
+    A frame with `edits` or `revokes` is an edit or a delete of an earlier message: its own id and
+    time, the changed message's id in `edits`/`revokes`, and the new text ("" for a delete)."""
+    fields = {k: data.get(k) for k in ("id", "sender", "group_id")}
     if not all(isinstance(v, str) and v for v in fields.values()):
-        raise ValueError(f"message without id, sender, text or group: {data!r:.200}")
+        raise ValueError(f"message without id, sender or group: {data!r:.200}")
+    # Present means a change, which must name its message: one without would read as a new message.
+    changed = {k: data[k] for k in ("edits", "revokes") if k in data}
+    if len(changed) > 1 or not all(isinstance(v, str) and v for v in changed.values()):
+        raise ValueError(f"message {fields['id']} with a bad edits or revokes: {data!r:.200}")
+    edits, revokes, text = changed.get("edits", ""), changed.get("revokes", ""), data.get("text")
+    if revokes:
+        text = ""  # whatever it says, a delete carries no text
+    elif not isinstance(text, str) or not text:
+        # An empty text would read as a message; only a delete may have none.
+        raise ValueError(f"message {fields['id']} without text")
     timestamp = data.get("timestamp")
     if not isinstance(timestamp, (int, float)) or isinstance(timestamp, bool):
         raise ValueError(f"message {fields['id']} without a timestamp")
@@ -134,11 +154,13 @@ def chat_message(data: dict[str, Any], source: Source, group_name: str = "") -> 
         sender=fields["sender"],
         sender_alt=str(data.get("sender_alt") or ""),
         sender_name=str(data.get("sender_name") or ""),
-        text=fields["text"],
+        text=text,
         timestamp=float(timestamp),
         from_me=data.get("from_bot") is True,
         source=source,
         quoted_id=str(data.get("quoted_id") or ""),
+        edits=edits,
+        revokes=revokes,
     )
 
 
@@ -371,7 +393,11 @@ class SandboxTransport(Transport):
                         await self._replay_history()
                         self._history_done = True
                     continue
-                await self._hand_over([message for _, message in item])
+                batch = [message for _, message in item]
+                if not accepts_changes(self._sink):
+                    batch = [m for m in batch if not (m.edits or m.revokes)]
+                if batch:
+                    await self._hand_over(batch)
                 # Cumulative: only safe because a failed batch ends this connection below.
                 await ws.send_str(orjson.dumps({"type": "ack", "seq": item[-1][0]}).decode())
         except Exception as exc:
@@ -440,6 +466,8 @@ class SandboxTransport(Transport):
         name = self._group_names.get(group_id, "")
         messages = []
         for item in data:
+            if isinstance(item, dict) and item.get("deleted") is True:
+                continue  # deleted for everyone: nothing is left of it to take
             try:
                 messages.append(chat_message({**item, "group_id": group_id}, Source.HISTORY, name))
             except (ValueError, TypeError) as exc:

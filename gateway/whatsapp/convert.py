@@ -31,8 +31,8 @@ _WRAPPERS = ("ephemeralMessage", "viewOnceMessage", "viewOnceMessageV2", "viewOn
 
 @dataclass(frozen=True, slots=True)
 class MessageChange:
-    """An edit or delete of an earlier group message. Never an order, and never a new message:
-    the GroupActor may act on it later (flag an order whose message was deleted or changed)."""
+    """An edit or delete of an earlier group message. Never a new message: it reaches the bot
+    only as a ChatMessage with `edits` or `revokes` set (see change_message)."""
 
     kind: str  # "edit" or "revoke"
     group_id: str
@@ -136,6 +136,50 @@ def change_of(ev: neonize_proto.Message) -> MessageChange | None:
 
 def is_group(chat: str) -> bool:
     return chat.endswith("@" + GROUP_SERVER)
+
+
+def accepts_changes(sink: Any) -> bool:
+    """Whether a TransportSink reads `ChatMessage.edits` and `revokes` (it says so with a class
+    attribute `accepts_changes = True`). One that does not would take an edit's new text for a new
+    message, a new order: it is given no edits and no deletes."""
+    return getattr(sink, "accepts_changes", False) is True
+
+
+def change_message(ev: neonize_proto.Message, change: MessageChange, group_name: str,
+                   source: Source) -> ChatMessage | None:
+    """A group message's edit or delete (`change_of(ev)`) as a ChatMessage with `edits` or
+    `revokes` naming the changed message: the change's own id and time, its sender normalised as
+    for any message, the new text for an edit and "" for a delete.
+
+    None for a chat that is not a group, for a change that does not say which message it changes,
+    and for an edit whose new content is not text (a caption): with neither `edits` nor `revokes`
+    set, its text would read as a new message."""
+    info = ev.Info
+    src = info.MessageSource
+    chat = jid_text(src.Chat)
+    if not src.IsGroup or not is_group(chat) or not info.ID or not change.message_id:
+        return None
+    if change.kind == "edit" and not change.new_text:
+        return None
+    sender = jid_text(src.Sender)
+    if not sender and not src.IsFromMe:
+        return None
+    alt = jid_text(src.SenderAlt)
+    edit = change.kind == "edit"
+    return ChatMessage(
+        group_id=chat,
+        group_name=group_name,
+        message_id=info.ID,
+        sender=sender,
+        sender_alt="" if alt == sender else alt,
+        sender_name=info.Pushname,
+        text=change.new_text if edit else "",
+        timestamp=change.timestamp,
+        from_me=src.IsFromMe,
+        source=source,
+        edits=change.message_id if edit else "",
+        revokes="" if edit else change.message_id,
+    )
 
 
 def chat_message(ev: neonize_proto.Message, group_name: str, source: Source) -> ChatMessage | None:

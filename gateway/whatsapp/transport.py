@@ -332,25 +332,33 @@ class WhatsAppTransport(Transport):
         self._event("qr", payload)
 
     def _on_message(self, client: Any, message: Any) -> None:
-        change = convert.change_of(message)
-        if change is not None:
-            self.on_change(change)
-            return
         chat = convert.jid_text(message.Info.MessageSource.Chat)
         if not message.Info.MessageSource.IsGroup or not convert.is_group(chat):
             return  # private chats, status updates, channels: the bot only takes orders in groups
         source = Source.OFFLINE if self._offline_sync else Source.LIVE
+        # Edits and deletes first: their text reads as empty or as the new text, never as a message.
+        change = convert.change_of(message)
+        if change is not None:
+            self.on_change(message, change, source)
+            return
         item = convert.chat_message(message, self._group_name(chat), source)
         if item is not None:  # None: not text (media, reactions, polls)
             # The bot's own messages go on marked from_me: the sink and the groups ignore them.
             self._deliver([item])
 
-    def on_change(self, change: convert.MessageChange) -> None:
-        """An edit or delete of a group message. Nothing acts on it yet (the GroupActor will
-        flag the order concerned); it is only logged, and never becomes an order."""
-        if convert.is_group(change.group_id):
-            log.info("WhatsApp %s of message %s in %s by %s", change.kind, change.message_id or "?",
-                     change.group_id, change.by)
+    def on_change(self, message: Any, change: convert.MessageChange, source: Source) -> None:
+        """An edit or delete of a group message: delivered as a ChatMessage with `edits` or
+        `revokes` set (the GroupActor decides what it does to an order), or only logged when it
+        does not say which message it changes or the sink does not read `edits`/`revokes`."""
+        item = convert.change_message(message, change, self._group_name(change.group_id), source)
+        what = f"WhatsApp {change.kind} of message {change.message_id or '?'} in {change.group_id} by {change.by}"
+        if item is None:
+            log.info("%s ignored: it names no message, or its new content is not text", what)
+        elif not convert.accepts_changes(self._sink):
+            log.info("%s not passed on: the sink does not read edits and deletes", what)
+        else:
+            log.info("%s", what)
+            self._deliver([item])
 
     def _on_history(self, client: Any, history: Any) -> None:
         data = history.Data

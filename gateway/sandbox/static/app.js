@@ -5,6 +5,10 @@
 const POLL_MS = 1000;
 const HISTORY = 200;
 const BOT_LABEL = "Diamond Bot";
+// WhatsApp's limits (the server enforces them; the page only hides what would be refused).
+const EDIT_WINDOW_S = 15 * 60;
+const DELETE_WINDOW_S = 60 * 60 * 60;
+const DELETED_TEXT = "This message was deleted";
 const PRESETS = [
   { name: "Rahim Telecom", id: "76210050711676@lid", alt: "8801712345678@s.whatsapp.net" },
   { name: "Karim Games", id: "81234567890123@lid", alt: "8801812345678@s.whatsapp.net" },
@@ -20,6 +24,7 @@ const state = {
   messages: [],
   shown: "",  // signature of what is on screen, to skip needless re-renders
   replyTo: null,
+  editing: null,  // the message being edited: the compose box sends a PATCH instead of a post
   polling: false,
 };
 
@@ -118,6 +123,7 @@ function selectGroup(id) {
   state.shown = "";
   state.replyTo = null;
   localStorage.setItem("sandbox.group", id);
+  setEditing(null);
   renderReply();
   renderGroups();
   render();
@@ -130,34 +136,50 @@ function timeOf(seconds) {
   return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
+function isMine(m, me) {
+  if (m.from_bot || !me.id) return false;
+  return [m.sender, m.sender_alt].some((id) => id && (id === me.id || (me.alt && id === me.alt)));
+}
+
 function quoteBlock(quotedId, byId) {
   const quoted = byId.get(quotedId);
   const box = el("div", "quote");
   box.appendChild(el("span", "qwho", quoted ? quoted.sender_name || quoted.sender : "Earlier message"));
-  const text = el("span", "qtext", quoted ? quoted.text : quotedId);
+  const text = el("span", "qtext" + (quoted && quoted.deleted ? " deleted" : ""),
+    quoted ? (quoted.deleted ? DELETED_TEXT : quoted.text) : quotedId);
   text.dir = "auto";
   box.appendChild(text);
   return box;
 }
 
+function actionButton(label, onClick) {
+  const button = el("button", "", label);
+  button.type = "button";
+  button.addEventListener("click", onClick);
+  return button;
+}
+
 function messageItem(m, byId, me) {
-  const mine = !m.from_bot && (m.sender === me.id || (me.alt && m.sender === me.alt));
-  const item = el("li", "msg" + (m.from_bot ? " bot" : "") + (mine ? " mine" : ""));
+  const mine = isMine(m, me);
+  const item = el("li", "msg" + (m.from_bot ? " bot" : "") + (mine ? " mine" : "") + (m.deleted ? " deleted" : ""));
   item.dataset.id = m.id;
   const who = el("div", "who");
   if (m.from_bot) who.appendChild(el("span", "badge", "BOT"));
   who.appendChild(document.createTextNode(m.sender_name || (m.from_bot ? BOT_LABEL : "")));
   who.appendChild(el("span", "id mono", m.sender));
   item.appendChild(who);
-  if (m.quoted_id) item.appendChild(quoteBlock(m.quoted_id, byId));
-  const text = el("div", "text", m.text);
+  if (m.quoted_id && !m.deleted) item.appendChild(quoteBlock(m.quoted_id, byId));
+  const text = el("div", "text", m.deleted ? DELETED_TEXT : m.text);
   text.dir = "auto";
   item.appendChild(text);
   const meta = el("div", "meta");
-  const reply = el("button", "", "Reply");
-  reply.type = "button";
-  reply.addEventListener("click", () => { state.replyTo = m; renderReply(); $("text").focus(); });
-  meta.appendChild(reply);
+  if (!m.deleted) {
+    meta.appendChild(actionButton("Reply", () => { setEditing(null); state.replyTo = m; renderReply(); $("text").focus(); }));
+    const age = Date.now() / 1000 - m.timestamp;
+    if (mine && age <= EDIT_WINDOW_S) meta.appendChild(actionButton("Edit", () => setEditing(m)));
+    if (mine && age <= DELETE_WINDOW_S) meta.appendChild(actionButton("Delete", () => deleteMessage(m)));
+  }
+  if (m.edited) meta.appendChild(el("span", "edited", "Edited"));
   const time = el("time", "", timeOf(m.timestamp));
   time.dateTime = new Date(m.timestamp * 1000).toISOString();
   meta.appendChild(time);
@@ -165,10 +187,21 @@ function messageItem(m, byId, me) {
   return item;
 }
 
+// A cheap fingerprint of what history shows: an edit or a delete changes an earlier message
+// without adding one, so counting messages is not enough.
+function fingerprint(messages) {
+  let hash = 0;
+  for (const m of messages) {
+    const part = `${m.seq}|${m.edited ? 1 : 0}${m.deleted ? 1 : 0}|${m.text}`;
+    for (let i = 0; i < part.length; i++) hash = (Math.imul(hash, 31) + part.charCodeAt(i)) | 0;
+  }
+  return hash;
+}
+
 function render() {
   const list = $("messages");
-  const last = state.messages.length ? state.messages[state.messages.length - 1].seq : 0;
-  const signature = `${state.groupId}|${state.messages.length}|${last}`;
+  const minute = Math.floor(Date.now() / 60000);  // the Edit and Delete actions expire with time
+  const signature = `${state.groupId}|${state.messages.length}|${fingerprint(state.messages)}|${minute}`;
   if (signature === state.shown) return;
   state.shown = signature;
   const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
@@ -184,6 +217,21 @@ function renderReply() {
   $("reply-bar").hidden = !m;
   $("reply-who").textContent = m ? m.sender_name || m.sender : "";
   $("reply-preview").textContent = m ? m.text : "";
+}
+
+function setEditing(m) {
+  state.editing = m;
+  if (m) {
+    state.replyTo = null;
+    renderReply();
+    $("text").value = m.text;
+    $("text").focus();
+  } else if (!$("edit-bar").hidden) {
+    $("text").value = "";
+  }
+  $("edit-bar").hidden = !m;
+  $("edit-preview").textContent = m ? m.text : "";
+  $("send").textContent = m ? "Save" : "Send";
 }
 
 // -- status --
@@ -225,10 +273,42 @@ async function poll() {
 
 // -- actions --
 
+async function saveEdit(m, text) {
+  const me = currentUser();
+  try {
+    await api("PATCH", `/api/groups/${encodeURIComponent(state.groupId)}/messages/${encodeURIComponent(m.id)}`,
+      { sender: me.id, text });
+    setEditing(null);
+    showError(null);
+    await poll();
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function deleteMessage(m) {
+  if (!window.confirm("Delete this message for everyone?")) return;
+  const me = currentUser();
+  const query = new URLSearchParams({ sender: me.id });
+  try {
+    await api("DELETE", `/api/groups/${encodeURIComponent(state.groupId)}/messages/${encodeURIComponent(m.id)}?${query}`);
+    if (state.editing && state.editing.id === m.id) setEditing(null);
+    if (state.replyTo && state.replyTo.id === m.id) { state.replyTo = null; renderReply(); }
+    showError(null);
+    await poll();
+  } catch (err) {
+    showError(err);
+  }
+}
+
 async function sendMessage(event) {
   event.preventDefault();
   const text = $("text").value;
   if (!text.trim() || !state.groupId) return;
+  if (state.editing) {
+    await saveEdit(state.editing, text);
+    return;
+  }
   const me = currentUser();
   const body = { sender: me.id, sender_name: me.name, text };
   if (me.alt) body.sender_alt = me.alt;
@@ -300,6 +380,7 @@ function main() {
   $("faults").addEventListener("submit", setFaults);
   $("disconnect").addEventListener("click", disconnectBot);
   $("reply-cancel").addEventListener("click", () => { state.replyTo = null; renderReply(); });
+  $("edit-cancel").addEventListener("click", () => setEditing(null));
   document.querySelector(".controls").addEventListener("toggle", () => api("GET", "/api/control/faults").then(renderFaults, showError));
   poll();
   setInterval(poll, POLL_MS);
