@@ -152,6 +152,10 @@ class GroupActor(ChatHandling, BotActor):
             book.next_payment_seq = int(msg.settings.get("nextPaymentSeq") or 1)
         book.held = {mid: HeldOrder.from_record(h) for mid, h in msg.held.items()}
         for order in orders:
+            if order.status in (Status.PENDING, Status.PROCESSING):
+                # Its receipt may have died with the last incarnation: send it again at once
+                # (deliveries wait for delivery_confirm_after, as the spec says).
+                order = replace(order, receipt=order.receipt.interrupted())
             book.put(order)
             if order.message_id and order.created_at is not None:
                 book.seen[order.message_id] = order.created_at

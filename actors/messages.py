@@ -462,3 +462,11 @@ class GetDailyReport:
     request_id: str
     day: str = ""
     reply_to: Any = None
+
+
+@dataclass(frozen=True)
+class SendDailyReport:
+    """Send the daily report of `day` ("" today) to the admin numbers now (the timer sends
+    this to the Supervisor at reports.daily_at)."""
+
+    day: str = ""

@@ -17,7 +17,9 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from thespian.actors import ActorExitRequest, ActorTypeDispatcher, ChildActorExited, WakeupMessage
 
@@ -30,11 +32,12 @@ from actors.messages import (
     Epoch,
     GatewayMoved,
     GatewayStatus,
+    GetDailyReport,
     GetGatewayStatus,
     GetStatus,
-    GroupRoute,
     GroupInbound,
     GroupReady,
+    GroupRoute,
     InboundBatch,
     InboundItem,
     InitGroup,
@@ -43,8 +46,12 @@ from actors.messages import (
     OrderCommand,
     OwnIds,
     QueryResult,
+    RecordPayment,
     RePair,
     ReplayInbox,
+    SendDailyReport,
+    SendResult,
+    SendText,
     StartGateway,
     StartSystem,
     StopSystem,
@@ -59,12 +66,15 @@ from storage.lock import process_alive
 from config import Config
 from domain.clock import Clock, SystemClock
 from domain.group import code_number, group_code, split_order_id
+from domain.reports import admin_chats, report_day, seconds_until
+from domain.texts import Texts
 from gateway.events import ConnectionState
 
 log = logging.getLogger("diamondbot.supervisor")
 
 RESTART = "restart:"
 STOP = "stop"
+DAILY = "daily:"
 
 
 @dataclass
@@ -157,6 +167,9 @@ class Supervisor(ActorTypeDispatcher):
                                              self.start.transport, self.start.owner, self.start.clock))
 
     def receiveMsg_QueryResult(self, msg: QueryResult, sender: Any) -> None:
+        if msg.request_id.startswith(DAILY):
+            self._send_daily_report(msg)
+            return
         if msg.request_id != self.gateway_request:
             return
         if msg.status != 200:
@@ -172,6 +185,45 @@ class Supervisor(ActorTypeDispatcher):
             if self.starter is not None:
                 self.send(self.starter, SystemStarted(self.boot, self.persistence, self.gateway,
                                                       os.getpgid(0)))
+            self._arm_daily_report()
+
+    # -- the daily report -----------------------------------------------------------------
+
+    def _arm_daily_report(self) -> None:
+        assert self.config is not None
+        delay = seconds_until(self.config.reports.daily_at, self.clock.now(), ZoneInfo(self.config.bot.timezone))
+        self.wakeupAfter(timedelta(seconds=delay), payload=DAILY)
+
+    def receiveMsg_SendDailyReport(self, msg: SendDailyReport, sender: Any) -> None:
+        """Ask the PersistenceActor for the day's figures; they go out when they arrive."""
+        assert self.config is not None
+        day = msg.day or report_day(self.clock.now(), ZoneInfo(self.config.bot.timezone))
+        if self.persistence is not None:
+            self.send(self.persistence, GetDailyReport(f"{DAILY}{day}", day, reply_to=self.myAddress))
+
+    def _send_daily_report(self, result: QueryResult) -> None:
+        """One message per admin with every group's day (reports.send_to_admins)."""
+        assert self.config is not None
+        if result.status != 200 or self.gateway is None:
+            log.error("daily report not sent: %s", result.error or "no gateway")
+            return
+        texts = Texts(self.config.language_messages, self.config.orders.min_diamonds,
+                      self.config.orders.max_diamonds)
+        day = result.data["day"]
+        parts = [texts.daily_report(day, g["name"] or g["group_id"], g["orders"], g["diamonds"],
+                                    Decimal(g["revenue"]), Decimal(g["payments"]), Decimal(g["due"]))
+                 for g in result.data["groups"]]
+        if not parts:
+            return
+        text = "\n\n".join(parts)
+        for chat in admin_chats(self.config.whatsapp.admins):
+            self.send(self.gateway, SendText(f"report:{day}:{chat}", chat, text, None, priority=2,
+                                             reply_to=self.myAddress))
+        log.info("daily report of %s sent to %d admins", day, len(self.config.whatsapp.admins))
+
+    def receiveMsg_SendResult(self, msg: SendResult, sender: Any) -> None:
+        if not msg.ok:
+            log.warning("a report message was not sent (%s): %s", msg.key, msg.error)
 
     # -- groups -------------------------------------------------------------------------------
 
@@ -300,6 +352,11 @@ class Supervisor(ActorTypeDispatcher):
         payload = msg.payload or ""
         if payload == STOP and self.persistence is not None:
             self.send(self.persistence, StopSystem())
+        elif payload == DAILY and not self.stopping:
+            assert self.config is not None
+            if self.config.reports.send_to_admins and self.config.whatsapp.admins:
+                self.receiveMsg_SendDailyReport(SendDailyReport(), sender)
+            self._arm_daily_report()
         elif isinstance(payload, str) and payload.startswith(RESTART) and not self.stopping:
             entry = self.groups.get(payload[len(RESTART):])
             if entry is not None and entry.restart_pending:

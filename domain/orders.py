@@ -116,6 +116,12 @@ class Delivery:
     def failed(self, error: str) -> Delivery:
         return replace(self, last_error=error[:500])
 
+    def interrupted(self) -> Delivery:
+        """Attempted by an earlier incarnation that died before hearing back: retry at once."""
+        if self.confirmed or self.attempts == 0 or self.last_error:
+            return self
+        return replace(self, last_error="interrupted by a restart", last_attempt_at=None)
+
 
 @dataclass(frozen=True, slots=True)
 class Order:

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import pytest
 
-from actors.messages import GetDailyReport, GetLedger, ListPayments, RecordPayment
+from actors.messages import GetDailyReport, GetLedger, ListPayments, RecordPayment, SendDailyReport
 from tests.harness import ALICE, BOB, GROUP, GROUP2, T, ChatBot
 
 ADMIN_PHONE = "8801711111111"  # an admin known by phone number
@@ -249,3 +249,17 @@ def test_the_account_survives_a_restart(make_bot: Callable[..., ChatBot]) -> Non
     again.say(GROUP, BOB, ".due")
     assert again.last_reply(GROUP) == "💳 বকেয়া: ৳750"
     assert first.message_id
+
+
+def test_the_daily_report_goes_to_every_admin(shop: ChatBot) -> None:
+    first = shop.post(GROUP, ALICE, ".10")
+    admin_by_phone(shop, "done", quoted_id=first.message_id)
+    shop.post(GROUP2, BOB, ".5")
+    shop.asys.tell(shop.supervisor, SendDailyReport())
+    shop.pump(0.3)
+    admins = (f"{ADMIN_PHONE}@s.whatsapp.net", ADMIN_LID)
+    sent = {r.group_id: r.text for r in shop.fake.sent if r.group_id in admins}
+    assert set(sent) == {f"{ADMIN_PHONE}@s.whatsapp.net", ADMIN_LID}
+    text = sent[ADMIN_LID]
+    assert text.startswith("📊") and "Rahim Store" in text and "Karim Telecom" in text
+    assert "৳1000" in text  # Rahim Store's revenue today

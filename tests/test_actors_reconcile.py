@@ -146,3 +146,17 @@ def test_a_group_restarted_while_its_write_waits_for_the_commit_never_reuses_an_
     assert set(orders) == {"A1", "A2", "A3"}
     assert orders["A2"]["messageId"] == first.message_id and orders["A2"]["diamonds"] == 10
     assert orders["A3"]["messageId"] == second.message_id
+
+
+def test_a_receipt_the_last_incarnation_never_sent_goes_out_after_a_restart(make_bot) -> None:
+    bot = make_bot(**FAST)
+    bot.fake.hold = True  # the receipt is handed over but never sent
+    bot.post(GROUP, ALICE, ".10")
+    assert bot.fake.sent == [] and bot.order("A1")["record"]["receipt"]["attempts"] == 1
+    clock = bot.clock
+    bot.stop()
+    again = make_bot(clock=clock, **FAST)
+    again.pump(0.3)  # the first reconciliation cycles
+    assert [t.startswith("📥") for t in again.replies(GROUP)] == [True]
+    again.pump(1.2)  # a receipt's confirmation is written lazily, within a second
+    assert again.order("A1")["record"]["receipt"]["confirmedAt"]

@@ -387,3 +387,13 @@ def test_reconciling_100k_open_orders_is_fast() -> None:
     print(f"\nreconcile 100,000 open orders: first cycle {timings[0]:.3f}s, next {timings[1]:.3f}s")
     assert len(checks) == 100_000 and checks["A7"].count == 2
     assert max(timings) < 2.0
+
+
+def test_a_receipt_interrupted_by_a_restart_is_sent_again_at_once() -> None:
+    attempted = Delivery(attempts=1, last_attempt_at=T0)
+    o = make_order(receipt=attempted)
+    assert run([o], T0 + 10).send_receipts == []  # an earlier attempt may still be on its way
+    restarted = replace(o, receipt=attempted.interrupted())
+    assert run([restarted], T0 + 10).send_receipts == [restarted]
+    confirmed = Delivery(attempts=1, last_attempt_at=T0, confirmed_at=T0, message_id="x")
+    assert confirmed.interrupted() is confirmed and Delivery().interrupted() == Delivery()
