@@ -22,3 +22,17 @@ class BotActor(ActorTypeDispatcher):
 def batched(messages: list[Any]) -> Any:
     """One message as it is, several as a Batch."""
     return messages[0] if len(messages) == 1 else Batch(tuple(messages))
+
+
+def by_address(pairs: list[tuple[Any, Any]]) -> list[tuple[Any, list[Any]]]:
+    """(address, message) pairs grouped per address, in first-seen order. ActorAddress is not
+    hashable, and an actor sends to few addresses at a time: a list scan it is."""
+    grouped: list[tuple[Any, list[Any]]] = []
+    for address, message in pairs:
+        for known, messages in grouped:
+            if known == address:
+                messages.append(message)
+                break
+        else:
+            grouped.append((address, [message]))
+    return grouped

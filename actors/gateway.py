@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from thespian.actors import ActorExitRequest, WakeupMessage
 
-from actors.base import BotActor, batched
+from actors.base import BotActor, batched, by_address
 from actors.messages import (
     GatewayStatus,
     GetGatewayStatus,
@@ -247,15 +247,7 @@ class GatewayActor(BotActor):
     def flush_results(self) -> None:
         """Send outcomes gathered during a drain: one message per group actor."""
         results, self.results = self.results, []
-        by_address: list[tuple[Any, list[SendResult]]] = []
-        for address, result in results:
-            for known, batch in by_address:
-                if known == address:
-                    batch.append(result)
-                    break
-            else:
-                by_address.append((address, [result]))
-        for address, batch in by_address:
+        for address, batch in by_address(results):
             self.send(address, batched(batch))
 
     def state_changed(self, state: ConnectionState, detail: str) -> None:

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from thespian.actors import ActorExitRequest, WakeupMessage
 
-from actors.base import BotActor, batched
+from actors.base import BotActor, batched, by_address
 from actors.group_chat import ChatHandling
 from actors.messages import (
     CommandDone,
@@ -232,15 +232,7 @@ class GroupActor(ChatHandling, BotActor):
             self.send(self.init.persistence, Persist(self.init.group_id, self.init.epoch, batch,
                                                      tuple(writes), sync, tuple(effects), ack=False))
             return
-        by_address: list[tuple[Any, list[Any]]] = []
-        for address, message in effects:
-            for known, messages in by_address:
-                if known == address:
-                    messages.append(message)
-                    break
-            else:
-                by_address.append((address, [message]))
-        for address, messages in by_address:
+        for address, messages in by_address(effects):
             self.send(address, batched(messages))
 
     def receiveMsg_PersistRefused(self, msg: PersistRefused, sender: Any) -> None:
@@ -332,14 +324,22 @@ class GroupActor(ChatHandling, BotActor):
 
     # -- commands from the panel or admins ---------------------------------------------------
 
-    def receiveMsg_OrderCommand(self, msg: OrderCommand, sender: Any) -> None:
+    def _requester(self, msg: Any, sender: Any) -> Any:
+        """Who a panel command is answered to; None if it must wait for the book (deferred) or
+        was already answered because the group is stopping."""
         if self._defer(msg, sender):
-            return
-        assert self.book is not None
+            return None
         reply_to = msg.reply_to or sender
         if self.stopped:
             self.send(reply_to, CommandDone(msg.request_id, 503, error="the bot is stopping"))
+            return None
+        return reply_to
+
+    def receiveMsg_OrderCommand(self, msg: OrderCommand, sender: Any) -> None:
+        reply_to = self._requester(msg, sender)
+        if reply_to is None:
             return
+        assert self.book is not None
         order = self.book.orders.get(msg.order_id)
         if order is None:
             self.send(reply_to, CommandDone(msg.request_id, 404, error=f"no order {msg.order_id}"))
@@ -370,13 +370,10 @@ class GroupActor(ChatHandling, BotActor):
             self._send(order_key(order.id, "cancelled"), self.texts.cancelled(order), self._quote(order), 2)
 
     def receiveMsg_UpdateGroup(self, msg: UpdateGroup, sender: Any) -> None:
-        if self._defer(msg, sender):
+        reply_to = self._requester(msg, sender)
+        if reply_to is None:
             return
         assert self.book is not None
-        reply_to = msg.reply_to or sender
-        if self.stopped:
-            self.send(reply_to, CommandDone(msg.request_id, 503, error="the bot is stopping"))
-            return
         try:
             settings = apply_settings_patch(self.book.settings, msg.patch)
         except SettingsError as e:

@@ -333,11 +333,8 @@ class ChatHandling:
         return payment
 
     def receiveMsg_RecordPayment(self: GroupActor, msg: RecordPayment, sender: Any) -> None:
-        if self._defer(msg, sender):
-            return
-        reply_to = msg.reply_to or sender
-        if self.stopped:
-            self.send(reply_to, CommandDone(msg.request_id, 503, error="the bot is stopping"))
+        reply_to = self._requester(msg, sender)
+        if reply_to is None:
             return
         try:
             payment = self.record_payment(msg.amount, msg.method, msg.reference, msg.note, msg.by,

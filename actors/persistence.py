@@ -43,7 +43,7 @@ from actors.messages import (
     Subscribe,
     SystemStopped,
 )
-from actors.base import batched
+from actors.base import batched, by_address
 from actors.watchdog import start_watchdog
 from config import Config
 from domain.clock import Clock, SystemClock
@@ -237,27 +237,17 @@ class PersistenceActor(ActorTypeDispatcher):
             return
         for record in records:
             self.db.apply(record)
-        # Addresses are not hashable: a list of (address, messages), few distinct addresses.
-        outgoing: list[tuple[Any, list[Any]]] = []
+        outgoing: list[tuple[Any, Any]] = []
         for writer, write in pending:
             if write.ack:
-                self._queue(outgoing, writer, Persisted(write.group_id, write.batch_id))
-            for address, message in write.effects:
-                self._queue(outgoing, address, message)
-        for address, messages in outgoing:
+                outgoing.append((writer, Persisted(write.group_id, write.batch_id)))
+            outgoing.extend(write.effects)
+        for address, messages in by_address(outgoing):
             self.send(address, batched(messages))
         self.commits += 1
         self.records_written += len(records)
         self._publish(records)
         self._maybe_compact()
-
-    @staticmethod
-    def _queue(outgoing: list[tuple[Any, list[Any]]], address: Any, message: Any) -> None:
-        for known, messages in outgoing:
-            if known == address:
-                messages.append(message)
-                return
-        outgoing.append((address, [message]))
 
     # -- live updates ------------------------------------------------------------------------
 
