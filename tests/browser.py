@@ -52,9 +52,11 @@ class PageWatch:
             self.errors.append(f"console error: {msg.text} ({msg.location.get('url', '')})")
 
     def _failed(self, request: Any) -> None:
-        # A page leaving while its event stream is open cancels that request: not an error.
+        # A page leaving while its event stream is open cancels that request, and chromium asks
+        # for the tab's icon late, so leaving a page can cancel that too: neither is an error.
         failure = request.failure or ""
-        if "ERR_ABORTED" in failure and request.url.endswith("/api/events"):
+        if "ERR_ABORTED" in failure and (request.url.endswith("/api/events")
+                                         or "/static/favicon.svg" in request.url):
             return
         self.errors.append(f"request failed: {request.method} {request.url}: {failure}")
 

@@ -1,8 +1,9 @@
 """An in-memory ActorBridge for the panel's tests.
 
-It keeps orders as stored records in a real `storage.database.Database`, answers queries with the
-real `storage.queries`, and runs commands through the real state machine (`domain.orders`) and
-group settings rules (`domain.group`), so API tests exercise the same rules as the actors.
+It keeps orders and payments as stored records in a real `storage.database.Database`, answers
+queries (lists, ledgers, the daily report) with the real `storage.queries`, and runs commands
+through the real state machine (`domain.orders`), group settings rules (`domain.group`) and
+payment rules (`domain.payments`), so API tests exercise the same rules as the actors.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import asyncio
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
+from datetime import datetime, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, AsyncIterator
+from zoneinfo import ZoneInfo
 
 import orjson
 from aiohttp.test_utils import TestClient, TestServer
@@ -21,7 +24,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from actors.messages import Changed, CommandDone, GatewayStatus, QueryResult
 from config import Config, load_config
 from domain.clock import FakeClock
-from domain.money import parse_rate
+from domain.money import money_str, parse_rate
 from domain.group import (
     GroupBook,
     GroupSettings,
@@ -43,9 +46,11 @@ from domain.orders import (
     transition,
     with_issue,
 )
+from domain.payments import PaymentError, billed_records, due, new_payment, paid_records
+from domain.payments import to_record as payment_record
 from gateway.events import ConnectionState
 from storage import queries
-from storage.database import CHECKS, GROUP, ORDER, Database
+from storage.database import CHECKS, GROUP, ORDER, PAYMENT, Database
 from web.app import create_app
 from web.bridge import BridgeError
 from web.live import Fanout
@@ -77,6 +82,7 @@ class FakeBridge:
     repair_status: int = 200  # what the gateway answers to re-pair (409: a transport without pairing)
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     live: Fanout = field(default_factory=Fanout)
+    tz: tzinfo = field(default_factory=lambda: ZoneInfo("Asia/Dhaka"))  # the daily report's days
     _books: dict[str, GroupBook] = field(default_factory=dict)
     _change_seq: int = 0
 
@@ -109,6 +115,24 @@ class FakeBridge:
             order = with_issue(order, issue, now)
         self._put(order)
         return order.id
+
+    def add_payment(self, group_id: str, amount: str, method: str = "bkash", *, reference: str = "",
+                    note: str = "", at: float | None = None, by: str = "admin:setup") -> str:
+        """A payment as the GroupActor records it (PA1, PA2 … per group); returns its id."""
+        book = self._books[group_id]
+        payment = new_payment(payment_id=f"P{book.settings.code}{book.next_payment_seq}", group_id=group_id,
+                              amount=amount, method=method, reference=reference, note=note,
+                              at=self.clock.now() if at is None else at, by=by)
+        book.next_payment_seq += 1
+        self.db.apply({"t": PAYMENT, "g": group_id, "v": payment_record(payment)})
+        self.db.apply({"t": GROUP, "g": group_id, "v": settings_record(book)})
+        self._change_seq += 1
+        self.live.publish(Changed(self._change_seq, (), (group_id,)))
+        return payment.id
+
+    def due(self, group_id: str) -> Decimal:
+        return due(billed_records(self.db.groups[group_id].entries.values()),
+                   paid_records(self.db.group_payments(group_id)))
 
     def set_check(self, order_id: str, count: int, last_at: float, status: str) -> None:
         gid = self.db.order_group[order_id]
@@ -203,6 +227,34 @@ class FakeBridge:
     async def report(self) -> QueryResult:
         await self._call("report")
         return self._query(queries.report, self.clock.now())
+
+    async def record_payment(self, group_id: str, amount: str, method: str, reference: str, note: str,
+                             by: str) -> CommandDone:
+        await self._call("record_payment", group_id, amount, method, reference, note, by)
+        rid = uuid.uuid4().hex
+        if group_id not in self._books:
+            return CommandDone(rid, 404, error=f"no group {group_id}")
+        try:
+            pid = self.add_payment(group_id, amount, method, reference=reference, note=note, by=by)
+        except PaymentError as e:
+            return CommandDone(rid, 400, error=str(e))
+        record = self.db.payments[self.db.payment_index[pid]]
+        return CommandDone(rid, 200, result={"payment": dict(record), "due": money_str(self.due(group_id))})
+
+    async def list_payments(self, **filters: Any) -> QueryResult:
+        await self._call("list_payments", filters)
+        return self._query(queries.list_payments, group=filters.get("group", ""), since=filters.get("since"),
+                           until=filters.get("until"), limit=filters.get("limit", 100),
+                           offset=filters.get("offset", 0))
+
+    async def ledger(self, group_id: str, since: float | None = None, until: float | None = None) -> QueryResult:
+        await self._call("ledger", group_id, since, until)
+        return self._query(queries.group_ledger, group_id, since, until)
+
+    async def daily_report(self, day: str = "") -> QueryResult:
+        await self._call("daily_report", day)
+        day = day or datetime.fromtimestamp(self.clock.now(), self.tz).date().isoformat()
+        return self._query(queries.daily_report, day, self.tz)
 
     async def status(self) -> QueryResult:
         await self._call("status")

@@ -29,7 +29,8 @@ NOW = 1_764_000_000.0  # FakeClock's start: 2025-11-24 22:00 in Dhaka
 ALPHA = "120363000000000001@g.us"
 BETA = "120363000000000002@g.us"
 EVIL = '<script>alert("x")</script>'
-PAGES = ["/", "/orders", "/orders/A1", "/reconciliation", "/groups", "/whatsapp"]
+PAGES = ["/", "/orders", "/orders/A1", "/reconciliation", "/groups", "/whatsapp", "/payments", "/reports",
+         f"/groups/{ALPHA}/ledger"]
 STATIC = Path(__file__).resolve().parents[1] / "web" / "static"
 TEMPLATES = Path(__file__).resolve().parents[1] / "web" / "templates"
 

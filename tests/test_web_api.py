@@ -162,7 +162,7 @@ async def test_groups_list_and_patch(client: TestClient[Any, Any], token: str, b
         "id": "120363000000000001@g.us", "name": "Alpha Resellers", "code": "A", "rate": "100.00",
         "enabled": True, "auto_approve": False, "auto_approve_max": 0, "due_limit": None,
         "counts": {"pending": 1, "processing": 1, "approved": 0, "completed": 0, "cancelled": 0, "deleted": 0},
-        "orders": 2,
+        "orders": 2, "billed": "0.00", "paid": "0.00", "due": "0.00",
     }
     patch = {"rate": "2.50", "enabled": False, "auto_approve": True, "auto_approve_max": 50,
              "due_limit": "5000", "name": "Alpha Prime"}

@@ -31,6 +31,7 @@ GROUP = "120363000000000001@g.us"
 PUBLIC = {("GET", "/login"), ("HEAD", "/login"), ("POST", "/login"), ("POST", "/api/login"),
           ("GET", "/healthz"), ("HEAD", "/healthz")}
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+PAYMENT = {"group_id": GROUP, "amount": "500", "method": "bkash"}
 
 
 @pytest.fixture(autouse=True)
@@ -79,9 +80,11 @@ def request_body(path: str, token: str | None) -> dict[str, Any]:
     """A body that would change something if the request got through."""
     if path.startswith("/api/groups/"):
         return {"json": {"rate": "7.00"}}
+    if path == "/api/payments":
+        return {"json": PAYMENT}
     if wants_json(path):
         return {}
-    form = {"username": "admin", "password": PASSWORD}
+    form = {"username": "admin", "password": PASSWORD, **PAYMENT}
     if token is not None:
         form["csrf_token"] = token
     return {"data": form}
@@ -96,7 +99,10 @@ def test_route_table_is_what_the_tests_cover(client: TestClient[Any, Any]) -> No
                      ("POST", f"/api/approve/{ORDER}"), ("POST", f"/api/delete/{ORDER}"),
                      ("GET", "/api/groups"), ("PATCH", f"/api/groups/{GROUP}"), ("GET", "/api/reconciliation"),
                      ("GET", "/api/status"), ("GET", "/metrics"), ("GET", "/api/session"),
-                     ("POST", "/api/logout"), ("POST", "/logout"), *PUBLIC]:
+                     ("POST", "/api/logout"), ("POST", "/logout"), ("GET", "/api/payments"),
+                     ("POST", "/api/payments"), ("GET", f"/api/groups/{GROUP}/ledger"), ("GET", "/api/reports/daily"),
+                     ("GET", "/api/export/orders.csv"), ("GET", "/api/export/payments.csv"), ("GET", "/payments"),
+                     ("POST", "/payments"), ("GET", f"/groups/{ORDER}/ledger"), ("GET", "/reports"), *PUBLIC]:
         assert expected in routes, expected
 
 
@@ -121,7 +127,7 @@ async def test_every_private_route_refuses_anonymous_clients(client: TestClient[
         checked += 1
     assert checked >= 20
     assert bridge.snapshot() == before
-    assert not [c for c in bridge.calls if c[0] in ("command", "update_group")]
+    assert not [c for c in bridge.calls if c[0] in ("command", "update_group", "record_payment")]
 
 
 async def test_public_routes_and_static_files_need_no_login(client: TestClient[Any, Any]) -> None:
@@ -174,7 +180,7 @@ async def test_unsafe_routes_need_the_sessions_csrf_token(client: TestClient[Any
         # Still logged in: a refused /logout did not log out either.
         assert (await client.get("/api/session")).status == 200
     assert bridge.snapshot() == before
-    assert not [c for c in bridge.calls if c[0] in ("command", "update_group")]
+    assert not [c for c in bridge.calls if c[0] in ("command", "update_group", "record_payment")]
 
 
 async def test_unsafe_routes_work_with_the_token(client: TestClient[Any, Any], bridge: FakeBridge) -> None:
@@ -187,6 +193,8 @@ async def test_unsafe_routes_work_with_the_token(client: TestClient[Any, Any], b
         assert resp.status not in (401, 403), (method, path, resp.status, await resp.text())
     assert [c[0] for c in bridge.calls].count("command") == 6
     assert ("update_group", GROUP, {"rate": "7.00"}, "admin:admin") in bridge.calls
+    assert [c[0] for c in bridge.calls].count("record_payment") == 2  # the API and the form
+    assert len(bridge.db.payments) == 2
     assert bridge.db.groups[GROUP].settings["rate"] == "7.00"
 
 

@@ -12,12 +12,14 @@ from config import Config
 from web.auth import UserStore, session_key
 from web.bridge import ActorBridge
 from web.routes import PANEL, Panel
+from web.routes import accounts as account_routes
 from web.routes import auth as auth_routes
 from web.routes import dashboard as dashboard_routes
 from web.routes import groups as group_routes
 from web.routes import live as live_routes
 from web.routes import orders as order_routes
 from web.routes import pages as page_routes
+from web.routes import payments as payment_routes
 from web.routes import status as status_routes
 from web.routes import whatsapp as whatsapp_routes
 from web.security import LoginThrottle, setup_security
@@ -46,6 +48,8 @@ def create_app(config: Config, bridge: ActorBridge, *, started_at: float | None 
     dashboard_routes.add_routes(app)
     order_routes.add_routes(app)
     group_routes.add_routes(app)
+    payment_routes.add_routes(app)
+    account_routes.add_routes(app)
     status_routes.add_routes(app)
     whatsapp_routes.add_routes(app)
     live_routes.add_routes(app)

@@ -21,14 +21,18 @@ from typing import Any, Protocol
 from actors.messages import (
     Batch,
     CommandDone,
+    GetDailyReport,
     GetGatewayStatus,
+    GetLedger,
     GetOrder,
     GetReport,
     GetStatus,
     ListGroups,
     ListOrders,
+    ListPayments,
     OrderCommand,
     QueryResult,
+    RecordPayment,
     RePair,
     UpdateGroup,
 )
@@ -61,6 +65,19 @@ class ActorBridge(Protocol):
     async def list_groups(self) -> QueryResult: ...
 
     async def report(self) -> QueryResult: ...
+
+    async def record_payment(self, group_id: str, amount: str, method: str, reference: str, note: str,
+                             by: str) -> CommandDone:
+        """CommandDone with result {"payment": <stored payment>, "due": "<decimal>"}."""
+        ...
+
+    async def list_payments(self, **filters: Any) -> QueryResult:
+        """Filters of ListPayments (group, since, until, limit, offset); data {"payments", "total"}."""
+        ...
+
+    async def ledger(self, group_id: str, since: float | None = None, until: float | None = None) -> QueryResult: ...
+
+    async def daily_report(self, day: str = "") -> QueryResult: ...
 
     async def status(self) -> QueryResult: ...
 
@@ -158,6 +175,20 @@ class ThespianBridge:
 
     async def report(self) -> QueryResult:
         return await self.ask(self.supervisor, GetReport(self._rid()))
+
+    async def record_payment(self, group_id: str, amount: str, method: str, reference: str, note: str,
+                             by: str) -> CommandDone:
+        return await self.ask(self.supervisor, RecordPayment(self._rid(), group_id, amount, method,
+                                                             reference, note, by))
+
+    async def list_payments(self, **filters: Any) -> QueryResult:
+        return await self.ask(self.supervisor, replace(ListPayments(self._rid()), **filters))
+
+    async def ledger(self, group_id: str, since: float | None = None, until: float | None = None) -> QueryResult:
+        return await self.ask(self.supervisor, GetLedger(self._rid(), group_id, since, until))
+
+    async def daily_report(self, day: str = "") -> QueryResult:
+        return await self.ask(self.supervisor, GetDailyReport(self._rid(), day))
 
     async def status(self) -> QueryResult:
         return await self.ask(self.supervisor, GetStatus(self._rid()))

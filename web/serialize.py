@@ -135,7 +135,69 @@ def group_list_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
     out = group_json(_text(entry.get("group_id")), entry.get("settings") or {})
     out["counts"] = dict(entry.get("counts") or {})
     out["orders"] = _int(entry.get("orders"))
+    for key in ("billed", "paid", "due"):  # the group's account: due = billed - paid
+        out[key] = money(entry.get(key))
     return out
+
+
+def payment_json(record: Mapping[str, Any], tz: tzinfo, names: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One stored payment for the API; `names` (group id -> name) adds the group's name."""
+    group_id = _text(record.get("groupId"))
+    out = {
+        "id": _text(record.get("id")),
+        "group_id": group_id,
+        "amount": money(record.get("amount")),
+        "method": _text(record.get("method")),
+        "reference": _text(record.get("reference")),
+        "note": _text(record.get("note")),
+        "at": local_iso(record.get("at"), tz),
+        "by": _text(record.get("by")),
+        "imported_id": _text(record.get("importedId")),
+    }
+    if names is not None:
+        out["group_name"] = names.get(group_id, "")
+    return out
+
+
+def ledger_json(data: Mapping[str, Any], tz: tzinfo) -> dict[str, Any]:
+    """GetLedger's answer for the API: line times in the shop's time zone (None for an imported
+    payment whose time is unknown), money as decimal strings."""
+    lines = data.get("lines")
+    return {
+        "group_id": _text(data.get("group_id")),
+        "group_name": _text(data.get("group_name")),
+        "opening": money(data.get("opening")) or "0.00",
+        "lines": [
+            {"at": local_iso(line.get("at"), tz) if line.get("at") else None,
+             "kind": _text(line.get("kind")), "ref": _text(line.get("ref")),
+             "description": _text(line.get("description")),
+             "debit": money(line.get("debit")) or "0.00", "credit": money(line.get("credit")) or "0.00",
+             "balance": money(line.get("balance")) or "0.00"}
+            for line in (lines if isinstance(lines, (list, tuple)) else []) if isinstance(line, Mapping)
+        ],
+        "billed": money(data.get("billed")) or "0.00",
+        "paid": money(data.get("paid")) or "0.00",
+        "due": money(data.get("due")) or "0.00",
+    }
+
+
+def daily_report_json(data: Mapping[str, Any]) -> dict[str, Any]:
+    """GetDailyReport's answer for the API (already plain: a local day, counts, decimal strings)."""
+    groups = data.get("groups")
+    totals = data.get("totals") if isinstance(data.get("totals"), Mapping) else {}
+    return {
+        "day": _text(data.get("day")),
+        "groups": [
+            {"group_id": _text(g.get("group_id")), "name": _text(g.get("name")), "code": _text(g.get("code")),
+             "orders": _int(g.get("orders")), "diamonds": _int(g.get("diamonds")),
+             "revenue": money(g.get("revenue")) or "0.00", "payments": money(g.get("payments")) or "0.00",
+             "due": money(g.get("due")) or "0.00"}
+            for g in (groups if isinstance(groups, (list, tuple)) else []) if isinstance(g, Mapping)
+        ],
+        "totals": {"orders": _int(totals.get("orders")), "diamonds": _int(totals.get("diamonds")),
+                   "revenue": money(totals.get("revenue")) or "0.00",
+                   "payments": money(totals.get("payments")) or "0.00"},
+    }
 
 
 def _cycle(c: Mapping[str, Any], tz: tzinfo) -> dict[str, Any]:

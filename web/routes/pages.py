@@ -3,7 +3,7 @@ rules as the JSON API, so every page works as plain HTML forms and each page's s
 only enhances it (live rows, one-click actions, inline edits, refreshed figures).
 
 Pages: `/` dashboard, `/orders` (filters, pagination, live), `/orders/{id}`, `/reconciliation`,
-`/groups`, `/whatsapp`. Form posts: `POST /orders/{id}` (field `action`; cancel and delete ask
+`/groups`, `/whatsapp` (and in web.routes.accounts: `/payments`, `/groups/{id}/ledger`, `/reports`). Form posts: `POST /orders/{id}` (field `action`; cancel and delete ask
 for confirmation first) and `POST /groups/{id}` (the row's settings). Everything needs a login
 (the security middleware), every post the CSRF field.
 """
@@ -77,6 +77,8 @@ def setup_templates(app: web.Application) -> None:
         when=lambda v: i18n.when(v, tz),
         when_exact=lambda v: i18n.when_exact(v, tz),
         taka=i18n.taka,
+        due_tone=i18n.due_tone,
+        due_text=i18n.due_text,
         rate=lambda v: "৳" + v.removesuffix(".00") if isinstance(v, str) and v else "—",
         number=i18n.number,
         ACTIONS=ACTIONS,

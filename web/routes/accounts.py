@@ -1,0 +1,299 @@
+"""The panel's account pages: Payments (record a payment, each group's due, the payments
+received), a group's Ledger, and the daily Report with its CSV exports.
+
+`GET /payments`, `POST /payments` (the record form: redirect with a one-time message, or the
+page again with the error and what was typed), `GET /groups/{id}/ledger`, `GET /reports`.
+Every one works without JavaScript; payments.js only helps filling in the form.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import OrderedDict
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, Mapping
+from urllib.parse import quote, urlencode
+
+from aiohttp import web
+from aiohttp_session import get_session
+
+from domain.money import taka as money_taka
+from domain.payments import METHODS
+from web import i18n
+from web.routes import actor_by, command_result, panel_of, unwrap, user_of
+from web.routes.orders import parse_bound
+from web.routes.pages import FLASH, _one, _whole, error_page, js_labels, page, render, texts_of
+from web.routes.payments import PAYMENT_FIELDS, check_day, check_payment
+from web.security import ApiError
+from web.serialize import daily_report_json, group_list_entry, ledger_json, payment_json
+
+PAGE_SIZE = 25
+MAX_PAGE_SIZE = 200
+MAX_OFFSET = 10_000_000
+LEDGER_MAX_LINES = 100  # lines a ledger page shows (a page stays small on a phone); it pages back
+_IGNORED_IN_AMOUNT = str.maketrans("", "", ", \u00a0৳")  # "1,000", "৳ 500" as people type them
+
+
+class RecentForms:
+    """Record forms already sent, by (user, the form's one-time id): a second click, or a form
+    sent twice over a slow connection, records the payment once. In memory (one panel process);
+    checked and marked with no await in between, so two concurrent posts cannot both pass. A form
+    the GroupActor refused is released, so it can be corrected and sent again."""
+
+    def __init__(self, size: int = 2000) -> None:
+        self.size = size
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    def claim(self, key: tuple[str, str]) -> bool:
+        if key in self._seen:
+            return False
+        self._seen[key] = None
+        while len(self._seen) > self.size:
+            self._seen.popitem(last=False)
+        return True
+
+    def release(self, key: tuple[str, str]) -> None:
+        """The form's payment was not recorded: it may be sent again."""
+        self._seen.pop(key, None)
+
+
+RECENT_FORMS = web.AppKey("recent_payment_forms", RecentForms)
+
+
+def _day_bounds(query: Mapping[str, str], tz: Any,
+                errors: list[str]) -> tuple[dict[str, str], float | None, float | None]:
+    """The since/until fields of a GET form: (their values, the bounds); a bad one is ignored and said."""
+    form = {"since": _one(query, "since", 40), "until": _one(query, "until", 40)}
+    bounds: dict[str, float | None] = {}
+    for name in ("since", "until"):
+        try:
+            bounds[name] = parse_bound(name, form[name], tz, end=name == "until")
+        except ApiError as e:
+            errors.append(e.message)
+            form[name], bounds[name] = "", None
+    if bounds["since"] is not None and bounds["until"] is not None and bounds["since"] >= bounds["until"]:
+        errors.append("since: must be before until")
+        form["until"], bounds["until"] = "", None
+    return form, bounds["since"], bounds["until"]
+
+
+def _fill(due: str | None) -> str:
+    """A due as the amount field takes it ("1000", "23.50"); "" if nothing is owed."""
+    try:
+        d = Decimal(due) if due else Decimal(0)
+    except InvalidOperation:
+        return ""
+    return money_taka(d) if d > 0 else ""
+
+
+def _positive_sum(values: list[str | None]) -> str:
+    total = Decimal("0.00")
+    for v in values:
+        try:
+            d = Decimal(v) if v else Decimal(0)
+        except InvalidOperation:
+            continue
+        if d > 0:
+            total += d
+    return str(total.quantize(Decimal("0.01")))
+
+
+# --- payments ---------------------------------------------------------------------------------
+
+
+async def _payments(request: web.Request, *, form: Mapping[str, str] | None = None, error: str | None = None,
+                    status: int = 200) -> web.Response:
+    """The Payments page (also after a refused post: with its error and the fields as typed)."""
+    panel = panel_of(request)
+    t = texts_of(request)
+    q = request.query
+    errors: list[str] = []
+    dates, since, until = _day_bounds(q, panel.tz, errors)
+    group = _one(q, "group")
+    limit = _whole(_one(q, "limit", 10), PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    offset = _whole(_one(q, "offset", 10), 0, 0, MAX_OFFSET)
+    if limit is None:
+        errors.append(f"limit: a whole number from 1 to {MAX_PAGE_SIZE}")
+        limit = PAGE_SIZE
+    if offset is None:
+        errors.append("offset: a whole number, 0 or more")
+        offset = 0
+    groups = [group_list_entry(g) for g in unwrap(await panel.bridge.list_groups())]
+    for g in groups:
+        g["name"] = g["name"] or g["id"]
+        g["fill"] = _fill(g["due"])
+    names = {g["id"]: g["name"] for g in groups}
+    if group and group not in names:
+        errors.append(f"group: unknown {group}")
+        group = ""
+    listed = unwrap(await panel.bridge.list_payments(group=group, since=since, until=until, limit=limit,
+                                                     offset=offset))
+    payments = [payment_json(p, panel.tz, names) for p in listed["payments"]]
+    total = int(listed["total"])
+    filters = {"group": group, **dates}
+
+    def url(at: int) -> str:
+        params = {k: v for k, v in filters.items() if v}
+        if limit != PAGE_SIZE:
+            params["limit"] = str(limit)
+        if at:
+            params["offset"] = str(at)
+        return "/payments" + (f"?{urlencode(params)}" if params else "")
+
+    fields = {"group_id": group, "amount": "", "method": "bkash", "reference": "", "note": "", **(form or {})}
+    return await render(request, "payments.html", {
+        "title": t["pay.title"], "nav": "payments", "script": "payments.js",
+        "groups": groups, "f": filters, "errors": errors, "form": fields, "form_error": error,
+        "nonce": secrets.token_urlsafe(16), "methods": METHODS,
+        "total_due": _positive_sum([g["due"] for g in groups]),
+        "payments": payments, "total": total, "first": offset + 1 if payments else 0,
+        "last": offset + len(payments),
+        "prev_url": url(max(0, offset - limit)) if offset > 0 else None,
+        "next_url": url(offset + limit) if offset + limit < total else None,
+        "js_labels": js_labels(t, "pay.due_now", "pay.saving"),
+    }, status=status)
+
+
+@page
+async def payments_page(request: web.Request) -> web.Response:
+    """GET /payments?group=&since=&until=&offset=&limit=: the record form (its group preset by
+    `group`), each group's billed, paid and due, and the payments received."""
+    return await _payments(request)
+
+
+@page
+async def payment_post(request: web.Request) -> web.StreamResponse:
+    """POST /payments (form: group_id, amount, method, reference, note, nonce): record a payment."""
+    panel = panel_of(request)
+    t = texts_of(request)
+    posted = await request.post()
+    form = {k: v.strip() if isinstance(v := posted.get(k), str) else "" for k in PAYMENT_FIELDS}
+    form["amount"] = form["amount"].translate(_IGNORED_IN_AMOUNT)
+    try:
+        p = check_payment(form)
+    except ApiError as e:
+        return await _payments(request, form=form, error=e.message, status=400)
+    nonce = posted.get("nonce")
+    key = (user_of(request), nonce if isinstance(nonce, str) else "")
+    # Names first: once the payment is recorded, nothing may fail before the answer.
+    groups = {str(g.get("group_id")): str((g.get("settings") or {}).get("groupName") or "")
+              for g in unwrap(await panel.bridge.list_groups())}
+    session = await get_session(request)
+    if key[1] and 0 < len(key[1]) <= 64:
+        if not request.app[RECENT_FORMS].claim(key):
+            session[FLASH] = t["pay.duplicate"]
+            raise web.HTTPSeeOther("/payments")
+    else:
+        key = ("", "")
+    # No answer (a timeout) leaves the form marked: the payment may have been recorded, and the
+    # same form sent again is then pointed to the list instead of recording it a second time.
+    done = await panel.bridge.record_payment(p["group_id"], p["amount"], p["method"], p["reference"], p["note"],
+                                             actor_by(request))
+    try:
+        result = command_result(done)
+    except ApiError as e:  # the bot answered no (400 a field, 404 no such group, 503 stopping)
+        if key[1]:
+            request.app[RECENT_FORMS].release(key)
+        if e.status == 503:
+            raise
+        return await _payments(request, form=form, error=e.message, status=e.status)
+    payment = result["payment"]
+    method = str(payment.get("method") or p["method"])
+    session[FLASH] = t["pay.recorded"].format(
+        id=payment.get("id", ""), amount=i18n.taka(payment.get("amount")), method=t.label("method", method),
+        group=groups.get(p["group_id"]) or p["group_id"], due=i18n.due_text(result.get("due"), t))
+    raise web.HTTPSeeOther("/payments")
+
+
+# --- ledger -----------------------------------------------------------------------------------
+
+
+@page
+async def ledger_page(request: web.Request) -> web.Response:
+    """GET /groups/{id}/ledger?since=&until=&skip=: the opening balance, billed orders and
+    payments with the running due, LEDGER_MAX_LINES at a time (the newest first: `skip` is how
+    many of the newest lines to leave out), the group's totals."""
+    panel = panel_of(request)
+    t = texts_of(request)
+    group_id = request.match_info["id"].strip()[:200]
+    errors: list[str] = []
+    dates, since, until = _day_bounds(request.query, panel.tz, errors)
+    skip = _whole(_one(request.query, "skip", 10), 0, 0, MAX_OFFSET)
+    if skip is None:
+        errors.append("skip: a whole number, 0 or more")
+        skip = 0
+    result = await panel.bridge.ledger(group_id, since, until)
+    if result.status == 404:
+        return await error_page(request, 404, t["error.no_group"].format(id=group_id), back="/groups")
+    data = ledger_json(unwrap(result), panel.tz)
+    lines = data["lines"]
+    size = LEDGER_MAX_LINES
+    end = max(len(lines) - skip, 0)
+    start = max(end - size, 0)
+    shown = lines[start:end]
+    # The balance before the first line shown, and after the last one.
+    opening = data["opening"] if start == 0 else lines[start - 1]["balance"]
+    closing = lines[end - 1]["balance"] if end > 0 else data["opening"]
+    in_range = {"billed": str(sum((Decimal(x["debit"]) for x in lines), Decimal("0.00"))),
+                "paid": str(sum((Decimal(x["credit"]) for x in lines), Decimal("0.00"))),
+                "opening": data["opening"], "closing": lines[-1]["balance"] if lines else data["opening"]}
+    base = f"/groups/{quote(group_id, safe='')}/ledger"
+    kept = {k: v for k, v in dates.items() if v}
+
+    def url(at: int) -> str:
+        params = {**kept, **({"skip": str(at)} if at else {})}
+        return base + (f"?{urlencode(params)}" if params else "")
+
+    return await render(request, "ledger.html", {
+        "title": t["ledger.title"].format(name=data["group_name"] or group_id), "nav": "groups",
+        "g": data, "group_id": group_id, "lines": shown, "total_lines": len(lines),
+        "first_line": start + 1 if shown else 0, "last_line": end, "opening": opening, "closing": closing,
+        "in_range": in_range, "f": dates, "errors": errors,
+        "earlier_url": url(skip + size) if start > 0 else None,
+        "later_url": url(max(skip - size, 0)) if end < len(lines) else None,
+        "export_query": urlencode({"group": group_id, **kept}),
+    })
+
+
+# --- reports ----------------------------------------------------------------------------------
+
+
+@page
+async def reports_page(request: web.Request) -> web.Response:
+    """GET /reports?day=YYYY-MM-DD (default today): the daily report per group and its totals,
+    and the CSV exports for a date range."""
+    panel = panel_of(request)
+    t = texts_of(request)
+    errors: list[str] = []
+    try:
+        day = check_day(_one(request.query, "day", 20))
+    except ApiError as e:
+        errors.append(e.message)
+        day = ""
+    report = daily_report_json(unwrap(await panel.bridge.daily_report(day)))
+    try:
+        the_day = date.fromisoformat(report["day"])
+    except ValueError:
+        the_day = datetime.now(panel.tz).date()
+    today = datetime.fromtimestamp(time.time(), panel.tz).date()
+    return await render(request, "reports.html", {
+        "title": t["reports.title"], "nav": "reports", "r": report, "day": the_day.isoformat(),
+        "errors": errors,
+        "prev_day": (the_day - timedelta(days=1)).isoformat(),
+        "next_day": (the_day + timedelta(days=1)).isoformat() if the_day < today else None,
+        "today": today.isoformat() if the_day != today else None,
+        "export": {"since": the_day.replace(day=1).isoformat(), "until": the_day.isoformat()},
+        "groups": [{"id": g["group_id"], "name": g["name"] or g["group_id"]} for g in report["groups"]],
+        "total_due": _positive_sum([g["due"] for g in report["groups"]]),
+        "timezone": panel.config.bot.timezone,
+    })
+
+
+def add_routes(app: web.Application) -> None:
+    app[RECENT_FORMS] = RecentForms()
+    app.router.add_get("/payments", payments_page)
+    app.router.add_post("/payments", payment_post)
+    app.router.add_get("/groups/{id}/ledger", ledger_page)
+    app.router.add_get("/reports", reports_page)
