@@ -56,6 +56,8 @@ from domain.group import (
     settings_record,
 )
 from domain.money import money_str
+from domain.payments import PaymentError
+from domain.payments import from_record as payment_from_record
 from domain.orders import Action, Order, Status, TransitionError, from_record, to_record, transition
 from domain.reconcile import CheckState, CycleSummary, DayTally, Policy, reconcile
 from domain.texts import Texts
@@ -151,6 +153,12 @@ class GroupActor(ChatHandling, BotActor):
         if msg.settings is not None:
             book.next_payment_seq = int(msg.settings.get("nextPaymentSeq") or 1)
         book.held = {mid: HeldOrder.from_record(h) for mid, h in msg.held.items()}
+        for record in msg.payments:
+            try:
+                payment = payment_from_record(record)
+            except PaymentError:
+                continue  # unreadable: counted nowhere, as the store counts it
+            book.payments[payment.id] = payment
         for order in orders:
             if order.status in (Status.PENDING, Status.PROCESSING):
                 # Its receipt may have died with the last incarnation: send it again at once

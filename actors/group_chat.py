@@ -10,7 +10,7 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from actors.messages import CommandDone, RecordPayment
+from actors.messages import CommandDone, RecordPayment, VoidPayment
 from domain.commands import (
     Approve,
     Cancel,
@@ -39,6 +39,7 @@ from domain.money import money_str
 from domain.orders import Action, Order, Status, TransitionError, edit_diamonds, transition
 from domain.parsing import OrderText, parse_order
 from domain.payments import PaymentError, new_payment
+from domain.payments import void as void_payment
 from domain.payments import to_record as payment_record
 from gateway.events import ChatMessage, Quote, Source
 from storage.database import HELD, PAYMENT, SEEN
@@ -317,15 +318,21 @@ class ChatHandling:
     # -- payments ------------------------------------------------------------------------------
 
     def record_payment(self: GroupActor, amount: str, method: str, reference: str, note: str, by: str,
-                       now: float) -> Any:
-        """A payment from the panel, the API or `.paid`; PaymentError if it cannot be taken."""
+                       now: float, client_key: str = "") -> Any:
+        """A payment from the panel, the API or `.paid`; PaymentError if it cannot be taken.
+        A retry (same client_key) gets the payment recorded the first time."""
         book = self.book
         assert book is not None
+        if client_key:
+            earlier = next((p for p in book.payments.values() if p.client_key == client_key), None)
+            if earlier is not None:
+                return earlier
         payment = new_payment(payment_id=f"P{book.settings.code}{book.next_payment_seq}",
                               group_id=book.group_id, amount=amount, method=method, reference=reference,
-                              note=note, at=now, by=by)
+                              note=note, at=now, by=by, client_key=client_key)
         book.next_payment_seq += 1
         book.paid += payment.amount
+        book.payments[payment.id] = payment
         self.settings_changed = True
         self.write([{"t": PAYMENT, "g": book.group_id, "v": payment_record(payment)}])
         log.info("payment %s: ৳%s %s by %s in group %s", payment.id, payment.amount, payment.method, by,
@@ -338,13 +345,39 @@ class ChatHandling:
             return
         try:
             payment = self.record_payment(msg.amount, msg.method, msg.reference, msg.note, msg.by,
-                                          self.clock.now())
+                                          self.clock.now(), msg.client_key)
         except PaymentError as e:
             self.send(reply_to, CommandDone(msg.request_id, 400, error=str(e)))
             return
+        self._answer_payment(msg.request_id, reply_to, payment)
+
+    def _answer_payment(self: GroupActor, request_id: str, reply_to: Any, payment: Any) -> None:
+        """The panel's answer, once what was written is durable."""
         assert self.book is not None
-        self.after_write(reply_to, CommandDone(msg.request_id, 200, result={
+        self.after_write(reply_to, CommandDone(request_id, 200, result={
             "payment": payment_record(payment), "due": money_str(self.book.due)}))
+
+    def receiveMsg_VoidPayment(self: GroupActor, msg: VoidPayment, sender: Any) -> None:
+        reply_to = self._requester(msg, sender)
+        if reply_to is None:
+            return
+        book = self.book
+        assert book is not None
+        payment = book.payments.get(msg.payment_id.strip().upper())
+        if payment is None:
+            self.send(reply_to, CommandDone(msg.request_id, 404, error=f"no payment {msg.payment_id} in this group"))
+            return
+        try:
+            voided = void_payment(payment, by=msg.by, reason=msg.reason, at=self.clock.now())
+        except PaymentError as e:
+            status = 409 if payment.voided else 400
+            self.send(reply_to, CommandDone(msg.request_id, status, error=str(e)))
+            return
+        book.payments[voided.id] = voided
+        book.paid -= voided.amount
+        self.write([{"t": PAYMENT, "g": book.group_id, "v": payment_record(voided)}])
+        log.info("payment %s (৳%s) voided by %s: %s", voided.id, voided.amount, msg.by, voided.void_reason)
+        self._answer_payment(msg.request_id, reply_to, voided)
 
 
 # The dispatch table: a command's type -> what the group does with it.

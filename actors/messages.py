@@ -115,6 +115,7 @@ class GroupLoaded:
     billed: str = "0.00"  # amounts of every approved and completed order, also archived ones
     paid: str = "0.00"  # every payment of the group
     held: dict[str, dict[str, Any]] = field(default_factory=dict)  # duplicate-guard holds
+    payments: tuple[dict[str, Any], ...] = ()  # the group's payment records
 
 
 @dataclass(frozen=True)
@@ -429,6 +430,22 @@ class RecordPayment:
     reference: str = ""  # TrxID or bank reference
     note: str = ""
     by: str = ""  # "admin:<name>", "whatsapp:<id>"
+    reply_to: Any = None
+    # The request's own key: a retry with the same key gets the payment already recorded
+    # (answered 200 with it) instead of a second one.
+    client_key: str = ""
+
+
+@dataclass(frozen=True)
+class VoidPayment:
+    """Void a mistaken payment: kept and listed, it no longer reduces the due. Answered with
+    CommandDone: 200 {"payment", "due"}, 404 unknown payment, 409 already void, 400 no reason."""
+
+    request_id: str
+    group_id: str
+    payment_id: str
+    reason: str
+    by: str
     reply_to: Any = None
 
 

@@ -182,6 +182,7 @@ class PersistenceActor(ActorTypeDispatcher):
             billed=money_str(billed_records(image.entries.values())),
             paid=money_str(paid_records(self.db.group_payments(msg.group_id))),
             held=dict(image.held),
+            payments=tuple(self.db.group_payments(msg.group_id)),
         ))
 
     def receiveMsg_Persist(self, msg: Persist, sender: Any) -> None:

@@ -47,6 +47,7 @@ from actors.messages import (
     OwnIds,
     QueryResult,
     RecordPayment,
+    VoidPayment,
     RePair,
     ReplayInbox,
     SendDailyReport,
@@ -391,7 +392,15 @@ class Supervisor(ActorTypeDispatcher):
     receiveMsg_Subscribe = _forward_read
     receiveMsg_ListPayments = receiveMsg_GetLedger = receiveMsg_GetDailyReport = _forward_read
 
-    def receiveMsg_RecordPayment(self, msg: RecordPayment, sender: Any) -> None:
+    def receiveMsg_VoidPayment(self, msg: VoidPayment, sender: Any) -> None:
+        if not msg.group_id:
+            # Payment ids are "P" + the group's code + a number ("PA3"): the id names its group.
+            pid = msg.payment_id.strip().upper()
+            parts = split_order_id(pid[1:]) if pid.startswith("P") else None
+            msg = replace(msg, group_id=self.by_code.get(parts[0], "") if parts else "")
+        self.receiveMsg_RecordPayment(msg, sender)  # the same routing: to the payment's group
+
+    def receiveMsg_RecordPayment(self, msg: RecordPayment | VoidPayment, sender: Any) -> None:
         entry = self.groups.get(msg.group_id)
         if entry is None:
             self.send(sender, CommandDone(msg.request_id, 404, error=f"no group {msg.group_id}"))

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 from domain.money import MoneyError, parse_amount, parse_rate
 from domain.orders import Order, Status, new_order
 from domain.parsing import InvalidOrderText, OrderText, parse_order
+from domain.payments import Payment
 
 # Letters that cannot be misread as digits when an id is read aloud or typed.
 _CODE_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -132,6 +133,7 @@ class GroupBook:
     # Orders held by the duplicate guard until their sender confirms: message id -> the
     # message and the question asked (see HeldOrder).
     held: dict[str, HeldOrder] = field(default_factory=dict)
+    payments: dict[str, Payment] = field(default_factory=dict)  # payment id -> payment
 
     @property
     def group_id(self) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Iterable, Literal, Mapping
 
@@ -110,18 +110,44 @@ class Payment:
     at: float  # 0.0 only for an imported payment whose date was unknown
     by: str  # admin name, "whatsapp:<id>" or "system:import"
     imported_id: str = ""
+    # A request's own key (the panel's form id, an API client's Idempotency-Key): a retry of
+    # the same request finds the payment instead of recording it twice.
+    client_key: str = ""
+    # A mistaken payment is voided, never rewritten or removed: it stays listed, counts nothing.
+    voided_at: float | None = None
+    voided_by: str = ""
+    void_reason: str = ""
+
+    @property
+    def voided(self) -> bool:
+        return self.voided_at is not None
+
+
+def void(p: Payment, *, by: str, reason: str, at: float) -> Payment:
+    """Void a payment (PaymentError if it already is, or without a reason)."""
+    if p.voided:
+        raise PaymentError(f"payment {p.id} is already void")
+    reason = check_note(reason).strip()
+    if not reason:
+        raise PaymentError("reason: say why the payment is void")
+    if not by.strip():
+        raise PaymentError("by: must not be empty")
+    return replace(p, voided_at=at, voided_by=by, void_reason=reason)
 
 
 def new_payment(*, payment_id: str, group_id: str, amount: str | int | Decimal, method: str,
-                reference: str = "", note: str = "", at: float, by: str) -> Payment:
+                reference: str = "", note: str = "", at: float, by: str, client_key: str = "") -> Payment:
     """A validated payment; raises PaymentError naming the field that is wrong."""
     for name, value in (("id", payment_id), ("group_id", group_id), ("by", by)):
         if not isinstance(value, str) or not value.strip():
             raise PaymentError(f"{name}: must not be empty")
     if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at):
         raise PaymentError("at: must be a time in seconds")
+    if not isinstance(client_key, str) or len(client_key) > 100 or not client_key.isprintable():
+        raise PaymentError("client_key: at most 100 printable characters")
     return Payment(id=payment_id, group_id=group_id, amount=check_amount(amount), method=parse_method(method),
-                   reference=check_reference(reference), note=check_note(note), at=float(at), by=by)
+                   reference=check_reference(reference), note=check_note(note), at=float(at), by=by,
+                   client_key=client_key)
 
 
 def to_record(p: Payment) -> dict[str, Any]:
@@ -136,6 +162,9 @@ def to_record(p: Payment) -> dict[str, Any]:
         "note": p.note,
         "at": to_iso(p.at) if p.at else None,
         "by": p.by,
+        **({"clientKey": p.client_key} if p.client_key else {}),
+        **({"voidedAt": to_iso(p.voided_at), "voidedBy": p.voided_by, "voidReason": p.void_reason}
+           if p.voided_at is not None else {}),
     }
 
 
@@ -177,7 +206,9 @@ def from_record(d: Mapping[str, Any]) -> Payment:
         method = "other"
     return Payment(id=pid, group_id=_text(d, "groupId"), amount=amount, method=method,
                    reference=_text(d, "reference"), note=_text(d, "note"), at=_time(d.get("at")) or 0.0,
-                   by=_text(d, "by"), imported_id=_text(d, "importedId"))
+                   by=_text(d, "by"), imported_id=_text(d, "importedId"), client_key=_text(d, "clientKey"),
+                   voided_at=_time(d.get("voidedAt")) if d.get("voidedAt") else None,
+                   voided_by=_text(d, "voidedBy"), void_reason=_text(d, "voidReason"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,8 +236,8 @@ def billed_records(entries: Iterable[Mapping[str, Any]]) -> Decimal:
 
 
 def paid(payments: Iterable[Payment]) -> Decimal:
-    """The sum of the payments."""
-    return sum((p.amount for p in payments), Decimal("0.00"))
+    """The sum of the payments (voided ones count nothing)."""
+    return sum((p.amount for p in payments if not p.voided), Decimal("0.00"))
 
 
 def paid_records(records: Iterable[Mapping[str, Any]]) -> Decimal:
@@ -214,9 +245,11 @@ def paid_records(records: Iterable[Mapping[str, Any]]) -> Decimal:
     total = Decimal("0.00")
     for record in records:
         try:
-            total += from_record(record).amount
+            p = from_record(record)
         except PaymentError:
             continue
+        if not p.voided:
+            total += p.amount
     return total
 
 
@@ -266,6 +299,8 @@ def _payment_line(record: Mapping[str, Any]) -> _Item | None:
         p = from_record(record)
     except PaymentError:
         return None
+    if p.voided:
+        return None  # void: it never reduced the due
     description = " ".join(part for part in (METHOD_LABELS[p.method], p.reference) if part)
     return p.at, "payment", p.id, description, p.amount
 

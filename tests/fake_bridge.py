@@ -49,6 +49,9 @@ from domain.orders import (
 from domain.payments import PaymentError, billed_records, due, new_payment, paid_records
 from domain.payments import to_record as payment_record
 from gateway.events import ConnectionState
+from domain.payments import from_record as payment_from_record
+from domain.payments import to_record as payment_to_record
+from domain.payments import void as void_payment
 from storage import queries
 from storage.database import CHECKS, GROUP, ORDER, PAYMENT, Database
 from web.app import create_app
@@ -229,17 +232,38 @@ class FakeBridge:
         return self._query(queries.report, self.clock.now())
 
     async def record_payment(self, group_id: str, amount: str, method: str, reference: str, note: str,
-                             by: str) -> CommandDone:
-        await self._call("record_payment", group_id, amount, method, reference, note, by)
+                             by: str, client_key: str = "") -> CommandDone:
+        await self._call("record_payment", group_id, amount, method, reference, note, by, client_key)
         rid = uuid.uuid4().hex
         if group_id not in self._books:
             return CommandDone(rid, 404, error=f"no group {group_id}")
+        earlier = next((p for p in self.db.payments if client_key and p.get("clientKey") == client_key), None)
+        if earlier is not None:  # a retry: what the GroupActor answers
+            return CommandDone(rid, 200, result={"payment": dict(earlier), "due": money_str(self.due(group_id))})
         try:
             pid = self.add_payment(group_id, amount, method, reference=reference, note=note, by=by)
         except PaymentError as e:
             return CommandDone(rid, 400, error=str(e))
+        if client_key:
+            record = dict(self.db.payments[self.db.payment_index[pid]], clientKey=client_key)
+            self.db.apply({"t": PAYMENT, "g": group_id, "v": record})
         record = self.db.payments[self.db.payment_index[pid]]
         return CommandDone(rid, 200, result={"payment": dict(record), "due": money_str(self.due(group_id))})
+
+    async def void_payment(self, payment_id: str, reason: str, by: str) -> CommandDone:
+        await self._call("void_payment", payment_id, reason, by)
+        rid = uuid.uuid4().hex
+        at = self.db.payment_index.get(payment_id.strip().upper())
+        if at is None:
+            return CommandDone(rid, 404, error=f"no payment {payment_id}")
+        record = self.db.payments[at]
+        try:
+            voided = void_payment(payment_from_record(record), by=by, reason=reason, at=self.clock.now())
+        except PaymentError as e:
+            return CommandDone(rid, 409 if record.get("voidedAt") else 400, error=str(e))
+        self.db.apply({"t": PAYMENT, "g": record["groupId"], "v": payment_to_record(voided)})
+        return CommandDone(rid, 200, result={"payment": payment_to_record(voided),
+                                             "due": money_str(self.due(record["groupId"]))})
 
     async def list_payments(self, **filters: Any) -> QueryResult:
         await self._call("list_payments", filters)

@@ -5,12 +5,13 @@ due limits, auto-approval and payments."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any, Callable
 
 import pytest
 
-from actors.messages import GetDailyReport, GetLedger, ListPayments, RecordPayment, SendDailyReport
+from actors.messages import GetDailyReport, GetLedger, ListPayments, RecordPayment, SendDailyReport, VoidPayment
 from tests.harness import ALICE, BOB, GROUP, GROUP2, T, ChatBot
 
 ADMIN_PHONE = "8801711111111"  # an admin known by phone number
@@ -263,3 +264,42 @@ def test_the_daily_report_goes_to_every_admin(shop: ChatBot) -> None:
     text = sent[ADMIN_LID]
     assert text.startswith("📊") and "Rahim Store" in text and "Karim Telecom" in text
     assert "৳1000" in text  # Rahim Store's revenue today
+
+
+def test_a_retried_payment_is_recorded_once_and_a_wrong_one_is_voided_not_erased(
+        make_bot: Callable[..., ChatBot]) -> None:
+    shop = make_bot(**{"whatsapp.admins": f"{ADMIN_PHONE},{ADMIN_LID}"})
+    first = shop.post(GROUP, ALICE, ".10")
+    admin_by_phone(shop, "done", quoted_id=first.message_id)  # due 1000
+    pay = RecordPayment("p1", GROUP, "4000", "cash", by="admin:rana", client_key="form-123")
+    done = shop.asys.ask(shop.supervisor, pay, T)
+    retried = shop.asys.ask(shop.supervisor, replace(pay, request_id="p2"), T)
+    assert done.status == retried.status == 200
+    assert done.result["payment"]["id"] == retried.result["payment"]["id"] == "PA1"
+    assert retried.result["due"] == "-3000.00"  # one payment, however often it was sent
+    # 4000 was a typo for 400: void it (with a reason) and record the right one.
+    assert shop.asys.ask(shop.supervisor, VoidPayment("v0", "", "PA1", "", "admin:rana"), T).status == 400
+    voided = shop.asys.ask(shop.supervisor, VoidPayment("v1", "", "pa1", "typed 4000 for 400", "admin:rana"), T)
+    assert voided.status == 200 and voided.result["due"] == "1000.00"
+    assert voided.result["payment"]["voidReason"] == "typed 4000 for 400"
+    again = shop.asys.ask(shop.supervisor, VoidPayment("v2", GROUP, "PA1", "twice", "admin:rana"), T)
+    assert again.status == 409
+    assert shop.asys.ask(shop.supervisor, VoidPayment("v3", GROUP, "PA9", "x", "admin:rana"), T).status == 404
+    assert shop.asys.ask(shop.supervisor, RecordPayment("p3", GROUP, "400", "cash", by="admin:rana"),
+                         T).result["due"] == "600.00"
+    shop.pump()
+    listed = shop.query(ListPayments("l", group=GROUP)).data["payments"]
+    assert [(p["id"], p["amount"], "voidedAt" in p) for p in listed] == [("PA2", "400.00", False),
+                                                                         ("PA1", "4000.00", True)]
+    ledger = shop.query(GetLedger("g", GROUP)).data
+    assert ledger["due"] == "600.00" and [line["ref"] for line in ledger["lines"]] == ["A1", "PA2"]
+    shop.say(GROUP, BOB, ".due")
+    assert shop.last_reply(GROUP) == "💳 বকেয়া: ৳600"
+    # After a restart: still void, and the old form sent once more still records nothing.
+    clock = shop.clock
+    shop.stop()
+    again = make_bot(clock=clock)
+    late = again.asys.ask(again.supervisor, replace(pay, request_id="p4"), T)
+    assert late.status == 200 and late.result["payment"]["id"] == "PA1" and late.result["due"] == "600.00"
+    again.say(GROUP, BOB, ".due")
+    assert again.last_reply(GROUP) == "💳 বকেয়া: ৳600"

@@ -149,4 +149,15 @@ async def test_a_bkash_payment_lowers_the_due_everywhere(world: tuple[Sandbox, B
             await settled(page, base + path)  # its icon and stylesheet loaded before the next page
             width = await page.evaluate("document.documentElement.scrollWidth")
             assert width <= PHONE["width"], (path, width)
+
+        # PA2 was a mistake: voided from its row, with a reason; the group owes ৳600 again.
+        await settled(page, base + "/payments")
+        row = page.locator('#payments tr[data-id="PA2"]')
+        await row.locator("input[name=reason]").fill("ভুল এন্ট্রি")
+        await row.get_by_role("button").click()
+        await expect(page.locator(f'#dues tr[data-id="{group}"] td[data-due]')).to_have_text("৳600")
+        await expect(page.locator('#payments tr[data-id="PA2"]')).to_contain_text("ভুল এন্ট্রি")
         assert watch.take() == []
+    voided = (await asyncio.to_thread(api.get, "/api/payments"))["payments"]
+    assert {p["id"]: (p["voided_at"] is not None, p["void_reason"]) for p in voided} == {
+        "PA1": (False, ""), "PA2": (True, "ভুল এন্ট্রি")}

@@ -292,3 +292,21 @@ def test_ledger_skips_unreadable_records_and_puts_undated_payments_first() -> No
 def test_ledger_same_time_orders_before_payments() -> None:
     opening, lines = ledger([order_record(order("A1", 7, at=T0))], [to_record(pay("16.10", pid="P1", at=T0))])
     assert [(ln.kind, ln.balance) for ln in lines] == [("order", D("16.10")), ("payment", D("0.00"))]
+
+
+def test_a_voided_payment_is_kept_but_counts_nothing() -> None:
+    from domain.payments import from_record, new_payment, paid, paid_records, to_record, void
+
+    p = new_payment(payment_id="PA1", group_id="g", amount="4000", method="cash", at=1_764_000_000.0,
+                    by="admin:rana", client_key="form-1")
+    with pytest.raises(PaymentError, match="reason"):
+        void(p, by="admin:rana", reason="  ", at=1_764_000_100.0)
+    v = void(p, by="admin:rana", reason="typed 4000 for 400", at=1_764_000_100.0)
+    with pytest.raises(PaymentError, match="already void"):
+        void(v, by="admin:rana", reason="again", at=1_764_000_200.0)
+    record = to_record(v)
+    assert (record["voidedBy"], record["voidReason"], record["clientKey"]) == ("admin:rana", "typed 4000 for 400", "form-1")
+    assert from_record(record) == v
+    assert paid([p, v]) == Decimal("4000.00") and paid([v]) == Decimal("0.00")
+    assert paid_records([record, to_record(p)]) == Decimal("4000.00")
+    assert "voidedAt" not in to_record(p) and "clientKey" not in to_record(replace(p, client_key=""))

@@ -100,9 +100,10 @@ async def test_record_a_payment_and_the_due_drops(client: TestClient[Any, Any], 
     assert body == {"payment": {"id": "PA1", "group_id": ALPHA, "group_name": "Alpha Resellers",
                                 "amount": "400.00", "method": "bkash", "reference": "9XK2LM3P",
                                 "note": "first part", "at": "2025-11-24T22:00:00.000+06:00",
-                                "by": "admin:admin", "imported_id": ""},
+                                "by": "admin:admin", "imported_id": "",
+                                "voided_at": None, "voided_by": "", "void_reason": ""},
                     "due": "600.00"}
-    assert bridge.calls[-1] == ("record_payment", ALPHA, "400", "bKash", "9XK2LM3P", "first part", "admin:admin")
+    assert bridge.calls[-1] == ("record_payment", ALPHA, "400", "bKash", "9XK2LM3P", "first part", "admin:admin", "")
     # A whole number is exact too; methods by their Bengali names; poisha kept exactly.
     assert (await pay(client, token, {"group_id": ALPHA, "amount": 100, "method": "নগদ"}))["due"] == "500.00"
     second = await pay(client, token, {"group_id": BETA, "amount": "27.59", "method": "বিকাশ", "reference": ""})
@@ -447,3 +448,34 @@ async def test_thespian_bridge_asks_the_supervisor() -> None:
     assert isinstance(ledger, GetLedger) and (ledger.group_id, ledger.since, ledger.until) == (ALPHA, 2.0, 3.0)
     assert isinstance(report, GetDailyReport) and report.day == "2025-11-24"
     assert len({m.request_id for _, m in system.handle.sent}) == 4
+
+
+async def test_a_retried_api_payment_is_recorded_once(client: Any, token: str) -> None:
+    c = client
+    body = {"group_id": ALPHA, "amount": "500", "method": "bkash", "reference": "TRX1"}
+    headers = {"X-CSRF-Token": token, "Idempotency-Key": "order-77-payment"}
+    first = await c.post("/api/payments", json=body, headers=headers)
+    again = await c.post("/api/payments", json=body, headers=headers)
+    assert first.status == again.status == 201
+    assert (await first.json())["payment"]["id"] == (await again.json())["payment"]["id"]
+    listed = await (await c.get("/api/payments")).json()
+    assert [p["reference"] for p in listed["payments"]].count("TRX1") == 1
+
+
+async def test_a_mistaken_payment_is_voided_not_erased(client: Any, token: str) -> None:
+    c = client
+    headers = {"X-CSRF-Token": token}
+    made = await (await c.post("/api/payments", json={"group_id": ALPHA, "amount": "4000", "method": "cash"},
+                               headers=headers)).json()
+    pid = made["payment"]["id"]
+    assert (await c.post(f"/api/payments/{pid}/void", json={"reason": " "}, headers=headers)).status == 400
+    assert (await c.post(f"/api/payments/{pid}/void", json={"reason": "x"})).status == 403  # no CSRF
+    voided = await c.post(f"/api/payments/{pid}/void", json={"reason": "typed 4000 for 400"}, headers=headers)
+    assert voided.status == 200
+    data = await voided.json()
+    assert data["payment"]["void_reason"] == "typed 4000 for 400" and data["payment"]["voided_at"].endswith("+06:00")
+    assert Decimal(data["due"]) == Decimal(made["due"]) + Decimal("4000")
+    assert (await c.post(f"/api/payments/{pid}/void", json={"reason": "again"}, headers=headers)).status == 409
+    assert (await c.post("/api/payments/PZ99/void", json={"reason": "x"}, headers=headers)).status == 404
+    listed = await (await c.get("/api/payments")).json()
+    assert any(p["id"] == pid and p["voided_at"] for p in listed["payments"])

@@ -35,6 +35,7 @@ from actors.messages import (
     RecordPayment,
     RePair,
     UpdateGroup,
+    VoidPayment,
 )
 
 from web.live import Fanout, LiveFeed
@@ -67,8 +68,13 @@ class ActorBridge(Protocol):
     async def report(self) -> QueryResult: ...
 
     async def record_payment(self, group_id: str, amount: str, method: str, reference: str, note: str,
-                             by: str) -> CommandDone:
-        """CommandDone with result {"payment": <stored payment>, "due": "<decimal>"}."""
+                             by: str, client_key: str = "") -> CommandDone:
+        """CommandDone with result {"payment": <stored payment>, "due": "<decimal>"}; a retry with
+        the same client_key answers with the payment recorded the first time."""
+        ...
+
+    async def void_payment(self, payment_id: str, reason: str, by: str) -> CommandDone:
+        """CommandDone: 200 {"payment", "due"}, 400 no reason, 404 unknown, 409 already void."""
         ...
 
     async def list_payments(self, **filters: Any) -> QueryResult:
@@ -177,9 +183,12 @@ class ThespianBridge:
         return await self.ask(self.supervisor, GetReport(self._rid()))
 
     async def record_payment(self, group_id: str, amount: str, method: str, reference: str, note: str,
-                             by: str) -> CommandDone:
+                             by: str, client_key: str = "") -> CommandDone:
         return await self.ask(self.supervisor, RecordPayment(self._rid(), group_id, amount, method,
-                                                             reference, note, by))
+                                                             reference, note, by, client_key=client_key))
+
+    async def void_payment(self, payment_id: str, reason: str, by: str) -> CommandDone:
+        return await self.ask(self.supervisor, VoidPayment(self._rid(), "", payment_id, reason, by))
 
     async def list_payments(self, **filters: Any) -> QueryResult:
         return await self.ask(self.supervisor, replace(ListPayments(self._rid()), **filters))

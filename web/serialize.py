@@ -153,6 +153,10 @@ def payment_json(record: Mapping[str, Any], tz: tzinfo, names: Mapping[str, str]
         "at": local_iso(record.get("at"), tz),
         "by": _text(record.get("by")),
         "imported_id": _text(record.get("importedId")),
+        # A mistaken payment is voided, never removed: still listed, no longer counted.
+        "voided_at": local_iso(record.get("voidedAt"), tz) if record.get("voidedAt") else None,
+        "voided_by": _text(record.get("voidedBy")),
+        "void_reason": _text(record.get("voidReason")),
     }
     if names is not None:
         out["group_name"] = names.get(group_id, "")

@@ -189,8 +189,10 @@ async def payment_post(request: web.Request) -> web.StreamResponse:
         key = ("", "")
     # No answer (a timeout) leaves the form marked: the payment may have been recorded, and the
     # same form sent again is then pointed to the list instead of recording it a second time.
+    # The form's id also goes to the bot: the same form sent again (after a timeout, from another
+    # tab, after a restart of the panel) is recorded once, whatever this process remembers.
     done = await panel.bridge.record_payment(p["group_id"], p["amount"], p["method"], p["reference"], p["note"],
-                                             actor_by(request))
+                                             actor_by(request), f"form:{key[0]}:{key[1]}" if key[1] else "")
     try:
         result = command_result(done)
     except ApiError as e:  # the bot answered no (400 a field, 404 no such group, 503 stopping)
@@ -204,6 +206,30 @@ async def payment_post(request: web.Request) -> web.StreamResponse:
     session[FLASH] = t["pay.recorded"].format(
         id=payment.get("id", ""), amount=i18n.taka(payment.get("amount")), method=t.label("method", method),
         group=groups.get(p["group_id"]) or p["group_id"], due=i18n.due_text(result.get("due"), t))
+    raise web.HTTPSeeOther("/payments")
+
+
+@page
+async def void_post(request: web.Request) -> web.StreamResponse:
+    """POST /payments/{id}/void (form: reason): void a mistaken payment; it stays listed."""
+    panel = panel_of(request)
+    t = texts_of(request)
+    posted = await request.post()
+    reason = posted.get("reason")
+    reason = reason.strip() if isinstance(reason, str) else ""
+    session = await get_session(request)
+    if not reason:
+        session[FLASH] = t["pay.void_reason_needed"]
+        raise web.HTTPSeeOther("/payments")
+    payment_id = request.match_info["id"]
+    try:
+        result = command_result(await panel.bridge.void_payment(payment_id, reason[:500], actor_by(request)))
+    except ApiError as e:
+        if e.status == 503:
+            raise
+        session[FLASH] = t["pay.refused"].format(reason=e.message)
+        raise web.HTTPSeeOther("/payments")
+    session[FLASH] = t["pay.voided"].format(id=payment_id.upper(), due=i18n.due_text(result.get("due"), t))
     raise web.HTTPSeeOther("/payments")
 
 
@@ -295,5 +321,6 @@ def add_routes(app: web.Application) -> None:
     app[RECENT_FORMS] = RecentForms()
     app.router.add_get("/payments", payments_page)
     app.router.add_post("/payments", payment_post)
+    app.router.add_post("/payments/{id}/void", void_post)
     app.router.add_get("/groups/{id}/ledger", ledger_page)
     app.router.add_get("/reports", reports_page)

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from actors.messages import QueryResult
 from domain.payments import PaymentError, check_amount, check_note, check_reference, parse_method
-from web.routes import actor_by, command_result, json_response, panel_of, read_json_object, unwrap
+from web.routes import user_of, actor_by, command_result, json_response, panel_of, read_json_object, unwrap
 from web.routes.orders import MAX_OFFSET, _count, _one, parse_bound
 from web.security import ApiError
 from web.serialize import daily_report_json, group_list_entry, ledger_json, order_json, payment_json
@@ -155,11 +155,31 @@ async def record_payment(request: web.Request) -> web.Response:
     panel = panel_of(request)
     p = check_payment(await read_json_object(request))
     names = await group_names(request)  # before the write: nothing after it may fail
+    # A client that may retry sends an Idempotency-Key: the same key records the payment once.
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if len(key) > 64 or not key.isprintable():
+        raise ApiError(400, "Idempotency-Key: at most 64 printable characters")
     done = await panel.bridge.record_payment(p["group_id"], p["amount"], p["method"], p["reference"], p["note"],
-                                             actor_by(request))
+                                             actor_by(request), f"api:{user_of(request)}:{key}" if key else "")
     result = command_result(done)
     return json_response({"payment": payment_json(result["payment"], panel.tz, names),
                           "due": str(result["due"])}, status=201)
+
+
+async def void_payment(request: web.Request) -> web.Response:
+    """POST /api/payments/{id}/void {"reason"} → {"payment", "due"}: a mistaken payment stays
+    listed but no longer counts; 400 without a reason, 404 unknown, 409 already void."""
+    panel = panel_of(request)
+    body = await read_json_object(request)
+    unknown = sorted(k for k in body if k != "reason")
+    if unknown:
+        raise ApiError(400, f"{', '.join(unknown)}: not a field; send {{\"reason\": \"…\"}}")
+    reason = _text_field(body, "reason", 500).strip()
+    if not reason:
+        raise ApiError(400, "reason: required, say why the payment is void")
+    names = await group_names(request)
+    result = command_result(await panel.bridge.void_payment(request.match_info["id"], reason, actor_by(request)))
+    return json_response({"payment": payment_json(result["payment"], panel.tz, names), "due": str(result["due"])})
 
 
 async def group_ledger(request: web.Request) -> web.Response:
@@ -282,6 +302,7 @@ async def export_payments(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/payments", list_payments)
     app.router.add_post("/api/payments", record_payment)
+    app.router.add_post("/api/payments/{id}/void", void_payment)
     app.router.add_get("/api/groups/{id}/ledger", group_ledger)
     app.router.add_get("/api/reports/daily", daily_report)
     app.router.add_get("/api/export/orders.csv", export_orders)
