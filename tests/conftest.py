@@ -7,8 +7,17 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+from argon2 import PasswordHasher
 
 from tests.harness import ChatBot, actor_config
+from web import auth
+
+
+@pytest.fixture
+def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real argon2id at its minimum cost, for panel tests about the API and pages rather than the
+    hash's strength (test_web_security checks the production parameters)."""
+    monkeypatch.setattr(auth, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from typing import Any, AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestClient
-from argon2 import PasswordHasher
 
 from actors.messages import QueryResult
 from domain.orders import Action, Issue
@@ -35,9 +34,7 @@ STATIC = Path(__file__).resolve().parents[1] / "web" / "static"
 TEMPLATES = Path(__file__).resolve().parents[1] / "web" / "templates"
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(auth, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+pytestmark = pytest.mark.usefixtures("cheap_hashes")
 
 
 @pytest.fixture

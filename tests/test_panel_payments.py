@@ -14,7 +14,6 @@ from typing import Any, AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestClient
-from argon2 import PasswordHasher
 
 from domain.orders import Action
 from tests.fake_bridge import PASSWORD, FakeBridge, bridge_error, login, make_config, panel_client
@@ -30,9 +29,7 @@ EVIL = '<script>alert("x")</script>'
 ESCAPED = "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;"
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(auth, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+pytestmark = pytest.mark.usefixtures("cheap_hashes")
 
 
 @pytest.fixture

@@ -18,21 +18,17 @@ from gateway.events import ChatMessage, ConnectionState, GroupInfo, OutboundText
 from gateway.sandbox.state import BOT_LID, BOT_PHONE
 from gateway.sandbox.transport import SandboxTransport, chat_message
 from gateway.transport import TransportError
+from tests import sinks
 from tests.test_sandbox_server import MESSAGE_ID, RAHIM, SandboxProcess
 
 WAIT = 10.0
 
 
-class RecordingSink:
+class RecordingSink(sinks.RecordingSink):
     """Records what the transport reports; can be told to fail or block on a given call."""
 
-    accepts_changes = True  # it reads ChatMessage.edits and revokes
-
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.batches: list[list[ChatMessage]] = []  # only the batches the sink accepted
-        self.outcomes: list[SendOutcome] = []
-        self.states: list[tuple[ConnectionState, str]] = []
+        super().__init__()
         self.calls = 0
         self.raise_on: set[int] = set()  # call numbers (1-based) that raise
         self.block_on: set[int] = set()  # call numbers that wait for `release`
@@ -48,24 +44,7 @@ class RecordingSink:
             self.release.wait(WAIT)
         if call in self.raise_on:
             raise RuntimeError("disk full (test)")
-        with self._lock:
-            self.batches.append(list(messages))
-
-    def send_finished(self, outcome: SendOutcome) -> None:
-        with self._lock:
-            self.outcomes.append(outcome)
-
-    def state_changed(self, state: ConnectionState, detail: str = "") -> None:
-        with self._lock:
-            self.states.append((state, detail))
-
-    def messages(self, source: Source | None = None) -> list[ChatMessage]:
-        with self._lock:
-            return [m for batch in self.batches for m in batch if source is None or m.source is source]
-
-    def state_names(self) -> list[ConnectionState]:
-        with self._lock:
-            return [state for state, _ in self.states]
+        super().messages_received(messages)
 
 
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:

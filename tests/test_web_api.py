@@ -7,7 +7,6 @@ from typing import Any, AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestClient
-from argon2 import PasswordHasher
 
 from domain.orders import Action, Issue
 from tests.fake_bridge import PASSWORD, FakeBridge, bridge_error, login, make_config, panel_client
@@ -18,10 +17,7 @@ DHAKA = "+06:00"
 NOW = 1_764_000_000.0  # FakeClock's start: 2025-11-24T16:00:00Z, 22:00 in Dhaka
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Real argon2id, minimum cost: these tests are about the API, not the hash's strength."""
-    monkeypatch.setattr(auth, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+pytestmark = pytest.mark.usefixtures("cheap_hashes")
 
 
 @pytest.fixture

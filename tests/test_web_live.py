@@ -8,9 +8,7 @@ from typing import Any, AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestClient
-from argon2 import PasswordHasher
 
-from datetime import timedelta
 
 from actors.messages import Changed, CommandDone, OrderCommand, Subscribe
 from tests.fake_bridge import PASSWORD, FakeBridge, login, make_config, panel_client
@@ -18,9 +16,7 @@ from tests.harness import ALICE, GROUP, ChatBot
 from web import auth
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(auth, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+pytestmark = pytest.mark.usefixtures("cheap_hashes")
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from typing import Any, AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestClient
-from argon2 import PasswordHasher
 
 from actors.messages import (
     CommandDone,
@@ -36,9 +35,7 @@ BENGALI = "রহিম স্টোর"
 DAY = 86400
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(auth, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+pytestmark = pytest.mark.usefixtures("cheap_hashes")
 
 
 @pytest.fixture

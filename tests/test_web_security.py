@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from aiohttp.web_urldispatcher import StaticResource
-from argon2 import PasswordHasher, Type
+from argon2 import Type
 
 from storage.errors import CorruptFile
 from tests.fake_bridge import PASSWORD, FakeBridge, login, make_config, panel_client
@@ -34,9 +34,7 @@ UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 PAYMENT = {"group_id": GROUP, "amount": "500", "method": "bkash"}
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(auth, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+pytestmark = pytest.mark.usefixtures("cheap_hashes")
 
 
 @pytest.fixture

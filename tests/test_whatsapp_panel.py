@@ -9,7 +9,6 @@ from typing import Any, AsyncIterator
 import pytest
 import segno
 from aiohttp.test_utils import TestClient
-from argon2 import PasswordHasher
 
 from gateway.events import state_detail
 from tests.fake_bridge import PASSWORD, FakeBridge, bridge_error, login, make_config, panel_client
@@ -19,9 +18,7 @@ NOW = 1_764_000_000.0  # FakeClock's start: 2025-11-24T16:00:00Z, 22:00 in Dhaka
 QR = "2@Xq9tFv3QbC2pL0,hJkL8mNoPqRsTuVwXyZ0123456789abcdefghi=,K1l2M3n4O5p6Q7r8S9t0U=,aBcDeFgHiJkLmNoP="
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(auth, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+pytestmark = pytest.mark.usefixtures("cheap_hashes")
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@
   `NewClient.__onQr`, the callback neonize hands to Go for them.
 * FakeOps: the few neonize calls that would reach WhatsApp (connect, send, pairing code, group
   list, logout) replaced; the client itself is neonize's real NewClient, which never connects.
-* RecordingSink: what a transport reported.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from neonize.events import EVENT_TO_INT
 from neonize.proto import Neonize_pb2 as N
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E
 
-from gateway.events import ChatMessage, ConnectionState, GroupInfo, SendOutcome, Source
+from gateway.events import GroupInfo
 from gateway.whatsapp.transport import NeonizeOps
 
 FIXTURES = Path(__file__).parent / "fixtures" / "whatsapp"
@@ -244,37 +243,3 @@ class FakeOps(NeonizeOps):
         return [m.conversation or m.extendedTextMessage.text for _, m in self.sent]
 
 
-class RecordingSink:
-    """A TransportSink that records everything, thread-safely."""
-
-    accepts_changes = True  # it reads ChatMessage.edits and revokes
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.batches: list[list[ChatMessage]] = []
-        self.outcomes: list[SendOutcome] = []
-        self.states: list[tuple[ConnectionState, str]] = []
-
-    def messages_received(self, messages: Any) -> None:
-        with self._lock:
-            self.batches.append(list(messages))
-
-    def send_finished(self, outcome: SendOutcome) -> None:
-        with self._lock:
-            self.outcomes.append(outcome)
-
-    def state_changed(self, state: ConnectionState, detail: str = "") -> None:
-        with self._lock:
-            self.states.append((state, detail))
-
-    def messages(self, source: Source | None = None) -> list[ChatMessage]:
-        with self._lock:
-            return [m for batch in self.batches for m in batch if source is None or m.source is source]
-
-    def state_names(self) -> list[ConnectionState]:
-        with self._lock:
-            return [state for state, _ in self.states]
-
-    def last_state(self) -> tuple[ConnectionState, str] | None:
-        with self._lock:
-            return self.states[-1] if self.states else None

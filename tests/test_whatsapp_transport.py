@@ -23,6 +23,7 @@ from gateway.transport import TransportError
 from gateway.whatsapp import convert, outbound
 from gateway.whatsapp.pairing import QR_ROUNDS
 from gateway.whatsapp.transport import NeonizeOps, WhatsAppTransport
+from tests.sinks import RecordingSink
 from tests.test_whatsapp_support import (
     BOT_LID,
     BOT_PHONE,
@@ -33,7 +34,6 @@ from tests.test_whatsapp_support import (
     RAHIM_LID,
     RAHIM_PHONE,
     FakeOps,
-    RecordingSink,
     connect,
     edit,
     event,

@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping
+from typing import Mapping
 from urllib.parse import quote, urlencode
 
 from aiohttp import web
@@ -23,15 +23,24 @@ from domain.money import taka as money_taka
 from domain.payments import METHODS
 from web import i18n
 from web.routes import actor_by, command_result, panel_of, unwrap, user_of
-from web.routes.orders import parse_bound
-from web.routes.pages import FLASH, _one, _whole, error_page, js_labels, page, render, texts_of
+from web.routes.pages import (
+    FLASH,
+    MAX_OFFSET,
+    PAGE_SIZE,
+    _one,
+    _whole,
+    day_bounds,
+    error_page,
+    js_labels,
+    page,
+    page_window,
+    render,
+    texts_of,
+)
 from web.routes.payments import PAYMENT_FIELDS, check_day, check_payment
 from web.security import ApiError
 from web.serialize import daily_report_json, group_list_entry, ledger_json, payment_json
 
-PAGE_SIZE = 25
-MAX_PAGE_SIZE = 200
-MAX_OFFSET = 10_000_000
 LEDGER_MAX_LINES = 100  # lines a ledger page shows (a page stays small on a phone); it pages back
 _IGNORED_IN_AMOUNT = str.maketrans("", "", ", \u00a0৳")  # "1,000", "৳ 500" as people type them
 
@@ -60,23 +69,6 @@ class RecentForms:
 
 
 RECENT_FORMS = web.AppKey("recent_payment_forms", RecentForms)
-
-
-def _day_bounds(query: Mapping[str, str], tz: Any,
-                errors: list[str]) -> tuple[dict[str, str], float | None, float | None]:
-    """The since/until fields of a GET form: (their values, the bounds); a bad one is ignored and said."""
-    form = {"since": _one(query, "since", 40), "until": _one(query, "until", 40)}
-    bounds: dict[str, float | None] = {}
-    for name in ("since", "until"):
-        try:
-            bounds[name] = parse_bound(name, form[name], tz, end=name == "until")
-        except ApiError as e:
-            errors.append(e.message)
-            form[name], bounds[name] = "", None
-    if bounds["since"] is not None and bounds["until"] is not None and bounds["since"] >= bounds["until"]:
-        errors.append("since: must be before until")
-        form["until"], bounds["until"] = "", None
-    return form, bounds["since"], bounds["until"]
 
 
 def _fill(due: str | None) -> str:
@@ -110,16 +102,9 @@ async def _payments(request: web.Request, *, form: Mapping[str, str] | None = No
     t = texts_of(request)
     q = request.query
     errors: list[str] = []
-    dates, since, until = _day_bounds(q, panel.tz, errors)
+    dates, since, until = day_bounds(q, panel.tz, errors)
     group = _one(q, "group")
-    limit = _whole(_one(q, "limit", 10), PAGE_SIZE, 1, MAX_PAGE_SIZE)
-    offset = _whole(_one(q, "offset", 10), 0, 0, MAX_OFFSET)
-    if limit is None:
-        errors.append(f"limit: a whole number from 1 to {MAX_PAGE_SIZE}")
-        limit = PAGE_SIZE
-    if offset is None:
-        errors.append("offset: a whole number, 0 or more")
-        offset = 0
+    limit, offset = page_window(q, errors)
     groups = [group_list_entry(g) for g in unwrap(await panel.bridge.list_groups())]
     for g in groups:
         g["name"] = g["name"] or g["id"]
@@ -245,7 +230,7 @@ async def ledger_page(request: web.Request) -> web.Response:
     t = texts_of(request)
     group_id = request.match_info["id"].strip()[:200]
     errors: list[str] = []
-    dates, since, until = _day_bounds(request.query, panel.tz, errors)
+    dates, since, until = day_bounds(request.query, panel.tz, errors)
     skip = _whole(_one(request.query, "skip", 10), 0, 0, MAX_OFFSET)
     if skip is None:
         errors.append("skip: a whole number, 0 or more")

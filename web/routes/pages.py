@@ -185,19 +185,10 @@ def _whole(text: str, default: int, low: int, high: int) -> int | None:
     return value if low <= value <= high else None
 
 
-def order_filters(request: web.Request) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
-    """(filters for the bridge, the form's values, why a filter was ignored). A page never
-    answers 400 to a bad filter: it shows what it ignored and the orders without it."""
-    tz = panel_of(request).tz
-    q = request.query
-    errors: list[str] = []
-    form = {"status": _one(q, "status"), "group": _one(q, "group"), "q": _one(q, "q"),
-            "since": _one(q, "since", 40), "until": _one(q, "until", 40)}
-    wanted = [s.strip().lower() for s in form["status"].split(",") if s.strip()]
-    bad = [s for s in wanted if s not in STATUSES]
-    if bad:
-        errors.append(f"status: unknown {', '.join(bad)}")
-        form["status"], wanted = "", []
+def day_bounds(query: Mapping[str, str], tz: Any,
+                errors: list[str]) -> tuple[dict[str, str], float | None, float | None]:
+    """The since/until fields of a GET form: (their values, the bounds); a bad one is ignored and said."""
+    form = {"since": _one(query, "since", 40), "until": _one(query, "until", 40)}
     bounds: dict[str, float | None] = {}
     for name in ("since", "until"):
         try:
@@ -208,16 +199,39 @@ def order_filters(request: web.Request) -> tuple[dict[str, Any], dict[str, Any],
     if bounds["since"] is not None and bounds["until"] is not None and bounds["since"] >= bounds["until"]:
         errors.append("since: must be before until")
         form["until"], bounds["until"] = "", None
-    limit = _whole(_one(q, "limit", 10), PAGE_SIZE, 1, MAX_PAGE_SIZE)
-    offset = _whole(_one(q, "offset", 10), 0, 0, MAX_OFFSET)
+    return form, bounds["since"], bounds["until"]
+
+
+def page_window(query: Mapping[str, str], errors: list[str]) -> tuple[int, int]:
+    """The limit/offset fields of a GET form; a bad one falls back to the default and is said."""
+    limit = _whole(_one(query, "limit", 10), PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    offset = _whole(_one(query, "offset", 10), 0, 0, MAX_OFFSET)
     if limit is None:
         errors.append(f"limit: a whole number from 1 to {MAX_PAGE_SIZE}")
         limit = PAGE_SIZE
     if offset is None:
         errors.append("offset: a whole number, 0 or more")
         offset = 0
+    return limit, offset
+
+
+def order_filters(request: web.Request) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """(filters for the bridge, the form's values, why a filter was ignored). A page never
+    answers 400 to a bad filter: it shows what it ignored and the orders without it."""
+    tz = panel_of(request).tz
+    q = request.query
+    errors: list[str] = []
+    form = {"status": _one(q, "status"), "group": _one(q, "group"), "q": _one(q, "q")}
+    wanted = [s.strip().lower() for s in form["status"].split(",") if s.strip()]
+    bad = [s for s in wanted if s not in STATUSES]
+    if bad:
+        errors.append(f"status: unknown {', '.join(bad)}")
+        form["status"], wanted = "", []
+    dates, since, until = day_bounds(q, tz, errors)
+    form.update(dates)
+    limit, offset = page_window(q, errors)
     filters = {"status": ",".join(wanted), "group": form["group"], "q": form["q"],
-               "since": bounds["since"], "until": bounds["until"], "limit": limit, "offset": offset}
+               "since": since, "until": until, "limit": limit, "offset": offset}
     return filters, form, errors
 
 

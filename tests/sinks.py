@@ -1,0 +1,44 @@
+"""A TransportSink for transport tests that records what the transport reports, thread-safely."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from gateway.events import ChatMessage, ConnectionState, SendOutcome, Source
+
+
+class RecordingSink:
+    """Records every batch, send outcome and state change."""
+
+    accepts_changes = True  # it reads ChatMessage.edits and revokes
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.batches: list[list[ChatMessage]] = []  # only the batches the sink accepted
+        self.outcomes: list[SendOutcome] = []
+        self.states: list[tuple[ConnectionState, str]] = []
+
+    def messages_received(self, messages: Any) -> None:
+        with self._lock:
+            self.batches.append(list(messages))
+
+    def send_finished(self, outcome: SendOutcome) -> None:
+        with self._lock:
+            self.outcomes.append(outcome)
+
+    def state_changed(self, state: ConnectionState, detail: str = "") -> None:
+        with self._lock:
+            self.states.append((state, detail))
+
+    def messages(self, source: Source | None = None) -> list[ChatMessage]:
+        with self._lock:
+            return [m for batch in self.batches for m in batch if source is None or m.source is source]
+
+    def state_names(self) -> list[ConnectionState]:
+        with self._lock:
+            return [state for state, _ in self.states]
+
+    def last_state(self) -> tuple[ConnectionState, str] | None:
+        with self._lock:
+            return self.states[-1] if self.states else None
