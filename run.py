@@ -107,7 +107,7 @@ class Bot:
     def start_actors(self) -> None:
         from actors.messages import Owner, StartSystem, SystemFailed, SystemStarted
         from actors.supervisor import Supervisor
-        from actors.system import record_system, start_actor_system
+        from actors.system import reap_admin_starter, record_system, start_actor_system
         from storage.lock import process_start_time
         from web.bridge import ThespianBridge
 
@@ -124,6 +124,7 @@ class Bot:
         self.pgid = reply.pgid
         if self.config.actors.system_base != "simpleSystemBase":
             record_system(self.data_dir, reply.pgid, self.config.actors.admin_port)
+            reap_admin_starter(reply.pgid)
         self.bridge = ThespianBridge(self.asys, self.supervisor)
 
     async def start_panel(self) -> None:

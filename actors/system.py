@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -110,6 +111,19 @@ def record_system(data_dir: Path, pgid: int, admin_port: int) -> None:
     info = {"pgid": pgid, "admin_port": admin_port, "owner_pid": os.getpid(),
             "owner_start": process_start_time(os.getpid()), "started_at": time.time()}
     atomic_write_bytes(data_dir / SYSTEM_FILE, orjson.dumps(info))
+
+
+def reap_admin_starter(pgid: int) -> None:
+    """Thespian starts its admin through a child that calls setsid (so its pid is the system's
+    process group), forks the admin and exits; Thespian detaches that child and never waits for
+    it, which would leave a <defunct> process beside the bot for as long as it runs."""
+    def reap() -> None:
+        try:
+            os.waitpid(pgid, 0)
+        except ChildProcessError:  # not our child (a system started elsewhere) or reaped already
+            pass
+
+    threading.Thread(target=reap, name="reap-admin-starter", daemon=True).start()
 
 
 def forget_system(data_dir: Path) -> None:

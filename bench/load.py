@@ -3,7 +3,8 @@
 It lives in the GatewayActor's process (the Supervisor hands it over in StartSystem), posts
 `count` order messages over `groups` groups in batches through the real sink (so every
 message goes through the durable inbox), and records when each receipt reached it, i.e. when
-the order was durable and its confirmation handed to the transport.
+the order was durable and its confirmation handed to the transport; optionally also when each
+delivery message ("✅ …", after an approval) reached it.
 """
 
 from __future__ import annotations
@@ -22,8 +23,12 @@ class LoadTransport(Transport):
     kind = "load"
 
     def __init__(self, *, count: int, groups: int, batch: int, result_file: str,
-                 rate: float = 0.0, hold_sends: bool = False) -> None:
+                 rate: float = 0.0, hold_sends: bool = False, deliveries: int = 0,
+                 deliveries_file: str = "") -> None:
         self.count, self.groups, self.batch = count, groups, batch
+        # Delivery messages ("✅ …") to expect, and where to write when each reached the transport.
+        self.deliveries, self.deliveries_file = deliveries, deliveries_file
+        self._delivered: dict[str, float] = {}  # quoted order message id -> when it was handed over
         self.rate = rate  # messages per second to offer; 0: as fast as the sink takes them
         self.result_file = result_file
         self.hold_sends = hold_sends
@@ -40,7 +45,8 @@ class LoadTransport(Transport):
     def __getstate__(self) -> dict:
         # Pickled into the gateway's process before start: only the parameters travel.
         return {k: v for k, v in self.__dict__.items() if k in
-                ("count", "groups", "batch", "rate", "result_file", "hold_sends")}
+                ("count", "groups", "batch", "rate", "result_file", "hold_sends", "deliveries",
+                 "deliveries_file")}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(**state)  # type: ignore[misc]
@@ -99,6 +105,10 @@ class LoadTransport(Transport):
         done = False
         with self._lock:
             quoted = request.quote.message_id if request.quote else ""
+            if self.deliveries and request.text.startswith("✅"):
+                self._delivered[quoted] = now
+                if len(self._delivered) == self.deliveries:
+                    Path(self.deliveries_file).write_text(json.dumps(self._delivered))
             posted = self._posted_at.pop(quoted, None)
             if posted is not None:
                 self._receipts += 1

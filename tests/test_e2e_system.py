@@ -44,6 +44,19 @@ def receipts(sandbox: Sandbox, group: str) -> dict[str, int]:
     return counts
 
 
+def zombie_children(pid: int) -> list[int]:
+    """Exited children of pid that nobody waited for."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_bytes().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == b"Z" and int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def test_order_lifecycle_survives_sigkill_and_downtime(world: tuple[Sandbox, Bot]) -> None:
     sandbox, bot = world
     bot.start()
@@ -54,6 +67,9 @@ def test_order_lifecycle_survives_sigkill_and_downtime(world: tuple[Sandbox, Bot
     assert sockets, "found no listening sockets at all: the check itself is broken"
     assert [s for s in sockets if s[1] not in ("127.0.0.1", "::1")] == []
     assert any(port == bot.admin_port for _, _, port in sockets)
+    # No <defunct> child beside the bot (Thespian's admin starter is waited for).
+    assert wait_for(lambda: not zombie_children(bot.proc.pid), 5, "no zombie children")
+
 
     # A reseller orders; the bot confirms quoting the message; the admin approves; delivered.
     first = sandbox.post(group, ALICE, ".10", "Alice")
