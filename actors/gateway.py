@@ -144,6 +144,7 @@ class GatewayActor(BotActor):
         self.sink = _Sink(self)
         self.outbox = Outbox(Pacing.off())
         self.in_flight: dict[str, Item] = {}
+        self.reported: GatewayStatus | None = None  # the last status the Supervisor got
         self.supervisor: Any = None
         self.state = ConnectionState.STOPPED
         self.detail = ""
@@ -199,6 +200,7 @@ class GatewayActor(BotActor):
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
         if msg.payload == POLL:
             self.drain()
+            self.report_status()  # the queue and the hourly count move without a state change
             self.wakeupAfter(timedelta(seconds=POLL_INTERVAL), payload=POLL)
         elif msg.payload == PUMP:
             self.pump_at = None
@@ -263,7 +265,7 @@ class GatewayActor(BotActor):
             self.ban_until = None
         if state is ConnectionState.CONNECTED and self.transport is not None and self.transport.own_ids:
             self.send(self.supervisor, OwnIds(self.transport.own_ids))
-        self.send(self.supervisor, self.status())
+        self.report_status()
 
     def banned(self, detail: str) -> None:
         """Pause all sending until the ban's expiry (or longer: pump waits for CONNECTED too)."""
@@ -273,6 +275,13 @@ class GatewayActor(BotActor):
         self.outbox.pause(until, f"banned: {fields.get('reason') or fields.get('message') or 'temporary ban'}")
         self.ban_until = self.outbox.paused_until
         log.warning("sending paused until the ban ends (%.0f s)", until - self.clock.now())
+
+    def report_status(self) -> None:
+        """Keep the Supervisor's copy (what the panel shows) current; only a change is sent."""
+        status = self.status()
+        if status != self.reported:
+            self.reported = status
+            self.send(self.supervisor, status)
 
     def status(self) -> GatewayStatus:
         now = self.clock.now()
@@ -327,8 +336,10 @@ class GatewayActor(BotActor):
             log.warning("sending paused for %.0f s: %s", self.rate_limit_pause, outcome.error)
             self.rate_limit_pause = min(self.rate_limit_pause * 2, MAX_PAUSE)
             self.outbox.put_back(item)
-            self.send(self.supervisor, self.status())
+            self.report_status()
             return
+        log.warning("send %s to %s failed%s: %s", item.key, item.group_id,
+                    "" if outcome.retryable else " for good", outcome.error or "no reason given")
         self.results.append((item.reply_to, SendResult(item.key, False, error=outcome.error or "send failed")))
 
     def receiveMsg_GetGatewayStatus(self, msg: GetGatewayStatus, sender: Any) -> None:

@@ -95,7 +95,9 @@ class ChatHandling:
         return is_admin(m.sender, m.sender_alt, self.init.config.whatsapp.admins)
 
     def _reply(self: GroupActor, m: ChatMessage, text: str) -> None:
-        self._send(f"reply:{m.message_id}", text, Quote(m.message_id, m.sender, m.text), priority=2)
+        # An edit is a protocol message nobody can quote: the answer quotes the edited message.
+        quoted = m.edits or m.message_id
+        self._send(f"reply:{m.message_id}", text, Quote(quoted, m.sender, m.text), priority=2)
 
     # -- orders ------------------------------------------------------------------------------
 
@@ -186,6 +188,12 @@ class ChatHandling:
                                                                "এই বার্তার কোনো অর্ডার নেই")))
         return order
 
+    def _refusal(self: GroupActor, order: Order, what: str) -> str:
+        """Why an order can no longer be approved / cancelled / edited, in the chat's language."""
+        return self.texts.command_error(self._lang(
+            f"order {order.id} is {order.status.value}; it can no longer be {_EN_VERBS[what]}",
+            f"অর্ডার {order.id} এখন {_BN_STATUS[order.status]} — এটি আর {_BN_VERBS[what]} যাবে না"))
+
     def _lang(self: GroupActor, en: str, bn: str) -> str:
         assert self.init is not None
         return bn if self.init.config.bot.language == "bn" else en
@@ -203,8 +211,8 @@ class ChatHandling:
     def _act(self: GroupActor, order: Order, action: Action, m: ChatMessage, now: float) -> None:
         try:
             updated = transition(order, action, by=f"whatsapp:{m.sender}", now=now)
-        except TransitionError as e:
-            self._reply(m, self.texts.command_error(str(e)))
+        except TransitionError:
+            self._reply(m, self._refusal(order, action.value))
             return
         self._put(updated)
         log.info("order %s: %s by whatsapp:%s", updated.id, action.value, m.sender)
@@ -288,8 +296,8 @@ class ChatHandling:
             return
         try:
             edited = edit_diamonds(order, parsed.diamonds, text=m.text, by=f"whatsapp:{m.sender}", now=now)
-        except TransitionError as e:
-            self._reply(m, self.texts.command_error(str(e)))
+        except TransitionError:
+            self._reply(m, self._refusal(order, "edit"))
             return
         if edited is order:
             return
@@ -379,6 +387,11 @@ class ChatHandling:
         log.info("payment %s (৳%s) voided by %s: %s", voided.id, voided.amount, msg.by, voided.void_reason)
         self._answer_payment(msg.request_id, reply_to, voided)
 
+
+_BN_STATUS = {Status.PENDING: "অপেক্ষমাণ", Status.PROCESSING: "প্রক্রিয়াধীন", Status.APPROVED: "অনুমোদিত",
+              Status.COMPLETED: "সম্পন্ন", Status.CANCELLED: "বাতিল", Status.DELETED: "মুছে ফেলা"}
+_EN_VERBS = {"approve": "approved", "cancel": "cancelled", "edit": "edited"}
+_BN_VERBS = {"approve": "অনুমোদন করা", "cancel": "বাতিল করা", "edit": "বদলানো"}
 
 # The dispatch table: a command's type -> what the group does with it.
 _HANDLERS: dict[type, Any] = {

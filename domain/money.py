@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 POISHA = Decimal("0.01")
@@ -21,9 +22,21 @@ def _show(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _decimal(value: object) -> Decimal:
-    # An int goes to Decimal directly: str() of a huge int raises ValueError.
-    return Decimal(value) if isinstance(value, int) else Decimal(str(value).strip())
+_BENGALI_DIGITS = str.maketrans("০১২৩৪৫৬৭৮৯", "0123456789")
+# Money as people write it: digits (ASCII or Bengali), one optional point. Decimal() alone would
+# also take "1e3", "1_000" and any script's digits: a typo must not multiply a price by 400.
+_PLAIN = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
+
+
+def exact_decimal(value: object) -> Decimal:
+    """The number as written (InvalidOperation if it is not one); an int goes to Decimal
+    directly: str() of a huge int raises ValueError."""
+    if isinstance(value, (int, Decimal)):
+        return Decimal(value)
+    text = str(value).strip().translate(_BENGALI_DIGITS)
+    if not _PLAIN.fullmatch(text):
+        raise InvalidOperation(text)
+    return Decimal(text)
 
 
 def _money_input(value: object, what: str) -> Decimal:
@@ -31,7 +44,7 @@ def _money_input(value: object, what: str) -> Decimal:
     if isinstance(value, bool) or isinstance(value, float):
         raise MoneyError(f"{what} must be written as a decimal string, not {_show(value)}")
     try:
-        number = _decimal(value)
+        number = exact_decimal(value)
     except InvalidOperation:
         raise MoneyError(f"not a number: {_show(value)}") from None
     if not number.is_finite():

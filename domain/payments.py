@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any, Iterable, Literal, Mapping
 
 from domain.clock import from_iso, to_iso
-from domain.money import MoneyError, money_str, parse_amount, taka
+from domain.money import MoneyError, exact_decimal, money_str, parse_amount, taka
 from domain.orders import Order, Status
 
 METHODS = ("bkash", "nagad", "rocket", "bank", "cash", "other")
@@ -65,8 +65,10 @@ def check_amount(value: object) -> Decimal:
     try:
         amount = parse_amount(value)
     except MoneyError as e:
-        raise PaymentError(f"amount: {e}") from None
-    if amount != Decimal(value if isinstance(value, (int, Decimal)) else value.strip()):
+        if str(e).startswith("amount must be zero or more"):  # a payment is never 0 either
+            raise PaymentError("amount: must be more than 0") from None
+        raise PaymentError(f"amount: {str(e).removeprefix('amount ')}") from None
+    if amount != exact_decimal(value):
         raise PaymentError("amount: at most two decimal places (poisha)")
     if amount <= 0:
         raise PaymentError("amount: must be more than 0")

@@ -33,6 +33,9 @@ class FakeTransport(Transport):
     _state: ConnectionState = ConnectionState.STOPPED
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     clock_now: float = 1_764_000_000.0
+    # Edits and deletes are protocol messages: they cannot be quoted (the sandbox refuses such a
+    # quote, WhatsApp shows nothing to quote), so a reply quoting one fails like it does there.
+    _unquotable: set[str] = field(default_factory=set)
 
     def start(self, sink: TransportSink) -> None:
         self._sink = sink
@@ -55,6 +58,11 @@ class FakeTransport(Transport):
             self.rate_limit_next -= 1
             self._sink.send_finished(SendOutcome(request.request_id, False, error="429 rate limited",
                                                  rate_limited=True))
+            return
+        if request.quote is not None and request.quote.message_id in self._unquotable:
+            self._sink.send_finished(SendOutcome(request.request_id, False, retryable=False,
+                                                 error=f"404 quoted message {request.quote.message_id!r} "
+                                                       f"is not in group {request.group_id}"))
             return
         if self.fail_next:
             self.fail_next -= 1
@@ -97,6 +105,7 @@ class FakeTransport(Transport):
 
     def deliver(self, messages: Sequence[ChatMessage]) -> None:
         assert self._sink is not None, "deliver before start"
+        self._unquotable.update(m.message_id for m in messages if m.edits or m.revokes)
         self._sink.messages_received(messages)
 
     def texts_to(self, group_id: str) -> list[str]:

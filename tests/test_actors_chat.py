@@ -160,3 +160,13 @@ def test_an_approval_during_the_orders_first_write_is_never_undone(make_bot) -> 
     assert record["status"] == "completed"
     assert [a["to"] for a in record["audit"]] == ["pending", "approved", "completed"]
     assert bot.replies(GROUP)[-1] == DELIVERED
+
+
+def test_the_status_the_panel_reads_counts_what_was_sent(bot: ChatBot) -> None:
+    """Sends change no connection state, yet the panel's copy follows them (within a poll)."""
+    bot.post(GROUP, ALICE, ".10")
+    assert bot.command("A1", "approve").status == 200
+    bot.pump(0.7)  # one gateway poll
+    gateway = bot.status()["gateway"]
+    assert (gateway["sent_last_hour"], gateway["queued"]) == (len(bot.fake.sent), 0)
+    assert len(bot.fake.sent) == 2  # the receipt and the delivery message

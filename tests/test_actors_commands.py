@@ -124,7 +124,12 @@ def test_an_edited_order_message_changes_a_pending_order_and_says_so(shop: ChatB
     assert shop.last_reply(GROUP).startswith("✏️") and "100" in shop.last_reply(GROUP)
     admin_by_phone(shop, "done", quoted_id=order_msg.message_id)
     shop.say(GROUP, ALICE, ".5", edits=order_msg.message_id)  # too late: already delivered
-    assert shop.order("A1")["record"]["diamonds"] == 100 and shop.last_reply(GROUP).startswith("⚠️")
+    assert shop.order("A1")["record"]["diamonds"] == 100
+    assert shop.last_reply(GROUP) == "⚠️ অর্ডার A1 এখন সম্পন্ন — এটি আর বদলানো যাবে না"
+    # The answer quotes the order message (an edit itself cannot be quoted).
+    assert shop.fake.sent[-1].quote.message_id == order_msg.message_id
+    admin_by_phone(shop, "done", quoted_id=order_msg.message_id)  # once more: said in Bengali
+    assert shop.last_reply(GROUP) == "⚠️ অর্ডার A1 এখন সম্পন্ন — এটি আর অনুমোদন করা যাবে না"
 
 
 def test_a_not_understood_message_edited_into_an_order_becomes_one(shop: ChatBot) -> None:

@@ -20,6 +20,7 @@ from domain.payments import (
     PaymentError,
     billed,
     billed_records,
+    check_amount,
     due,
     from_record,
     ledger,
@@ -310,3 +311,21 @@ def test_a_voided_payment_is_kept_but_counts_nothing() -> None:
     assert paid([p, v]) == Decimal("4000.00") and paid([v]) == Decimal("0.00")
     assert paid_records([record, to_record(p)]) == Decimal("4000.00")
     assert "voidedAt" not in to_record(p) and "clientKey" not in to_record(replace(p, client_key=""))
+
+
+@pytest.mark.parametrize(("value", "said"), [
+    ("-5", "amount: must be more than 0"),
+    ("0", "amount: must be more than 0"),
+    ("1e2", "amount: not a number: '1e2'"),
+    ("१००", "amount: not a number: '१००'"),
+    ("12.345", "amount: at most two decimal places (poisha)"),
+    ("20000000", "amount: at most 10000000"),
+])
+def test_a_payment_amount_is_refused_in_one_clear_sentence(value: str, said: str) -> None:
+    with pytest.raises(PaymentError) as info:
+        check_amount(value)
+    assert str(info.value) == said
+
+
+def test_a_payment_amount_may_be_typed_in_bengali_digits() -> None:
+    assert check_amount("৫০০.৫০") == Decimal("500.50")
