@@ -390,6 +390,7 @@ class GroupActor(ChatHandling, BotActor):
         self.book.settings = settings
         self.settings_changed = True
         log.info("group %s settings changed by %s: %s", self.book.group_id, msg.by, sorted(msg.patch))
+        self.release_held_for_due(self.clock.now())  # a higher limit, auto-approval turned on
         self.after_write(reply_to, CommandDone(msg.request_id, 200, result={
             "group_id": self.book.group_id, **settings_record(self.book), "due": money_str(self.book.due)}))
 

@@ -33,6 +33,8 @@ from domain.group import (
     auto_approve_allowed,
     due_limit_exceeded,
     find_by_message,
+    hold_for_due,
+    releasable,
     take_in,
 )
 from domain.money import money_str
@@ -123,8 +125,10 @@ class ChatHandling:
         for order in result.new_orders:
             log.info("order %s: %d diamonds from %s in %s%s", order.id, order.diamonds,
                      order.user_id, order.group_name, " (recovered)" if order.recovered else "")
-            self._put(order)
             due_after = book.due + order.amount
+            if due_limit_exceeded(book.settings, due_after):
+                order = hold_for_due(order)
+            self._put(order)
             if auto_approve_allowed(book.settings, order, due_after):
                 approved = transition(order, Action.APPROVE, by=AUTO_APPROVER, now=now)
                 self._put(approved)
@@ -133,6 +137,17 @@ class ChatHandling:
             else:
                 self._send_receipt(order)  # says "on hold" when the due limit is reached
         return result.new_orders
+
+    def release_held_for_due(self: GroupActor, now: float) -> None:
+        """After a payment or a change of the group's limits: approve the orders the due limit
+        held, as far as auto-approval now allows."""
+        assert self.book is not None
+        for order in releasable(self.book):
+            approved = transition(order, Action.APPROVE, by=AUTO_APPROVER, now=now,
+                                  note="the due is within the limit again")
+            self._put(approved)
+            log.info("order %s: approved automatically, the due is within the limit again", order.id)
+            self._send_delivery(approved)
 
     def held_text(self: GroupActor, order: Order) -> str | None:
         """The receipt's text when taking the order went over the group's due limit."""
@@ -331,18 +346,23 @@ class ChatHandling:
         A retry (same client_key) gets the payment recorded the first time."""
         book = self.book
         assert book is not None
-        if client_key:
-            earlier = next((p for p in book.payments.values() if p.client_key == client_key), None)
-            if earlier is not None:
-                return earlier
         payment = new_payment(payment_id=f"P{book.settings.code}{book.next_payment_seq}",
                               group_id=book.group_id, amount=amount, method=method, reference=reference,
                               note=note, at=now, by=by, client_key=client_key)
+        if client_key:
+            earlier = next((p for p in book.payments.values() if p.client_key == client_key), None)
+            if earlier is not None:
+                fields = ("amount", "method", "reference", "note")
+                if any(getattr(earlier, f) != getattr(payment, f) for f in fields):
+                    raise PaymentConflict(f"this key was already used for payment {earlier.id}, with "
+                                          f"other details; use a new key for a new payment")
+                return earlier
         book.next_payment_seq += 1
         book.paid += payment.amount
         book.payments[payment.id] = payment
         self.settings_changed = True
         self.write([{"t": PAYMENT, "g": book.group_id, "v": payment_record(payment)}])
+        self.release_held_for_due(now)
         log.info("payment %s: ৳%s %s by %s in group %s", payment.id, payment.amount, payment.method, by,
                  book.group_id)
         return payment
@@ -355,7 +375,8 @@ class ChatHandling:
             payment = self.record_payment(msg.amount, msg.method, msg.reference, msg.note, msg.by,
                                           self.clock.now(), msg.client_key)
         except PaymentError as e:
-            self.send(reply_to, CommandDone(msg.request_id, 400, error=str(e)))
+            status = 409 if isinstance(e, PaymentConflict) else 400
+            self.send(reply_to, CommandDone(msg.request_id, status, error=str(e)))
             return
         self._answer_payment(msg.request_id, reply_to, payment)
 
@@ -392,6 +413,10 @@ _BN_STATUS = {Status.PENDING: "অপেক্ষমাণ", Status.PROCESSING: 
               Status.COMPLETED: "সম্পন্ন", Status.CANCELLED: "বাতিল", Status.DELETED: "মুছে ফেলা"}
 _EN_VERBS = {"approve": "approved", "cancel": "cancelled", "edit": "edited"}
 _BN_VERBS = {"approve": "অনুমোদন করা", "cancel": "বাতিল করা", "edit": "বদলানো"}
+
+class PaymentConflict(PaymentError):
+    """A retry key sent again with a different payment."""
+
 
 # The dispatch table: a command's type -> what the group does with it.
 _HANDLERS: dict[type, Any] = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
@@ -22,6 +23,7 @@ from thespian.actors import ActorExitRequest, ActorTypeDispatcher, WakeupMessage
 from actors.messages import (
     SUBSCRIPTION_TTL,
     Changed,
+    CommandDone,
     DatabaseFailed,
     DatabaseOpened,
     Epoch,
@@ -42,6 +44,7 @@ from actors.messages import (
     StopSystem,
     Subscribe,
     SystemStopped,
+    VoidPayment,
 )
 from actors.base import batched, by_address
 from actors.watchdog import start_watchdog
@@ -320,6 +323,15 @@ class PersistenceActor(ActorTypeDispatcher):
     def receiveMsg_ListPayments(self, msg: ListPayments, sender: Any) -> None:
         self._answer(msg, sender, lambda: queries.list_payments(
             self.db, group=msg.group, since=msg.since, until=msg.until, limit=msg.limit, offset=msg.offset))
+
+    def receiveMsg_VoidPayment(self, msg: VoidPayment, sender: Any) -> None:
+        """From the Supervisor, for a payment whose id does not name its group: back with the group."""
+        at = self.db.payment_index.get(msg.payment_id.strip().upper())
+        group_id = str(self.db.payments[at].get("groupId") or "") if at is not None else ""
+        if not group_id:
+            self.send(msg.reply_to, CommandDone(msg.request_id, 404, error=f"no payment {msg.payment_id}"))
+            return
+        self.send(sender, replace(msg, group_id=group_id))
 
     def receiveMsg_GetLedger(self, msg: GetLedger, sender: Any) -> None:
         self._answer(msg, sender, lambda: queries.group_ledger(self.db, msg.group_id, msg.since, msg.until))

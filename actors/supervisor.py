@@ -397,10 +397,21 @@ class Supervisor(ActorTypeDispatcher):
             # Payment ids are "P" + the group's code + a number ("PA3"): the id names its group.
             pid = msg.payment_id.strip().upper()
             parts = split_order_id(pid[1:]) if pid.startswith("P") else None
-            msg = replace(msg, group_id=self.by_code.get(parts[0], "") if parts else "")
-        self.receiveMsg_RecordPayment(msg, sender)  # the same routing: to the payment's group
+            group_id = self.by_code.get(parts[0], "") if parts else ""
+            if not group_id and msg.reply_to is None:
+                # Not that form (imported: "P3"): the PersistenceActor knows whose it is, and
+                # sends it back here with its group, or answers 404.
+                self.send(self.persistence, replace(msg, reply_to=sender))
+                return
+            msg = replace(msg, group_id=group_id)
+        reply_to = msg.reply_to or sender
+        entry = self.groups.get(msg.group_id)
+        if entry is None:
+            self.send(reply_to, CommandDone(msg.request_id, 404, error=f"no payment {msg.payment_id}"))
+            return
+        self._deliver(entry, replace(msg, reply_to=reply_to), reply_to)
 
-    def receiveMsg_RecordPayment(self, msg: RecordPayment | VoidPayment, sender: Any) -> None:
+    def receiveMsg_RecordPayment(self, msg: RecordPayment, sender: Any) -> None:
         entry = self.groups.get(msg.group_id)
         if entry is None:
             self.send(sender, CommandDone(msg.request_id, 404, error=f"no group {msg.group_id}"))

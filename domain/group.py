@@ -309,6 +309,41 @@ def auto_approve_allowed(settings: GroupSettings, order: Order, due_after: Decim
             and order.diamonds <= settings.auto_approve_max and not due_limit_exceeded(settings, due_after))
 
 
+HELD_FOR_DUE = "held: the due limit was reached"  # the creation audit's note of such an order
+
+
+def hold_for_due(order: Order) -> Order:
+    """A new order taken over the due limit, marked so (in its creation audit entry, durable
+    with it) to be approved automatically once payments make room, where auto-approval is on."""
+    first, *rest = order.audit
+    note = f"{first.note}; {HELD_FOR_DUE}" if first.note else HELD_FOR_DUE
+    return replace(order, audit=(replace(first, note=note), *rest))
+
+
+def held_for_due(order: Order) -> bool:
+    """Still pending since the due limit held it (an edit in the chat keeps it held)."""
+    return order.status is Status.PENDING and bool(order.audit) and HELD_FOR_DUE in order.audit[0].note
+
+
+def releasable(book: GroupBook) -> list[Order]:
+    """Orders held by the due limit that auto-approval now approves, oldest first, each counted
+    in the due before the next is judged."""
+    held = sorted(filter(held_for_due, book.orders.values()), key=lambda o: (o.created_at or o.received_at, o.id))
+    out: list[Order] = []
+    due = book.due
+    settings = book.settings
+    if not (settings.auto_approve and settings.auto_approve_max > 0):
+        return out
+    for order in held:
+        if order.diamonds > settings.auto_approve_max:
+            continue  # an admin approves this one, whatever the due
+        if due_limit_exceeded(settings, due + order.amount):
+            break  # first come, first served: a later, smaller order does not jump the queue
+        out.append(order)
+        due += order.amount
+    return out
+
+
 def find_by_message(orders: Iterable[Order], message_id: str) -> Order | None:
     """The order a chat message is about: its own message, or the bot's receipt or delivery of it."""
     if not message_id:

@@ -366,6 +366,11 @@ class SeedImport:
             return []
         seed_name = _text(raw.get("groupName")) or _text(raw.get("name"))
         where = f"group {gid}" + (f" ({seed_name})" if seed_name else "")
+        if not gid.strip().endswith("@g.us"):
+            report.problem(where, "not a WhatsApp group id (…@g.us): imported as it is, but no chat "
+                                  "will ever match it", "note")
+        if raw.get("groupName") is not None and not isinstance(raw.get("groupName"), str):
+            report.problem(where, f"groupName {_show(raw.get('groupName'))} is not text: used as text", "note")
         seed_rate = _rate(raw.get("rate"))
         if seed_rate is None and raw.get("rate") not in (None, ""):
             report.problem(where, f"rate {_show(raw.get('rate'))} is not a usable rate", "note")

@@ -161,6 +161,11 @@ def group_ledger(db: Database, group_id: str, since: float | None = None,
         "lines": [{"at": line.at, "kind": line.kind, "ref": line.ref, "description": line.description,
                    "debit": money_str(line.debit), "credit": money_str(line.credit),
                    "balance": money_str(line.balance)} for line in lines],
+        # The range's own sums and closing balance (opening + billed − paid), beside the
+        # group's totals of all time (`due` is what it owes now).
+        "period": {"billed": money_str(sum((x.debit for x in lines), Decimal("0.00"))),
+                   "paid": money_str(sum((x.credit for x in lines), Decimal("0.00"))),
+                   "closing": money_str(lines[-1].balance if lines else opening)},
         "billed": money_str(billed), "paid": money_str(paid), "due": money_str(due(billed, paid)),
     }
 

@@ -214,6 +214,35 @@ def test_auto_approval_stops_at_the_due_limit(shop: ChatBot) -> None:
     assert shop.last_reply(GROUP).startswith("⏸️")
 
 
+def test_orders_held_by_the_due_limit_are_approved_once_payments_make_room(shop: ChatBot) -> None:
+    """The hold's receipt says "approved after payment": with auto-approval on, so it is —
+    oldest first, as far as the limit allows; orders an admin must approve stay for the admin."""
+    open_group(shop)
+    assert shop.update_group(GROUP, auto_approve=True, auto_approve_max=50, due_limit="1500").status == 200
+    shop.post(GROUP, ALICE, ".10")  # due 1000: approved at once
+    shop.post(GROUP, ALICE, ".9")   # A2: would be 1900, held
+    shop.post(GROUP, BOB, ".60")    # A3: over auto_approve_max — an admin's, whatever the due
+    shop.post(GROUP, BOB, ".8")     # A4: held too
+    assert [status_of(shop, o) for o in ("A2", "A3", "A4")] == ["pending"] * 3
+    audit = shop.order("A2")["record"]["audit"]
+    assert audit[0]["note"] == "held: the due limit was reached"
+    # ৳500 paid: due 500; A2 (900) fits → 1400; A4 (800) would make 2200: still held.
+    paid = shop.asys.ask(shop.supervisor, RecordPayment("p", GROUP, "500", "bkash", by="admin:rana"), T)
+    assert paid.status == 200
+    shop.pump()
+    assert [status_of(shop, o) for o in ("A2", "A3", "A4")] == ["completed", "pending", "pending"]
+    approved = shop.order("A2")["record"]["audit"][1]
+    assert (approved["by"], approved["note"]) == ("system:auto-approve", "the due is within the limit again")
+    assert shop.replies(GROUP).count("✅ আপনার অর্ডার সম্পন্ন হয়েছে\n💎 9 ডায়মন্ড\n💰 ৳900") == 1
+    # Raising the limit releases the rest of what auto-approval may take.
+    assert shop.update_group(GROUP, due_limit="3000").status == 200
+    shop.pump()
+    assert [status_of(shop, o) for o in ("A3", "A4")] == ["pending", "completed"]
+    # A payment recorded from the chat does it too; nothing is left to release, nothing repeats.
+    admin_by_phone(shop, ".paid 100 cash")
+    assert sum(r.startswith("✅") for r in shop.replies(GROUP)) == 3
+
+
 # -- payments from the panel, ledger, daily report -------------------------------------------------
 
 
@@ -282,6 +311,8 @@ def test_a_retried_payment_is_recorded_once_and_a_wrong_one_is_voided_not_erased
     assert done.status == retried.status == 200
     assert done.result["payment"]["id"] == retried.result["payment"]["id"] == "PA1"
     assert retried.result["due"] == "-3000.00"  # one payment, however often it was sent
+    other = shop.asys.ask(shop.supervisor, replace(pay, request_id="p2b", amount="400"), T)
+    assert other.status == 409 and "PA1" in other.error  # the same key for another payment: refused
     # 4000 was a typo for 400: void it (with a reason) and record the right one.
     assert shop.asys.ask(shop.supervisor, VoidPayment("v0", "", "PA1", "", "admin:rana"), T).status == 400
     voided = shop.asys.ask(shop.supervisor, VoidPayment("v1", "", "pa1", "typed 4000 for 400", "admin:rana"), T)

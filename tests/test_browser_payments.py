@@ -115,7 +115,7 @@ async def test_a_bkash_payment_lowers_the_due_everywhere(world: tuple[Sandbox, B
         assert download.suggested_filename.startswith("payments-") and download.suggested_filename.endswith(".csv")
         saved = await download.path()
         rows = csv_rows(Path(saved).read_text(encoding="utf-8"))
-        assert rows[1][:8] == ["PA1", rows[1][1], group, GROUP_NAME, "400.00", "bkash", TRX, "প্রথম কিস্তি"]
+        assert rows[1][:9] == ["PA1", rows[1][1], group, GROUP_NAME, "400.00", "400.00", "bkash", TRX, "প্রথম কিস্তি"]
         await screenshot(page, "reports")
         # A download ends its navigation early: chromium reports that request as aborted.
         assert [e for e in watch.take() if "/api/export/" not in e] == []

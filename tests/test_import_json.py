@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 import run
+from actors.messages import ListPayments, VoidPayment
 from actors.persistence import open_database
 from domain.clock import FakeClock, from_iso
 from domain.orders import from_record, validation_problems
@@ -26,6 +27,7 @@ from gateway.fake import FakeTransport
 from storage.database import Database
 from storage.importer import NOTE_PREFIX, Progress, SeedImport, SeedImportError, format_report, import_json
 from tests.e2e import REPO, process_env
+from tests.harness import T
 
 FIXTURE = Path(__file__).parent / "fixtures" / "seed" / "database.json"
 RAHIM = "120363041234567890@g.us"  # rate 100
@@ -327,6 +329,24 @@ def test_the_actors_take_over_the_imported_orders(make_bot, data_dir: Path) -> N
     assert (again.orders_imported, again.orders_already) == (0, 26)
 
 
+def test_an_imported_payment_can_be_voided_like_any_other(make_bot, data_dir: Path) -> None:
+    """Imported payments keep the importer's ids ("P1"), which name no group: the bot finds
+    the group itself."""
+    do_import(data_dir)
+    bot = make_bot(clock=FakeClock(NOW), fake=FakeTransport(groups={KARIM: "Karim Telecom"}), **FAST)
+    payments = bot.query(ListPayments("l")).data["payments"]
+    first = next(p for p in payments if p["id"] == "P1")
+    due_before = next(g for g in bot.groups() if g["group_id"] == first["groupId"])["due"]
+    done = bot.asys.ask(bot.supervisor, VoidPayment("v", "", "p1", "entered twice in the old bot", "admin:x"), T)
+    assert done.status == 200, done
+    assert done.result["payment"]["voidReason"] == "entered twice in the old bot"
+    assert Decimal(done.result["due"]) == Decimal(due_before) + Decimal(first["amount"])
+    unknown = bot.asys.ask(bot.supervisor, VoidPayment("u", "", "PZ99", "x", "admin:x"), T)
+    assert (unknown.status, unknown.error) == (404, "no payment PZ99")
+    also = bot.asys.ask(bot.supervisor, VoidPayment("w", "", "P999", "x", "admin:x"), T)
+    assert (also.status, also.error) == (404, "no payment P999")
+
+
 def test_an_entry_whose_message_is_already_an_order_is_not_imported_again() -> None:
     db = Database()
     db.apply({"t": "group", "g": KARIM, "v": {"groupName": "Karim Telecom", "code": "A", "rate": "2.30",
@@ -353,6 +373,16 @@ def test_rates_are_read_exactly_from_the_json_text(data_dir: Path, tmp_path: Pat
     assert (order["rate"], order["amount"]) == ("0.10", "0.30")  # 3 × 0.1 in binary floats is 0.30000000000000004
     assert db.groups["2@g.us"].settings["rate"] == "100.00"  # more than 4 places: unusable, default, reported
     assert any("1.0000001 is not a usable rate" in p.what for p in report.problems)
+
+
+def test_a_group_key_that_is_no_whatsapp_group_is_reported(data_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "database.json"
+    path.write_text('{"groups": {"bad-group-id": {"groupName": 5, "rate": 2, "entries": []}}}')
+    report = do_import(data_dir, path)
+    said = [p.what for p in report.problems if "bad-group-id" in p.where]
+    assert any("not a WhatsApp group id" in w for w in said), said
+    assert any("groupName 5 is not text" in w for w in said), said
+    assert load(data_dir).groups["bad-group-id"].settings["groupName"] == "5"  # kept, nothing lost
 
 
 def test_progress_is_a_bar_on_a_terminal_and_a_line_per_1000_elsewhere(data_dir: Path, tmp_path: Path) -> None:

@@ -241,6 +241,10 @@ async def test_ledger_lines_with_the_running_due(client: TestClient[Any, Any], t
     assert ranged["due"] == "3200.00"  # the group's due is always all of it
     early = await get_json(client, f"/api/groups/{ALPHA}/ledger?until=2025-11-24T21:50")
     assert [x["ref"] for x in early["lines"]] == ["PA1"] and early["lines"][0]["balance"] == "-300.00"
+    # The range's own sums add up: opening + billed − paid = closing.
+    assert ranged["period"] == {"billed": "2500.00", "paid": "0.00", "closing": "3200.00"}
+    assert early["period"] == {"billed": "0.00", "paid": "300.00", "closing": "-300.00"}
+    assert ledger["period"] == {"billed": "3500.00", "paid": "300.00", "closing": "3200.00"}
 
 
 async def test_ledger_of_an_imported_payment_without_a_time(client: TestClient[Any, Any], token: str,
@@ -324,12 +328,20 @@ async def test_payments_csv_exact_money_and_defused_text(client: TestClient[Any,
     assert resp.headers["Content-Disposition"] == 'attachment; filename="payments.csv"'
     rows = read_csv(await resp.read())
     assert rows[0] == list(payment_routes.PAYMENT_COLUMNS)
-    assert rows[1] == ["PB1", "2025-11-23 22:00:00", BETA, BENGALI, "27.60", "bkash", "8N7A6S5D", "পুরো বাকি",
-                       "admin:setup", ""]
-    assert rows[2][:8] == ["PA1", "2025-11-24 21:59:30", ALPHA, "Alpha Resellers", "0.01", "cash", "",
+    assert rows[1] == ["PB1", "2025-11-23 22:00:00", BETA, BENGALI, "27.60", "27.60", "bkash", "8N7A6S5D",
+                       "পুরো বাকি", "admin:setup", "", "", "", ""]
+    assert rows[2][:9] == ["PA1", "2025-11-24 21:59:30", ALPHA, "Alpha Resellers", "0.01", "0.01", "cash", "",
                            "'=HYPERLINK(\"http://evil.example\")"]
-    assert rows[3][4:8] == ["999999.99", "bank", "'+8801700000000", "a,b \"quoted\"\nline"]
+    assert rows[3][4:9] == ["999999.99", "999999.99", "bank", "'+8801700000000", "a,b \"quoted\"\nline"]
     assert len(rows) == 4
+    # A voided payment stays listed, says so, and counts 0: the `counted` column sums right.
+    assert (await bridge.void_payment("PA2", "typed 999999.99 for 99.99", "admin:rana")).status == 200
+    rows = read_csv(await (await client.get("/api/export/payments.csv")).read())
+    voided = dict(zip(rows[0], rows[3]))
+    assert (voided["id"], voided["amount"], voided["counted"], voided["voided_by"], voided["void_reason"]) == \
+        ("PA2", "999999.99", "0.00", "admin:rana", "typed 999999.99 for 99.99")
+    assert voided["voided_at"] == "2025-11-24 22:00:00"
+    assert sum(Decimal(dict(zip(rows[0], r))["counted"]) for r in rows[1:]) == Decimal("27.61")
     resp = await client.get(f"/api/export/payments.csv?group={ALPHA}&since=2025-11-24")
     assert [r[0] for r in read_csv(await resp.read())[1:]] == ["PA1", "PA2"]
 

@@ -167,6 +167,7 @@ def ledger_json(data: Mapping[str, Any], tz: tzinfo) -> dict[str, Any]:
     """GetLedger's answer for the API: line times in the shop's time zone (None for an imported
     payment whose time is unknown), money as decimal strings."""
     lines = data.get("lines")
+    period = data.get("period") if isinstance(data.get("period"), Mapping) else {}
     return {
         "group_id": _text(data.get("group_id")),
         "group_name": _text(data.get("group_name")),
@@ -179,6 +180,7 @@ def ledger_json(data: Mapping[str, Any], tz: tzinfo) -> dict[str, Any]:
              "balance": money(line.get("balance")) or "0.00"}
             for line in (lines if isinstance(lines, (list, tuple)) else []) if isinstance(line, Mapping)
         ],
+        "period": {k: money(period.get(k)) or "0.00" for k in ("billed", "paid", "closing")},
         "billed": money(data.get("billed")) or "0.00",
         "paid": money(data.get("paid")) or "0.00",
         "due": money(data.get("due")) or "0.00",

@@ -33,10 +33,12 @@ BOM = "\ufeff"  # Excel reads a CSV as UTF-8 (Bengali names intact) only with it
 ORDER_COLUMNS = ("id", "created_at", "group_id", "group_name", "user_id", "user_name", "diamonds", "rate",
                  "amount", "status", "approved_at", "completed_at", "cancelled_at", "deleted_at", "recovered",
                  "message_id")
-PAYMENT_COLUMNS = ("id", "at", "group_id", "group_name", "amount", "method", "reference", "note", "by",
-                   "imported_id")
-_TIME_COLUMNS = frozenset({"created_at", "approved_at", "completed_at", "cancelled_at", "deleted_at", "at"})
-_PLAIN_COLUMNS = frozenset({"diamonds", "rate", "amount", "recovered"})  # numbers the bot wrote itself
+# A voided payment stays in the export (the audit) with `counted` 0.00: sum `counted`, not `amount`.
+PAYMENT_COLUMNS = ("id", "at", "group_id", "group_name", "amount", "counted", "method", "reference", "note", "by",
+                   "imported_id", "voided_at", "voided_by", "void_reason")
+_TIME_COLUMNS = frozenset({"created_at", "approved_at", "completed_at", "cancelled_at", "deleted_at", "at",
+                           "voided_at"})
+_PLAIN_COLUMNS = frozenset({"diamonds", "rate", "amount", "counted", "recovered"})  # numbers the bot wrote
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -296,6 +298,8 @@ async def export_payments(request: web.Request) -> web.Response:
     names = {g["id"]: g["name"] for g in groups}
     records = await fetch_all(panel.bridge.list_payments, "payments", **filters)
     rows = [payment_json(p, panel.tz, names) for p in reversed(records)]
+    for row in rows:
+        row["counted"] = "0.00" if row["voided_at"] else row["amount"]
     return csv_response(export_name("payments", request, code), PAYMENT_COLUMNS, rows, panel.tz)
 
 
