@@ -34,7 +34,9 @@ from actors.messages import (
     ReplayInbox,
     SendResult,
     SendText,
+    SendingStopped,
     StartGateway,
+    StopSystem,
 )
 from actors.watchdog import start_watchdog
 from config import Config
@@ -48,7 +50,8 @@ from gateway.transport import Transport, TransportSink
 
 log = logging.getLogger("diamondbot.gateway")
 
-PUMP, POLL = "pump", "poll"
+PUMP, POLL, DRAINED = "pump", "poll", "drained"
+DRAIN_WAIT = 1.0  # s a stop waits for the results of sends already handed to the transport
 POLL_INTERVAL = 0.5
 MAX_PAUSE = 3600.0
 
@@ -149,6 +152,8 @@ class GatewayActor(BotActor):
         self.state = ConnectionState.STOPPED
         self.detail = ""
         self.pump_at: float | None = None
+        self.sending_stopped = False  # after StopSystem: the outbox keeps what it holds
+        self.stop_requester: Any = None
         self.rate_limit_pause = 60.0
         self.ban_until: float | None = None  # the outbox pause set for a ban, lifted on reconnect
         # group id -> its actor, from the Supervisor: inbound goes there directly
@@ -205,6 +210,26 @@ class GatewayActor(BotActor):
         elif msg.payload == PUMP:
             self.pump_at = None
             self.pump()
+        elif msg.payload == DRAINED:
+            self.answer_stop()
+
+    def receiveMsg_StopSystem(self, msg: StopSystem, sender: Any) -> None:
+        """The system stops: send nothing new (what stays queued is sent again after the
+        restart, from the groups' own records), and let the results of the sends in flight
+        reach their groups while the database is still open."""
+        self.sending_stopped = True
+        self.stop_requester = sender
+        self.wakeupAfter(timedelta(seconds=DRAIN_WAIT), payload=DRAINED)
+        self.drain()
+
+    def answer_stop(self) -> None:
+        if self.stop_requester is None:
+            return
+        self.flush_results()
+        if self.in_flight:
+            log.warning("stopping with %d sends still unanswered by the transport", len(self.in_flight))
+        self.send(self.stop_requester, SendingStopped(len(self.in_flight)))
+        self.stop_requester = None
 
     def drain(self) -> None:
         self.sink.woken()
@@ -223,6 +248,8 @@ class GatewayActor(BotActor):
         self.route(inbound)
         self.pump()
         self.flush_results()
+        if self.stop_requester is not None and not self.in_flight:
+            self.answer_stop()
 
     def route(self, items: list[InboundItem]) -> None:
         """Each group's messages to its actor in one message; groups without a known actor
@@ -308,7 +335,7 @@ class GatewayActor(BotActor):
 
     def pump(self) -> None:
         """Hand every message whose time has come to the transport; then wait for the next."""
-        if self.transport is None or self.state is not ConnectionState.CONNECTED:
+        if self.transport is None or self.state is not ConnectionState.CONNECTED or self.sending_stopped:
             return
         now = self.clock.now()
         while (item := self.outbox.take(now)) is not None:

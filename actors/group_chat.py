@@ -23,6 +23,7 @@ from domain.commands import (
     ShowDue,
     needs_admin,
     parse_command,
+    tell_not_admin,
 )
 from domain.group import (
     AUTO_APPROVER,
@@ -75,6 +76,9 @@ class ChatHandling:
         command = parse_command(m.text, m.quoted_id)
         if command is not None:
             if needs_admin(command) and not self._is_admin(m):
+                if tell_not_admin(command) and self._first_time(m):
+                    self._reply(m, self.texts.command_error(self._lang(
+                        "only the shop's admins can use this command", "এই কমান্ড শুধু দোকানের অ্যাডমিনরা দিতে পারেন")))
                 return  # "done" from a reseller is chat, not a command
             if self._first_time(m):
                 self._on_command(command, m, now)

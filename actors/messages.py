@@ -65,6 +65,14 @@ class SystemStopped:
     pass
 
 
+@dataclass(frozen=True)
+class SendingStopped:
+    """The GatewayActor's answer to StopSystem: it hands nothing more to the transport, and the
+    results of what was in flight went to their groups (so they are written before the end)."""
+
+    unfinished: int = 0  # sends still without a result when it stopped waiting
+
+
 # --- persistence ------------------------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from thespian.actors import ActorExitRequest, ActorTypeDispatcher, ChildActorExited, WakeupMessage
 
-from actors.gateway import GatewayActor
+from actors.gateway import DRAIN_WAIT, GatewayActor
 from actors.group import GroupActor
 from actors.messages import (
     CommandDone,
@@ -51,6 +51,7 @@ from actors.messages import (
     RePair,
     ReplayInbox,
     SendDailyReport,
+    SendingStopped,
     SendResult,
     SendText,
     StartGateway,
@@ -75,6 +76,7 @@ log = logging.getLogger("diamondbot.supervisor")
 
 RESTART = "restart:"
 STOP = "stop"
+QUIET = "quiet"  # the gateway had its time to stop sending
 DAILY = "daily:"
 
 
@@ -113,6 +115,7 @@ class Supervisor(ActorTypeDispatcher):
         self.own_ids: frozenset[str] = frozenset()
         self.started = False
         self.stopping = False
+        self.groups_stopping = False
         self.stop_requester: Any = None
         self.started_at = time.time()
         self.restarts = 0
@@ -351,7 +354,9 @@ class Supervisor(ActorTypeDispatcher):
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
         payload = msg.payload or ""
-        if payload == STOP and self.persistence is not None:
+        if payload == QUIET and self.stopping:
+            self._stop_groups()
+        elif payload == STOP and self.persistence is not None:
             self.send(self.persistence, StopSystem())
         elif payload == DAILY and not self.stopping:
             assert self.config is not None
@@ -462,18 +467,34 @@ class Supervisor(ActorTypeDispatcher):
         self.stopping = True
 
     def receiveMsg_StopSystem(self, msg: StopSystem, sender: Any) -> None:
-        """Checkpoint every group, then flush the journal, then answer."""
+        """Stop sending (the results of sends in flight reach their groups), checkpoint every
+        group, then flush the journal, then answer."""
         self.stopping = True
         self.stop_requester = sender
+        if self.gateway is None:
+            self._stop_groups()
+            return
+        self.send(self.gateway, StopSystem())
+        # A gateway that does not answer (dead, restarting) does not hold the stop up.
+        self.wakeupAfter(timedelta(seconds=DRAIN_WAIT + 0.5), payload=QUIET)
+
+    def receiveMsg_SendingStopped(self, msg: SendingStopped, sender: Any) -> None:
+        self._stop_groups()
+
+    def _stop_groups(self) -> None:
+        if self.groups_stopping:
+            return
+        self.groups_stopping = True
         for entry in self.groups.values():
             if entry.address is not None:
-                self.send(entry.address, msg)
+                self.send(entry.address, StopSystem())
         if self.persistence is not None:
             # Thespian delivers in order per sender pair, but groups send their checkpoints to
             # persistence themselves; a short delay lets those arrive before the final flush.
             self.wakeupAfter(timedelta(milliseconds=300), payload=STOP)
-        else:
-            self.send(sender, SystemStopped())
+        elif self.stop_requester is not None:
+            self.send(self.stop_requester, SystemStopped())
+            self.stop_requester = None
 
     def receiveMsg_SystemStopped(self, msg: SystemStopped, sender: Any) -> None:
         if self.stop_requester is not None:

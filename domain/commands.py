@@ -77,6 +77,17 @@ Command = Union[Approve, Cancel, SetRate, RecordPaid, ListPending, ShowDue, Help
 ADMIN_ONLY: frozenset[type] = frozenset({Approve, Cancel, SetRate, RecordPaid, ListPending})
 
 
+# Admin commands that are plainly commands (a dot and a name): a reseller who writes one is told
+# it is for admins. "done" or "ok" from a reseller is only chat and gets no answer.
+SAYS_ADMIN_ONLY: frozenset[type] = frozenset({SetRate, RecordPaid, ListPending})
+
+
+def tell_not_admin(command: Command) -> bool:
+    """Whether a non-admin writing it is told it is for admins (instead of silence)."""
+    kind = command.command if isinstance(command, CommandError) else type(command)
+    return kind in SAYS_ADMIN_ONLY
+
+
 def needs_admin(command: Command) -> bool:
     """Whether only an admin may run it (or be told how to write it)."""
     kind = command.command if isinstance(command, CommandError) else type(command)

@@ -64,9 +64,15 @@ def test_only_admins_commands_count_and_lid_digits_are_never_a_phone(shop: ChatB
     sent_before = len(shop.fake.sent)
     shop.say(GROUP, BOB, "done", quoted_id=order_msg.message_id)  # a reseller
     shop.say(GROUP, TRAP, "done", quoted_id=order_msg.message_id)  # LID digits = an admin's phone
-    shop.say(GROUP, TRAP, ".rate 1")
     assert status_of(shop, "A1") == "pending"
-    assert len(shop.fake.sent) == sent_before  # not even an error reply: it is just chat
+    assert len(shop.fake.sent) == sent_before  # not even an error reply: "done" is just chat
+    # A dot command is plainly a command: the reseller is told it is for admins, once, and
+    # nothing changes.
+    for text in (".rate 1", ".paid 500 bkash", ".pending", ".rate abc"):
+        shop.say(GROUP, TRAP, text)
+        assert shop.last_reply(GROUP) == "⚠️ এই কমান্ড শুধু দোকানের অ্যাডমিনরা দিতে পারেন", text
+    assert len(shop.fake.sent) == sent_before + 4
+    assert shop.groups()[0]["settings"]["rate"] == "100" and shop.query(ListPayments("l")).data["total"] == 0
 
 
 def test_an_admin_cancels_with_a_reply_and_an_illegal_one_is_explained(shop: ChatBot) -> None:

@@ -18,9 +18,11 @@ from actors.messages import (
     InboundHandled,
     OwnIds,
     QueryResult,
+    SendingStopped,
     SendResult,
     SendText,
     StartGateway,
+    StopSystem,
 )
 from actors.system import quiet_log_config
 from domain.clock import FakeClock
@@ -166,3 +168,35 @@ def test_a_failed_send_is_reported_to_its_group(gateway: Gateway) -> None:
     gateway.collect()
     [result] = gateway.results()
     assert (result.key, result.ok) == ("A1:delivery", False) and "503" in result.error
+
+
+def test_a_stop_sends_nothing_new_and_waits_for_what_is_in_flight(gateway: Gateway) -> None:
+    """So the groups write the results of the last sends before the database closes: a receipt
+    that went out is not sent a second time after the restart."""
+    gateway.start()
+    gateway.fake.hold = True  # the transport has not answered yet
+    for key in ("A1:receipt", "A2:receipt"):
+        gateway.asys.tell(gateway.actor, SendText(key, GROUP, key, priority=1))
+    gateway.collect()
+    gateway.asys.tell(gateway.actor, StopSystem())
+    gateway.asys.tell(gateway.actor, SendText("A3:receipt", GROUP, "A3:receipt", priority=1))
+    gateway.collect()
+    assert not [m for m in gateway.inbox if isinstance(m, SendingStopped)]  # still waiting
+    gateway.fake.hold = False
+    gateway.fake.release()
+    gateway.collect()
+    assert [(r.key, r.ok) for r in gateway.results()] == [("A1:receipt", True), ("A2:receipt", True)]
+    [stopped] = [m for m in gateway.inbox if isinstance(m, SendingStopped)]
+    assert stopped.unfinished == 0
+    assert [r.text for r in gateway.fake.sent] == ["A1:receipt", "A2:receipt"]  # A3 waits for the next start
+
+
+def test_a_stop_does_not_wait_for_a_transport_that_never_answers(gateway: Gateway) -> None:
+    gateway.start()
+    gateway.fake.hold = True
+    gateway.asys.tell(gateway.actor, SendText("A1:receipt", GROUP, "r", priority=1))
+    gateway.collect()
+    gateway.asys.tell(gateway.actor, StopSystem())
+    gateway.collect(seconds=1.5)  # DRAIN_WAIT passes
+    [stopped] = [m for m in gateway.inbox if isinstance(m, SendingStopped)]
+    assert stopped.unfinished == 1
