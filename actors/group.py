@@ -30,6 +30,7 @@ from actors.messages import (
     GroupInbound,
     GroupLoaded,
     GroupReady,
+    GroupStopped,
     InboundHandled,
     InitGroup,
     LoadGroup,
@@ -485,3 +486,5 @@ class GroupActor(ChatHandling, BotActor):
         if self.book is not None and not self.stopped:
             self.checkpoint(self.clock.now())
         self.stopped = True
+        # The Supervisor closes the journal once every group said so (or its patience ran out).
+        self.after_write(sender, GroupStopped(self.init.group_id if self.init is not None else ""))

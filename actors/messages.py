@@ -66,6 +66,13 @@ class SystemStopped:
 
 
 @dataclass(frozen=True)
+class GroupStopped:
+    """A GroupActor's answer to StopSystem, sent once its last checkpoint is on disk."""
+
+    group_id: str
+
+
+@dataclass(frozen=True)
 class SendingStopped:
     """The GatewayActor's answer to StopSystem: it hands nothing more to the transport, and the
     results of what was in flight went to their groups (so they are written before the end)."""

@@ -21,8 +21,9 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from thespian.actors import ActorExitRequest, ActorTypeDispatcher, ChildActorExited, WakeupMessage
+from thespian.actors import ActorExitRequest, ChildActorExited, WakeupMessage
 
+from actors.base import BotActor
 from actors.gateway import DRAIN_WAIT, GatewayActor
 from actors.group import GroupActor
 from actors.messages import (
@@ -38,6 +39,7 @@ from actors.messages import (
     GroupInbound,
     GroupReady,
     GroupRoute,
+    GroupStopped,
     InboundBatch,
     InboundItem,
     InitGroup,
@@ -77,6 +79,7 @@ log = logging.getLogger("diamondbot.supervisor")
 RESTART = "restart:"
 STOP = "stop"
 QUIET = "quiet"  # the gateway had its time to stop sending
+GROUPS_STOP_WAIT = 2.5  # s for every group's last checkpoint to be durable
 DAILY = "daily:"
 
 
@@ -96,7 +99,7 @@ class GroupEntry:
     pid: int = 0
 
 
-class Supervisor(ActorTypeDispatcher):
+class Supervisor(BotActor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.start: StartSystem | None = None
@@ -116,6 +119,8 @@ class Supervisor(ActorTypeDispatcher):
         self.started = False
         self.stopping = False
         self.groups_stopping = False
+        self.persistence_stopping = False
+        self.awaiting_groups: set[str] = set()  # groups whose last checkpoint is not yet durable
         self.stop_requester: Any = None
         self.started_at = time.time()
         self.restarts = 0
@@ -357,7 +362,9 @@ class Supervisor(ActorTypeDispatcher):
         if payload == QUIET and self.stopping:
             self._stop_groups()
         elif payload == STOP and self.persistence is not None:
-            self.send(self.persistence, StopSystem())
+            if self.awaiting_groups:
+                log.warning("%d groups did not confirm their last checkpoint", len(self.awaiting_groups))
+            self._stop_persistence()
         elif payload == DAILY and not self.stopping:
             assert self.config is not None
             if self.config.reports.send_to_admins and self.config.whatsapp.admins:
@@ -481,6 +488,17 @@ class Supervisor(ActorTypeDispatcher):
     def receiveMsg_SendingStopped(self, msg: SendingStopped, sender: Any) -> None:
         self._stop_groups()
 
+    def receiveMsg_GroupStopped(self, msg: GroupStopped, sender: Any) -> None:
+        self.awaiting_groups.discard(msg.group_id)
+        if self.groups_stopping and not self.awaiting_groups:
+            self._stop_persistence()
+
+    def _stop_persistence(self) -> None:
+        """The final flush; the PersistenceActor's SystemStopped answers the stop."""
+        if not self.persistence_stopping and self.persistence is not None:
+            self.persistence_stopping = True
+            self.send(self.persistence, StopSystem())
+
     def _stop_groups(self) -> None:
         if self.groups_stopping:
             return
@@ -488,10 +506,14 @@ class Supervisor(ActorTypeDispatcher):
         for entry in self.groups.values():
             if entry.address is not None:
                 self.send(entry.address, StopSystem())
+                self.awaiting_groups.add(entry.group_id)
         if self.persistence is not None:
-            # Thespian delivers in order per sender pair, but groups send their checkpoints to
-            # persistence themselves; a short delay lets those arrive before the final flush.
-            self.wakeupAfter(timedelta(milliseconds=300), payload=STOP)
+            # Each group answers once its last checkpoint is durable; one that does not answer
+            # (dead, busy) does not hold the stop up for long.
+            if self.awaiting_groups:
+                self.wakeupAfter(timedelta(seconds=GROUPS_STOP_WAIT), payload=STOP)
+            else:
+                self._stop_persistence()
         elif self.stop_requester is not None:
             self.send(self.stop_requester, SystemStopped())
             self.stop_requester = None

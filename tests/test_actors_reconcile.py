@@ -7,7 +7,8 @@ import logging
 import pytest
 from thespian.actors import ActorExitRequest
 
-from tests.harness import ALICE, GROUP, ChatBot
+from actors.messages import StopSystem, SystemStopped
+from tests.harness import ALICE, GROUP, GROUP2, T, ChatBot
 
 FAST = {"reconciliation.interval": "20ms", "reconciliation.checkpoint_interval": "1s"}
 
@@ -160,3 +161,17 @@ def test_a_receipt_the_last_incarnation_never_sent_goes_out_after_a_restart(make
     assert [t.startswith("📥") for t in again.replies(GROUP)] == [True]
     again.pump(1.2)  # a receipt's confirmation is written lazily, within a second
     assert again.order("A1")["record"]["receipt"]["confirmedAt"]
+
+
+def test_a_stop_closes_the_journal_once_every_group_confirmed_its_last_checkpoint(
+        make_bot, caplog: pytest.LogCaptureFixture) -> None:
+    """The confirmations come back batched by the PersistenceActor after its fsync; the
+    Supervisor must read them, not wait out its patience and close under late writes."""
+    bot = make_bot(**FAST, **{"persistence.commit_delay": "100ms"})  # both checkpoints in one commit
+    for group in (GROUP, GROUP2):
+        bot.post(group, ALICE, ".10")
+    bot.pump(0.2)
+    caplog.set_level(logging.WARNING)
+    reply = bot.asys.ask(bot.supervisor, StopSystem(), T)
+    assert isinstance(reply, SystemStopped)
+    assert "did not confirm their last checkpoint" not in caplog.text
