@@ -235,7 +235,7 @@ class Bot:
         remaining = lambda: max(deadline - time.monotonic(), 0.1)  # noqa: E731
         if self.supervisor is not None:
             try:
-                self.asys.ask(self.supervisor, StopSystem(), timedelta(seconds=min(6.0, remaining())))
+                self.asys.ask(self.supervisor, StopSystem(), timedelta(seconds=min(7.0, remaining())))
             except Exception as e:  # a system that cannot flush still has everything acknowledged on disk
                 log.warning("actors did not confirm their final flush: %s", e)
         # Thespian's shutdown can hang on an unresponsive actor: bound it, then kill the group.

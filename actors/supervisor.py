@@ -79,7 +79,8 @@ log = logging.getLogger("diamondbot.supervisor")
 RESTART = "restart:"
 STOP = "stop"
 QUIET = "quiet"  # the gateway had its time to stop sending
-GROUPS_STOP_WAIT = 2.5  # s for every group's last checkpoint to be durable
+GROUPS_STOP_WAIT = 2.5  # s for every group's last checkpoint to be durable (plus 4 ms a group)
+GROUPS_STOP_MAX_WAIT = 5.0  # run.py gives the whole stop 8 s
 DAILY = "daily:"
 
 
@@ -363,7 +364,8 @@ class Supervisor(BotActor):
             self._stop_groups()
         elif payload == STOP and self.persistence is not None:
             if self.awaiting_groups:
-                log.warning("%d groups did not confirm their last checkpoint", len(self.awaiting_groups))
+                log.warning("%d groups did not confirm their last checkpoint in time: their latest check "
+                            "counts are lost (orders are not)", len(self.awaiting_groups))
             self._stop_persistence()
         elif payload == DAILY and not self.stopping:
             assert self.config is not None
@@ -511,7 +513,9 @@ class Supervisor(BotActor):
             # Each group answers once its last checkpoint is durable; one that does not answer
             # (dead, busy) does not hold the stop up for long.
             if self.awaiting_groups:
-                self.wakeupAfter(timedelta(seconds=GROUPS_STOP_WAIT), payload=STOP)
+                # Thespian carries a few hundred messages a second: a large fleet needs longer.
+                wait = min(GROUPS_STOP_WAIT + 0.004 * len(self.awaiting_groups), GROUPS_STOP_MAX_WAIT)
+                self.wakeupAfter(timedelta(seconds=wait), payload=STOP)
             else:
                 self._stop_persistence()
         elif self.stop_requester is not None:

@@ -44,7 +44,7 @@ def bind_to_advertised_address() -> None:
     IPBase.IPActorAddress.bindArgs = property(lambda self: (self.sockname,))  # type: ignore[assignment]
 
 
-def close_idle_connections_sooner(period: float = 15.0) -> None:
+def close_idle_connections_sooner(period: float = 3.0) -> None:
     """Thespian keeps every connection between two actors open for 7 to 20 minutes and walks
     all of them on each event; an actor with a thousand peers (the PersistenceActor, the
     gateway) then spends a third of a core doing so. Idle connections are closed after
@@ -53,6 +53,36 @@ def close_idle_connections_sooner(period: float = 15.0) -> None:
 
     TCPTransport.MAX_INCOMING_SOCKET_PERIOD = timedelta(seconds=period)
     TCPTransport.MAX_IDLE_SOCKET_PERIOD = timedelta(seconds=period)
+
+
+class _Described:
+    """A message's description for Thespian's debug log, made only if a line is written."""
+
+    __slots__ = ("_describe", "_of")
+
+    def __init__(self, describe: Any, of: Any) -> None:
+        self._describe, self._of = describe, of
+
+    def __str__(self) -> str:
+        return str(self._describe(self._of))
+
+    __repr__ = __str__
+
+
+def describe_messages_lazily() -> None:
+    """Thespian describes every message it sends and receives (str() of the whole message, its
+    timers) as the argument of a debug log call, so even with debug logging off: measured, 8 %
+    of an idle group actor's busy time, more for a Persist carrying many records. The
+    description is now only made when a log line is written (fork carries this to every actor)."""
+    from thespian.system.transport import ReceiveEnvelope, TransmitIntent
+
+    for cls in (ReceiveEnvelope, TransmitIntent):
+        if cls.__dict__.get("_described_lazily"):
+            continue
+        eager = cls.identify
+        cls.identify = lambda self, eager=eager: _Described(eager, self)  # type: ignore[method-assign]
+        cls.__str__ = lambda self, eager=eager: str(eager(self))  # type: ignore[method-assign]
+        cls._described_lazily = True  # type: ignore[attr-defined]
 
 
 def log_config(data_dir: Path, level: str = "INFO") -> dict[str, Any]:
@@ -98,6 +128,7 @@ def start_actor_system(config: Config, logdefs: dict[str, Any] | None = None) ->
     os.environ.setdefault("THESPLOG_FILE_MAXSIZE", str(10 << 20))
     bind_to_advertised_address()
     close_idle_connections_sooner()
+    describe_messages_lazily()
     capabilities: dict[str, Any] = {"Admin Port": config.actors.admin_port}
     if convention:
         capabilities["Convention Address.IPv4"] = convention
