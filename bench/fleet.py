@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import sqlite3
 import statistics
 import tempfile
@@ -32,6 +31,7 @@ import orjson
 from actors.messages import GetStatus, Owner, StartSystem, StopSystem, SystemStarted
 from actors.supervisor import Supervisor
 from actors.system import group_members, quiet_log_config, start_actor_system
+from bench.intake import free_port
 from bench.load import LoadTransport
 from config import load_config
 from domain.clock import to_iso
@@ -40,12 +40,6 @@ from storage.atomic import atomic_write_bytes
 from storage.lock import process_start_time
 
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fleet_snapshot(groups: int, per_group: int, now: float) -> dict[str, Any]:
