@@ -108,8 +108,10 @@ class _Sink(TransportSink):
         keep = [m for m in messages if relevant(m)]
         if not keep:
             return
-        if all(m.source is Source.HISTORY for m in keep):
-            # History stays on the server; recording it again would only grow the inbox.
+        transport = self.actor.transport
+        if all(m.source is Source.HISTORY for m in keep) and transport is not None and transport.history_replayable:
+            # History the server keeps and sends again at the next start: recording it too
+            # would only grow the inbox.
             items = [InboundItem(m) for m in keep]
         else:
             seqs = self.actor.inbox.record(keep)

@@ -21,6 +21,7 @@ BOT_ID = "100000000000001@lid"
 @dataclass
 class FakeTransport(Transport):
     kind = "fake"
+    history_replayable = True  # `history_messages` is served again on every start, like the sandbox
     groups: dict[str, str] = field(default_factory=dict)  # id -> name
     sent: list[OutboundText] = field(default_factory=list)
     sent_ids: list[str] = field(default_factory=list)  # the chat id each of `sent` got

@@ -38,6 +38,10 @@ class Transport(ABC):
     """The contract every chat backend implements."""
 
     kind: str = "abstract"
+    # Whether history delivered at start can be asked for again (the sandbox keeps it and sends
+    # it on every start). WhatsApp sends its history sync once, after pairing: what it delivers
+    # must be recorded like any live message.
+    history_replayable: bool = False
 
     @abstractmethod
     def start(self, sink: TransportSink) -> None:

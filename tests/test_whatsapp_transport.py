@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import ctypes
 import io
+import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -358,6 +360,47 @@ def test_a_failing_sink_is_retried_before_the_event_thread_gives_up(
     assert len(calls) == 3 and [m.text for m in sink.messages()] == [".10"]
 
 
+def test_a_sink_that_keeps_failing_stops_the_receiving(
+        make: Callable[..., Made], clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """whatsmeow acknowledges what it hands over: with the disk failing, taking more would only
+    lose more. The session ends (WhatsApp keeps the rest) and a new one is tried later."""
+    from gateway.whatsapp import transport as module
+
+    monkeypatch.setattr(module, "SINK_RETRIES", (0.0,))
+    transport, sink, ops = connected(make())
+    broken = True
+    real = sink.messages_received
+
+    def failing(messages: Any) -> None:
+        if broken:
+            raise OSError("disk full")
+        real(messages)
+
+    sink.messages_received = failing  # type: ignore[method-assign]
+    push(transport.client, group_message(".10"))
+    wait_for(lambda: state_of(transport, ConnectionState.RECONNECTING), "receiving paused")
+    assert "cannot record incoming messages (OSError: disk full)" in transport.detail
+    wait_for(lambda: ops.ends == 1 and not ops.running, "the session to end")
+    broken = False  # the disk has room again
+    clock.advance(1)
+    wait_for(lambda: ops.sessions == 2, "a new session")
+    connect(transport.client)
+    push(transport.client, group_message(".20"))
+    assert [m.text for m in sink.messages()] == [".20"]
+
+
+def test_an_undecryptable_message_is_logged_not_taken(make: Callable[..., Made],
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    transport, sink, _ = connected(make())
+    caplog.set_level(logging.WARNING, logger="diamondbot")
+    info = group_message(".10", message_id="3EB0SECRET").Info
+    push(transport.client, N.UndecryptableMessage(Info=info, IsUnavailable=False,
+                                                  DecryptFailMode=N.UndecryptableMessage.DECRYPT_FAIL_SHOW))
+    push(transport.client, group_message(".20"))  # the next one still comes through
+    assert [m.text for m in sink.messages()] == [".20"]
+    assert "3EB0SECRET" in caplog.text and "could not be decrypted" in caplog.text
+
+
 # --- connection states --------------------------------------------------------------------
 
 
@@ -413,6 +456,39 @@ def test_a_temporary_ban_pauses_until_it_expires(make: Callable[..., Made], cloc
     assert not transport_outcomes(transport)[0].ok and transport_outcomes(transport)[0].retryable
     clock.advance(3600 + 10)
     wait_for(lambda: ops.running == 2, "a new session once the ban is over")
+
+
+def test_a_refused_connection_ends_the_session_and_a_new_one_follows(make: Callable[..., Made],
+                                                                     clock: FakeClock) -> None:
+    """whatsmeow sends ConnectFailure only when it will not reconnect by itself: waiting for it
+    would leave the bot "reconnecting" for ever."""
+    transport, sink, ops = connected(make())
+    push(transport.client, N.ConnectFailure(Reason=N.ConnectFailureReason.GENERIC, Message="unknown",
+                                            Raw=N.Node(Tag="failure")))
+    wait_for(lambda: state_of(transport, ConnectionState.RECONNECTING), "reconnecting")
+    assert "refused the connection: generic unknown" in transport.detail and "next try in" in transport.detail
+    wait_for(lambda: ops.ends == 1 and not ops.running, "the session to end")
+    clock.advance(1)  # the backoff (at most 0.05 s here)
+    wait_for(lambda: ops.sessions == 2, "a new session")
+    connect(transport.client)
+    wait_for(lambda: state_of(transport, ConnectionState.CONNECTED), "connected again")
+
+
+def test_a_ban_without_its_length_is_waited_out_too(make: Callable[..., Made], clock: FakeClock) -> None:
+    from gateway.whatsapp.transport import UNKNOWN_BAN_WAIT
+
+    transport, sink, ops = connected(make())
+    ban = event("temporary_ban")
+    ban.Expire = 0  # the server did not say
+    push(transport.client, ban)
+    wait_for(lambda: state_of(transport, ConnectionState.BANNED), "banned")
+    assert parse_detail(transport.detail)["expires_at"] == clock.now() + UNKNOWN_BAN_WAIT
+    wait_for(lambda: not ops.running, "the session to end")
+    clock.advance(60)
+    time.sleep(0.2)
+    assert ops.sessions == 1  # not connecting again against the ban
+    clock.advance(UNKNOWN_BAN_WAIT)
+    wait_for(lambda: ops.running == 2, "a new session once the wait is over")
 
 
 def transport_outcomes(transport: WhatsAppTransport) -> list[Any]:

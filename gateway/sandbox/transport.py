@@ -168,6 +168,7 @@ class SandboxTransport(Transport):
     """The sandbox as a chat backend: offline queue, history replay, live messages, sends."""
 
     kind = "sandbox"
+    history_replayable = True  # the sandbox keeps every group's history and replays it at each start
 
     def __init__(
         self, url: str, *, history_limit: int = 50, reconnect_min: float = 0.5, reconnect_max: float = 10.0

@@ -41,6 +41,7 @@ from gateway.whatsapp.pairing import QR_FIRST, QR_NEXT, Pairing, print_pair_code
 log = logging.getLogger(__name__)
 
 BATCH_MAX = 500
+UNKNOWN_BAN_WAIT = 900.0  # s to wait out a ban whose length WhatsApp did not say
 SINK_RETRIES = (0.2, 1.0, 3.0)  # a failing sink is retried on the event thread, then the batch is logged as lost
 TICK = 0.5  # the supervisor looks at its timers at least this often
 GROUPS_MIN_INTERVAL = 60.0  # unknown groups trigger at most one get_joined_groups() per minute
@@ -184,6 +185,7 @@ class WhatsAppTransport(Transport):
         # Supervisor-only state.
         self._pairing = Pairing()
         self._backoff = _Backoff(reconnect_min, reconnect_max)
+        self._retry_in = 0.0  # s until a new session after a refused connection
         self._session: tuple[int, threading.Thread] | None = None
         self._sessions = 0
         self._session_connected = False
@@ -290,10 +292,12 @@ class WhatsAppTransport(Transport):
                 try:
                     self._sink.messages_received(batch)
                     break
-                except Exception:
+                except Exception as e:
                     if delay is None:
                         # whatsmeow acknowledged them already: the log is what is left of them.
                         log.critical("LOST %d WhatsApp messages the bot could not record: %r", len(batch), batch)
+                        # Stop taking more: what WhatsApp has not delivered yet waits on its server.
+                        self._event("sink_failed", f"{type(e).__name__}: {e}")
                         break
                     log.exception("recording %d WhatsApp messages failed; trying again in %.1f s", len(batch), delay)
                     time.sleep(delay)
@@ -319,6 +323,7 @@ class WhatsAppTransport(Transport):
             ev.ConnectFailureEv: self._on_connect_failure,
             ev.JoinedGroupEv: self._on_group_event,
             ev.GroupInfoEv: self._on_group_event,
+            ev.UndecryptableMessageEv: self._on_undecryptable,
         }
         for event_type, handler in handlers.items():
             client.event(event_type)(_guarded(handler))
@@ -326,6 +331,15 @@ class WhatsAppTransport(Transport):
 
     def _event(self, *command: Any) -> None:
         self._control.put(command)
+
+    def _on_undecryptable(self, client: Any, event: Any) -> None:
+        """A message the bot cannot read (WhatsApp usually sends it again once the keys are
+        sorted out): said in the log, so an order that never shows up can be traced."""
+        info = event.Info
+        if info.MessageSource.IsGroup:
+            log.warning("a WhatsApp message %s in %s from %s could not be decrypted%s", info.ID,
+                        convert.jid_text(info.MessageSource.Chat), convert.jid_text(info.MessageSource.Sender),
+                        " (not available yet)" if event.IsUnavailable else "")
 
     def _on_qr(self, client: Any, data: bytes) -> None:
         payload = data.decode("utf-8", "replace") if isinstance(data, (bytes, bytearray)) else str(data)
@@ -633,6 +647,8 @@ class WhatsAppTransport(Transport):
                 self.ops.discard_session(self.session_db)
             self._paired = False
             self._start_session()
+        elif then == "retry":
+            self._in("retry", self._retry_in)
         else:  # "restart"
             self._start_session()
 
@@ -753,8 +769,28 @@ class WhatsAppTransport(Transport):
             self._report(ConnectionState.RECONNECTING, "connection lost; whatsmeow is reconnecting")
 
     def _cmd_connect_failure(self, reason: str, message: str) -> None:
-        if self._state in (ConnectionState.CONNECTED, ConnectionState.CONNECTING, ConnectionState.RECONNECTING):
-            self._report(ConnectionState.RECONNECTING, f"WhatsApp refused the connection: {reason} {message}".strip())
+        # whatsmeow sends ConnectFailure only for failures it does not reconnect from by itself
+        # (it expects the disconnect): this session is over; a new one after the backoff.
+        if self._state not in (ConnectionState.CONNECTED, ConnectionState.CONNECTING, ConnectionState.RECONNECTING):
+            return
+        self._retry_in = self._backoff.next()
+        detail = f"WhatsApp refused the connection: {reason} {message}".strip()
+        log.warning("%s; trying again in %.0f s", detail, self._retry_in)
+        self._report(ConnectionState.RECONNECTING,
+                     f"{detail} (attempt {self._backoff.failures}); next try in {self._retry_in:.0f} s")
+        self._end_session("retry")
+
+    def _cmd_sink_failed(self, error: str) -> None:
+        """The bot could not record received messages (a disk error): end the session so that
+        nothing more is received and acknowledged, and try again after the backoff."""
+        if self._ending is not None or self._session is None:
+            return
+        self._retry_in = self._backoff.next()
+        log.error("receiving from WhatsApp paused: the bot cannot record messages (%s); trying again in %.0f s",
+                  error, self._retry_in)
+        self._report(ConnectionState.RECONNECTING, f"the bot cannot record incoming messages ({error}); "
+                                                   f"receiving paused, next try in {self._retry_in:.0f} s")
+        self._end_session("retry")
 
     def _cmd_logged_out(self, reason: str) -> None:
         log.error("WhatsApp logged this bot out (%s): pairing again", reason)
@@ -763,8 +799,11 @@ class WhatsAppTransport(Transport):
         self._end_session("relink")
 
     def _cmd_banned(self, expire: float, reason: str) -> None:
-        self._ban_until = self.clock() + max(expire, 0.0)
-        log.error("WhatsApp banned this number temporarily (%s) for %.0f s: all sending is paused", reason, expire)
+        # A ban without its length (no expiry from the server) is waited out for a while too,
+        # rather than connecting again at once, against the ban.
+        self._ban_until = self.clock() + (expire if expire > 0 else UNKNOWN_BAN_WAIT)
+        log.error("WhatsApp banned this number temporarily (%s) for %.0f s: all sending is paused", reason,
+                  self._ban_until - self.clock())
         self._report(ConnectionState.BANNED, state_detail(expires_at=self._ban_until, reason=reason))
         self._end_session("ban")
 
