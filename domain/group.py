@@ -441,7 +441,13 @@ def apply_settings_patch(settings: GroupSettings, patch: Mapping[str, Any]) -> G
             changes[key] = value.strip()
         else:
             raise SettingsError(f"{key}: not a group setting")
-    return replace(settings, **changes)
+    result = replace(settings, **changes)
+    if result.auto_approve and result.auto_approve_max <= 0 and (
+            "auto_approve" in patch or "auto_approve_max" in patch):
+        # On with a limit of 0 would approve nothing while the panel says it is on.
+        raise SettingsError("auto_approve_max: set how many diamonds an order may have to be approved "
+                            "automatically (more than 0) before turning auto-approval on")
+    return result
 
 
 def max_order_seq(orders: Iterable[Order], code: str) -> int:

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any, Iterable
 
 from domain.clock import from_iso, to_iso
+from domain.group import split_order_id
 from domain.money import money_str
 from domain.payments import billed_records, due, ledger, paid_records
 from domain.orders import ARCHIVED, Status
@@ -48,6 +49,12 @@ def keep_in_group(entry: dict[str, Any], horizon: float) -> bool:
 
 def _view(db: Database, gid: str, entry: dict[str, Any]) -> dict[str, Any]:
     return {"record": entry, "check": db.check_of(gid, str(entry.get("id")))}
+
+
+def _id_order(order_id: Any) -> tuple[str, int, str]:
+    """Ids of the same second in the order they were given: B9 before B14 (not as text)."""
+    parts = split_order_id(str(order_id or ""))
+    return (parts[0], parts[1], "") if parts else ("", -1, str(order_id or ""))
 
 
 def list_orders(
@@ -92,7 +99,7 @@ def list_orders(
             if needle and not any(needle in str(entry.get(f) or "").lower() for f in _TEXT_FIELDS):
                 continue
             hits.append((gid, entry))
-    hits.sort(key=lambda h: (h[1].get("date") or "", str(h[1].get("id"))), reverse=True)
+    hits.sort(key=lambda h: (h[1].get("date") or "", *_id_order(h[1].get("id"))), reverse=True)
     page = hits[offset:offset + limit]
     return {"orders": [_view(db, gid, e) for gid, e in page], "total": len(hits)}
 
@@ -141,7 +148,7 @@ def list_payments(db: Database, *, group: str = "", since: float | None = None,
         if until is not None and (at is None or at >= until):
             continue
         hits.append(p)
-    hits.sort(key=lambda p: (str(p.get("at") or ""), str(p.get("id"))), reverse=True)
+    hits.sort(key=lambda p: (str(p.get("at") or ""), *_id_order(str(p.get("id") or "")[1:])), reverse=True)
     return {"payments": hits[offset:offset + limit], "total": len(hits)}
 
 

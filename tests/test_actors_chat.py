@@ -170,3 +170,9 @@ def test_the_status_the_panel_reads_counts_what_was_sent(bot: ChatBot) -> None:
     gateway = bot.status()["gateway"]
     assert (gateway["sent_last_hour"], gateway["queued"]) == (len(bot.fake.sent), 0)
     assert len(bot.fake.sent) == 2  # the receipt and the delivery message
+
+
+def test_orders_of_the_same_second_are_listed_newest_first(bot: ChatBot) -> None:
+    for n in range(1, 13):
+        bot.post(GROUP, ALICE, f".{n}")  # the test clock stands still: all in one second
+    assert [o["id"] for o in bot.orders()] == [f"A{n}" for n in range(12, 0, -1)]

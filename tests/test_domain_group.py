@@ -639,3 +639,15 @@ def test_the_duplicate_guard_holds_a_repeat_and_lets_a_confirmed_one_through() -
     assert [o.id for o in confirmed.new_orders] == ["AB4"] and confirmed.held == []
     off = take_in(make_book(), [msg(".10", mid="x1"), msg(".10", mid="x2")], now=T0, limits=LIMITS)
     assert len(off.new_orders) == 2  # window 0: no guard
+
+
+def test_auto_approval_cannot_be_turned_on_with_a_limit_of_zero() -> None:
+    settings = GroupSettings(group_id="1@g.us", name="Shop", code="A", rate=Decimal("100"))
+    with pytest.raises(SettingsError, match="auto_approve_max: set how many diamonds"):
+        apply_settings_patch(settings, {"auto_approve": True})
+    on = apply_settings_patch(settings, {"auto_approve": True, "auto_approve_max": 50})
+    assert (on.auto_approve, on.auto_approve_max) == (True, 50)
+    with pytest.raises(SettingsError, match="auto_approve_max"):
+        apply_settings_patch(on, {"auto_approve_max": 0})
+    off = apply_settings_patch(on, {"auto_approve": False, "auto_approve_max": 0})
+    assert (off.auto_approve, off.auto_approve_max) == (False, 0)
