@@ -81,6 +81,24 @@ async def test_a_client_that_falls_behind_is_told_to_resync(client: tuple[TestCl
     resp.close()
 
 
+async def test_a_logout_ends_the_open_stream(client: tuple[TestClient[Any, Any], FakeBridge]) -> None:
+    """Logged out in another tab: the open Orders page must not go on receiving orders."""
+    c, bridge = client
+    token = await login(c)
+    resp = await c.get("/api/events")
+    await resp.content.readline()
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+        if bridge.live.clients:
+            break
+    assert (await c.post("/api/logout", headers={"X-CSRF-Token": token})).status == 200
+    bridge.live.publish(Changed(1, (), ("some-group",)))  # the next change is not sent
+    rest = await asyncio.wait_for(resp.content.read(), 5)  # the stream ends
+    assert b"some-group" not in rest
+    await asyncio.sleep(0.05)
+    assert not bridge.live.clients
+
+
 async def test_the_stream_needs_a_login(client: tuple[TestClient[Any, Any], FakeBridge]) -> None:
     c, _ = client
     assert (await c.get("/api/events")).status == 401

@@ -279,6 +279,46 @@ async def test_json_login_session_and_logout(client: TestClient[Any, Any]) -> No
     assert (await client.get("/api/session")).status == 401
 
 
+async def test_a_copied_cookie_is_refused_after_logout_even_after_a_restart(
+        client: TestClient[Any, Any], data_dir: Path, bridge: FakeBridge) -> None:
+    token = await login(client)
+    cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))
+    copied = {k: v.value for k, v in cookie.items()}  # what someone could have taken
+    assert (await client.post("/api/logout", headers={"X-CSRF-Token": token})).status == 200
+    client.session.cookie_jar.update_cookies(copied)  # sent again after the logout
+    assert (await client.get("/api/orders")).status == 401
+    refused = await client.post("/api/orders/A1/process", headers={"X-CSRF-Token": token})
+    assert refused.status in (401, 403)
+    assert bridge.record("A1")["status"] == "pending"
+    # A new panel process on the same data dir refuses it too; a new login works.
+    config = make_config(data_dir)
+    async with panel_client(config, bridge) as again:
+        again.session.cookie_jar.update_cookies(copied)
+        assert (await again.get("/api/orders")).status == 401
+        await login(again)
+        assert (await again.get("/api/orders")).status == 200
+
+
+async def test_a_new_password_ends_the_sessions_begun_before_it(client: TestClient[Any, Any],
+                                                                 data_dir: Path) -> None:
+    await login(client)
+    assert (await client.get("/api/orders")).status == 200
+    auth.set_password(data_dir, "admin", "another-long-password")  # `run.py set-password admin`
+    assert (await client.get("/api/orders")).status == 401
+    await login(client, password="another-long-password")
+    assert (await client.get("/api/orders")).status == 200
+
+
+async def test_an_unreadable_revocation_file_is_left_alone(data_dir: Path, bridge: FakeBridge) -> None:
+    auth.ensure_admin(data_dir, {auth.ENV_PASSWORD: PASSWORD})
+    broken = data_dir / "panel-revoked-sessions.json"
+    broken.write_bytes(b"{not json")
+    async with panel_client(make_config(data_dir), bridge) as c:
+        await login(c)
+        assert (await c.get("/api/orders")).status == 200
+    assert broken.read_bytes() == b"{not json"  # never repaired by overwriting
+
+
 # --- throttling -------------------------------------------------------------------------------
 
 

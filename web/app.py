@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from config import Config
-from web.auth import UserStore, session_key
+from web.auth import UserStore, session_key, users_path
 from web.bridge import ActorBridge
 from web.routes import PANEL, Panel
 from web.routes import accounts as account_routes
@@ -22,7 +22,8 @@ from web.routes import pages as page_routes
 from web.routes import payments as payment_routes
 from web.routes import status as status_routes
 from web.routes import whatsapp as whatsapp_routes
-from web.security import LoginThrottle, setup_security
+from web.security import SESSION_MAX_AGE, LoginThrottle, setup_security
+from web.sessions import SessionRegistry
 
 STATIC = Path(__file__).resolve().parent / "static"
 # Every request body is a small JSON object or a login form; anything bigger is refused (413).
@@ -41,7 +42,8 @@ def create_app(config: Config, bridge: ActorBridge, *, started_at: float | None 
         users=UserStore(config.bot.data_dir),
         throttle=LoginThrottle(config.panel.login_attempts, config.panel.login_window),
     )
-    setup_security(app, session_key(config.bot.data_dir))
+    setup_security(app, session_key(config.bot.data_dir),
+                   SessionRegistry(config.bot.data_dir, users_path(config.bot.data_dir), SESSION_MAX_AGE))
     page_routes.setup_templates(app)
     auth_routes.add_routes(app)
     page_routes.add_routes(app)

@@ -46,7 +46,9 @@ class PasswordError(ValueError):
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    # Milliseconds: a session that began before a new password was set must be told apart
+    # from one that began just after (web.sessions).
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def check_username(user: str) -> str:

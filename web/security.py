@@ -23,11 +23,14 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet
 
 from web.bridge import BridgeError
+from web.sessions import SessionRegistry
 
 log = logging.getLogger("diamondbot.panel")
 
 COOKIE_NAME = "diamondbot_session"
 SESSION_MAX_AGE = 12 * 3600
+SESSION_ID, SESSION_AT = "sid", "at"  # the session's id and login time, for SessionRegistry
+SESSIONS = web.AppKey("sessions", SessionRegistry)
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -123,7 +126,13 @@ async def start_session(request: web.Request, user: str) -> str:
     token = new_token()
     session["user"] = user
     session[CSRF_FIELD] = token
+    session[SESSION_ID], session[SESSION_AT] = request.app[SESSIONS].new()
     return token
+
+
+def session_valid(request: web.Request, session: Session, user: str) -> bool:
+    """Whether the server still honours this session (not logged out, no newer password)."""
+    return request.app[SESSIONS].valid(user, session.get(SESSION_ID), session.get(SESSION_AT))
 
 
 async def form_token(request: web.Request) -> str:
@@ -137,7 +146,9 @@ async def form_token(request: web.Request) -> str:
 
 
 async def end_session(request: web.Request) -> None:
-    (await get_session(request)).invalidate()
+    session = await get_session(request)
+    request.app[SESSIONS].revoke(session.get(SESSION_ID), session.get(SESSION_AT))
+    session.invalidate()
 
 
 async def _sent_token(request: web.Request) -> str:
@@ -265,6 +276,9 @@ async def login_middleware(request: web.Request, handler: Handler) -> web.Stream
     """Require a logged-in admin (except public routes) and the CSRF token on unsafe methods."""
     session = await get_session(request)
     user = session_user(session)
+    if user is not None and not session_valid(request, session, user):
+        session.invalidate()  # logged out elsewhere, or the password changed since
+        user = None
     if user is None and not is_public(request):
         if wants_json(request):
             return json_error(401, "not logged in; POST /api/login first")
@@ -293,8 +307,9 @@ async def login_middleware(request: web.Request, handler: Handler) -> web.Stream
                  request.remote, status)
 
 
-def setup_security(app: web.Application, fernet: Fernet) -> None:
+def setup_security(app: web.Application, fernet: Fernet, sessions: SessionRegistry) -> None:
     """Install sessions, the error and login middlewares, and the security headers."""
+    app[SESSIONS] = sessions
     app.middlewares.append(session_middleware(session_storage(fernet)))
     app.middlewares.append(error_middleware)
     app.middlewares.append(login_middleware)

@@ -10,12 +10,15 @@ import asyncio
 
 import orjson
 from aiohttp import web
+from aiohttp_session import get_session
 
 from web.live import Closed
-from web.routes import PANEL, panel_of
+from web.routes import PANEL, panel_of, user_of
+from web.security import session_valid
 from web.serialize import order_json
 
 KEEPALIVE = 15.0
+KEEPALIVE_TICK = object()
 
 
 def _event(name: str, data: object) -> bytes:
@@ -29,6 +32,8 @@ async def events(request: web.Request) -> web.StreamResponse:
         "Cache-Control": "no-store",
         "X-Accel-Buffering": "no",  # a reverse proxy must not buffer the stream
     })
+    session = await get_session(request)
+    user = user_of(request)
     await response.prepare(request)
     queue = panel.bridge.live.subscribe()
     try:
@@ -37,10 +42,12 @@ async def events(request: web.Request) -> web.StreamResponse:
             try:
                 change = await asyncio.wait_for(queue.get(), KEEPALIVE)
             except asyncio.TimeoutError:
+                change = KEEPALIVE_TICK
+            if isinstance(change, Closed) or not session_valid(request, session, user):
+                break  # shutting down, or logged out (maybe in another tab): nothing more
+            if change is KEEPALIVE_TICK:
                 await response.write(b": keepalive\n\n")
                 continue
-            if isinstance(change, Closed):
-                break
             if change is None:
                 await response.write(_event("resync", {}))
                 continue

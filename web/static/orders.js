@@ -197,6 +197,7 @@
       // EventSource retries by itself unless the server refused the stream (logged out, down).
       if (source.readyState === EventSource.CLOSED) {
         source.close();
+        resync();  // logged out (here or in another tab): its fetch goes to the login page
         setTimeout(connect, Math.min(30000, 2000 * failures));
       }
     });

@@ -1,0 +1,99 @@
+"""The server's say over sessions kept in the browser's encrypted cookie.
+
+A cookie alone cannot be taken back: a copy keeps working until it expires. So each session
+carries an id and its login time, and the panel refuses one that was logged out (its id is in
+`<data_dir>/panel-revoked-sessions.json` until the cookie would have expired anyway) or that
+began before its user's password was last set (`run.py set-password` ends every session of the
+user). The revocation file is small and written only at logout.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import orjson
+
+from domain.clock import from_iso
+from storage.atomic import atomic_write_bytes
+
+log = logging.getLogger("diamondbot.panel")
+
+REVOKED_FILE = "panel-revoked-sessions.json"
+
+
+class SessionRegistry:
+    def __init__(self, data_dir: str | os.PathLike[str], users_file: Path, max_age: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(data_dir) / REVOKED_FILE
+        self.users_file = users_file
+        self.max_age = max_age
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._revoked: dict[str, float] = self._load()  # session id -> when its cookie expires
+        self._users_seen: tuple[int, int] | None = None  # the users file's (mtime_ns, size) read
+        self._password_set: dict[str, float] = {}
+
+    def new(self) -> tuple[str, float]:
+        """An id and login time for a new session."""
+        return secrets.token_urlsafe(18), self.clock()
+
+    def valid(self, user: str, sid: Any, at: Any) -> bool:
+        if not isinstance(sid, str) or not sid or not isinstance(at, (int, float)):
+            return False  # a cookie from before sessions had ids: log in again
+        with self._lock:
+            if sid in self._revoked:
+                return False
+            return at >= self._password_set_at(user)
+
+    def revoke(self, sid: Any, at: Any) -> None:
+        """Logout: this session is refused from now on, whoever sends its cookie."""
+        if not isinstance(sid, str) or not sid:
+            return
+        now = self.clock()
+        expires = (at if isinstance(at, (int, float)) else now) + self.max_age
+        with self._lock:
+            self._revoked = {s: e for s, e in self._revoked.items() if e > now}
+            self._revoked[sid] = expires
+            atomic_write_bytes(self.path, orjson.dumps({"revoked": self._revoked}), mode=0o600)
+
+    def _load(self) -> dict[str, float]:
+        try:
+            data = orjson.loads(self.path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except (OSError, orjson.JSONDecodeError) as e:
+            # Never repaired by overwriting: logins keep working, the next logout rewrites it.
+            log.error("cannot read %s (%s); sessions logged out before this start are not refused", self.path, e)
+            return {}
+        revoked = data.get("revoked") if isinstance(data, dict) else None
+        if not isinstance(revoked, dict):
+            return {}
+        return {str(s): float(e) for s, e in revoked.items() if isinstance(e, (int, float))}
+
+    def _password_set_at(self, user: str) -> float:
+        """When the user's password was last set (0 if unknown); the users file is read again
+        only when it changed."""
+        try:
+            st = self.users_file.stat()
+        except OSError:
+            return 0.0
+        seen = (st.st_mtime_ns, st.st_size)
+        if seen != self._users_seen:
+            self._users_seen = seen
+            self._password_set = {}
+            try:
+                users = orjson.loads(self.users_file.read_bytes()).get("users") or {}
+                for name, entry in users.items():
+                    try:
+                        self._password_set[name] = from_iso(entry["updated_at"])
+                    except (KeyError, TypeError, ValueError):
+                        pass
+            except (OSError, orjson.JSONDecodeError, AttributeError):
+                pass
+        return self._password_set.get(user, 0.0)
