@@ -152,6 +152,19 @@ async def test_an_order_from_chat_to_delivery_live_in_the_browser(world: tuple[S
         await expect(rate).to_have_value("12.50", timeout=LIVE)
         groups = await asyncio.to_thread(bot.api.get, "/api/groups")
         assert groups["groups"][0]["rate"] == "12.50"
+        # A value the browser knows is wrong is said in the row ("Saved" does not stay); the
+        # due limit is edited the same way.
+        row = page.locator("#groups tbody tr").first
+        await rate.fill("1e3")
+        await rate.press("Tab")
+        await expect(row.locator(".saved")).to_contain_text("সংরক্ষিত হয়নি")
+        await rate.fill("12.50")
+        limit = row.locator('input[name="due_limit"]')
+        await limit.fill("5000")
+        await limit.press("Tab")
+        await expect(limit).to_have_value("5000.00", timeout=LIVE)
+        groups = await asyncio.to_thread(bot.api.get, "/api/groups")
+        assert (groups["groups"][0]["rate"], groups["groups"][0]["due_limit"]) == ("12.50", "5000.00")
         assert watch.take() == []
 
     # The same pages on a phone's screen.

@@ -361,8 +361,18 @@ async def test_group_settings_by_form(en: TestClient[Any, Any], bridge: FakeBrid
         ("2.50", True, True, 50)
     resp = await post_form(en, f"/groups/{ALPHA}", token, settings="1", rate="2.50")  # boxes unticked
     assert resp.status == 303 and bridge.db.groups[ALPHA].settings["enabled"] is False
+    # The due limit: set, shown, and emptied again (no limit).
+    resp = await post_form(en, f"/groups/{ALPHA}", token, settings="1", rate="2.50", due_limit="5000")
+    assert resp.status == 303 and bridge.db.groups[ALPHA].settings["dueLimit"] == "5000.00"
+    html, page = await get_page(en, "/groups")
+    assert page.all("input", name="due_limit")[0]["value"] == "5000.00"
+    assert page.all("input", name="due_limit")[1]["value"] == ""
+    resp = await post_form(en, f"/groups/{ALPHA}", token, settings="1", rate="2.50", due_limit="")
+    assert resp.status == 303 and bridge.db.groups[ALPHA].settings["dueLimit"] is None
     before = bridge.snapshot()
-    for fields in ({"rate": "abc"}, {"rate": "-1"}, {"rate": "1.23456"}, {"rate": "5", "auto_approve_max": "x"}):
+    for fields in ({"rate": "abc"}, {"rate": "-1"}, {"rate": "1.23456"}, {"rate": "5", "auto_approve_max": "x"},
+                   {"rate": "5", "due_limit": "1e3"}, {"rate": "5", "due_limit": "-5"},
+                   {"rate": "5", "auto_approve": "on", "auto_approve_max": "0"}):
         resp = await post_form(en, f"/groups/{ALPHA}", token, settings="1", **fields)
         assert resp.status == 400 and "Not done" in await resp.text(), fields
     assert (await post_form(en, f"/groups/{ALPHA}", token, rate="5")).status == 400  # not the settings form

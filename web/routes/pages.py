@@ -379,6 +379,9 @@ def settings_patch(form: Mapping[str, Any], t: i18n.Texts) -> dict[str, Any]:
         if value is None:
             raise ApiError(400, t["groups.bad_max"])
         patch["auto_approve_max"] = value
+    limit = form.get("due_limit")
+    if isinstance(limit, str):
+        patch["due_limit"] = limit.strip()  # empty: no limit
     return patch
 
 

@@ -8,7 +8,7 @@
   const token = (document.querySelector('meta[name="csrf-token"]') || {}).content || '';
   const labels = JSON.parse(table.dataset.labels || '{}');
   const fmt = (text, values) => (text || '').replace(/\{(\w+)\}/g, (m, k) => (k in values ? values[k] : m));
-  const FIELDS = ['enabled', 'rate', 'auto_approve', 'auto_approve_max'];
+  const FIELDS = ['enabled', 'rate', 'auto_approve', 'auto_approve_max', 'due_limit'];
 
   function value(input) {
     if (input.type === 'checkbox') return input.checked;
@@ -33,13 +33,14 @@
         note.textContent = fmt(labels['error.refused'], { reason: body.error || resp.status });
         return;
       }
-      // Show what was stored (the server writes rates in their canonical form: 2.3 → 2.30).
+      // Show what was stored (the server writes rates in their canonical form: 2.3 → 2.30),
+      // in the fields this save sent only: another may be being typed into meanwhile.
       const g = body.group;
       const inputs = tr.querySelectorAll('input[name]');
       for (const input of inputs) {
-        if (!FIELDS.includes(input.name) || !(input.name in g)) continue;
+        if (!(input.name in patch) || !(input.name in g)) continue;
         if (input.type === 'checkbox') input.checked = !!g[input.name];
-        else input.value = g[input.name];
+        else input.value = g[input.name] === null ? '' : g[input.name];
       }
       note.textContent = labels['groups.saved'];
     } catch (e) {
@@ -48,11 +49,19 @@
     }
   }
 
+  // A value the browser already knows is wrong: said in the row, in place of an earlier "Saved".
+  function refuse(tr, input) {
+    const note = tr.querySelector('.saved');
+    note.classList.add('bad');
+    note.textContent = fmt(labels['groups.invalid'], { reason: input.title || input.validationMessage });
+    input.reportValidity();
+  }
+
   table.addEventListener('change', (ev) => {
     const input = ev.target;
     const tr = input.closest('tr[data-id]');
     if (!tr || !FIELDS.includes(input.name)) return;
-    if (!input.checkValidity()) { input.reportValidity(); return; }
+    if (!input.checkValidity()) { refuse(tr, input); return; }
     save(tr, { [input.name]: value(input) });
   });
 
@@ -62,7 +71,7 @@
     if (!tr) return;
     ev.preventDefault();
     const inputs = [...form.elements].filter((e) => FIELDS.includes(e.name));
-    for (const input of inputs) if (!input.checkValidity()) { input.reportValidity(); return; }
+    for (const input of inputs) if (!input.checkValidity()) { refuse(tr, input); return; }
     save(tr, Object.fromEntries(inputs.map((input) => [input.name, value(input)])));
   });
 })();
