@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import csv
 import io
 from decimal import Decimal
@@ -25,7 +26,7 @@ from domain.orders import Action
 from storage.database import PAYMENT
 from tests.fake_bridge import PASSWORD, FakeBridge, bridge_error, login, make_config, panel_client
 from web import auth
-from web.bridge import ThespianBridge
+from web.bridge import BridgeError, ThespianBridge
 from web.routes import payments as payment_routes
 
 NOW = 1_764_000_000.0  # FakeClock's start: 2025-11-24T16:00:00Z, 22:00 in Dhaka
@@ -457,6 +458,29 @@ async def test_thespian_bridge_asks_the_supervisor() -> None:
     assert isinstance(ledger, GetLedger) and (ledger.group_id, ledger.since, ledger.until) == (ALPHA, 2.0, 3.0)
     assert isinstance(report, GetDailyReport) and report.day == "2025-11-24"
     assert len({m.request_id for _, m in system.handle.sent}) == 4
+
+
+class _StalledHandle(_Handle):
+    """An actor system that answers nothing (stopped, overloaded)."""
+
+    def ask(self, target: Any, msg: Any, timeout: Any) -> Any:
+        self.sent.append((target, msg))
+        time.sleep(timeout.total_seconds())
+        return None
+
+
+async def test_requests_queued_behind_a_stalled_system_give_up_on_their_own_deadline() -> None:
+    """Each request has its timeout from when it was made: ten pages asked of a stalled system
+    all answer within the timeout, not one timeout after another."""
+    system = _System()
+    system.handle = _StalledHandle()
+    bridge = ThespianBridge(system, "SUPERVISOR", workers=1, timeout=0.3)
+    try:
+        results = await asyncio.gather(*(bridge.ledger(ALPHA) for _ in range(4)), return_exceptions=True)
+    finally:
+        await asyncio.to_thread(bridge.close)
+    assert all(isinstance(r, BridgeError) for r in results), results
+    assert len(system.handle.sent) <= 2  # the rest were past their deadline before a worker was free
 
 
 async def test_a_retried_api_payment_is_recorded_once(client: Any, token: str) -> None:

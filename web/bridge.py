@@ -125,10 +125,14 @@ class ThespianBridge:
         with self._contexts_lock:
             self._contexts.append(context)
 
-    def _ask_blocking(self, target: Any, msg: Any, timeout: float) -> Any:
+    def _ask_blocking(self, target: Any, msg: Any, timeout: float, deadline: float) -> Any:
+        # The deadline runs from the request, not from when a worker took it: with the actor
+        # system stalled, requests queued behind others must not wait their turn and then 10 s.
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise BridgeError(f"no answer from the actor system within {timeout:.0f} s")
         handle = self._local.handle
-        deadline = time.monotonic() + timeout
-        reply = self._answer(handle.ask(target, msg, timedelta(seconds=timeout)), msg.request_id)
+        reply = self._answer(handle.ask(target, msg, timedelta(seconds=remaining)), msg.request_id)
         # Skip replies to earlier requests that timed out on this thread.
         while reply is not None and getattr(reply, "request_id", None) != msg.request_id:
             remaining = deadline - time.monotonic()
@@ -154,8 +158,9 @@ class ThespianBridge:
         if self._closed:
             raise BridgeError("the actor system is shutting down")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._ask_blocking, target, msg,
-                                          timeout or self.timeout)
+        timeout = timeout or self.timeout
+        return await loop.run_in_executor(self._pool, self._ask_blocking, target, msg, timeout,
+                                          time.monotonic() + timeout)
 
     @staticmethod
     def _rid() -> str:
