@@ -95,6 +95,7 @@ class GroupActor(ChatHandling, BotActor):
         self.cycles: deque[CycleSummary] = deque(maxlen=20)
         self.today = DayTally()
         self.last_checkpoint = 0.0
+        self.cycled = False  # no reconciliation cycle yet in this incarnation
         self.last_prune = 0.0
         self.own_ids: frozenset[str] = frozenset()
         self.stopped = False
@@ -457,13 +458,20 @@ class GroupActor(ChatHandling, BotActor):
             log.info("order %s: check #%d", order_id, count)
         summary = outcome.summary
         summary.duration = time.perf_counter() - started
+        previous = self.cycles[-1] if self.cycles else None
         self.cycles.append(summary)
         self.today.count(datetime.fromtimestamp(now, self.tz).date().isoformat(), summary.checked)
         if summary.new_issues or summary.actions:
             log.info("group %s cycle: %d checked, %d open issues (%d new), %d actions, %.1f ms",
                      book.group_id, summary.checked, summary.open_issues, summary.new_issues,
                      summary.actions, summary.duration * 1000)
-        if now - self.last_checkpoint >= cfg.reconciliation.checkpoint_interval:
+        # The panel reads checks and cycles from checkpoints: one after this incarnation's first
+        # cycle and whenever the issues change, so what it shows agrees with the orders' issues;
+        # otherwise once per checkpoint_interval (a write per cycle would cost 1,000 groups dear).
+        news = (not self.cycled or summary.new_issues or summary.actions
+                or (previous is not None and previous.open_issues != summary.open_issues))
+        self.cycled = True
+        if news or now - self.last_checkpoint >= cfg.reconciliation.checkpoint_interval:
             self.checkpoint(now)
         if now - self.last_prune >= 3600:
             self.last_prune = now
