@@ -16,6 +16,7 @@ from datetime import datetime, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, AsyncIterator
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -338,3 +339,10 @@ async def login(client: TestClient[Any, Any], user: str = "admin", password: str
     resp = await client.post("/api/login", json={"username": user, "password": password})
     assert resp.status == 200, await resp.text()
     return (await resp.json())["csrf_token"]
+
+
+def login_leads_back_to(location: str) -> str:
+    """Where the login page a redirect points to leads back to ("/" when it names nothing)."""
+    parts = urlsplit(location)
+    assert parts.path == "/login", location
+    return parse_qs(parts.query).get("next", ["/"])[0]

@@ -66,8 +66,9 @@ async def settled(page: Page, url: str) -> None:
 
 
 async def log_in(page: Page, base: str) -> None:
-    """Through the login form, as a person does (a private page sends there first)."""
-    await page.goto(base + "/orders")
+    """Through the login form, as a person does (a private page sends there first, and the
+    login leads back to it)."""
+    await page.goto(base + "/")
     assert page.url == base + "/login"
     await page.fill("#username", "admin")
     await page.fill("#password", PASSWORD)

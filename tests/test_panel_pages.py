@@ -17,7 +17,15 @@ from aiohttp.test_utils import TestClient
 
 from actors.messages import QueryResult
 from domain.orders import Action, Issue
-from tests.fake_bridge import PASSWORD, FakeBridge, bridge_error, login, make_config, panel_client
+from tests.fake_bridge import (
+    PASSWORD,
+    FakeBridge,
+    bridge_error,
+    login,
+    login_leads_back_to,
+    make_config,
+    panel_client,
+)
 from web import auth, i18n
 from web.metrics import ProcessSampler, pss_bytes
 from web.routes import pages
@@ -140,7 +148,7 @@ async def test_every_page_renders_in_the_panels_language(client: TestClient[Any,
 async def test_pages_refuse_anonymous_visitors(en: TestClient[Any, Any], bridge: FakeBridge) -> None:
     for path in [*PAGES, "/orders?status=pending"]:
         resp = await en.get(path, allow_redirects=False)
-        assert resp.status == 303 and resp.headers["Location"] == "/login", path
+        assert resp.status == 303 and login_leads_back_to(resp.headers["Location"]) == path, path
     for path in ("/orders/A1", "/groups/" + ALPHA):
         resp = await en.post(path, data={"action": "approve", "settings": "1", "rate": "9"}, allow_redirects=False)
         assert resp.status in (303, 403), path

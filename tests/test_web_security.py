@@ -121,7 +121,7 @@ async def test_every_private_route_refuses_anonymous_clients(client: TestClient[
                 assert "error" in await resp.json()
         else:
             assert resp.status in (302, 303), (method, path, resp.status)
-            assert resp.headers["Location"] == "/login"
+            assert resp.headers["Location"].startswith("/login")
         checked += 1
     assert checked >= 20
     assert bridge.snapshot() == before
@@ -259,6 +259,26 @@ async def test_login_form_flow(client: TestClient[Any, Any]) -> None:
     out = await client.post("/logout", data={"csrf_token": logout_token}, allow_redirects=False)
     assert out.status == 303 and out.headers["Location"] == "/login"
     assert (await client.get("/api/session")).status == 401
+
+
+async def test_the_login_leads_back_to_the_page_asked_for_and_never_elsewhere(
+        client: TestClient[Any, Any]) -> None:
+    asked = await client.get("/orders?status=pending", allow_redirects=False)
+    assert asked.status == 303
+    page = await (await client.get(asked.headers["Location"])).text()
+    assert 'name="next" value="/orders?status=pending"' in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    done = await client.post("/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token,
+                                             "next": "/orders?status=pending"}, allow_redirects=False)
+    assert done.status == 303 and done.headers["Location"] == "/orders?status=pending"
+    session = await (await client.get("/api/session")).json()
+    await client.post("/api/logout", headers={"X-CSRF-Token": session["csrf_token"]})
+    page = await (await client.get("/login?next=//evil.example/x")).text()
+    assert 'name="next" value="/"' in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    done = await client.post("/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token,
+                                             "next": "https://evil.example/"}, allow_redirects=False)
+    assert done.status == 303 and done.headers["Location"] == "/"
 
 
 async def test_anonymous_form_login_without_a_form_page_is_refused(client: TestClient[Any, Any]) -> None:

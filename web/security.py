@@ -14,6 +14,7 @@ import secrets
 import time
 from collections import OrderedDict, deque
 from typing import Any, Awaitable, Callable, Mapping, TypeVar
+from urllib.parse import urlencode
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -282,7 +283,9 @@ async def login_middleware(request: web.Request, handler: Handler) -> web.Stream
     if user is None and not is_public(request):
         if wants_json(request):
             return json_error(401, "not logged in; POST /api/login first")
-        raise web.HTTPSeeOther(LOGIN_PAGE)
+        # A page asked for is where the login leads back to (a form post goes to the start).
+        back = request.path_qs if request.method in ("GET", "HEAD") and request.path != "/" else ""
+        raise web.HTTPSeeOther(LOGIN_PAGE + ("?" + urlencode({"next": back}) if back else ""))
     unsafe = request.method in UNSAFE_METHODS
     if unsafe and not _flag(request, "__panel_csrf_exempt__") and not await csrf_ok(request, session):
         log.warning("%s %s refused: missing or wrong CSRF token (user %s, from %s)",

@@ -8,7 +8,7 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from web.routes import json_response, panel_of, read_json_object, user_of
-from web.routes.pages import render, texts_of
+from web.routes.pages import render, safe_next, texts_of
 from web.security import (
     ApiError,
     csrf_exempt,
@@ -44,19 +44,22 @@ async def check_credentials(request: web.Request, username: str, password: str) 
 
 
 async def _login_page(request: web.Request, token: str, *, message: str = "", username: str = "",
-                      status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+                      next_path: str = "/", status: int = 200,
+                      headers: dict[str, str] | None = None) -> web.Response:
     t = texts_of(request)
     return await render(request, "login.html", {"title": t["login.title"], "message": message,
-                                                "username": username, "csrf_token": token},
+                                                "username": username, "csrf_token": token,
+                                                "next": next_path},
                         status=status, headers=headers)
 
 
 @public
 async def login_page(request: web.Request) -> web.StreamResponse:
     """GET /login: the form, with a pre-login CSRF token kept in the (anonymous) session."""
+    next_path = safe_next(request.query.get("next"), "/")
     if session_user(await get_session(request)):
-        raise web.HTTPSeeOther("/")
-    return await _login_page(request, await form_token(request))
+        raise web.HTTPSeeOther(next_path)
+    return await _login_page(request, await form_token(request), next_path=next_path)
 
 
 @public
@@ -67,6 +70,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     password = form.get("password")
     username = username.strip() if isinstance(username, str) else ""
     password = password if isinstance(password, str) else ""
+    next_path = safe_next(form.get("next"), "/")
     t = texts_of(request)
     try:
         await check_credentials(request, username, password)
@@ -74,9 +78,9 @@ async def login_form(request: web.Request) -> web.StreamResponse:
         message = (t["login.throttled"].format(seconds=e.headers.get("Retry-After", "")) if e.status == 429
                    else t["login.wrong"])
         return await _login_page(request, await form_token(request), message=message, username=username,
-                                 status=e.status, headers=e.headers)
+                                 next_path=next_path, status=e.status, headers=e.headers)
     await start_session(request, username)
-    raise web.HTTPSeeOther("/")
+    raise web.HTTPSeeOther(next_path)
 
 
 async def logout_form(request: web.Request) -> web.StreamResponse:
