@@ -64,15 +64,21 @@ async def test_an_approval_reaches_open_pages_as_it_happens(client: tuple[TestCl
     assert not bridge.live.clients  # the closed stream unsubscribed
 
 
-async def test_a_client_that_falls_behind_is_told_to_resync(client: tuple[TestClient[Any, Any], FakeBridge]) -> None:
-    c, bridge = client
-    await login(c)
+async def open_stream(c: TestClient[Any, Any], bridge: FakeBridge) -> Any:
+    """GET /api/events, read up to its first line, once the panel has subscribed it."""
     resp = await c.get("/api/events")
     await resp.content.readline()
     for _ in range(50):
         await asyncio.sleep(0.01)
         if bridge.live.clients:
             break
+    return resp
+
+
+async def test_a_client_that_falls_behind_is_told_to_resync(client: tuple[TestClient[Any, Any], FakeBridge]) -> None:
+    c, bridge = client
+    await login(c)
+    resp = await open_stream(c, bridge)
     [queue] = bridge.live.clients
     for i in range(queue.maxsize + 5):  # more than the client's queue holds
         bridge.live.publish(Changed(i, (), ()))
@@ -85,12 +91,7 @@ async def test_a_logout_ends_the_open_stream(client: tuple[TestClient[Any, Any],
     """Logged out in another tab: the open Orders page must not go on receiving orders."""
     c, bridge = client
     token = await login(c)
-    resp = await c.get("/api/events")
-    await resp.content.readline()
-    for _ in range(50):
-        await asyncio.sleep(0.01)
-        if bridge.live.clients:
-            break
+    resp = await open_stream(c, bridge)
     assert (await c.post("/api/logout", headers={"X-CSRF-Token": token})).status == 200
     bridge.live.publish(Changed(1, (), ("some-group",)))  # the next change is not sent
     rest = await asyncio.wait_for(resp.content.read(), 5)  # the stream ends
