@@ -264,6 +264,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(e.status, _MESSAGES.get(e.status, (e.reason or "error").lower()), headers)
     except HttpProcessingError as e:  # a malformed form or multipart body
         return error_response(request, 400, f"malformed request body: {e.message}")
+    except UnicodeDecodeError:  # a form body that is not UTF-8 (found by tests/test_fuzz.py)
+        return error_response(request, 400, "malformed request body: not valid UTF-8")
     except BridgeError as e:
         log.warning("%s %s: %s", request.method, request.path, e)
         return error_response(request, 503, f"the bot is not answering: {e}")
