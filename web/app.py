@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from config import Config
-from web.auth import UserStore, session_key, users_path
+from web.auth import UserStore, session_key
 from web.bridge import ActorBridge
 from web.routes import PANEL, Panel
 from web.routes import accounts as account_routes
@@ -43,7 +43,7 @@ def create_app(config: Config, bridge: ActorBridge, *, started_at: float | None 
         throttle=LoginThrottle(config.panel.login_attempts, config.panel.login_window),
     )
     setup_security(app, session_key(config.bot.data_dir),
-                   SessionRegistry(config.bot.data_dir, users_path(config.bot.data_dir), SESSION_MAX_AGE))
+                   SessionRegistry(config.bot.data_dir, SESSION_MAX_AGE))
     page_routes.setup_templates(app)
     auth_routes.add_routes(app)
     page_routes.add_routes(app)

@@ -21,6 +21,8 @@ import orjson
 
 from domain.clock import from_iso
 from storage.atomic import atomic_write_bytes
+from storage.errors import StorageError
+from web.auth import load_users, users_path
 
 log = logging.getLogger("diamondbot.panel")
 
@@ -28,10 +30,10 @@ REVOKED_FILE = "panel-revoked-sessions.json"
 
 
 class SessionRegistry:
-    def __init__(self, data_dir: str | os.PathLike[str], users_file: Path, max_age: float,
+    def __init__(self, data_dir: str | os.PathLike[str], max_age: float,
                  clock: Callable[[], float] = time.time) -> None:
-        self.path = Path(data_dir) / REVOKED_FILE
-        self.users_file = users_file
+        self.data_dir = Path(data_dir)
+        self.path = self.data_dir / REVOKED_FILE
         self.max_age = max_age
         self.clock = clock
         self._lock = threading.Lock()
@@ -80,7 +82,7 @@ class SessionRegistry:
         """When the user's password was last set (0 if unknown); the users file is read again
         only when it changed."""
         try:
-            st = self.users_file.stat()
+            st = users_path(self.data_dir).stat()
         except OSError:
             return 0.0
         seen = (st.st_mtime_ns, st.st_size)
@@ -88,12 +90,12 @@ class SessionRegistry:
             self._users_seen = seen
             self._password_set = {}
             try:
-                users = orjson.loads(self.users_file.read_bytes()).get("users") or {}
-                for name, entry in users.items():
-                    try:
-                        self._password_set[name] = from_iso(entry["updated_at"])
-                    except (KeyError, TypeError, ValueError):
-                        pass
-            except (OSError, orjson.JSONDecodeError, AttributeError):
-                pass
+                users = load_users(self.data_dir) or {}
+            except StorageError:
+                users = {}  # the login refuses everyone then, and says why
+            for name, entry in users.items():
+                try:
+                    self._password_set[name] = from_iso(entry["updated_at"])
+                except (KeyError, TypeError, ValueError):
+                    pass
         return self._password_set.get(user, 0.0)
