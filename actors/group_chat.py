@@ -42,6 +42,7 @@ from domain.money import money_str
 from domain.orders import Action, Order, Status, TransitionError, edit_diamonds, transition
 from domain.parsing import OrderText, parse_order
 from domain.payments import PaymentError, new_payment
+from domain.texts import refusal
 from domain.payments import void as void_payment
 from domain.payments import to_record as payment_record
 from gateway.events import ChatMessage, Quote, Source
@@ -208,10 +209,8 @@ class ChatHandling:
         return order
 
     def _refusal(self: GroupActor, order: Order, what: str) -> str:
-        """Why an order can no longer be approved / cancelled / edited, in the chat's language."""
-        return self.texts.command_error(self._lang(
-            f"order {order.id} is {order.status.value}; it can no longer be {_EN_VERBS[what]}",
-            f"অর্ডার {order.id} এখন {_BN_STATUS[order.status]} — এটি আর {_BN_VERBS[what]} যাবে না"))
+        assert self.init is not None
+        return self.texts.command_error(refusal(order, what, self.init.config.bot.language))
 
     def _lang(self: GroupActor, en: str, bn: str) -> str:
         assert self.init is not None
@@ -412,11 +411,6 @@ class ChatHandling:
         log.info("payment %s (৳%s) voided by %s: %s", voided.id, voided.amount, msg.by, voided.void_reason)
         self._answer_payment(msg.request_id, reply_to, voided)
 
-
-_BN_STATUS = {Status.PENDING: "অপেক্ষমাণ", Status.PROCESSING: "প্রক্রিয়াধীন", Status.APPROVED: "অনুমোদিত",
-              Status.COMPLETED: "সম্পন্ন", Status.CANCELLED: "বাতিল", Status.DELETED: "মুছে ফেলা"}
-_EN_VERBS = {"approve": "approved", "cancel": "cancelled", "edit": "edited"}
-_BN_VERBS = {"approve": "অনুমোদন করা", "cancel": "বাতিল করা", "edit": "বদলানো"}
 
 class PaymentConflict(PaymentError):
     """A retry key sent again with a different payment."""

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Iterable, Mapping
 
 from domain.money import taka
-from domain.orders import Order
+from domain.orders import Order, Status
 from domain.payments import METHOD_LABELS, Payment
 
 TEMPLATE_NAMES = ("received", "recovered", "delivered", "cancelled", "invalid", "held_due", "duplicate",
@@ -110,3 +110,17 @@ class Texts:
         """One group's day: orders, diamonds, sales, payments and the due at its end."""
         return self._render("daily_report", date=str(date), group=group, orders=orders, diamonds=diamonds,
                             revenue=taka(revenue), payments=taka(payments), due=taka(due))
+
+
+_BN_STATUS = {Status.PENDING: "অপেক্ষমাণ", Status.PROCESSING: "প্রক্রিয়াধীন", Status.APPROVED: "অনুমোদিত",
+              Status.COMPLETED: "সম্পন্ন", Status.CANCELLED: "বাতিল", Status.DELETED: "মুছে ফেলা"}
+_EN_VERBS = {"approve": "approved", "cancel": "cancelled", "edit": "edited"}
+_BN_VERBS = {"approve": "অনুমোদন করা", "cancel": "বাতিল করা", "edit": "বদলানো"}
+
+
+def refusal(order: Order, what: str, language: str) -> str:
+    """Why an order can no longer be approved, cancelled or edited ("approve", "cancel", "edit"),
+    in the chat's language."""
+    if language == "bn":
+        return f"অর্ডার {order.id} এখন {_BN_STATUS[order.status]} — এটি আর {_BN_VERBS[what]} যাবে না"
+    return f"order {order.id} is {order.status.value}; it can no longer be {_EN_VERBS[what]}"
