@@ -145,6 +145,15 @@ def accepts_changes(sink: Any) -> bool:
     return getattr(sink, "accepts_changes", False) is True
 
 
+def _senders(src: Any) -> tuple[str, str] | None:
+    """(sender, its other form or "") of a message; None when it names no sender and is not ours."""
+    sender = jid_text(src.Sender)
+    if not sender and not src.IsFromMe:
+        return None
+    alt = jid_text(src.SenderAlt)
+    return sender, "" if alt == sender else alt
+
+
 def change_message(ev: neonize_proto.Message, change: MessageChange, group_name: str,
                    source: Source) -> ChatMessage | None:
     """A group message's edit or delete (`change_of(ev)`) as a ChatMessage with `edits` or
@@ -161,17 +170,16 @@ def change_message(ev: neonize_proto.Message, change: MessageChange, group_name:
         return None
     if change.kind == "edit" and not change.new_text:
         return None
-    sender = jid_text(src.Sender)
-    if not sender and not src.IsFromMe:
+    senders = _senders(src)
+    if senders is None:
         return None
-    alt = jid_text(src.SenderAlt)
     edit = change.kind == "edit"
     return ChatMessage(
         group_id=chat,
         group_name=group_name,
         message_id=info.ID,
-        sender=sender,
-        sender_alt="" if alt == sender else alt,
+        sender=senders[0],
+        sender_alt=senders[1],
         sender_name=info.Pushname,
         text=change.new_text if edit else "",
         timestamp=change.timestamp,
@@ -195,16 +203,15 @@ def chat_message(ev: neonize_proto.Message, group_name: str, source: Source) -> 
     text = text_of(unwrap(ev.Message))
     if text is None:
         return None
-    sender = jid_text(src.Sender)
-    if not sender and not src.IsFromMe:
+    senders = _senders(src)
+    if senders is None:
         return None
-    alt = jid_text(src.SenderAlt)
     return ChatMessage(
         group_id=chat,
         group_name=group_name,
         message_id=info.ID,
-        sender=sender,
-        sender_alt="" if alt == sender else alt,
+        sender=senders[0],
+        sender_alt=senders[1],
         sender_name=info.Pushname,
         text=text,
         timestamp=to_seconds(info.Timestamp),
