@@ -61,6 +61,13 @@ class Group:
         return {"id": self.id, "name": self.name}
 
 
+def _wire(m: Message | Change, quoted_id: str) -> dict[str, Any]:
+    """The fields a message and a change share on the wire and in the API."""
+    return {"id": m.id, "sender": m.sender, "sender_alt": m.sender_alt, "sender_name": m.sender_name,
+            "text": m.text, "timestamp": m.timestamp, "from_bot": m.from_bot, "quoted_id": quoted_id,
+            "seq": m.seq}
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     group_id: str
@@ -79,17 +86,7 @@ class Message:
 
     def to_json(self) -> dict[str, Any]:
         """The API form (the group is implied by the URL); `edited`/`deleted` only when true."""
-        data: dict[str, Any] = {
-            "id": self.id,
-            "sender": self.sender,
-            "sender_alt": self.sender_alt,
-            "sender_name": self.sender_name,
-            "text": self.text,
-            "timestamp": self.timestamp,
-            "from_bot": self.from_bot,
-            "quoted_id": self.quoted_id,
-            "seq": self.seq,
-        }
+        data = _wire(self, self.quoted_id)
         if self.edited:
             data["edited"] = True
         if self.deleted:
@@ -121,18 +118,7 @@ class Change:
 
     def to_json(self) -> dict[str, Any]:
         """What the bot receives (in a "message" frame): a message that `edits` or `revokes` another."""
-        return {
-            "id": self.id,
-            "sender": self.sender,
-            "sender_alt": self.sender_alt,
-            "sender_name": self.sender_name,
-            "text": self.text,
-            "timestamp": self.timestamp,
-            "from_bot": self.from_bot,
-            "quoted_id": "",
-            "seq": self.seq,
-            ("edits" if self.kind == EDIT else "revokes"): self.target,
-        }
+        return {**_wire(self, ""), ("edits" if self.kind == EDIT else "revokes"): self.target}
 
 
 @dataclass(frozen=True, slots=True)
