@@ -35,6 +35,7 @@ from domain.group import (
     due_limit_exceeded,
     find_by_message,
     hold_for_due,
+    payment_id,
     releasable,
     take_in,
 )
@@ -349,7 +350,7 @@ class ChatHandling:
         A retry (same client_key) gets the payment recorded the first time."""
         book = self.book
         assert book is not None
-        payment = new_payment(payment_id=f"P{book.settings.code}{book.next_payment_seq}",
+        payment = new_payment(payment_id=payment_id(book.settings.code, book.next_payment_seq),
                               group_id=book.group_id, amount=amount, method=method, reference=reference,
                               note=note, at=now, by=by, client_key=client_key)
         if client_key:

@@ -69,7 +69,7 @@ from actors.watchdog import start_watchdog
 from storage.lock import process_alive
 from config import Config
 from domain.clock import Clock, SystemClock
-from domain.group import code_number, group_code, split_order_id
+from domain.group import code_number, group_code, payment_group_code, split_order_id
 from domain.reports import admin_chats, report_day, seconds_until
 from domain.texts import Texts
 from gateway.events import ConnectionState
@@ -409,9 +409,8 @@ class Supervisor(BotActor):
     def receiveMsg_VoidPayment(self, msg: VoidPayment, sender: Any) -> None:
         if not msg.group_id:
             # Payment ids are "P" + the group's code + a number ("PA3"): the id names its group.
-            pid = msg.payment_id.strip().upper()
-            parts = split_order_id(pid[1:]) if pid.startswith("P") else None
-            group_id = self.by_code.get(parts[0], "") if parts else ""
+            code = payment_group_code(msg.payment_id)
+            group_id = self.by_code.get(code, "") if code else ""
             if not group_id and msg.reply_to is None:
                 # Not that form (imported: "P3"): the PersistenceActor knows whose it is, and
                 # sends it back here with its group, or answers 404.

@@ -59,6 +59,19 @@ def split_order_id(order_id: str) -> tuple[str, int] | None:
     return code, int(seq)
 
 
+def payment_id(code: str, seq: int) -> str:
+    """A group's payment id: "P", the group's code, a number ("PA3")."""
+    return f"P{code}{seq}"
+
+
+def payment_group_code(pid: str) -> str | None:
+    """The code of the group a payment id names ("A" for "pa3"); None for another form
+    (payments imported from the seed are "P1", "P2"…)."""
+    pid = pid.strip().upper()
+    parts = split_order_id(pid[1:]) if pid.startswith("P") else None
+    return parts[0] if parts else None
+
+
 @dataclass(frozen=True, slots=True)
 class GroupSettings:
     group_id: str
