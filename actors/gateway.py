@@ -43,7 +43,7 @@ from config import Config
 from domain.clock import Clock, SystemClock
 from domain.commands import looks_like_command
 from domain.parsing import looks_like_order
-from gateway.events import ChatMessage, ConnectionState, OutboundText, SendOutcome, Source, parse_detail
+from domain.chat import ChatMessage, ConnectionState, OutboundText, SendOutcome, Source, parse_detail
 from gateway.inbox import Inbox
 from gateway.outbox import Item, Outbox, Pacing
 from gateway.transport import Transport, TransportSink

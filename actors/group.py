@@ -62,7 +62,7 @@ from domain.payments import from_record as payment_from_record
 from domain.orders import Action, Order, Status, TransitionError, from_record, to_record, transition
 from domain.reconcile import CheckState, CycleSummary, DayTally, Policy, reconcile
 from domain.texts import Texts
-from gateway.events import Quote
+from domain.chat import Quote
 from storage.database import CHECKS, GROUP, ORDER
 
 log = logging.getLogger("diamondbot.group")

@@ -46,7 +46,7 @@ from domain.payments import PaymentError, new_payment
 from domain.texts import refusal
 from domain.payments import void as void_payment
 from domain.payments import to_record as payment_record
-from gateway.events import ChatMessage, Quote, Source
+from domain.chat import ChatMessage, Quote, Source
 from storage.database import HELD, PAYMENT, SEEN
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from config import Config
-from gateway.events import ChatMessage, ConnectionState, Quote
+from domain.chat import ChatMessage, ConnectionState, Quote
 
 # --- system lifecycle -------------------------------------------------------------------------
 

@@ -53,7 +53,7 @@ from domain.clock import Clock, SystemClock
 from domain.money import money_str
 from domain.payments import billed_records, paid_records
 from storage import queries
-from storage.database import GROUP, META, ORDER, Database, DatabaseError
+from storage.database import GROUP, META, ORDER, Database, DatabaseError, open_database
 from storage.errors import StorageError
 from storage.lock import FileLock, LockHeld
 from storage.store import Store
@@ -61,29 +61,8 @@ from storage.store import Store
 log = logging.getLogger("diamondbot.persistence")
 
 FLUSH = "flush"
-STORE_NAME = "orders"
 # A checkpoint (sync=False) waits at most this long for an fsync to ride on.
 LAZY_FLUSH = 1.0
-
-
-def open_database(data_dir: Path) -> tuple[Store, Database]:
-    """Read snapshot + journal; raises StorageError/DatabaseError naming the file on anything bad."""
-    store, data, records = Store.open(data_dir, STORE_NAME)
-    try:
-        db = Database.from_snapshot(data)
-    except DatabaseError as e:
-        store.close()
-        raise DatabaseError(f"{store.snapshot_path}: {e}. It was left untouched.") from None
-    for i, raw in enumerate(records):
-        try:
-            db.apply(orjson.loads(raw))
-        except (orjson.JSONDecodeError, DatabaseError) as e:
-            store.close()
-            raise DatabaseError(
-                f"journal record {i + 1} after the snapshot in {data_dir} cannot be applied: {e}. "
-                "The files were left untouched; restore the data directory from a backup."
-            ) from None
-    return store, db
 
 
 class PersistenceActor(ActorTypeDispatcher):

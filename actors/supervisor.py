@@ -72,7 +72,7 @@ from domain.clock import Clock, SystemClock
 from domain.group import code_number, group_code, payment_group_code, split_order_id
 from domain.reports import admin_chats, report_day, seconds_until
 from domain.texts import Texts
-from gateway.events import ConnectionState
+from domain.chat import ConnectionState
 
 log = logging.getLogger("diamondbot.supervisor")
 

@@ -15,7 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
-from gateway.events import ChatMessage, ConnectionState, GroupInfo, OutboundText, SendOutcome
+from domain.chat import ChatMessage, ConnectionState, GroupInfo, OutboundText, SendOutcome
 from gateway.transport import Transport, TransportSink
 
 

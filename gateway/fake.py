@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from gateway.events import ChatMessage, ConnectionState, GroupInfo, OutboundText, SendOutcome, Source
+from domain.chat import ChatMessage, ConnectionState, GroupInfo, OutboundText, SendOutcome, Source
 from gateway.transport import Transport, TransportSink
 
 BOT_ID = "100000000000001@lid"

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 
 import orjson
 
-from gateway.events import ChatMessage, Source
+from domain.chat import ChatMessage, Source
 from storage.store import Store
 
 STORE_NAME = "inbox"

@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.events import Quote
+from domain.chat import Quote
 
 
 @dataclass(frozen=True, slots=True)

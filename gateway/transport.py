@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Protocol, Sequence
 
-from gateway.events import ChatMessage, ConnectionState, GroupInfo, OutboundText, SendOutcome
+from domain.chat import ChatMessage, ConnectionState, GroupInfo, OutboundText, SendOutcome
 
 
 class TransportError(Exception):

@@ -9,9 +9,15 @@ Orders only when a query returns them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+import orjson
+
+from storage.store import Store
+
 FORMAT = 1
+STORE_NAME = "orders"  # the files orders.snapshot.json and orders.journal.*
 
 # Journal record kinds ("t"): meta, group settings, one order, seen message ids, check counts,
 # one payment (`{"t": "payment", "g": gid, "v": {"id": "P1", ...}}`; a later record with the
@@ -178,6 +184,25 @@ class Database:
             for entry in g.entries.values():
                 yield gid, entry
 
-
     def group_payments(self, gid: str) -> list[dict[str, Any]]:
         return [p for p in self.payments if p.get("groupId") == gid]
+
+
+def open_database(data_dir: Path) -> tuple[Store, Database]:
+    """Read snapshot + journal; raises StorageError/DatabaseError naming the file on anything bad."""
+    store, data, records = Store.open(data_dir, STORE_NAME)
+    try:
+        db = Database.from_snapshot(data)
+    except DatabaseError as e:
+        store.close()
+        raise DatabaseError(f"{store.snapshot_path}: {e}. It was left untouched.") from None
+    for i, raw in enumerate(records):
+        try:
+            db.apply(orjson.loads(raw))
+        except (orjson.JSONDecodeError, DatabaseError) as e:
+            store.close()
+            raise DatabaseError(
+                f"journal record {i + 1} after the snapshot in {data_dir} cannot be applied: {e}. "
+                "The files were left untouched; restore the data directory from a backup."
+            ) from None
+    return store, db

@@ -827,8 +827,7 @@ def import_json(path: str | os.PathLike[str], data_dir: str | os.PathLike[str], 
 
     SeedImportError: exit_code 1 when the file (or the data directory) cannot be read, 2 when the
     bot is running. Nothing is written in either case."""
-    from actors.persistence import open_database  # the same reading of snapshot + journal as the bot's
-    from storage.database import DatabaseError
+    from storage.database import DatabaseError, open_database  # the same reading as the bot's
     from storage.errors import StorageError
     from storage.lock import FileLock, LockHeld
 

@@ -36,7 +36,7 @@ from actors.supervisor import Supervisor
 from actors.system import quiet_log_config
 from config import Config, load_config
 from domain.clock import FakeClock
-from gateway.events import ChatMessage, Source
+from domain.chat import ChatMessage, Source
 from gateway.fake import FakeTransport
 
 GROUP = "120363000000000001@g.us"

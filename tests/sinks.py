@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from gateway.events import ChatMessage, ConnectionState, SendOutcome, Source
+from domain.chat import ChatMessage, ConnectionState, SendOutcome, Source
 
 
 class RecordingSink:

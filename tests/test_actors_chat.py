@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from actors.messages import OrderCommand
-from gateway.events import Source
+from domain.chat import Source
 from tests.harness import ALICE, BOB, GROUP, GROUP2, ChatBot
 
 DELIVERED = "✅ আপনার অর্ডার সম্পন্ন হয়েছে\n💎 10 ডায়মন্ড\n💰 ৳1000"

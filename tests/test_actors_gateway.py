@@ -26,7 +26,7 @@ from actors.messages import (
 )
 from actors.system import quiet_log_config
 from domain.clock import FakeClock
-from gateway.events import ConnectionState, Quote, Source
+from domain.chat import ConnectionState, Quote, Source
 from gateway.fake import FakeTransport
 from tests.harness import ALICE, GROUP, GROUP2, actor_config
 

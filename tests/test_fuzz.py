@@ -16,7 +16,7 @@ from aiohttp.web_urldispatcher import StaticResource
 
 from actors.messages import GetStatus
 from domain.parsing import OrderText, parse_order
-from gateway.events import ChatMessage, Source
+from domain.chat import ChatMessage, Source
 from tests.fake_bridge import PASSWORD, FakeBridge, login, make_config, panel_client
 from tests.harness import ALICE, BOB, GROUP, GROUP2, T, ChatBot
 from web import auth

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from gateway.events import ChatMessage, Source
+from domain.chat import ChatMessage, Source
 from gateway.inbox import STORE_NAME, Inbox
 from storage.errors import CorruptFile, StorageError
 from storage.journal import scan_journal

@@ -11,7 +11,7 @@ from collections import defaultdict
 
 import pytest
 
-from gateway.events import Quote
+from domain.chat import Quote
 from gateway.outbox import Item, Outbox, Pacing
 
 G1, G2, G3 = "111@g.us", "222@g.us", "333@g.us"

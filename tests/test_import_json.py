@@ -20,7 +20,7 @@ import pytest
 
 import run
 from actors.messages import ListPayments, VoidPayment
-from actors.persistence import open_database
+from storage.database import open_database
 from domain.clock import FakeClock, from_iso
 from domain.orders import from_record, validation_problems
 from gateway.fake import FakeTransport

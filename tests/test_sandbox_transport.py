@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, Sequence
 import orjson
 import pytest
 
-from gateway.events import ChatMessage, ConnectionState, GroupInfo, OutboundText, Quote, SendOutcome, Source
+from domain.chat import ChatMessage, ConnectionState, GroupInfo, OutboundText, Quote, SendOutcome, Source
 from gateway.sandbox.state import BOT_LID, BOT_PHONE
 from gateway.sandbox.transport import SandboxTransport, chat_message
 from gateway.transport import TransportError

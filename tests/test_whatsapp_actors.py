@@ -28,7 +28,7 @@ from actors.messages import (
 )
 from actors.system import quiet_log_config
 from domain.clock import FakeClock, from_iso
-from gateway.events import ConnectionState, Quote, Source
+from domain.chat import ConnectionState, Quote, Source
 from gateway.whatsapp.transport import WhatsAppTransport
 from tests.harness import ChatBot, actor_config
 from tests.test_whatsapp_support import (

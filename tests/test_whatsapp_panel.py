@@ -10,7 +10,7 @@ import pytest
 import segno
 from aiohttp.test_utils import TestClient
 
-from gateway.events import state_detail
+from domain.chat import state_detail
 from tests.fake_bridge import PASSWORD, FakeBridge, bridge_error, login, make_config, panel_client
 from web import auth
 

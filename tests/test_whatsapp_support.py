@@ -27,7 +27,7 @@ from neonize.events import EVENT_TO_INT
 from neonize.proto import Neonize_pb2 as N
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E
 
-from gateway.events import GroupInfo
+from domain.chat import GroupInfo
 from gateway.whatsapp.transport import NeonizeOps
 
 FIXTURES = Path(__file__).parent / "fixtures" / "whatsapp"

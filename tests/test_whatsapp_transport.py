@@ -20,7 +20,7 @@ from neonize.proto import Neonize_pb2 as N
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E
 
 from domain.clock import FakeClock
-from gateway.events import ChatMessage, ConnectionState, OutboundText, Quote, Source, parse_detail
+from domain.chat import ChatMessage, ConnectionState, OutboundText, Quote, Source, parse_detail
 from gateway.transport import TransportError
 from gateway.whatsapp import convert, outbound
 from gateway.whatsapp.pairing import QR_ROUNDS

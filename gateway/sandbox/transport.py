@@ -22,7 +22,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from gateway.events import ChatMessage, ConnectionState, GroupInfo, OutboundText, SendOutcome, Source
+from domain.chat import ChatMessage, ConnectionState, GroupInfo, OutboundText, SendOutcome, Source
 from gateway.transport import Transport, TransportError, TransportSink
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping
 from neonize.proto import Neonize_pb2 as neonize_proto
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
 
-from gateway.events import ChatMessage, GroupInfo, Source
+from domain.chat import ChatMessage, GroupInfo, Source
 
 GROUP_SERVER = "g.us"
 # whatsmeow's MessageInfo.Edit ("edit attribute") values.

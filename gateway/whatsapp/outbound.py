@@ -10,7 +10,7 @@ from typing import Any
 from neonize.proto import Neonize_pb2 as neonize_proto
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
 
-from gateway.events import OutboundText, Quote, SendOutcome
+from domain.chat import OutboundText, Quote, SendOutcome
 from gateway.whatsapp.convert import GROUP_SERVER, parse_jid, to_seconds
 
 log = logging.getLogger(__name__)

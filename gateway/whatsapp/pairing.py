@@ -9,14 +9,13 @@ uses it too.
 
 from __future__ import annotations
 
-import io
 import sys
 from dataclasses import dataclass
 from typing import TextIO
 
 import segno
 
-from gateway.events import state_detail
+from domain.chat import state_detail
 
 QR_FIRST = 60.0  # the first code of an attempt
 QR_NEXT = 20.0  # each later one
@@ -82,7 +81,7 @@ class Pairing:
         return self.rounds >= QR_ROUNDS
 
     def detail(self) -> str:
-        """The PAIRING state's detail (see gateway.events.ConnectionState)."""
+        """The PAIRING state's detail (see domain.chat.ConnectionState)."""
         if self.exhausted and not self.qr:
             return state_detail(expired=True, message=(
                 f"nobody scanned the QR code in {self.rounds} attempts; press re-pair to show a new one"))
@@ -114,10 +113,3 @@ def print_pair_code(code: str, phone: str, out: TextIO | None = None) -> None:
         out.flush()
     except (OSError, ValueError):
         pass
-
-
-def qr_svg(payload: str, scale: int = 5) -> bytes:
-    """A QR code as an SVG document (the panel's WhatsApp page)."""
-    buffer = io.BytesIO()
-    segno.make_qr(payload).save(buffer, kind="svg", scale=scale, border=2, xmldecl=True)
-    return buffer.getvalue()

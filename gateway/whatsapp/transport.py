@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
-from gateway.events import ChatMessage, ConnectionState, GroupInfo, OutboundText, SendOutcome, Source, state_detail
+from domain.chat import ChatMessage, ConnectionState, GroupInfo, OutboundText, SendOutcome, Source, state_detail
 from gateway.transport import Transport, TransportError, TransportSink
 from gateway.whatsapp import convert, outbound
 from gateway.whatsapp.pairing import QR_FIRST, QR_NEXT, Pairing, print_pair_code, print_qr

@@ -15,8 +15,8 @@ from aiohttp import web
 
 from actors.messages import GatewayStatus
 from domain.clock import to_iso
-from gateway.events import ConnectionState, parse_detail
-from gateway.whatsapp.pairing import qr_svg
+from domain.chat import ConnectionState, parse_detail
+from web.qr import qr_svg
 from web.routes import json_response, panel_of, unwrap
 from web.security import ApiError
 
