@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from config import Config
+from domain.admins import AdminRoster
 from domain.chat import ChatMessage, ConnectionState, Quote
+from domain.desk_events import SendKey, StoredGroup
+from domain.records import Record
 
 # --- system lifecycle -------------------------------------------------------------------------
 
@@ -96,6 +99,7 @@ class DatabaseOpened:
     installed_at: float
     groups: tuple[tuple[str, str, str], ...]  # (group id, code, name) of every known group
     pid: int = 0
+    admins: AdminRoster = AdminRoster()  # the shop's admins, with when each was one
 
 
 @dataclass(frozen=True)
@@ -122,15 +126,7 @@ class LoadGroup:
 class GroupLoaded:
     group_id: str
     epoch: Epoch
-    settings: dict[str, Any] | None  # None: a group never seen before
-    entries: tuple[dict[str, Any], ...]
-    seen: dict[str, float]
-    checks: dict[str, list[Any]]
-    stats: dict[str, Any] = field(default_factory=dict)  # the group's DayTally, as checkpointed
-    billed: str = "0.00"  # amounts of every approved and completed order, also archived ones
-    paid: str = "0.00"  # every payment of the group
-    held: dict[str, dict[str, Any]] = field(default_factory=dict)  # duplicate-guard holds
-    payments: tuple[dict[str, Any], ...] = ()  # the group's payment records
+    stored: StoredGroup  # settings None: a group never seen before
 
 
 @dataclass(frozen=True)
@@ -151,7 +147,7 @@ class Persist:
     group_id: str
     epoch: Epoch
     batch_id: int
-    records: tuple[dict[str, Any], ...]
+    records: tuple[Record, ...]
     sync: bool = True  # False: a checkpoint that may ride on the next fsync
     effects: tuple[tuple[Any, Any], ...] = ()
     ack: bool = True
@@ -200,10 +196,10 @@ class InboundHandled:
 
 @dataclass(frozen=True)
 class SendText:
-    """Queue a chat message. `key` identifies what it is about ("A7:delivery"): a newer
-    SendText with the same key replaces one still waiting in the queue."""
+    """Queue a chat message. `key` identifies what it is about (a SendKey, a ReportKey): a
+    newer SendText with the same key replaces one still waiting in the queue."""
 
-    key: str
+    key: SendKey | Any
     group_id: str
     text: str
     quote: Quote | None = None
@@ -213,7 +209,7 @@ class SendText:
 
 @dataclass(frozen=True)
 class SendResult:
-    key: str
+    key: SendKey | Any
     ok: bool
     message_id: str = ""
     error: str = ""
@@ -274,6 +270,7 @@ class InitGroup:
     persistence: Any
     gateway: Any
     own_ids: frozenset[str] = frozenset()
+    admins: AdminRoster = AdminRoster()
     floor: float = 0.0  # install time: history before it never becomes an order
     owner: Owner | None = None
     clock: Any = None  # tests inject a FakeClock (simpleSystemBase passes it by reference)
@@ -308,6 +305,13 @@ class OwnIds:
     """The bot's own sender ids, learned when the transport connects."""
 
     ids: frozenset[str]
+
+
+@dataclass(frozen=True)
+class AdminsChanged:
+    """The shop's admins changed (Supervisor → every GroupActor)."""
+
+    roster: AdminRoster
 
 
 # --- panel requests ---------------------------------------------------------------------------
@@ -449,6 +453,9 @@ class RecordPayment:
     # The request's own key: a retry with the same key gets the payment already recorded
     # (answered 200 with it) instead of a second one.
     client_key: str = ""
+    # Record it although the group holds a payment with the same reference (TrxID); without
+    # it such a payment is answered 409 with {"duplicate_of": <that payment>}.
+    confirm_duplicate: bool = False
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
@@ -50,17 +50,24 @@ from actors.base import batched, by_address
 from actors.watchdog import start_watchdog
 from config import Config
 from domain.clock import Clock, SystemClock
-from domain.money import money_str
+from domain.admins import AdminRoster
+from domain.desk_events import StoredGroup
 from domain.payments import billed_records, paid_records
+from domain.records import AdminsRecord, GroupRecord, MetaRecord, OrderRecord, Record
 from storage import queries
-from storage.database import GROUP, META, ORDER, Database, DatabaseError, open_database
+from storage.database import Database, DatabaseError, open_database
 from storage.errors import StorageError
 from storage.lock import FileLock, LockHeld
 from storage.store import Store
 
 log = logging.getLogger("diamondbot.persistence")
 
-FLUSH = "flush"
+
+@dataclass(frozen=True)
+class _FlushTimer:
+    """The group commit's timer payload."""
+
+
 # A checkpoint (sync=False) waits at most this long for an fsync to ride on.
 LAZY_FLUSH = 1.0
 
@@ -74,7 +81,7 @@ class PersistenceActor(ActorTypeDispatcher):
         self.db = Database()
         self.lock: FileLock | None = None
         self.epochs: dict[str, Epoch] = {}
-        self.pending_records: list[dict[str, Any]] = []
+        self.pending_records: list[Record] = []
         # One entry per write waiting for the fsync: (writer, its Persist).
         self.pending: list[tuple[Any, Persist]] = []
         self.flush_at: float | None = None  # monotonic time of the earliest flush scheduled
@@ -112,18 +119,39 @@ class PersistenceActor(ActorTypeDispatcher):
         meta = {"boot": int(self.db.meta.get("boot", 0)) + 1}
         if "installedAt" not in self.db.meta:
             meta["installedAt"] = now
-        record = {"t": META, "v": meta}
-        self.store.append([orjson.dumps(record)])
+        records: list[Record] = [MetaRecord(meta)]
+        try:
+            admins = self._admins(cfg, now, meta.get("installedAt", self.db.meta.get("installedAt", now)))
+        except ValueError as e:
+            self.close()
+            self.send(sender, DatabaseFailed(f"{data_dir}: the stored admin list cannot be read ({e}). "
+                                             "The files were left untouched."))
+            return
+        if admins is not None:
+            records.append(AdminsRecord.of(admins))
+        self.store.append([orjson.dumps(r.encode()) for r in records])
         self.store.sync()
-        self.db.apply(record)
+        for r in records:
+            self.db.apply(r)
         groups = tuple(
             (gid, str(g.settings.get("code", "")), str(g.settings.get("groupName", "")))
             for gid, g in self.db.groups.items()
         )
         log.info("database open: %d groups, %d orders, boot %d", len(groups),
                  len(self.db.order_group), meta["boot"])
+        roster = AdminRoster.from_record(self.db.admins or [])
         self.send(sender, DatabaseOpened(meta["boot"], float(self.db.meta["installedAt"]), groups,
-                                         os.getpid()))
+                                         os.getpid(), roster))
+
+    def _admins(self, cfg: Config, now: float, first_since: float) -> AdminRoster | None:
+        """The admin roster after this start's config (None: unchanged). Admins the config adds
+        are admins from now on, those it drops no longer are: a message is judged by the list
+        of when it was written. The first roster dates the config's admins from the install."""
+        if self.db.admins is None:
+            return AdminRoster().with_admins(cfg.whatsapp.admins, float(first_since), "config")
+        stored = AdminRoster.from_record(self.db.admins)
+        updated = stored.with_admins(cfg.whatsapp.admins, now, "config")
+        return updated if updated != stored else None
 
     def _lock(self, data_dir: Path) -> FileLock:
         """Take the single-writer lock; wait briefly for an orphan writer that is exiting."""
@@ -152,20 +180,22 @@ class PersistenceActor(ActorTypeDispatcher):
         self.flush()
         image = self.db.groups.get(msg.group_id)
         if image is None:
-            self.send(sender, GroupLoaded(msg.group_id, msg.epoch, None, (), {}, {}))
+            self.send(sender, GroupLoaded(msg.group_id, msg.epoch, StoredGroup(None)))
             return
         entries = tuple(e for e in image.entries.values() if queries.keep_in_group(e, msg.horizon))
         wanted = {e["id"] for e in entries}
-        self.send(sender, GroupLoaded(
-            msg.group_id, msg.epoch, dict(image.settings) or None, entries,
-            {m: ts for m, ts in image.seen.items() if ts >= msg.horizon},
-            {oid: c for oid, c in image.checks.items() if oid in wanted},
-            dict(image.stats),
-            billed=money_str(billed_records(image.entries.values())),
-            paid=money_str(paid_records(self.db.group_payments(msg.group_id))),
+        payments = tuple(self.db.group_payments(msg.group_id))
+        self.send(sender, GroupLoaded(msg.group_id, msg.epoch, StoredGroup(
+            settings=dict(image.settings) or None,
+            entries=entries,
+            seen={m: ts for m, ts in image.seen.items() if ts >= msg.horizon},
+            checks={oid: c for oid, c in image.checks.items() if oid in wanted},
+            stats=dict(image.stats),
+            billed=billed_records(image.entries.values()),
+            paid=paid_records(payments),
             held=dict(image.held),
-            payments=tuple(self.db.group_payments(msg.group_id)),
-        ))
+            payments=payments,
+        )))
 
     def receiveMsg_Persist(self, msg: Persist, sender: Any) -> None:
         if self.store is None or self.broken:
@@ -175,7 +205,7 @@ class PersistenceActor(ActorTypeDispatcher):
             log.warning("refused a write for group %s from stale incarnation %s", msg.group_id, msg.epoch)
             self.send(sender, PersistRefused(msg.group_id, msg.batch_id, "stale incarnation"))
             return
-        self.store.append([orjson.dumps(r) for r in msg.records])
+        self.store.append([orjson.dumps(r.encode()) for r in msg.records])
         self.pending_records.extend(msg.records)
         self.pending.append((sender, msg))
         assert self.config is not None
@@ -193,11 +223,11 @@ class PersistenceActor(ActorTypeDispatcher):
         due = time.monotonic() + delay
         if self.flush_at is None or due < self.flush_at:
             self.flush_at = due
-            self.wakeupAfter(timedelta(seconds=delay), payload=FLUSH)
+            self.wakeupAfter(timedelta(seconds=delay), payload=_FlushTimer())
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
         # A timer superseded by an earlier flush finds nothing pending, or a later due time.
-        if msg.payload == FLUSH and self.flush_at is not None and time.monotonic() >= self.flush_at - 0.001:
+        if isinstance(msg.payload, _FlushTimer) and self.flush_at is not None and time.monotonic() >= self.flush_at - 0.001:
             self.flush()
 
     def flush(self) -> None:
@@ -240,14 +270,14 @@ class PersistenceActor(ActorTypeDispatcher):
         self.subscribers = [(a, e) for a, e in self.subscribers if a != to] + [(to, expiry)]
         self.send(to, QueryResult(msg.request_id, 200, {"seq": self.change_seq}))
 
-    def _publish(self, records: list[dict[str, Any]]) -> None:
+    def _publish(self, records: list[Record]) -> None:
         """Tell the panel's listeners what this write changed (orders as they are now)."""
         now = time.monotonic()
         self.subscribers = [(a, e) for a, e in self.subscribers if e > now]
         if not self.subscribers:
             return
-        order_ids = list(dict.fromkeys(str(r["v"]["id"]) for r in records if r.get("t") == ORDER))
-        groups = tuple(dict.fromkeys(str(r["g"]) for r in records if r.get("t") == GROUP))
+        order_ids = list(dict.fromkeys(r.order_id for r in records if isinstance(r, OrderRecord)))
+        groups = tuple(dict.fromkeys(r.group_id for r in records if isinstance(r, GroupRecord)))
         if not order_ids and not groups:
             return  # checkpoints, seen ids: nothing a person looks at changed
         views = []

@@ -17,7 +17,6 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -70,18 +69,43 @@ from storage.lock import process_alive
 from config import Config
 from domain.clock import Clock, SystemClock
 from domain.group import code_number, group_code, payment_group_code, split_order_id
-from domain.reports import admin_chats, report_day, seconds_until
+from domain.admins import AdminRoster
+from domain.reports import ReportKey, admin_chats, daily_report_text, report_day, seconds_until
 from domain.texts import Texts
 from domain.chat import ConnectionState
 
 log = logging.getLogger("diamondbot.supervisor")
 
-RESTART = "restart:"
-STOP = "stop"
-QUIET = "quiet"  # the gateway had its time to stop sending
 GROUPS_STOP_WAIT = 2.5  # s for every group's last checkpoint to be durable (plus 4 ms a group)
 GROUPS_STOP_MAX_WAIT = 5.0  # run.py gives the whole stop 8 s
-DAILY = "daily:"
+
+
+# Timer payloads.
+@dataclass(frozen=True)
+class _Restart:
+    group_id: str
+
+
+@dataclass(frozen=True)
+class _GatewayQuiet:
+    """The gateway had its time to stop sending."""
+
+
+@dataclass(frozen=True)
+class _GroupsStopped:
+    """The groups had their time to write their last checkpoint."""
+
+
+@dataclass(frozen=True)
+class _DailyReportDue:
+    pass
+
+
+@dataclass(frozen=True)
+class DailyReportRequest:
+    """The request id of the Supervisor's own GetDailyReport: which day it asked for."""
+
+    day: str
 
 
 @dataclass
@@ -117,6 +141,7 @@ class Supervisor(BotActor):
         self.next_code = 1
         self.gateway_status = GatewayStatus(ConnectionState.STOPPED)
         self.own_ids: frozenset[str] = frozenset()
+        self.admins = AdminRoster()
         self.started = False
         self.stopping = False
         self.groups_stopping = False
@@ -154,6 +179,7 @@ class Supervisor(BotActor):
         assert self.start is not None
         self.boot, self.installed_at = msg.boot, msg.installed_at
         self.pids["persistence"] = msg.pid
+        self.admins = msg.admins
         for gid, code, name in msg.groups:
             if not code or gid in self.groups:
                 continue
@@ -177,7 +203,7 @@ class Supervisor(BotActor):
                                              self.start.transport, self.start.owner, self.start.clock))
 
     def receiveMsg_QueryResult(self, msg: QueryResult, sender: Any) -> None:
-        if msg.request_id.startswith(DAILY):
+        if isinstance(msg.request_id, DailyReportRequest):
             self._send_daily_report(msg)
             return
         if msg.request_id != self.gateway_request:
@@ -202,14 +228,14 @@ class Supervisor(BotActor):
     def _arm_daily_report(self) -> None:
         assert self.config is not None
         delay = seconds_until(self.config.reports.daily_at, self.clock.now(), ZoneInfo(self.config.bot.timezone))
-        self.wakeupAfter(timedelta(seconds=delay), payload=DAILY)
+        self.wakeupAfter(timedelta(seconds=delay), payload=_DailyReportDue())
 
     def receiveMsg_SendDailyReport(self, msg: SendDailyReport, sender: Any) -> None:
         """Ask the PersistenceActor for the day's figures; they go out when they arrive."""
         assert self.config is not None
         day = msg.day or report_day(self.clock.now(), ZoneInfo(self.config.bot.timezone))
         if self.persistence is not None:
-            self.send(self.persistence, GetDailyReport(f"{DAILY}{day}", day, reply_to=self.myAddress))
+            self.send(self.persistence, GetDailyReport(DailyReportRequest(day), day, reply_to=self.myAddress))
 
     def _send_daily_report(self, result: QueryResult) -> None:
         """One message per admin with every group's day (reports.send_to_admins)."""
@@ -218,18 +244,16 @@ class Supervisor(BotActor):
             log.error("daily report not sent: %s", result.error or "no gateway")
             return
         texts = Texts(self.config.language_messages, self.config.orders.min_diamonds,
-                      self.config.orders.max_diamonds)
+                      self.config.orders.max_diamonds, self.config.bot.language)
         day = result.data["day"]
-        parts = [texts.daily_report(day, g["name"] or g["group_id"], g["orders"], g["diamonds"],
-                                    Decimal(g["revenue"]), Decimal(g["payments"]), Decimal(g["due"]))
-                 for g in result.data["groups"]]
-        if not parts:
+        text = daily_report_text(texts, result.data)
+        if not text:
             return
-        text = "\n\n".join(parts)
-        for chat in admin_chats(self.config.whatsapp.admins):
-            self.send(self.gateway, SendText(f"report:{day}:{chat}", chat, text, None, priority=2,
+        admins = self.admins.current()
+        for chat in admin_chats(admins):
+            self.send(self.gateway, SendText(ReportKey(day, chat), chat, text, None, priority=2,
                                              reply_to=self.myAddress))
-        log.info("daily report of %s sent to %d admins", day, len(self.config.whatsapp.admins))
+        log.info("daily report of %s sent to %d admins", day, len(admins))
 
     def receiveMsg_SendResult(self, msg: SendResult, sender: Any) -> None:
         if not msg.ok:
@@ -254,7 +278,7 @@ class Supervisor(BotActor):
         self._route(entry)
         self.send(entry.address, InitGroup(
             entry.group_id, entry.code, entry.name, Epoch(self.boot, entry.n), self.config,
-            self.persistence, self.gateway, self.own_ids, floor=self.installed_at,
+            self.persistence, self.gateway, self.own_ids, self.admins, floor=self.installed_at,
             owner=self.start.owner if self.start else None,
             clock=self.start.clock if self.start else None,
         ))
@@ -356,24 +380,24 @@ class Supervisor(BotActor):
         entry.restart_pending = True
         entry.replay_on_ready = True
         self.restarts += 1
-        self.wakeupAfter(timedelta(seconds=delay), payload=RESTART + entry.group_id)
+        self.wakeupAfter(timedelta(seconds=delay), payload=_Restart(entry.group_id))
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
-        payload = msg.payload or ""
-        if payload == QUIET and self.stopping:
+        payload = msg.payload
+        if isinstance(payload, _GatewayQuiet) and self.stopping:
             self._stop_groups()
-        elif payload == STOP and self.persistence is not None:
+        elif isinstance(payload, _GroupsStopped) and self.persistence is not None:
             if self.awaiting_groups:
                 log.warning("%d groups did not confirm their last checkpoint in time: their latest check "
                             "counts are lost (orders are not)", len(self.awaiting_groups))
             self._stop_persistence()
-        elif payload == DAILY and not self.stopping:
+        elif isinstance(payload, _DailyReportDue) and not self.stopping:
             assert self.config is not None
-            if self.config.reports.send_to_admins and self.config.whatsapp.admins:
+            if self.config.reports.send_to_admins and self.admins.current():
                 self.receiveMsg_SendDailyReport(SendDailyReport(), sender)
             self._arm_daily_report()
-        elif isinstance(payload, str) and payload.startswith(RESTART) and not self.stopping:
-            entry = self.groups.get(payload[len(RESTART):])
+        elif isinstance(payload, _Restart) and not self.stopping:
+            entry = self.groups.get(payload.group_id)
             if entry is not None and entry.restart_pending:
                 entry.restart_pending = False
                 self._spawn(entry)
@@ -484,7 +508,7 @@ class Supervisor(BotActor):
             return
         self.send(self.gateway, StopSystem())
         # A gateway that does not answer (dead, restarting) does not hold the stop up.
-        self.wakeupAfter(timedelta(seconds=DRAIN_WAIT + 0.5), payload=QUIET)
+        self.wakeupAfter(timedelta(seconds=DRAIN_WAIT + 0.5), payload=_GatewayQuiet())
 
     def receiveMsg_SendingStopped(self, msg: SendingStopped, sender: Any) -> None:
         self._stop_groups()
@@ -514,7 +538,7 @@ class Supervisor(BotActor):
             if self.awaiting_groups:
                 # Thespian carries a few hundred messages a second: a large fleet needs longer.
                 wait = min(GROUPS_STOP_WAIT + 0.004 * len(self.awaiting_groups), GROUPS_STOP_MAX_WAIT)
-                self.wakeupAfter(timedelta(seconds=wait), payload=STOP)
+                self.wakeupAfter(timedelta(seconds=wait), payload=_GroupsStopped())
             else:
                 self._stop_persistence()
         elif self.stop_requester is not None:

@@ -26,7 +26,7 @@ LANGUAGES = ("bn", "en")
 TEMPLATE_NAMES = ("received", "recovered", "delivered", "cancelled", "invalid", "held_due", "duplicate",
                   "edited", "withdrawn", "due", "help", "pending_list", "rate_set", "paid", "command_error",
                   "daily_report")
-PLACEHOLDERS = ("diamonds", "amount", "order_id", "min", "max", "rate", "due", "limit", "minutes", "count",
+PLACEHOLDERS = ("diamonds", "amount", "order_id", "min", "max", "rate", "due", "limit", "minutes", "ago", "count",
                 "list", "method", "reference", "error", "date", "group", "orders", "revenue", "payments")
 SYSTEM_BASES = ("multiprocTCPBase", "multiprocQueueBase", "simpleSystemBase")
 GATEWAY_KINDS = ("sandbox", "whatsapp")

@@ -1,17 +1,19 @@
 """Chat commands (`done`, `.rate 2.30`, `.paid 500 bkash TRX123`, `.due` …): one dispatch table.
 
 Each row of `_TABLE` is a pattern and a builder; adding a command is adding a row. Orders (`.10`)
-are never commands: they stay with domain.parsing. Who may run what is decided with `is_admin`
-and `needs_admin`; what a command does is the caller's (the GroupActor's) business.
+are never commands: they stay with domain.parsing. Who may run what is decided with `needs_admin`
+and the shop's admin roster (domain.admins); what a command does is the desk's business
+(domain.desk).
 """
 
 from __future__ import annotations
 
+import enum
 import re
 import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Callable, Iterable, Optional, Union
+from typing import Callable, Optional, Union
 
 from domain.money import MoneyError, parse_rate
 from domain.payments import MAX_REFERENCE, METHODS, PaymentError, check_amount, check_reference, parse_method
@@ -20,11 +22,15 @@ from domain.payments import MAX_REFERENCE, METHODS, PaymentError, check_amount, 
 @dataclass(frozen=True, slots=True)
 class Approve:
     target_id: str  # the quoted message: the order's, or the bot's receipt of it
+    # Plainly a command ("done"): someone who may not give it is told so. "ok" or ✅ from a
+    # reseller is only chat and gets no answer.
+    explicit: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class Cancel:
     target_id: str
+    explicit: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +90,8 @@ SAYS_ADMIN_ONLY: frozenset[type] = frozenset({SetRate, RecordPaid, ListPending})
 
 def tell_not_admin(command: Command) -> bool:
     """Whether a non-admin writing it is told it is for admins (instead of silence)."""
+    if isinstance(command, (Approve, Cancel)):
+        return command.explicit
     kind = command.command if isinstance(command, CommandError) else type(command)
     return kind in SAYS_ADMIN_ONLY
 
@@ -102,17 +110,54 @@ MAX_COMMAND_LENGTH = 1000
 _BENGALI_DIGITS = str.maketrans("০১২৩৪৫৬৭৮৯", "0123456789")
 # Invisible characters keyboards add: variation selector (✅️), zero-width (non-)joiners, BOM.
 _INVISIBLE = str.maketrans("", "", "\ufe0f\u200b\u200c\u200d\ufeff")
-_TRAILING = "!.।"  # a reply word may end in ! or . (or the Bengali full stop)
 
 
-def _reply_text(text: str) -> str:
-    """A short reply reduced for comparison: NFC, lower case, no invisibles or trailing ! . ।"""
-    return unicodedata.normalize("NFC", text.translate(_INVISIBLE)).strip().rstrip(_TRAILING).strip().casefold()
+class _Meaning(enum.Enum):
+    APPROVE = "approve"
+    CANCEL = "cancel"
+    YES = "yes"
+    COURTESY = "courtesy"  # "ভাই", "thanks": said around a reply word, means nothing by itself
 
 
-def _words(*words: str) -> re.Pattern[str]:
-    """A pattern for exactly one of the words (matched against `_reply_text`)."""
-    return re.compile("|".join(re.escape(_reply_text(w)) for w in words), re.IGNORECASE)
+# What each word of a short reply means, and whether it is plainly a command (explicit): a
+# reseller who writes an explicit word is told it is for admins; "ok" or 👍 is only chat.
+_REPLY_WORDS: dict[str, tuple[_Meaning, bool]] = {
+    **dict.fromkeys(("done", "ডান", "dn"), (_Meaning.APPROVE, True)),
+    **dict.fromkeys(("ok", "okay", "okey", "okk", "ওকে", "হয়েছে", "হয়ে", "গেছে", "দেওয়া", "দিয়ে", "দিছি",
+                     "দিয়েছি", "দিলাম", "complete", "completed", "sent", "✅", "✔", "☑", "👍", "👌"),
+                    (_Meaning.APPROVE, False)),
+    **dict.fromkeys(("cancel", "cancelled", "canceled", "বাতিল"), (_Meaning.CANCEL, True)),
+    **dict.fromkeys(("❌", "✖"), (_Meaning.CANCEL, False)),
+    **dict.fromkeys(("yes", "y", "হ্যাঁ", "হ্যা", "হা", "ha", "haa"), (_Meaning.YES, False)),
+    **dict.fromkeys(("ভাই", "ভাইয়া", "vai", "bhai", "bhaiya", "bro", "boss", "sir", "dada", "দাদা", "আপু", "apu",
+                     "thanks", "thank", "you", "ty", "ধন্যবাদ", "please", "pls", "plz", "ji", "জি"),
+                    (_Meaning.COURTESY, False)),
+}
+_SYMBOLS = "✅✔☑👍👌❌✖"
+_MARKS = re.compile(r"[.,!।;:]+")
+MAX_REPLY_LENGTH = 60  # a reply word with a few courtesies; longer replies are conversation
+
+
+def _reply_meaning(text: str) -> tuple[_Meaning, bool] | None:
+    """What a short reply means (APPROVE, CANCEL or YES) and whether it is explicit; None: chat.
+
+    Every word must be a reply word or a courtesy, all of one meaning ("Done ✅", "ok ভাই",
+    "done."); a question ("done?") or a mix ("done ❌") is chat."""
+    if len(text) > MAX_REPLY_LENGTH:
+        return None
+    reduced = unicodedata.normalize("NFC", text.translate(_INVISIBLE)).casefold()
+    if "?" in reduced:
+        return None
+    for symbol in _SYMBOLS:
+        if symbol in reduced:
+            reduced = reduced.replace(symbol, f" {symbol} ")
+    meanings = [_REPLY_WORDS.get(word) for word in _MARKS.sub(" ", reduced).split()]
+    if not meanings or None in meanings:
+        return None
+    said = [m for m in meanings if m is not None and m[0] is not _Meaning.COURTESY]
+    if not said or len({m for m, _ in said}) != 1:
+        return None
+    return said[0][0], any(explicit for _, explicit in said)
 
 
 def _dot(name: str) -> re.Pattern[str]:
@@ -127,15 +172,6 @@ _Builder = Callable[[re.Match[str], str], Optional[Command]]
 class _Row:
     pattern: re.Pattern[str]
     build: _Builder  # (match, quoted_id) -> the command, or None when it is just chat
-    reply_word: bool = False  # matched against the whole reduced text, not the raw text
-    bare_error: bool = False  # a reply word that, sent without a reply, earns a CommandError
-
-
-def _replying(kind: Callable[[str], Command], error: CommandError | None = None) -> _Builder:
-    """A builder for a reply word: the command on the quoted message, else `error` (or None: chat)."""
-    def build(match: re.Match[str], quoted_id: str) -> Command | None:
-        return kind(quoted_id) if quoted_id else error
-    return build
 
 
 def _plain(kind: Callable[[], Command]) -> _Builder:
@@ -201,15 +237,8 @@ def _record_paid(match: re.Match[str], quoted_id: str) -> Command:
                        f"অজানা মাধ্যম '{shown}' ({_METHOD_LIST})")
 
 
+# Dot commands; reply words are read by `_reply_meaning`.
 _TABLE: tuple[_Row, ...] = (
-    _Row(_words("done", "ডান"), _replying(Approve, CommandError(
-        "Reply done to the order to approve it", "অনুমোদন করতে অর্ডারের উত্তরে done লিখুন", Approve)),
-        reply_word=True, bare_error=True),
-    _Row(_words("ok", "okay", "✅", "হয়েছে"), _replying(Approve), reply_word=True),
-    _Row(_words("cancel", "বাতিল"), _replying(Cancel, CommandError(
-        "Reply cancel to the order to cancel it", "বাতিল করতে অর্ডারের উত্তরে cancel লিখুন", Cancel)),
-        reply_word=True, bare_error=True),
-    _Row(_words("yes", "y", "হ্যাঁ", "হা"), _replying(ConfirmDuplicate), reply_word=True),
     _Row(_dot("rate"), _set_rate),
     _Row(_dot("paid"), _record_paid),
     _Row(_dot("pending"), _plain(ListPending)),
@@ -217,65 +246,37 @@ _TABLE: tuple[_Row, ...] = (
     _Row(_dot("help"), _plain(Help)),
 )
 
-
-def _matches(text: str) -> Iterable[tuple[_Row, re.Match[str]]]:
-    """The rows matching a text, in table order."""
-    if len(text) > MAX_COMMAND_LENGTH:
-        return
-    stripped = text.strip()
-    reply = _reply_text(stripped) if len(stripped) <= 40 else None
-    for row in _TABLE:
-        if row.reply_word:
-            match = row.pattern.fullmatch(reply) if reply is not None else None
-        else:
-            match = row.pattern.fullmatch(stripped)
-        if match is not None:
-            yield row, match
+# An explicit reply word sent without replying to anything: how to use it (said to admins).
+_BARE = {
+    _Meaning.APPROVE: CommandError("Reply done to the order to approve it",
+                                   "অনুমোদন করতে অর্ডারের উত্তরে done লিখুন", Approve),
+    _Meaning.CANCEL: CommandError("Reply cancel to the order to cancel it",
+                                  "বাতিল করতে অর্ডারের উত্তরে cancel লিখুন", Cancel),
+}
 
 
 def parse_command(text: str, quoted_id: str) -> Command | None:
     """The command a message gives, a CommandError if it is one written wrongly, or None (chat)."""
-    for row, match in _matches(text):
-        return row.build(match, quoted_id)
+    if len(text) > MAX_COMMAND_LENGTH:
+        return None
+    stripped = text.strip()
+    reply = _reply_meaning(stripped)
+    if reply is not None:
+        meaning, explicit = reply
+        if not quoted_id:
+            return _BARE.get(meaning) if explicit else None
+        if meaning is _Meaning.APPROVE:
+            return Approve(quoted_id, explicit)
+        if meaning is _Meaning.CANCEL:
+            return Cancel(quoted_id, explicit)
+        return ConfirmDuplicate(quoted_id)
+    for row in _TABLE:
+        match = row.pattern.fullmatch(stripped)
+        if match is not None:
+            return row.build(match, quoted_id)
     return None
 
 
 def looks_like_command(text: str, quoted_id: str) -> bool:
-    """Cheap test the gateway uses to decide which messages to record: true when parse_command acts."""
-    for row, _ in _matches(text):
-        return not row.reply_word or bool(quoted_id) or row.bare_error
-    return False
-
-
-# ---------------------------------------------------------------------------------------------
-# Who is an admin
-
-_PHONE_SERVERS = ("s.whatsapp.net", "c.us")
-
-
-def _identity(jid: str) -> tuple[str, str] | None:
-    """("lid" | "phone", digits) of a sender JID; a device suffix ("…:12@…") is dropped."""
-    user, at, server = jid.strip().partition("@")
-    user = user.partition(":")[0]
-    if not at or not user.isdigit() or not user.isascii():
-        return None
-    server = server.lower()
-    if server == "lid":
-        return "lid", user
-    if server in _PHONE_SERVERS:
-        return "phone", user
-    return None
-
-
-def _admin_identity(entry: str) -> tuple[str, str] | None:
-    """An admins entry as ("lid" | "phone", digits): bare digits (a leading + or spaces allowed) are a phone."""
-    if "@" in entry:
-        return _identity(entry)
-    digits = re.sub(r"[\s+\-()]", "", entry)
-    return ("phone", digits) if digits.isdigit() and digits.isascii() else None
-
-
-def is_admin(sender: str, sender_alt: str, admins: Iterable[str]) -> bool:
-    """Whether the sender (or its other form) is listed; LIDs match LID entries only, phones phone entries."""
-    senders = {i for i in map(_identity, (sender, sender_alt)) if i is not None}
-    return bool(senders) and any(_admin_identity(a) in senders for a in admins)
+    """The gateway's test of which messages to record: true when parse_command acts."""
+    return parse_command(text, quoted_id) is not None

@@ -67,6 +67,7 @@ class Issue(enum.StrEnum):
     INVALID = "invalid"
     STUCK_PENDING = "stuck_pending"
     PROCESSING_TIMEOUT = "processing_timeout"
+    DELIVERY_RETRYING = "delivery_retrying"  # a send failed; it is retried (the audit says why)
     DELIVERY_FAILED = "delivery_failed"
 
 
@@ -74,6 +75,7 @@ class Issue(enum.StrEnum):
 _ISSUE_STATE = {
     Issue.STUCK_PENDING: Status.PENDING,
     Issue.PROCESSING_TIMEOUT: Status.PROCESSING,
+    Issue.DELIVERY_RETRYING: Status.APPROVED,
     Issue.DELIVERY_FAILED: Status.APPROVED,
 }
 

@@ -152,6 +152,15 @@ def new_payment(*, payment_id: str, group_id: str, amount: str | int | Decimal, 
                    client_key=client_key)
 
 
+def same_reference(payments: Iterable[Payment], reference: str) -> Payment | None:
+    """The payment that counts and has this reference (TrxID), compared trimmed and without case;
+    None for an empty reference (cash has none)."""
+    wanted = reference.strip().casefold()
+    if not wanted:
+        return None
+    return next((p for p in payments if not p.voided and p.reference.strip().casefold() == wanted), None)
+
+
 def to_record(p: Payment) -> dict[str, Any]:
     """The stored shape (the importer writes the same): camelCase, amount "500.00", time ISO 8601."""
     return {

@@ -91,10 +91,18 @@ def is_milestone(count: int) -> bool:
     return count == 1
 
 
+# The first retries come quickly: most send failures are a dropped connection, and a reseller
+# waiting for a delivery message should not wait minutes for it.
+QUICK_RETRIES = (2.0, 5.0, 15.0)
+
+
 def backoff(attempts: int, policy: Policy) -> float:
-    """Delay before retry number `attempts` (1 = the first retry), doubling, capped."""
+    """Delay before retry number `attempts` (1 = the first retry): quick at first, then doubling, capped."""
+    if 1 <= attempts <= len(QUICK_RETRIES):
+        return min(QUICK_RETRIES[attempts - 1], policy.retry_backoff)
+    later = attempts - len(QUICK_RETRIES)
     # The exponent is capped: deliveries retry forever, and 2 ** 1024 overflows a float.
-    return min(policy.retry_backoff * (2 ** min(max(attempts - 1, 0), 60)), policy.max_backoff)
+    return min(policy.retry_backoff * (2 ** min(max(later - 1, 0), 60)), policy.max_backoff)
 
 
 def send_due(
@@ -135,10 +143,21 @@ def _wanted_issues(order: Order, now: float, policy: Policy) -> frozenset[Issue]
     elif status is Status.PROCESSING:
         if order.processing_at is not None and now - order.processing_at > policy.processing_timeout:
             wanted.add(Issue.PROCESSING_TIMEOUT)
-    elif status is Status.APPROVED:
-        if not order.delivery.confirmed and order.delivery.attempts >= policy.max_attempts:
+    elif status is Status.APPROVED and not order.delivery.confirmed:
+        if order.delivery.attempts >= policy.max_attempts:
             wanted.add(Issue.DELIVERY_FAILED)
+        elif order.delivery.last_error:
+            wanted.add(Issue.DELIVERY_RETRYING)
     return frozenset(wanted) if wanted else _NONE
+
+
+def _detail(order: Order, issue: Issue) -> str:
+    """What an issue's audit note says about why."""
+    if issue is Issue.INVALID:
+        return ", ".join(validation_problems(order))
+    if issue in (Issue.DELIVERY_RETRYING, Issue.DELIVERY_FAILED):
+        return order.delivery.last_error[:200]
+    return ""
 
 
 def reconcile(
@@ -172,7 +191,7 @@ def reconcile(
         if wanted or order.issues:
             have = {Issue(i) for i in order.issues}
             for issue in sorted(wanted - have):
-                detail = ", ".join(validation_problems(order)) if issue is Issue.INVALID else ""
+                detail = _detail(order, issue)
                 updated = with_issue(updated, issue, now, detail)
                 out.raised.append((updated, issue))
                 summary.new_issues += 1

@@ -1,18 +1,19 @@
-"""The bot's chat texts, rendered from the configured templates of one language."""
+"""The bot's chat texts in the chat's language: the configured templates, and the short
+answers (refusals, hints) that are not templates yet."""
 
 from __future__ import annotations
 
 from datetime import date as Date
+from datetime import tzinfo
 from decimal import Decimal
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
+from domain.clock import to_iso
+from domain.commands import CommandError
 from domain.money import taka
 from domain.orders import Order, Status
 from domain.payments import METHOD_LABELS, Payment
 
-TEMPLATE_NAMES = ("received", "recovered", "delivered", "cancelled", "invalid", "held_due", "duplicate",
-                  "edited", "withdrawn", "due", "help", "pending_list", "rate_set", "paid", "command_error",
-                  "daily_report")
 PENDING_LIST_MAX = 15  # lines of `pending_list`; the rest is summed up as "… +N"
 
 
@@ -24,15 +25,17 @@ class _Blank(dict[str, object]):
 
 
 class Texts:
-    """Renders the templates of one language (placeholders were validated at config load)."""
+    """Renders the templates of one language (the config loader checked their names and
+    placeholders) and the fixed answers of the same language: the one place that picks the
+    chat's language."""
 
-    def __init__(self, templates: Mapping[str, str], min_diamonds: int, max_diamonds: int) -> None:
-        missing = [n for n in TEMPLATE_NAMES if n not in templates]
-        if missing:
-            raise ValueError(f"message templates missing: {', '.join(missing)}")
+    def __init__(self, templates: Mapping[str, str], min_diamonds: int, max_diamonds: int,
+                 language: str = "bn") -> None:
         self.templates = dict(templates)
         self.min_diamonds = min_diamonds
         self.max_diamonds = max_diamonds
+        self.language = language if language in _PHRASES else "bn"
+        self._phrases = _PHRASES[self.language]
 
     def _render(self, name: str, order: Order | None = None, **extra: object) -> str:
         values = _Blank(min=self.min_diamonds, max=self.max_diamonds)
@@ -61,9 +64,18 @@ class Texts:
         """An order left pending because the group's due (with it) is over its limit."""
         return self._render("held_due", order, due=taka(due), limit=taka(limit))
 
-    def duplicate(self, order: Order, minutes: float) -> str:
-        """The question to a repeated order; `order` is the earlier one, `minutes` how long ago (at least 1)."""
-        return self._render("duplicate", order, minutes=max(1, round(minutes)))
+    def duplicate(self, order: Order, seconds: float) -> str:
+        """The question to a repeated order; `order` is the earlier one, `seconds` how long ago."""
+        return self._render("duplicate", order, minutes=max(1, round(seconds / 60)), ago=self.ago(seconds))
+
+    def ago(self, seconds: float) -> str:
+        """How long ago, as the chat says it: "just now", "5 minutes ago", "2 hours ago"."""
+        p = self._phrases
+        if seconds < 60:
+            return p["just_now"]
+        if seconds < 90 * 60:
+            return p["minutes_ago"].format(n=round(seconds / 60))
+        return p["hours_ago"].format(n=round(seconds / 3600))
 
     def edited(self, order: Order) -> str:
         """A pending order changed by an edit of its message (the order as it is now)."""
@@ -105,6 +117,25 @@ class Texts:
         """A command written wrongly, with what to write instead."""
         return self._render("command_error", error=message)
 
+    def wrong(self, error: CommandError) -> str:
+        """A command written wrongly (domain.commands says how, in both languages)."""
+        return self.command_error(error.in_language(self.language))
+
+    def say(self, phrase: str, **values: object) -> str:
+        """One of the fixed answers (`_PHRASES`), as a command_error line."""
+        return self.command_error(self._phrases[phrase].format(**values))
+
+    def refusal(self, order: Order, what: str) -> str:
+        """Why an order can no longer be approved, cancelled or edited ("approve", "cancel", "edit")."""
+        p = self._phrases
+        return self.say("refusal", order_id=order.id, status=p["status"][order.status], verb=p["verbs"][what])
+
+    def duplicate_reference(self, earlier: Payment, tz: tzinfo) -> str:
+        """A `.paid` whose reference was recorded before: the question whether to record it again."""
+        when = (to_iso(earlier.at, tz) or "")[:16].replace("T", " ") if earlier.at else "?"
+        return self.say("duplicate_reference", reference=earlier.reference, payment_id=earlier.id,
+                        amount=taka(earlier.amount), when=when)
+
     def daily_report(self, date: Date | str, group: str, orders: int, diamonds: int, revenue: Decimal,
                      payments: Decimal, due: Decimal) -> str:
         """One group's day: orders, diamonds, sales, payments and the due at its end."""
@@ -112,15 +143,35 @@ class Texts:
                             revenue=taka(revenue), payments=taka(payments), due=taka(due))
 
 
-_BN_STATUS = {Status.PENDING: "অপেক্ষমাণ", Status.PROCESSING: "প্রক্রিয়াধীন", Status.APPROVED: "অনুমোদিত",
-              Status.COMPLETED: "সম্পন্ন", Status.CANCELLED: "বাতিল", Status.DELETED: "মুছে ফেলা"}
-_EN_VERBS = {"approve": "approved", "cancel": "cancelled", "edit": "edited"}
-_BN_VERBS = {"approve": "অনুমোদন করা", "cancel": "বাতিল করা", "edit": "বদলানো"}
-
-
-def refusal(order: Order, what: str, language: str) -> str:
-    """Why an order can no longer be approved, cancelled or edited ("approve", "cancel", "edit"),
-    in the chat's language."""
-    if language == "bn":
-        return f"অর্ডার {order.id} এখন {_BN_STATUS[order.status]} — এটি আর {_BN_VERBS[what]} যাবে না"
-    return f"order {order.id} is {order.status.value}; it can no longer be {_EN_VERBS[what]}"
+# The fixed answers of each language (not templates yet: the shop cannot edit them).
+_PHRASES: dict[str, dict[str, Any]] = {
+    "en": {
+        "not_admin": "only the shop's admins can use this command",
+        "not_admin_order": "only the shop's admins can approve or cancel orders",
+        "no_order": "no order for that message",
+        "admin_hint": "not understood: reply done to the order to approve it, or cancel to cancel it",
+        "refusal": "order {order_id} is {status}; it can no longer be {verb}",
+        "status": {s: s.value for s in Status},
+        "verbs": {"approve": "approved", "cancel": "cancelled", "edit": "edited"},
+        "duplicate_reference": "{reference} was already recorded as payment {payment_id} (৳{amount}, {when}). "
+                               "To record it again, reply yes to this message",
+        "just_now": "just now",
+        "minutes_ago": "{n} minutes ago",
+        "hours_ago": "{n} hours ago",
+    },
+    "bn": {
+        "not_admin": "এই কমান্ড শুধু দোকানের অ্যাডমিনরা দিতে পারেন",
+        "not_admin_order": "অর্ডার অনুমোদন বা বাতিল শুধু দোকানের অ্যাডমিনরা করতে পারেন",
+        "no_order": "এই বার্তার কোনো অর্ডার নেই",
+        "admin_hint": "বোঝা যায়নি: অনুমোদন করতে অর্ডারের উত্তরে done, বাতিল করতে cancel লিখুন",
+        "refusal": "অর্ডার {order_id} এখন {status} — এটি আর {verb} যাবে না",
+        "status": {Status.PENDING: "অপেক্ষমাণ", Status.PROCESSING: "প্রক্রিয়াধীন", Status.APPROVED: "অনুমোদিত",
+                   Status.COMPLETED: "সম্পন্ন", Status.CANCELLED: "বাতিল", Status.DELETED: "মুছে ফেলা"},
+        "verbs": {"approve": "অনুমোদন করা", "cancel": "বাতিল করা", "edit": "বদলানো"},
+        "duplicate_reference": "{reference} আগেই পেমেন্ট {payment_id} হিসেবে জমা হয়েছে (৳{amount}, {when})। "
+                               "আবার জমা করতে এই বার্তার উত্তরে লিখুন: yes",
+        "just_now": "এইমাত্র",
+        "minutes_ago": "{n} মিনিট আগে",
+        "hours_ago": "{n} ঘণ্টা আগে",
+    },
+}

@@ -14,18 +14,24 @@ from typing import Any, Iterable, Mapping
 
 import orjson
 
+from domain.records import (
+    AdminsRecord,
+    ChecksRecord,
+    GroupRecord,
+    HeldRecord,
+    MetaRecord,
+    OrderRecord,
+    PaymentRecord,
+    Record,
+    RecordError,
+    SeenRecord,
+    decode,
+)
 from storage.store import Store
 
 FORMAT = 1
 STORE_NAME = "orders"  # the files orders.snapshot.json and orders.journal.*
 
-# Journal record kinds ("t"): meta, group settings, one order, seen message ids, check counts,
-# one payment (`{"t": "payment", "g": gid, "v": {"id": "P1", ...}}`; a later record with the
-# same payment id replaces the earlier one).
-META, GROUP, ORDER, SEEN, CHECKS, PAYMENT = "meta", "group", "order", "seen", "checks", "payment"
-# Order messages the duplicate guard holds: {"t": "held", "g": gid, "v": {message id: record | None}}
-# (None: no longer held).
-HELD = "held"
 # Keys of a snapshot's group object that are not the group's settings.
 _NOT_SETTINGS = frozenset({"entries", "seen", "checks", "cycles", "stats", "held"})
 
@@ -49,6 +55,7 @@ class GroupImage:
 @dataclass(slots=True)
 class Database:
     meta: dict[str, Any] = field(default_factory=dict)
+    admins: list[dict[str, Any]] | None = None  # the admin roster (domain.admins); None: never set
     groups: dict[str, GroupImage] = field(default_factory=dict)
     payments: list[dict[str, Any]] = field(default_factory=list)
     order_group: dict[str, str] = field(default_factory=dict)  # order id -> group id
@@ -68,6 +75,10 @@ class Database:
         if not isinstance(groups, Mapping):
             raise DatabaseError("snapshot has no 'groups' object")
         db.meta = dict(data.get("meta") or {})
+        admins = data.get("admins")
+        if admins is not None and not isinstance(admins, list):
+            raise DatabaseError("snapshot's 'admins' is not a list")
+        db.admins = admins
         db.payments = list(data.get("payments") or [])
         for i, payment in enumerate(db.payments):
             if isinstance(payment, Mapping) and payment.get("id"):
@@ -95,6 +106,7 @@ class Database:
         return {
             "format": FORMAT,
             "meta": self.meta,
+            **({"admins": self.admins} if self.admins is not None else {}),
             "groups": {
                 gid: {
                     **g.settings,
@@ -116,50 +128,45 @@ class Database:
             image = self.groups[gid] = GroupImage(settings={})
         return image
 
-    def apply(self, record: Mapping[str, Any]) -> None:
-        """Apply one journal record; DatabaseError for a record of unknown kind or shape."""
-        kind = record.get("t")
-        value = record.get("v")
-        if kind == META and isinstance(value, Mapping):
-            self.meta.update(value)
-            return
-        gid = record.get("g")
-        if not isinstance(gid, str) or not gid:
-            raise DatabaseError(f"record without a group: {dict(record)!r:.200}")
-        if kind == GROUP and isinstance(value, Mapping):
-            self._group(gid).settings.update(value)
-        elif kind == ORDER and isinstance(value, Mapping) and value.get("id"):
-            oid = str(value["id"])
-            self._group(gid).entries[oid] = dict(value)
-            self.order_group[oid] = gid
-        elif kind == SEEN and isinstance(value, Mapping):
-            self._group(gid).seen.update(value)
-        elif kind == CHECKS and isinstance(value, Mapping):
-            image = self._group(gid)
-            image.checks.update(value)
-            cycles = record.get("cycles")
-            if isinstance(cycles, list) and cycles:
-                image.cycles = cycles
-            stats = record.get("stats")
-            if isinstance(stats, Mapping):
-                image.stats = dict(stats)
-        elif kind == HELD and isinstance(value, Mapping):
-            image = self._group(gid)
-            for message_id, held in value.items():
-                if held is None:
-                    image.held.pop(message_id, None)
+    def apply(self, record: Record) -> None:
+        """Apply one record (domain.records)."""
+        match record:
+            case OrderRecord(group_id=gid, order=order):
+                oid = str(order["id"])
+                self._group(gid).entries[oid] = dict(order)
+                self.order_group[oid] = gid
+            case SeenRecord(group_id=gid, seen=seen):
+                self._group(gid).seen.update(seen)
+            case GroupRecord(group_id=gid, settings=settings):
+                self._group(gid).settings.update(settings)
+            case ChecksRecord(group_id=gid, counts=counts, cycles=cycles, stats=stats):
+                image = self._group(gid)
+                image.checks.update(counts)
+                if cycles:
+                    image.cycles = cycles
+                if stats:
+                    image.stats = dict(stats)
+            case HeldRecord(group_id=gid, held=held):
+                image = self._group(gid)
+                for message_id, value in held.items():
+                    if value is None:
+                        image.held.pop(message_id, None)
+                    else:
+                        image.held[message_id] = dict(value)
+            case PaymentRecord(payment=payment):
+                pid = str(payment["id"])
+                at = self.payment_index.get(pid)
+                if at is None:
+                    self.payment_index[pid] = len(self.payments)
+                    self.payments.append(dict(payment))
                 else:
-                    image.held[message_id] = dict(held)
-        elif kind == PAYMENT and isinstance(value, Mapping) and value.get("id"):
-            pid = str(value["id"])
-            at = self.payment_index.get(pid)
-            if at is None:
-                self.payment_index[pid] = len(self.payments)
-                self.payments.append(dict(value))
-            else:
-                self.payments[at] = dict(value)
-        else:
-            raise DatabaseError(f"unknown record: {dict(record)!r:.200}")
+                    self.payments[at] = dict(payment)
+            case MetaRecord(values=values):
+                self.meta.update(values)
+            case AdminsRecord(roster=roster):
+                self.admins = roster
+            case _:
+                raise TypeError(f"not a journal record: {record!r:.200}")
 
     def prune_seen(self, horizon: float) -> None:
         """Drop seen ids older than the horizon (they can no longer become orders anyway)."""
@@ -198,8 +205,8 @@ def open_database(data_dir: Path) -> tuple[Store, Database]:
         raise DatabaseError(f"{store.snapshot_path}: {e}. It was left untouched.") from None
     for i, raw in enumerate(records):
         try:
-            db.apply(orjson.loads(raw))
-        except (orjson.JSONDecodeError, DatabaseError) as e:
+            db.apply(decode(orjson.loads(raw)))
+        except (orjson.JSONDecodeError, RecordError) as e:
             store.close()
             raise DatabaseError(
                 f"journal record {i + 1} after the snapshot in {data_dir} cannot be applied: {e}. "

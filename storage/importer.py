@@ -47,7 +47,8 @@ from domain.clock import to_iso
 from domain.group import GroupBook, GroupSettings, code_number, group_code, settings_record, split_order_id
 from domain.money import MoneyError, money_str, order_amount, parse_amount, parse_rate
 from domain.orders import AuditEntry, Delivery, Order, Status, to_record, validation_problems
-from storage.database import GROUP, ORDER, PAYMENT, Database
+from domain.records import GroupRecord, OrderRecord, PaymentRecord
+from storage.database import Database
 
 IMPORTER = "system:import"
 # The first audit entry of every imported order: "<prefix><importedId>)". Orders rewritten by
@@ -416,7 +417,7 @@ class SeedImport:
             report.groups_unchanged.append(label)
             return []
         # The group (its code and a nextSeq past every imported id) before its orders.
-        return [{"t": GROUP, "g": gid, "v": settings}] + [{"t": ORDER, "g": gid, "v": o} for o in g.orders]
+        return [GroupRecord(gid, settings).encode()] + [OrderRecord(gid, o).encode() for o in g.orders]
 
     def _existing_group(self, gid: str, settings: dict[str, Any], seed_rate: Decimal | None,
                         where: str) -> _Group:
@@ -746,7 +747,7 @@ class SeedImport:
         }
         self.next_payment += 1
         report.payments_imported += 1
-        return {"t": PAYMENT, "g": gid, "v": value}
+        return PaymentRecord(gid, value).encode()
 
 
 def _method(value: Any) -> str:

@@ -54,7 +54,8 @@ from domain.payments import from_record as payment_from_record
 from domain.payments import to_record as payment_to_record
 from domain.payments import void as void_payment
 from storage import queries
-from storage.database import CHECKS, GROUP, ORDER, PAYMENT, Database
+from domain.records import ChecksRecord, GroupRecord, OrderRecord, PaymentRecord
+from storage.database import Database
 from web.app import create_app
 from web.bridge import BridgeError
 from web.live import Fanout
@@ -97,7 +98,7 @@ class FakeBridge:
         code = group_code(len(self._books) + 1)
         book = GroupBook(GroupSettings(group_id=group_id, name=name, code=code, rate=parse_rate(rate), **settings))
         self._books[group_id] = book
-        self.db.apply({"t": GROUP, "g": group_id, "v": settings_record(book)})
+        self.db.apply(GroupRecord(group_id, settings_record(book)))
         return group_id
 
     def add_order(self, group_id: str, diamonds: int, *, user_id: str = "76210050711676@lid",
@@ -128,8 +129,8 @@ class FakeBridge:
                               amount=amount, method=method, reference=reference, note=note,
                               at=self.clock.now() if at is None else at, by=by)
         book.next_payment_seq += 1
-        self.db.apply({"t": PAYMENT, "g": group_id, "v": payment_record(payment)})
-        self.db.apply({"t": GROUP, "g": group_id, "v": settings_record(book)})
+        self.db.apply(PaymentRecord(group_id, payment_record(payment)))
+        self.db.apply(GroupRecord(group_id, settings_record(book)))
         self._change_seq += 1
         self.live.publish(Changed(self._change_seq, (), (group_id,)))
         return payment.id
@@ -140,7 +141,7 @@ class FakeBridge:
 
     def set_check(self, order_id: str, count: int, last_at: float, status: str) -> None:
         gid = self.db.order_group[order_id]
-        self.db.apply({"t": CHECKS, "g": gid, "v": {order_id: [count, last_at, status]}})
+        self.db.apply(ChecksRecord(gid, {order_id: [count, last_at, status]}))
 
     def add_cycle(self, group_id: str, **summary: Any) -> None:
         cycle = {"group_id": group_id, "started_at": self.clock.now(), "checked": 0, "open_issues": 0,
@@ -157,7 +158,7 @@ class FakeBridge:
         return orjson.dumps(self.db.snapshot(), option=orjson.OPT_SORT_KEYS)
 
     def _put(self, order: Any) -> None:
-        self.db.apply({"t": ORDER, "g": order.group_id, "v": to_record(order)})
+        self.db.apply(OrderRecord.of(order))
         self._change_seq += 1  # what the PersistenceActor publishes after a durable write
         self.live.publish(Changed(self._change_seq, (queries.get_order(self.db, order.id),), ()))
 
@@ -210,7 +211,7 @@ class FakeBridge:
         except SettingsError as e:
             return CommandDone(rid, 400, error=str(e))
         record = settings_record(book)
-        self.db.apply({"t": GROUP, "g": group_id, "v": record})
+        self.db.apply(GroupRecord(group_id, record))
         return CommandDone(rid, 200, result={"group_id": group_id, **record})
 
     async def list_orders(self, **filters: Any) -> QueryResult:
@@ -247,7 +248,7 @@ class FakeBridge:
             return CommandDone(rid, 400, error=str(e))
         if client_key:
             record = dict(self.db.payments[self.db.payment_index[pid]], clientKey=client_key)
-            self.db.apply({"t": PAYMENT, "g": group_id, "v": record})
+            self.db.apply(PaymentRecord(group_id, record))
         record = self.db.payments[self.db.payment_index[pid]]
         return CommandDone(rid, 200, result={"payment": dict(record), "due": money_str(self.due(group_id))})
 
@@ -262,7 +263,7 @@ class FakeBridge:
             voided = void_payment(payment_from_record(record), by=by, reason=reason, at=self.clock.now())
         except PaymentError as e:
             return CommandDone(rid, 409 if record.get("voidedAt") else 400, error=str(e))
-        self.db.apply({"t": PAYMENT, "g": record["groupId"], "v": payment_to_record(voided)})
+        self.db.apply(PaymentRecord(record["groupId"], payment_to_record(voided)))
         return CommandDone(rid, 200, result={"payment": payment_to_record(voided),
                                              "due": money_str(self.due(record["groupId"]))})
 

@@ -6,7 +6,7 @@ from actors.messages import OrderCommand
 from domain.chat import Source
 from tests.harness import ALICE, BOB, GROUP, GROUP2, ChatBot
 
-DELIVERED = "✅ আপনার অর্ডার সম্পন্ন হয়েছে\n💎 10 ডায়মন্ড\n💰 ৳1000"
+DELIVERED = "✅ আপনার অর্ডার সম্পন্ন হয়েছে\n💎 10 ডায়মন্ড\n💰 ৳1000\n🆔 A1"
 
 
 def test_order_is_taken_confirmed_approved_and_delivered(bot: ChatBot) -> None:
@@ -159,7 +159,7 @@ def test_an_approval_during_the_orders_first_write_is_never_undone(make_bot) -> 
     record = bot.order("A2")["record"]
     assert record["status"] == "completed"
     assert [a["to"] for a in record["audit"]] == ["pending", "approved", "completed"]
-    assert bot.replies(GROUP)[-1] == DELIVERED
+    assert bot.replies(GROUP)[-1] == DELIVERED.replace("A1", "A2")
 
 
 def test_the_status_the_panel_reads_counts_what_was_sent(bot: ChatBot) -> None:

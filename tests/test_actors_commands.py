@@ -19,7 +19,7 @@ ADMIN_LID = "99999999999999@lid"  # an admin known by LID
 RAHIM = "76210050711690@lid"  # an admin by phone, whose LID is different
 TRAP = f"{ADMIN_PHONE}@lid"  # a reseller whose LID digits happen to equal an admin's phone
 
-DELIVERED_10 = "✅ আপনার অর্ডার সম্পন্ন হয়েছে\n💎 10 ডায়মন্ড\n💰 ৳1000"
+DELIVERED_10 = "✅ আপনার অর্ডার সম্পন্ন হয়েছে\n💎 10 ডায়মন্ড\n💰 ৳1000\n🆔 A1"
 
 
 @pytest.fixture
@@ -62,16 +62,23 @@ def test_done_also_works_as_a_reply_to_the_bots_receipt_and_from_an_admin_lid(sh
 def test_only_admins_commands_count_and_lid_digits_are_never_a_phone(shop: ChatBot) -> None:
     order_msg = shop.post(GROUP, ALICE, ".10")
     sent_before = len(shop.fake.sent)
-    shop.say(GROUP, BOB, "done", quoted_id=order_msg.message_id)  # a reseller
-    shop.say(GROUP, TRAP, "done", quoted_id=order_msg.message_id)  # LID digits = an admin's phone
+    # A reseller, and a LID whose digits are an admin's phone: "done" is refused at once, said
+    # to them (issue 10: it used to be kept silently and applied later).
+    shop.say(GROUP, BOB, "done", quoted_id=order_msg.message_id)
+    assert shop.last_reply(GROUP) == "⚠️ অর্ডার অনুমোদন বা বাতিল শুধু দোকানের অ্যাডমিনরা করতে পারেন"
+    shop.say(GROUP, TRAP, "cancel", quoted_id=order_msg.message_id)
+    assert shop.last_reply(GROUP) == "⚠️ অর্ডার অনুমোদন বা বাতিল শুধু দোকানের অ্যাডমিনরা করতে পারেন"
+    # "ok" or 👍 from a reseller is only chat: no answer, and no order changes.
+    shop.say(GROUP, BOB, "ok ভাই", quoted_id=order_msg.message_id)
+    shop.say(GROUP, BOB, "👍", quoted_id=order_msg.message_id)
     assert status_of(shop, "A1") == "pending"
-    assert len(shop.fake.sent) == sent_before  # not even an error reply: "done" is just chat
+    assert len(shop.fake.sent) == sent_before + 2
     # A dot command is plainly a command: the reseller is told it is for admins, once, and
     # nothing changes.
     for text in (".rate 1", ".paid 500 bkash", ".pending", ".rate abc"):
         shop.say(GROUP, TRAP, text)
         assert shop.last_reply(GROUP) == "⚠️ এই কমান্ড শুধু দোকানের অ্যাডমিনরা দিতে পারেন", text
-    assert len(shop.fake.sent) == sent_before + 4
+    assert len(shop.fake.sent) == sent_before + 6
     assert shop.groups()[0]["settings"]["rate"] == "100" and shop.query(ListPayments("l")).data["total"] == 0
 
 
@@ -239,7 +246,7 @@ def test_orders_held_by_the_due_limit_are_approved_once_payments_make_room(shop:
     assert [status_of(shop, o) for o in ("A2", "A3", "A4")] == ["completed", "pending", "pending"]
     approved = shop.order("A2")["record"]["audit"][1]
     assert (approved["by"], approved["note"]) == ("system:auto-approve", "the due is within the limit again")
-    assert shop.replies(GROUP).count("✅ আপনার অর্ডার সম্পন্ন হয়েছে\n💎 9 ডায়মন্ড\n💰 ৳900") == 1
+    assert shop.replies(GROUP).count("✅ আপনার অর্ডার সম্পন্ন হয়েছে\n💎 9 ডায়মন্ড\n💰 ৳900\n🆔 A2") == 1
     # Raising the limit releases the rest of what auto-approval may take.
     assert shop.update_group(GROUP, due_limit="3000").status == 200
     shop.pump()

@@ -31,6 +31,7 @@ from actors.messages import (
 from actors.persistence import PersistenceActor
 from actors.system import quiet_log_config
 from domain.clock import FakeClock
+from domain.records import GroupRecord, OrderRecord
 from tests.harness import GROUP, actor_config
 
 T = timedelta(seconds=5)
@@ -41,8 +42,8 @@ def order(oid: str, status: str = "pending") -> dict[str, Any]:
             "amount": "1000.00", "status": status, "date": "2026-01-01T00:00:00.000+00:00"}
 
 
-def rec(oid: str, status: str = "pending") -> dict[str, Any]:
-    return {"t": "order", "g": GROUP, "v": order(oid, status)}
+def rec(oid: str, status: str = "pending") -> OrderRecord:
+    return OrderRecord(GROUP, order(oid, status))
 
 
 class Db:
@@ -93,8 +94,8 @@ def test_writes_are_acknowledged_then_visible_and_survive_reopen(data_dir: Path)
         db.open()
         epoch = Epoch(1, 1)
         loaded = db.ask(LoadGroup(GROUP, epoch, horizon=0))
-        assert isinstance(loaded, GroupLoaded) and loaded.settings is None
-        settings = {"t": "group", "g": GROUP, "v": {"groupName": "S", "code": "A", "rate": "100"}}
+        assert isinstance(loaded, GroupLoaded) and loaded.stored.settings is None
+        settings = GroupRecord(GROUP, {"groupName": "S", "code": "A", "rate": "100"})
         assert db.ask(Persist(GROUP, epoch, 7, (rec("A1"), settings))) == Persisted(GROUP, 7)
         found = db.ask(GetOrder(uuid.uuid4().hex, "a1"))
         assert found.status == 200 and found.data["record"]["status"] == "pending"
@@ -105,7 +106,7 @@ def test_writes_are_acknowledged_then_visible_and_survive_reopen(data_dir: Path)
         opened = again.open()
         assert opened.groups == ((GROUP, "A", "S"),)
         loaded = again.ask(LoadGroup(GROUP, Epoch(2, 1), horizon=0))
-        assert [e["id"] for e in loaded.entries] == ["A1"] and loaded.settings["rate"] == "100"
+        assert [e["id"] for e in loaded.stored.entries] == ["A1"] and loaded.stored.settings["rate"] == "100"
     finally:
         again.close()
 
@@ -189,8 +190,8 @@ def test_compaction_writes_a_snapshot_in_the_seeds_shape(data_dir: Path) -> None
         db.open()
         epoch = Epoch(1, 1)
         db.ask(LoadGroup(GROUP, epoch, horizon=0))
-        db.ask(Persist(GROUP, epoch, 0, ({"t": "group", "g": GROUP,
-                                          "v": {"groupName": "Rahim Store", "code": "A", "rate": "100"}},)))
+        db.ask(Persist(GROUP, epoch, 0, (GroupRecord(GROUP, {"groupName": "Rahim Store", "code": "A",
+                                                             "rate": "100"}),)))
         for i in range(30):
             db.ask(Persist(GROUP, epoch, i + 1, (rec(f"A{i + 1}"),)))
     finally:

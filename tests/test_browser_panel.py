@@ -22,7 +22,7 @@ from tests.e2e import PASSWORD, Bot, Sandbox
 
 pytestmark = pytest.mark.e2e
 
-DELIVERED = "✅ আপনার অর্ডার সম্পন্ন হয়েছে\n💎 10 ডায়মন্ড\n💰 ৳1000"
+DELIVERED = "✅ আপনার অর্ডার সম্পন্ন হয়েছে\n💎 10 ডায়মন্ড\n💰 ৳1000\n🆔 A1"
 ALICE, BOB = "76210050711676@lid", "76210050711677@lid"
 PAGES = ["/", "/orders", "/orders/A1", "/reconciliation", "/groups", "/whatsapp"]
 LIVE = 20_000  # ms: a change must reach the open page within this

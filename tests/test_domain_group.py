@@ -1,4 +1,4 @@
-"""Group codes, order ids, intake of chat messages and group settings (domain/group.py)."""
+"""Group codes, order ids, group settings (domain/group.py) and intake of chat messages (domain/intake.py)."""
 
 from __future__ import annotations
 
@@ -13,25 +13,27 @@ from domain.clock import FakeClock
 from domain.money import parse_rate
 from domain.orders import Action, Delivery, Order, Status, new_order, transition
 from domain.group import (
-    AUTO_APPROVER,
     GroupBook,
     HeldOrder,
     GroupSettings,
-    Inbound,
-    Limits,
     SettingsError,
     apply_settings_patch,
-    auto_approve_allowed,
     code_number,
     count_by_status,
-    due_limit_exceeded,
-    find_by_message,
-    find_duplicate,
     group_code,
     max_order_seq,
     settings_from_record,
     settings_record,
     split_order_id,
+)
+from domain.intake import (
+    AUTO_APPROVER,
+    Inbound,
+    Limits,
+    auto_approve_allowed,
+    due_limit_exceeded,
+    find_by_message,
+    find_duplicate,
     take_in,
 )
 

@@ -24,6 +24,7 @@ from storage.database import open_database
 from domain.clock import FakeClock, from_iso
 from domain.orders import from_record, validation_problems
 from gateway.fake import FakeTransport
+from domain.records import decode
 from storage.database import Database
 from storage.importer import NOTE_PREFIX, Progress, SeedImport, SeedImportError, format_report, import_json
 from tests.e2e import REPO, process_env
@@ -349,9 +350,9 @@ def test_an_imported_payment_can_be_voided_like_any_other(make_bot, data_dir: Pa
 
 def test_an_entry_whose_message_is_already_an_order_is_not_imported_again() -> None:
     db = Database()
-    db.apply({"t": "group", "g": KARIM, "v": {"groupName": "Karim Telecom", "code": "A", "rate": "2.30",
-                                              "nextSeq": 2}})
-    db.apply({"t": "order", "g": KARIM, "v": dict(our_order("A1", KARIM), messageId="3EB0A1B2C3D4E5F6A7B9")})
+    db.apply(decode({"t": "group", "g": KARIM, "v": {"groupName": "Karim Telecom", "code": "A", "rate": "2.30",
+                                              "nextSeq": 2}}))
+    db.apply(decode({"t": "order", "g": KARIM, "v": dict(our_order("A1", KARIM), messageId="3EB0A1B2C3D4E5F6A7B9")}))
     seed = {"groups": {KARIM: json.loads(FIXTURE.read_text())["groups"][KARIM]}}
     plan = SeedImport(db, seed, default_rate=Decimal(100), tz=DHAKA, now=NOW).plan()
     assert plan.report.orders_already == 1 and plan.report.orders_imported == 3
@@ -411,12 +412,12 @@ def test_progress_is_a_bar_on_a_terminal_and_a_line_per_1000_elsewhere(data_dir:
 def test_payment_records_apply_dedupe_by_id_and_survive_a_snapshot() -> None:
     db = Database()
     first = {"id": "P1", "groupId": "1@g.us", "amount": "10.00", "method": "cash"}
-    db.apply({"t": "payment", "g": "1@g.us", "v": first})
-    db.apply({"t": "payment", "g": "1@g.us", "v": {"id": "P2", "groupId": "1@g.us", "amount": "5.00"}})
-    db.apply({"t": "payment", "g": "1@g.us", "v": dict(first, amount="12.00")})  # P1 again: replaces it
+    db.apply(decode({"t": "payment", "g": "1@g.us", "v": first}))
+    db.apply(decode({"t": "payment", "g": "1@g.us", "v": {"id": "P2", "groupId": "1@g.us", "amount": "5.00"}}))
+    db.apply(decode({"t": "payment", "g": "1@g.us", "v": dict(first, amount="12.00")}))  # P1 again: replaces it
     assert [(p["id"], p["amount"]) for p in db.payments] == [("P1", "12.00"), ("P2", "5.00")]
     assert "1@g.us" not in db.groups  # a payment creates no group
     again = Database.from_snapshot(orjson.loads(orjson.dumps(db.snapshot())))
     assert again.snapshot()["payments"] == db.payments
-    again.apply({"t": "payment", "g": "1@g.us", "v": dict(first, amount="13.00")})
+    again.apply(decode({"t": "payment", "g": "1@g.us", "v": dict(first, amount="13.00")}))
     assert [(p["id"], p["amount"]) for p in again.payments] == [("P1", "13.00"), ("P2", "5.00")]

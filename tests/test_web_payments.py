@@ -23,7 +23,7 @@ from actors.messages import (
     RecordPayment,
 )
 from domain.orders import Action
-from storage.database import PAYMENT
+from domain.records import PaymentRecord
 from tests.fake_bridge import PASSWORD, FakeBridge, bridge_error, login, make_config, panel_client
 from web import auth
 from web.bridge import BridgeError, ThespianBridge
@@ -250,9 +250,9 @@ async def test_ledger_lines_with_the_running_due(client: TestClient[Any, Any], t
 
 async def test_ledger_of_an_imported_payment_without_a_time(client: TestClient[Any, Any], token: str,
                                                             bridge: FakeBridge) -> None:
-    bridge.db.apply({"t": PAYMENT, "g": BETA, "v": {"id": "P9", "importedId": "old-7", "groupId": BETA,
-                                                     "amount": "10.00", "method": "bkash", "reference": "",
-                                                     "note": "", "at": None, "by": "system:import"}})
+    bridge.db.apply(PaymentRecord(BETA, {"id": "P9", "importedId": "old-7", "groupId": BETA,
+                                         "amount": "10.00", "method": "bkash", "reference": "",
+                                         "note": "", "at": None, "by": "system:import"}))
     ledger = await get_json(client, f"/api/groups/{BETA}/ledger")
     first = ledger["lines"][0]
     assert (first["ref"], first["at"], first["balance"]) == ("P9", None, "-10.00")
