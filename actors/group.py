@@ -40,7 +40,9 @@ from actors.messages import (
     VoidPayment,
 )
 from actors.watchdog import start_watchdog
+from config import Config
 from domain import desk_events as ev
+from domain.admins import AdminRoster
 from domain.clock import Clock, SystemClock
 from domain.desk import Desk, DeskSetup
 from domain.group import SettingsError
@@ -61,13 +63,13 @@ class _RetryTimer:
     """A prompt retry of failed sends."""
 
 
-def desk_setup(init: InitGroup, own_ids: frozenset[str]) -> DeskSetup:
-    """The desk's rules, from the config the Supervisor handed over."""
-    cfg = init.config
+def desk_setup(cfg: Config, group_id: str, code: str, name: str, *, floor: float = 0.0,
+               admins: AdminRoster = AdminRoster(), own_ids: frozenset[str] = frozenset()) -> DeskSetup:
+    """A desk's rules, from the config the Supervisor handed over."""
     return DeskSetup(
-        group_id=init.group_id,
-        code=init.code,
-        name=init.name,
+        group_id=group_id,
+        code=code,
+        name=name,
         limits=Limits(cfg.orders.min_diamonds, cfg.orders.max_diamonds, cfg.history.max_age,
                       cfg.orders.reply_invalid, cfg.orders.duplicate_window),
         policy=Policy(
@@ -81,8 +83,8 @@ def desk_setup(init: InitGroup, own_ids: frozenset[str]) -> DeskSetup:
         default_rate=cfg.orders.default_rate,
         auto_enable=cfg.groups.auto_enable,
         timezone=cfg.bot.timezone,
-        floor=init.floor,
-        admins=init.admins,
+        floor=floor,
+        admins=admins,
         own_ids=own_ids,
         keep_cycles=cfg.reconciliation.keep_cycles,
         checkpoint_interval=cfg.reconciliation.checkpoint_interval,
@@ -123,7 +125,9 @@ class GroupActor(BotActor):
         if init is None or msg.epoch != init.epoch or self.desk is not None:
             return
         try:
-            self.desk = Desk.restore(desk_setup(init, self.own_ids), msg.stored, self.clock.now())
+            setup = desk_setup(init.config, init.group_id, init.code, init.name, floor=init.floor,
+                               admins=init.admins, own_ids=self.own_ids)
+            self.desk = Desk.restore(setup, msg.stored, self.clock.now())
         except SettingsError as e:
             log.error("group %s cannot start: %s", init.group_id, e)
             self.send(self.supervisor, GroupReady(init.group_id, init.epoch, error=str(e)))

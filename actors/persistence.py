@@ -51,8 +51,6 @@ from actors.watchdog import start_watchdog
 from config import Config
 from domain.clock import Clock, SystemClock
 from domain.admins import AdminRoster
-from domain.desk_events import StoredGroup
-from domain.payments import billed_records, paid_records
 from domain.records import AdminsRecord, GroupRecord, MetaRecord, OrderRecord, Record
 from storage import queries
 from storage.database import Database, DatabaseError, open_database
@@ -178,24 +176,7 @@ class PersistenceActor(ActorTypeDispatcher):
         # appended but still waiting for the group commit: otherwise it would hand out the same
         # order ids again and overwrite acknowledged orders.
         self.flush()
-        image = self.db.groups.get(msg.group_id)
-        if image is None:
-            self.send(sender, GroupLoaded(msg.group_id, msg.epoch, StoredGroup(None)))
-            return
-        entries = tuple(e for e in image.entries.values() if queries.keep_in_group(e, msg.horizon))
-        wanted = {e["id"] for e in entries}
-        payments = tuple(self.db.group_payments(msg.group_id))
-        self.send(sender, GroupLoaded(msg.group_id, msg.epoch, StoredGroup(
-            settings=dict(image.settings) or None,
-            entries=entries,
-            seen={m: ts for m, ts in image.seen.items() if ts >= msg.horizon},
-            checks={oid: c for oid, c in image.checks.items() if oid in wanted},
-            stats=dict(image.stats),
-            billed=billed_records(image.entries.values()),
-            paid=paid_records(payments),
-            held=dict(image.held),
-            payments=payments,
-        )))
+        self.send(sender, GroupLoaded(msg.group_id, msg.epoch, self.db.stored_group(msg.group_id, msg.horizon)))
 
     def receiveMsg_Persist(self, msg: Persist, sender: Any) -> None:
         if self.store is None or self.broken:

@@ -87,12 +87,14 @@ def take_in(
         if msg.check_watermark and msg.timestamp < book.watermark:
             result.ignore("before watermark")
             continue
-        if not book.settings.enabled:
-            result.ignore("group disabled")
-            continue
         book.seen[msg.message_id] = msg.timestamp
         result.seen[msg.message_id] = msg.timestamp
         book.watermark = max(book.watermark, msg.timestamp)
+        if not book.settings.enabled:
+            # Handled as nothing, for good: enabling the group later must not turn a replay of
+            # this message into an order nobody placed since.
+            result.ignore("group disabled")
+            continue
         if msg.group_name and msg.group_name != book.settings.name:
             book.settings = replace(book.settings, name=msg.group_name)
             result.settings_changed = True

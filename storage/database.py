@@ -14,6 +14,10 @@ from typing import Any, Iterable, Mapping
 
 import orjson
 
+from domain.clock import from_iso
+from domain.desk_events import StoredGroup
+from domain.orders import ARCHIVED
+from domain.payments import billed_records, paid_records
 from domain.records import (
     AdminsRecord,
     ChecksRecord,
@@ -32,6 +36,7 @@ from storage.store import Store
 FORMAT = 1
 STORE_NAME = "orders"  # the files orders.snapshot.json and orders.journal.*
 
+_ARCHIVED_VALUES = {s.value for s in ARCHIVED}
 # Keys of a snapshot's group object that are not the group's settings.
 _NOT_SETTINGS = frozenset({"entries", "seen", "checks", "cycles", "stats", "held"})
 
@@ -194,6 +199,27 @@ class Database:
     def group_payments(self, gid: str) -> list[dict[str, Any]]:
         return [p for p in self.payments if p.get("groupId") == gid]
 
+    def stored_group(self, gid: str, horizon: float) -> StoredGroup:
+        """What a starting desk needs of its group: archived orders older than `horizon` stay
+        here (they only count in the billed total), as do seen ids older than it."""
+        image = self.groups.get(gid)
+        if image is None:
+            return StoredGroup(None)
+        entries = tuple(e for e in image.entries.values() if keep_in_group(e, horizon))
+        wanted = {e["id"] for e in entries}
+        payments = tuple(self.group_payments(gid))
+        return StoredGroup(
+            settings=dict(image.settings) or None,
+            entries=entries,
+            seen={m: ts for m, ts in image.seen.items() if ts >= horizon},
+            checks={oid: c for oid, c in image.checks.items() if oid in wanted},
+            stats=dict(image.stats),
+            billed=billed_records(image.entries.values()),
+            paid=paid_records(payments),
+            held=dict(image.held),
+            payments=payments,
+        )
+
 
 def open_database(data_dir: Path) -> tuple[Store, Database]:
     """Read snapshot + journal; raises StorageError/DatabaseError naming the file on anything bad."""
@@ -213,3 +239,18 @@ def open_database(data_dir: Path) -> tuple[Store, Database]:
                 "The files were left untouched; restore the data directory from a backup."
             ) from None
     return store, db
+
+
+def keep_in_group(entry: dict[str, Any], horizon: float) -> bool:
+    """Whether a GroupActor should hold this order: open, or archived after the horizon."""
+    if entry.get("status") not in _ARCHIVED_VALUES:
+        return True
+    for key in ("completedAt", "cancelledAt", "deletedAt", "date"):
+        value = entry.get(key)
+        try:
+            t = from_iso(value) if isinstance(value, str) else None
+        except ValueError:
+            t = None
+        if t is not None and t >= horizon:
+            return True
+    return False

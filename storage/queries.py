@@ -36,17 +36,6 @@ def _time(value: Any) -> float | None:
         return None
 
 
-def keep_in_group(entry: dict[str, Any], horizon: float) -> bool:
-    """Whether a GroupActor should hold this order: open, or archived after the horizon."""
-    if entry.get("status") not in _ARCHIVED:
-        return True
-    for key in ("completedAt", "cancelledAt", "deletedAt", "date"):
-        t = _time(entry.get(key))
-        if t is not None and t >= horizon:
-            return True
-    return False
-
-
 def _view(db: Database, gid: str, entry: dict[str, Any]) -> dict[str, Any]:
     return {"record": entry, "check": db.check_of(gid, str(entry.get("id")))}
 

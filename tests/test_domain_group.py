@@ -300,14 +300,17 @@ def test_watermark_advances_with_handled_messages_only() -> None:
     assert book.watermark == T0 + 9
 
 
-def test_disabled_group_ignores_orders() -> None:
+def test_disabled_group_ignores_orders_for_good() -> None:
     book = make_book(enabled=False)
     m = msg(".10", mid="x1")
-    r = take_in(book, [m, msg(".0")], now=T0, limits=LIMITS)
+    r = take_in(book, [m, msg(".0", mid="x2")], now=T0, limits=LIMITS)
     assert r.new_orders == [] and r.invalid == [] and r.ignored == {"group disabled": 2}
-    assert book.seen == {} and book.next_seq == 1
+    assert set(book.seen) == {"x1", "x2"} and book.next_seq == 1
+    # Enabling the group later does not turn a replay of the old message into an order.
     book.settings = apply_settings_patch(book.settings, {"enabled": True})
-    assert [o.message_id for o in take_in(book, [m], now=T0 + 1, limits=LIMITS).new_orders] == ["x1"]
+    assert take_in(book, [m], now=T0 + 1, limits=LIMITS).new_orders == []
+    assert [o.message_id for o in take_in(book, [msg(".10", mid="x3")], now=T0 + 2, limits=LIMITS).new_orders] \
+        == ["x3"]
 
 
 def test_group_rename_is_picked_up() -> None:
