@@ -518,6 +518,45 @@ async def test_a_torn_last_line_is_dropped_and_kept_aside(sandbox_process: Sandb
     assert [m["text"] for m in messages] == [".10", ".30"]
 
 
+def reopen(path: Path) -> DataFile:
+    """Open the data file as a sandbox start does, and close it as a stop does."""
+    data_file = DataFile(path)
+    data_file.open()
+    data_file.close()
+    return data_file
+
+
+@pytest.mark.parametrize("before", [None, b""], ids=["no-file", "empty-file"])
+def test_an_empty_sandbox_restarts_without_a_torn_line(tmp_path: Path, before: bytes | None) -> None:
+    path = tmp_path / "sandbox.json"
+    if before is not None:
+        path.write_bytes(before)
+    for _ in range(3):
+        assert reopen(path).torn_tail is None
+    assert path.read_bytes() == encode_line({"type": "sandbox", "version": 1})
+    assert list(tmp_path.glob("*.torn-*")) == []
+
+
+def test_a_torn_header_is_kept_aside_once(tmp_path: Path) -> None:
+    path = tmp_path / "sandbox.json"
+    header = encode_line({"type": "sandbox", "version": 1})
+    path.write_bytes(header[:-5])  # killed while writing the header of a new file
+    first = reopen(path)
+    assert first.torn_tail is not None and first.torn_tail[0] == len(header) - 5
+    assert [p.read_bytes() for p in tmp_path.glob("sandbox.json.torn-*")] == [header[:-5]]
+    assert reopen(path).torn_tail is None
+    assert path.read_bytes() == header
+    assert len(list(tmp_path.glob("*.torn-*"))) == 1
+
+
+def test_a_sandbox_without_messages_restarts_without_a_warning(sandbox_process: SandboxProcess) -> None:
+    for _ in range(2):
+        sandbox_process.start()
+        assert sandbox_process.stop() == 0
+    assert "torn" not in sandbox_process.log_file.read_text()
+    assert list(sandbox_process.data_file.parent.glob("*.torn-*")) == []
+
+
 @pytest.mark.parametrize(
     "damage",
     [

@@ -68,11 +68,12 @@ async def serve(data_file: DataFile, state: SandboxState, args: argparse.Namespa
         return 2
     port = runner.addresses[0][1]
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"sandbox listening on http://{host}:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Before the "listening" line: whoever waits for it may send SIGTERM at once.
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    print(f"sandbox listening on http://{host}:{port}", flush=True)
     await stop.wait()
     await runner.cleanup()
     return 0

@@ -462,8 +462,9 @@ class DataFile:
         state = SandboxState()
         if not data:
             return state
-        if _HEADER_LINE.startswith(data):
-            # Killed while writing the header of a new file: nothing was ever stored.
+        if len(data) < len(_HEADER_LINE) and _HEADER_LINE.startswith(data):
+            # Killed while writing the header of a new file: nothing was ever stored. (The
+            # whole header alone is a sandbox without messages, read like any other file.)
             self._cut(fd, data, 0)
             return state
         lines = data.split(b"\n")
