@@ -1,4 +1,5 @@
-"""GatewayActor: owns the chat transport, the durable inbox and the paced outbound queue.
+"""GatewayActor: owns the chat transport, the durable inbox (storage.inbox) and the paced
+outbound queue (domain.pacing).
 
 Transports run on their own threads. They hand events over through a thread-safe queue and
 one `Wake` message per batch (a thread may send to its own actor; everything else happens on
@@ -40,13 +41,13 @@ from actors.messages import (
 )
 from actors.watchdog import start_watchdog
 from config import Config
+from domain.chat import ChatMessage, ConnectionState, OutboundText, SendOutcome, Source, parse_detail
 from domain.clock import Clock, SystemClock
 from domain.commands import looks_like_command
+from domain.pacing import Item, Outbox, Pacing
 from domain.parsing import looks_like_order
-from domain.chat import ChatMessage, ConnectionState, OutboundText, SendOutcome, Source, parse_detail
-from gateway.inbox import Inbox
-from gateway.outbox import Item, Outbox, Pacing
 from gateway.transport import Transport, TransportSink
+from storage.inbox import Inbox
 
 log = logging.getLogger("diamondbot.gateway")
 

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from domain.chat import ChatMessage, ConnectionState, GroupInfo, OutboundText, Quote, SendOutcome, Source
-from gateway.sandbox.state import BOT_LID, BOT_PHONE
+from sandbox.state import BOT_LID, BOT_PHONE
 from gateway.sandbox.transport import SandboxTransport, chat_message
 from gateway.transport import TransportError
 from tests import sinks

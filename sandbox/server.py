@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from gateway.sandbox.state import (
+from sandbox.state import (
     BOT_IDS,
     BOT_LID,
     BOT_NAME,
@@ -44,7 +44,7 @@ from gateway.sandbox.state import (
     other_form,
 )
 
-log = logging.getLogger("gateway.sandbox")
+log = logging.getLogger("sandbox")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
