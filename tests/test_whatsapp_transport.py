@@ -23,6 +23,7 @@ from domain.clock import FakeClock
 from domain.chat import ChatMessage, ConnectionState, OutboundText, Quote, Source, parse_detail
 from gateway.transport import TransportError
 from gateway.whatsapp import convert, outbound
+from gateway.whatsapp import transport as whatsapp_transport
 from gateway.whatsapp.pairing import QR_ROUNDS
 from gateway.whatsapp.transport import NeonizeOps, WhatsAppTransport
 from tests.sinks import RecordingSink
@@ -563,6 +564,19 @@ def test_a_scan_at_the_last_moment_is_not_cut_off(make: Callable[..., Made], clo
     connect(transport.client)
     wait_for(lambda: transport.state is ConnectionState.CONNECTED, "connected")
     assert ops.sessions == 1
+
+
+def test_a_login_after_a_last_moment_scan_that_never_completes_connects_again(
+        make: Callable[..., Made], clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(whatsapp_transport, "PAIRED_WAIT", 0.05)
+    transport, sink, ops = make(FakeOps(paired=False))
+    wait_for(lambda: ops.running, "a session")
+    push_qr(transport.client, "2@code")
+    wait_for(lambda: transport.state is ConnectionState.PAIRING and parse_detail(transport.detail)["qr"], "a QR")
+    ops.paired = True  # scanned, but whatsmeow never finishes logging in
+    clock.advance(66)
+    wait_for(lambda: ops.sessions == 2 and ops.running == 2, "a new session")
+    assert ops.ends == 1
 
 
 def test_after_several_unscanned_attempts_pairing_waits_for_re_pair(make: Callable[..., Made],
