@@ -26,7 +26,7 @@ from gateway.whatsapp import convert, outbound
 from gateway.whatsapp import transport as whatsapp_transport
 from gateway.whatsapp.pairing import QR_ROUNDS
 from gateway.whatsapp.transport import NeonizeOps, WhatsAppTransport
-from tests.sinks import RecordingSink
+from tests.sinks import RecordingSink, wait_for
 from tests.test_whatsapp_support import (
     BOT_LID,
     BOT_PHONE,
@@ -47,7 +47,6 @@ from tests.test_whatsapp_support import (
     push,
     push_qr,
     revoke,
-    wait_for,
 )
 
 Made = tuple[WhatsAppTransport, RecordingSink, FakeOps]
@@ -262,7 +261,7 @@ def test_a_delete_reads_as_empty_text_but_is_a_change_not_a_message() -> None:
     assert convert.text_of(deleted.Message) is None
     assert convert.chat_message(deleted, GROUP_NAME, Source.LIVE) is None
     assert convert.change_of(deleted) == convert.MessageChange(
-        "revoke", GROUP, order.Info.ID, RAHIM_LID, "", deleted.Info.Timestamp / 1000)
+        convert.ChangeKind.REVOKE, GROUP, order.Info.ID, RAHIM_LID, "", deleted.Info.Timestamp / 1000)
     assert convert.change_of(order) is None
     # An edit attribute alone (no protocol message) is enough to keep a message off the order path.
     flagged = group_message(".10", edit="1")

@@ -384,7 +384,7 @@ class WhatsAppTransport(Transport):
         `revokes` set (the GroupActor decides what it does to an order), or only logged when it
         does not say which message it changes or the sink does not read `edits`/`revokes`."""
         item = convert.change_message(message, change, self._group_name(change.group_id), source)
-        what = f"WhatsApp {change.kind} of message {change.message_id or '?'} in {change.group_id} by {change.by}"
+        what = f"WhatsApp {change.kind.value} of message {change.message_id or '?'} in {change.group_id} by {change.by}"
         if item is None:
             log.info("%s ignored: it names no message, or its new content is not text", what)
         elif not convert.accepts_changes(self._sink):
