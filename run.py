@@ -72,7 +72,7 @@ class Bot:
             log.warning("stopped %d actor processes left by a previous run that died", stopped)
 
     def check_ports(self) -> None:
-        from gateway.sandbox.launcher import host_port, listening
+        from sandbox.launcher import host_port, listening
 
         cfg = self.config
         if listening("127.0.0.1", cfg.actors.admin_port):
@@ -88,7 +88,7 @@ class Bot:
                                  "the actor system; give it its own.")
 
     def start_sandbox(self) -> None:
-        from gateway.sandbox.launcher import host_port, listening, start_sandbox
+        from sandbox.launcher import host_port, listening, start_sandbox
 
         cfg = self.config
         if cfg.gateway.kind != "sandbox" or not cfg.sandbox.autostart:
@@ -220,7 +220,7 @@ class Bot:
             await asyncio.get_running_loop().run_in_executor(None, self._stop_actors, deadline)
             self.asys = None
         if self.sandbox is not None:
-            from gateway.sandbox.launcher import stop_process
+            from sandbox.launcher import stop_process
 
             stop_process(self.sandbox, timeout=max(deadline - time.monotonic(), 0.5))
             self.sandbox = None

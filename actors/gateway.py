@@ -1,4 +1,5 @@
-"""GatewayActor: owns the chat transport, the durable inbox and the paced outbound queue.
+"""GatewayActor: owns the chat transport, the durable inbox (storage.inbox) and the paced
+outbound queue (domain.pacing).
 
 Transports run on their own threads. They hand events over through a thread-safe queue and
 one `Wake` message per batch (a thread may send to its own actor; everything else happens on
@@ -40,17 +41,16 @@ from actors.messages import (
 )
 from actors.watchdog import start_watchdog
 from config import Config
+from domain.chat import ChatMessage, ConnectionState, OutboundText, SendOutcome, Source, parse_detail
 from domain.clock import Clock, SystemClock
 from domain.commands import looks_like_command
+from domain.pacing import Item, Outbox, Pacing
 from domain.parsing import looks_like_order
-from domain.chat import ChatMessage, ConnectionState, OutboundText, SendOutcome, Source, parse_detail
-from gateway.inbox import Inbox
-from gateway.outbox import Item, Outbox, Pacing
 from gateway.transport import Transport, TransportSink
+from storage.inbox import Inbox
 
 log = logging.getLogger("diamondbot.gateway")
 
-PUMP, POLL, DRAINED = "pump", "poll", "drained"
 DRAIN_WAIT = 1.0  # s a stop waits for the results of sends already handed to the transport
 POLL_INTERVAL = 0.5
 MAX_PAUSE = 3600.0
@@ -59,6 +59,45 @@ MAX_PAUSE = 3600.0
 @dataclass(frozen=True)
 class Wake:
     """A transport thread queued events."""
+
+
+# Timer payloads (Thespian hands any object back in WakeupMessage.payload).
+
+
+@dataclass(frozen=True)
+class Poll:
+    """The slow poll: drain what the wake may have missed, report the status, re-arm."""
+
+
+@dataclass(frozen=True)
+class Pump:
+    """The outbox's next send may be due."""
+
+
+@dataclass(frozen=True)
+class DrainWaitOver:
+    """A stop has waited long enough for the outcomes of sends in flight."""
+
+
+# What transport threads queue for the actor's thread (`SendOutcome` goes on as it is).
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """Inbound messages, recorded in the inbox (or replayable history)."""
+
+    items: tuple[InboundItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """The transport's connection state changed."""
+
+    state: ConnectionState
+    detail: str
+
+
+TransportEvent = Received | SendOutcome | StateChange
 
 
 def relevant(message: ChatMessage) -> bool:
@@ -100,7 +139,7 @@ class _Sink(TransportSink):
 
     def __init__(self, actor: GatewayActor) -> None:
         self.actor = actor
-        self.events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self.events: queue.SimpleQueue[TransportEvent] = queue.SimpleQueue()
         self._wake_lock = threading.Lock()
         self._wake_pending = False
 
@@ -112,19 +151,20 @@ class _Sink(TransportSink):
         if all(m.source is Source.HISTORY for m in keep) and transport is not None and transport.history_replayable:
             # History the server keeps and sends again at the next start: recording it too
             # would only grow the inbox.
-            items = [InboundItem(m) for m in keep]
+            items = tuple(InboundItem(m) for m in keep)
         else:
             seqs = self.actor.inbox.record(keep)
-            items = [InboundItem(m, s) for m, s in zip(keep, seqs)]
-        self.events.put(("in", items))
-        self.wake()
+            items = tuple(InboundItem(m, s) for m, s in zip(keep, seqs))
+        self.put(Received(items))
 
     def send_finished(self, outcome: SendOutcome) -> None:
-        self.events.put(("sent", outcome))
-        self.wake()
+        self.put(outcome)
 
     def state_changed(self, state: ConnectionState, detail: str = "") -> None:
-        self.events.put(("state", (state, detail)))
+        self.put(StateChange(state, detail))
+
+    def put(self, event: TransportEvent) -> None:
+        self.events.put(event)
         self.wake()
 
     def wake(self) -> None:
@@ -191,7 +231,7 @@ class GatewayActor(BotActor):
         if pending:
             self.send(self.supervisor, InboundBatch(tuple(InboundItem(m, s) for s, m in pending)))
         self.transport.start(self.sink)
-        self.wakeupAfter(timedelta(seconds=POLL_INTERVAL), payload=POLL)
+        self.wakeupAfter(timedelta(seconds=POLL_INTERVAL), payload=Poll())
         self.send(sender, QueryResult(msg.request_id, 200, {"kind": self.transport.kind, "pid": os.getpid()}))
 
     def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender: Any) -> None:
@@ -205,15 +245,16 @@ class GatewayActor(BotActor):
         self.drain()
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
-        if msg.payload == POLL:
-            self.drain()
-            self.report_status()  # the queue and the hourly count move without a state change
-            self.wakeupAfter(timedelta(seconds=POLL_INTERVAL), payload=POLL)
-        elif msg.payload == PUMP:
-            self.pump_at = None
-            self.pump()
-        elif msg.payload == DRAINED:
-            self.answer_stop()
+        match msg.payload:
+            case Poll():
+                self.drain()
+                self.report_status()  # the queue and the hourly count move without a state change
+                self.wakeupAfter(timedelta(seconds=POLL_INTERVAL), payload=Poll())
+            case Pump():
+                self.pump_at = None
+                self.pump()
+            case DrainWaitOver():
+                self.answer_stop()
 
     def receiveMsg_StopSystem(self, msg: StopSystem, sender: Any) -> None:
         """The system stops: send nothing new (what stays queued is sent again after the
@@ -221,7 +262,7 @@ class GatewayActor(BotActor):
         reach their groups while the database is still open."""
         self.sending_stopped = True
         self.stop_requester = sender
-        self.wakeupAfter(timedelta(seconds=DRAIN_WAIT), payload=DRAINED)
+        self.wakeupAfter(timedelta(seconds=DRAIN_WAIT), payload=DrainWaitOver())
         self.drain()
 
     def answer_stop(self) -> None:
@@ -238,15 +279,16 @@ class GatewayActor(BotActor):
         inbound: list[InboundItem] = []
         while True:
             try:
-                kind, payload = self.sink.events.get_nowait()
+                event = self.sink.events.get_nowait()
             except queue.Empty:
                 break
-            if kind == "in":
-                inbound.extend(payload)
-            elif kind == "sent":
-                self.finished(payload)
-            elif kind == "state":
-                self.state_changed(*payload)
+            match event:
+                case Received(items):
+                    inbound.extend(items)
+                case SendOutcome():
+                    self.finished(event)
+                case StateChange(state, detail):
+                    self.state_changed(state, detail)
         self.route(inbound)
         self.pump()
         self.flush_results()
@@ -347,7 +389,7 @@ class GatewayActor(BotActor):
         due = self.outbox.due_at(now)
         if due is not None and (self.pump_at is None or due < self.pump_at):
             self.pump_at = due
-            self.wakeupAfter(timedelta(seconds=max(due - now, 0.001)), payload=PUMP)
+            self.wakeupAfter(timedelta(seconds=max(due - now, 0.001)), payload=Pump())
 
     def finished(self, outcome: SendOutcome) -> None:
         item = self.in_flight.pop(outcome.request_id, None)

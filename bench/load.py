@@ -19,6 +19,13 @@ from domain.chat import ChatMessage, ConnectionState, GroupInfo, OutboundText, S
 from gateway.transport import Transport, TransportSink
 
 
+def order_message(group: int, sender: str, text: str, now: float) -> ChatMessage:
+    """An order message from a reseller in load group number `group`."""
+    return ChatMessage(group_id=f"1203639{group:011d}@g.us", group_name=f"Load {group}",
+                       message_id=f"3EB0{uuid.uuid4().hex[:18].upper()}", sender=sender, sender_alt="",
+                       sender_name="Load", text=text, timestamp=now)
+
+
 class LoadTransport(Transport):
     kind = "load"
 
@@ -57,20 +64,20 @@ class LoadTransport(Transport):
         sink.state_changed(ConnectionState.CONNECTED)
         threading.Thread(target=self._post, name="load", daemon=True).start()
 
-    def _post(self) -> None:
+    def _offer(self, messages: list[ChatMessage], now: float) -> None:
+        """Hand messages to the sink (it returns once the inbox fsynced them), timing each."""
         assert self._sink is not None
-        group_ids = [f"1203639{i:011d}@g.us" for i in range(self.groups)]
+        with self._lock:
+            for m in messages:
+                self._posted_at[m.message_id] = now
+        self._sink.messages_received(messages)
+
+    def _post(self) -> None:
         # Warm up: one order per group, so every group actor exists before the clock runs
         # (the bar is throughput with 100 groups, not how fast new groups are met).
         self._warming = True
         now = time.time()
-        warm = [ChatMessage(group_id=g, group_name=f"Load {i}", message_id=f"3EB0{uuid.uuid4().hex[:18].upper()}",
-                            sender="8801700000000@lid", sender_alt="", sender_name="Load", text=".1", timestamp=now)
-                for i, g in enumerate(group_ids)]
-        with self._lock:
-            for m in warm:
-                self._posted_at[m.message_id] = now
-        self._sink.messages_received(warm)
+        self._offer([order_message(g, "8801700000000@lid", ".1", now) for g in range(self.groups)], now)
         deadline = time.monotonic() + 120
         while self._receipts < self.groups and time.monotonic() < deadline and not self._stop.is_set():
             time.sleep(0.05)
@@ -83,16 +90,8 @@ class LoadTransport(Transport):
         while sent < self.count and not self._stop.is_set():
             n = min(self.batch, self.count - sent)
             now = time.time()
-            msgs = [ChatMessage(group_id=group_ids[(sent + i) % self.groups],
-                                group_name=f"Load {(sent + i) % self.groups}",
-                                message_id=f"3EB0{uuid.uuid4().hex[:18].upper()}",
-                                sender=f"{880170000000 + (sent + i) % 997}@lid", sender_alt="",
-                                sender_name="Load", text=f".{1 + (sent + i) % 500}", timestamp=now)
-                    for i in range(n)]
-            with self._lock:
-                for m in msgs:
-                    self._posted_at[m.message_id] = now
-            self._sink.messages_received(msgs)  # returns once the inbox fsynced them
+            self._offer([order_message(k % self.groups, f"{880170000000 + k % 997}@lid", f".{1 + k % 500}", now)
+                         for k in range(sent, sent + n)], now)
             sent += n
             if self.rate:
                 delay = self._started + sent / self.rate - time.time()

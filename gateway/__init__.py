@@ -1,1 +1,1 @@
-"""Chat transports behind one interface (WhatsApp, sandbox, fake) and the pieces the gateway actor uses."""
+"""Chat transports behind one interface (transport.py): WhatsApp, the sandbox's client, a fake for tests."""

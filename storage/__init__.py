@@ -1,1 +1,1 @@
-"""Durable files: checksummed append-only journals, atomic snapshots, locks."""
+"""Durable files: checksummed append-only journals, atomic snapshots, locks, the inbox."""

@@ -1,11 +1,26 @@
-"""A TransportSink for transport tests that records what the transport reports, thread-safely."""
+"""For transport tests: a TransportSink that records what the transport reports, thread-safely,
+and a wait for what transport threads do."""
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+import time
+from typing import Any, Callable
 
 from domain.chat import ChatMessage, ConnectionState, SendOutcome, Source
+
+
+WAIT = 10.0
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
+    """Poll until `condition()` is truthy and return it; fail naming `what` after the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := condition():
+            return result
+        time.sleep(0.005)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 class RecordingSink:

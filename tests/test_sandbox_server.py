@@ -18,9 +18,11 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.sandbox.server import CLOSE_DISCONNECTED, CLOSE_REPLACED, SANDBOX_KEY, make_app
-from gateway.sandbox.state import BOT_LID, BOT_NAME, BOT_PHONE, DataFile, encode_line
+from sandbox.launcher import host_port, listening, start_sandbox, stop_process
+from sandbox.server import CLOSE_DISCONNECTED, CLOSE_REPLACED, SANDBOX_KEY, make_app
+from sandbox.state import BOT_LID, BOT_NAME, BOT_PHONE, DataFile, encode_line
 from tests.browser import browser, open_page, screenshot  # noqa: F401  (fixture)
+from tests.e2e import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 GROUP_ID = re.compile(r"120363\d{12}@g\.us")
@@ -29,7 +31,7 @@ RAHIM = {"sender": "76210050711676@lid", "sender_alt": "8801712345678@s.whatsapp
 
 
 class SandboxProcess:
-    """A real `python -m gateway.sandbox`, for restarts, SIGTERM and kill -9."""
+    """A real `python -m sandbox`, for restarts, SIGTERM and kill -9."""
 
     def __init__(self, data_file: Path, log_file: Path) -> None:
         self.data_file = data_file
@@ -42,7 +44,7 @@ class SandboxProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def command(self, *extra: str) -> list[str]:
-        return [sys.executable, "-m", "gateway.sandbox", "--port", str(self.port),
+        return [sys.executable, "-m", "sandbox", "--port", str(self.port),
                 "--data-file", str(self.data_file), *extra]
 
     def start(self) -> None:
@@ -295,7 +297,7 @@ async def test_chat_page_is_served_under_a_strict_csp(client: TestClient) -> Non
             assert resp.status == 200
             source = await resp.text()
             assert "http://" not in source and "https://" not in source, "no CDN: it must work offline"
-    app_js = (REPO / "gateway/sandbox/static/app.js").read_text()
+    app_js = (REPO / "sandbox/static/app.js").read_text()
     assert re.search(r"\.(inner|outer)HTML\s*=|insertAdjacentHTML|document\.write|\beval\(", app_js) is None
 
 
@@ -518,6 +520,45 @@ async def test_a_torn_last_line_is_dropped_and_kept_aside(sandbox_process: Sandb
     assert [m["text"] for m in messages] == [".10", ".30"]
 
 
+def reopen(path: Path) -> DataFile:
+    """Open the data file as a sandbox start does, and close it as a stop does."""
+    data_file = DataFile(path)
+    data_file.open()
+    data_file.close()
+    return data_file
+
+
+@pytest.mark.parametrize("before", [None, b""], ids=["no-file", "empty-file"])
+def test_an_empty_sandbox_restarts_without_a_torn_line(tmp_path: Path, before: bytes | None) -> None:
+    path = tmp_path / "sandbox.json"
+    if before is not None:
+        path.write_bytes(before)
+    for _ in range(3):
+        assert reopen(path).torn_tail is None
+    assert path.read_bytes() == encode_line({"type": "sandbox", "version": 1})
+    assert list(tmp_path.glob("*.torn-*")) == []
+
+
+def test_a_torn_header_is_kept_aside_once(tmp_path: Path) -> None:
+    path = tmp_path / "sandbox.json"
+    header = encode_line({"type": "sandbox", "version": 1})
+    path.write_bytes(header[:-5])  # killed while writing the header of a new file
+    first = reopen(path)
+    assert first.torn_tail is not None and first.torn_tail[0] == len(header) - 5
+    assert [p.read_bytes() for p in tmp_path.glob("sandbox.json.torn-*")] == [header[:-5]]
+    assert reopen(path).torn_tail is None
+    assert path.read_bytes() == header
+    assert len(list(tmp_path.glob("*.torn-*"))) == 1
+
+
+def test_a_sandbox_without_messages_restarts_without_a_warning(sandbox_process: SandboxProcess) -> None:
+    for _ in range(2):
+        sandbox_process.start()
+        assert sandbox_process.stop() == 0
+    assert "torn" not in sandbox_process.log_file.read_text()
+    assert list(sandbox_process.data_file.parent.glob("*.torn-*")) == []
+
+
 @pytest.mark.parametrize(
     "damage",
     [
@@ -547,13 +588,30 @@ def test_a_second_sandbox_on_the_same_file_is_refused(sandbox_process: SandboxPr
     assert result.returncode == 2 and "in use" in result.stderr
 
 
-def test_a_public_host_needs_allow_remote(sandbox_process: SandboxProcess) -> None:
+@pytest.mark.parametrize("module", ["sandbox", "gateway.sandbox"])  # the second is SPEC §8's command
+def test_a_public_host_needs_allow_remote(sandbox_process: SandboxProcess, module: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.sandbox", "--host", "0.0.0.0", "--data-file", str(sandbox_process.data_file)],
+        [sys.executable, "-m", module, "--host", "0.0.0.0", "--data-file", str(sandbox_process.data_file)],
         cwd=REPO, capture_output=True, text=True, timeout=15,
     )
     assert result.returncode == 2 and "--allow-remote" in result.stderr
+    assert result.stderr.startswith(f"usage: python -m {module} ")
     assert not sandbox_process.data_file.exists()
+
+
+def test_the_launcher_starts_the_server_from_anywhere_and_stops_it(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # run.py's autostart: the child runs `python -m sandbox` from the repository, whatever our cwd.
+    monkeypatch.chdir(tmp_path)
+    url = f"http://127.0.0.1:{free_port()}"
+    proc = start_sandbox(url, tmp_path / "data" / "sandbox.json", log_file=tmp_path / "sandbox.log")
+    try:
+        assert listening(*host_port(url))
+        assert (tmp_path / "data" / "sandbox.json").exists()
+    finally:
+        stop_process(proc)
+    assert proc.returncode == 0
+    assert "sandbox listening on" in (tmp_path / "sandbox.log").read_text()
 
 
 def test_sigint_exits_cleanly(sandbox_process: SandboxProcess) -> None:

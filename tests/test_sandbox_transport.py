@@ -15,13 +15,12 @@ import orjson
 import pytest
 
 from domain.chat import ChatMessage, ConnectionState, GroupInfo, OutboundText, Quote, SendOutcome, Source
-from gateway.sandbox.state import BOT_LID, BOT_PHONE
 from gateway.sandbox.transport import SandboxTransport, chat_message
 from gateway.transport import TransportError
+from sandbox.state import BOT_LID, BOT_PHONE
 from tests import sinks
+from tests.sinks import WAIT, wait_for
 from tests.test_sandbox_server import MESSAGE_ID, RAHIM, SandboxProcess
-
-WAIT = 10.0
 
 
 class RecordingSink(sinks.RecordingSink):
@@ -45,15 +44,6 @@ class RecordingSink(sinks.RecordingSink):
         if call in self.raise_on:
             raise RuntimeError("disk full (test)")
         super().messages_received(messages)
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def api(base: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:

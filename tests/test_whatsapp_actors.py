@@ -31,6 +31,7 @@ from domain.clock import FakeClock, from_iso
 from domain.chat import ConnectionState, Quote, Source
 from gateway.whatsapp.transport import WhatsAppTransport
 from tests.harness import ChatBot, actor_config
+from tests.sinks import wait_for
 from tests.test_whatsapp_support import (
     BOT_LID,
     BOT_PHONE,
@@ -50,7 +51,6 @@ from tests.test_whatsapp_support import (
     no_threads_left,  # noqa: F401  (autouse fixture)
     push,
     revoke,
-    wait_for,
 )
 
 T = timedelta(seconds=5)

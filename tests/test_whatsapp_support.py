@@ -29,6 +29,7 @@ from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E
 
 from domain.chat import GroupInfo
 from gateway.whatsapp.transport import NeonizeOps
+from tests.sinks import wait_for
 
 FIXTURES = Path(__file__).parent / "fixtures" / "whatsapp"
 GROUP = "120363000000000001@g.us"
@@ -36,7 +37,6 @@ GROUP_NAME = "Rahim Store"
 RAHIM_LID, RAHIM_PHONE = "76210050711676@lid", "8801712345678@s.whatsapp.net"
 KARIM_LID, KARIM_PHONE = "76210050711677@lid", "8801712345679@s.whatsapp.net"
 BOT_PHONE, BOT_LID = "8801900000001@s.whatsapp.net", "100000000000001@lid"
-WAIT = 5.0
 _ids = itertools.count(1)
 
 
@@ -141,15 +141,6 @@ def connect(client: Any) -> None:
 def groups_cached(transport: Any, ops: "FakeOps") -> bool:
     """Whether the transport fetched the group list and cached its names (after Connected)."""
     return ops.group_calls > 0 and len(transport.list_groups()) >= sum(1 for n in ops.groups.values() if n)
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(0.005)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(autouse=True)

@@ -23,9 +23,10 @@ from domain.clock import FakeClock
 from domain.chat import ChatMessage, ConnectionState, OutboundText, Quote, Source, parse_detail
 from gateway.transport import TransportError
 from gateway.whatsapp import convert, outbound
+from gateway.whatsapp import transport as whatsapp_transport
 from gateway.whatsapp.pairing import QR_ROUNDS
 from gateway.whatsapp.transport import NeonizeOps, WhatsAppTransport
-from tests.sinks import RecordingSink
+from tests.sinks import RecordingSink, wait_for
 from tests.test_whatsapp_support import (
     BOT_LID,
     BOT_PHONE,
@@ -46,7 +47,6 @@ from tests.test_whatsapp_support import (
     push,
     push_qr,
     revoke,
-    wait_for,
 )
 
 Made = tuple[WhatsAppTransport, RecordingSink, FakeOps]
@@ -261,7 +261,7 @@ def test_a_delete_reads_as_empty_text_but_is_a_change_not_a_message() -> None:
     assert convert.text_of(deleted.Message) is None
     assert convert.chat_message(deleted, GROUP_NAME, Source.LIVE) is None
     assert convert.change_of(deleted) == convert.MessageChange(
-        "revoke", GROUP, order.Info.ID, RAHIM_LID, "", deleted.Info.Timestamp / 1000)
+        convert.ChangeKind.REVOKE, GROUP, order.Info.ID, RAHIM_LID, "", deleted.Info.Timestamp / 1000)
     assert convert.change_of(order) is None
     # An edit attribute alone (no protocol message) is enough to keep a message off the order path.
     flagged = group_message(".10", edit="1")
@@ -563,6 +563,19 @@ def test_a_scan_at_the_last_moment_is_not_cut_off(make: Callable[..., Made], clo
     connect(transport.client)
     wait_for(lambda: transport.state is ConnectionState.CONNECTED, "connected")
     assert ops.sessions == 1
+
+
+def test_a_login_after_a_last_moment_scan_that_never_completes_connects_again(
+        make: Callable[..., Made], clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(whatsapp_transport, "PAIRED_WAIT", 0.05)
+    transport, sink, ops = make(FakeOps(paired=False))
+    wait_for(lambda: ops.running, "a session")
+    push_qr(transport.client, "2@code")
+    wait_for(lambda: transport.state is ConnectionState.PAIRING and parse_detail(transport.detail)["qr"], "a QR")
+    ops.paired = True  # scanned, but whatsmeow never finishes logging in
+    clock.advance(66)
+    wait_for(lambda: ops.sessions == 2 and ops.running == 2, "a new session")
+    assert ops.ends == 1
 
 
 def test_after_several_unscanned_attempts_pairing_waits_for_re_pair(make: Callable[..., Made],

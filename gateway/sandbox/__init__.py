@@ -1,1 +1,1 @@
-"""The sandbox: a local WhatsApp-like chat server (`python -m gateway.sandbox`) and the transport to it."""
+"""The transport to the sandbox chat server (the server itself is the top-level `sandbox` package)."""

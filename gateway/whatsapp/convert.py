@@ -10,6 +10,7 @@ as one of type REVOKE, whose own text reads as empty.
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
@@ -20,8 +21,17 @@ from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
 from domain.chat import ChatMessage, GroupInfo, Source
 
 GROUP_SERVER = "g.us"
+
+
+class ChangeKind(enum.Enum):
+    """What a message does to an earlier one."""
+
+    EDIT = "edit"
+    REVOKE = "revoke"  # "delete for everyone"
+
+
 # whatsmeow's MessageInfo.Edit ("edit attribute") values.
-EDIT_ATTRIBUTES = {"1": "edit", "3": "edit", "7": "revoke", "8": "revoke"}
+EDIT_ATTRIBUTES = {"1": ChangeKind.EDIT, "3": ChangeKind.EDIT, "7": ChangeKind.REVOKE, "8": ChangeKind.REVOKE}
 _JID_TEXT = re.compile(r"^(?P<user>[^@:.]*)(?:\.\d+)?(?::\d+)?@(?P<server>[^@]+)$")
 # Messages whose content is another message: unwrapped before reading the text (history sync
 # delivers them wrapped; live messages come unwrapped from whatsmeow already).
@@ -34,7 +44,7 @@ class MessageChange:
     """An edit or delete of an earlier group message. Never a new message: it reaches the bot
     only as a ChatMessage with `edits` or `revokes` set (see change_message)."""
 
-    kind: str  # "edit" or "revoke"
+    kind: ChangeKind
     group_id: str
     message_id: str  # the message edited or deleted ("" when WhatsApp did not say)
     by: str  # who edited or deleted it
@@ -115,19 +125,19 @@ def change_of(ev: neonize_proto.Message) -> MessageChange | None:
     info = ev.Info
     inner = unwrap(ev.Message)
     protocol = inner.protocolMessage if inner.HasField("protocolMessage") else None
-    kind = EDIT_ATTRIBUTES.get(info.Edit, "")
+    kind = EDIT_ATTRIBUTES.get(info.Edit)
     if protocol is not None:
         if protocol.type == wa.ProtocolMessage.REVOKE:
-            kind = "revoke"
+            kind = ChangeKind.REVOKE
         elif protocol.type == wa.ProtocolMessage.MESSAGE_EDIT:
-            kind = "edit"
+            kind = ChangeKind.EDIT
     if ev.IsEdit or inner.HasField("editedMessage"):
-        kind = kind or "edit"
-    if not kind:
+        kind = kind or ChangeKind.EDIT
+    if kind is None:
         return None
     target = protocol.key.ID if protocol is not None else ""
     new_text = ""
-    if kind == "edit" and protocol is not None and protocol.HasField("editedMessage"):
+    if kind is ChangeKind.EDIT and protocol is not None and protocol.HasField("editedMessage"):
         new_text = text_of(unwrap(protocol.editedMessage)) or ""
     source = info.MessageSource
     return MessageChange(kind=kind, group_id=jid_text(source.Chat), message_id=target,
@@ -163,62 +173,40 @@ def change_message(ev: neonize_proto.Message, change: MessageChange, group_name:
     None for a chat that is not a group, for a change that does not say which message it changes,
     and for an edit whose new content is not text (a caption): with neither `edits` nor `revokes`
     set, its text would read as a new message."""
-    info = ev.Info
-    src = info.MessageSource
-    chat = jid_text(src.Chat)
-    if not src.IsGroup or not is_group(chat) or not info.ID or not change.message_id:
+    edit = change.kind is ChangeKind.EDIT
+    if not change.message_id or (edit and not change.new_text):
         return None
-    if change.kind == "edit" and not change.new_text:
-        return None
-    senders = _senders(src)
-    if senders is None:
-        return None
-    edit = change.kind == "edit"
-    return ChatMessage(
-        group_id=chat,
-        group_name=group_name,
-        message_id=info.ID,
-        sender=senders[0],
-        sender_alt=senders[1],
-        sender_name=info.Pushname,
-        text=change.new_text if edit else "",
-        timestamp=change.timestamp,
-        from_me=src.IsFromMe,
-        source=source,
-        edits=change.message_id if edit else "",
-        revokes="" if edit else change.message_id,
-    )
+    return _group_message(ev, group_name, source, text=change.new_text if edit else "", timestamp=change.timestamp,
+                          edits=change.message_id if edit else "", revokes="" if edit else change.message_id)
 
 
 def chat_message(ev: neonize_proto.Message, group_name: str, source: Source) -> ChatMessage | None:
     """A group text message as a ChatMessage; None for a chat that is not a group, a message that
     is not text, or an edit or delete (see change_of)."""
+    if change_of(ev) is not None:
+        return None
+    content = unwrap(ev.Message)
+    text = text_of(content)
+    if text is None:
+        return None
+    return _group_message(ev, group_name, source, text=text, timestamp=to_seconds(ev.Info.Timestamp),
+                          quoted_id=quoted_id_of(content))
+
+
+def _group_message(ev: neonize_proto.Message, group_name: str, source: Source, **content: Any) -> ChatMessage | None:
+    """A message event as a ChatMessage with `content` (text, time, quote or change): None for a
+    chat that is not a group, a message without id, or one that names no sender and is not ours."""
     info = ev.Info
     src = info.MessageSource
     chat = jid_text(src.Chat)
     if not src.IsGroup or not is_group(chat) or not info.ID:
         return None
-    if change_of(ev) is not None:
-        return None
-    text = text_of(unwrap(ev.Message))
-    if text is None:
-        return None
     senders = _senders(src)
     if senders is None:
         return None
-    return ChatMessage(
-        group_id=chat,
-        group_name=group_name,
-        message_id=info.ID,
-        sender=senders[0],
-        sender_alt=senders[1],
-        sender_name=info.Pushname,
-        text=text,
-        timestamp=to_seconds(info.Timestamp),
-        from_me=src.IsFromMe,
-        source=source,
-        quoted_id=quoted_id_of(unwrap(ev.Message)),
-    )
+    return ChatMessage(group_id=chat, group_name=group_name, message_id=info.ID, sender=senders[0],
+                       sender_alt=senders[1], sender_name=info.Pushname, from_me=src.IsFromMe, source=source,
+                       **content)
 
 
 # -- history sync ------------------------------------------------------------------------------

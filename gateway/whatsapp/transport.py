@@ -36,6 +36,25 @@ from typing import Any, Callable, Sequence, TextIO
 from domain.chat import ChatMessage, ConnectionState, GroupInfo, OutboundText, SendOutcome, Source, state_detail
 from gateway.transport import Transport, TransportError, TransportSink
 from gateway.whatsapp import convert, outbound
+from gateway.whatsapp.control import (
+    After,
+    Banned,
+    Command,
+    ConnectFailure,
+    Connected,
+    Disconnected,
+    LoggedOut,
+    Outdated,
+    Paired,
+    QrCode,
+    Replaced,
+    Repair,
+    SessionEnded,
+    SinkFailed,
+    Stop,
+    Timer,
+    TimerDue,
+)
 from gateway.whatsapp.pairing import QR_FIRST, QR_NEXT, Pairing, print_pair_code, print_qr
 
 log = logging.getLogger(__name__)
@@ -177,7 +196,7 @@ class WhatsAppTransport(Transport):
         self._names: dict[str, str] = {}
         self._live = False  # a session set up neonize's client table (under _call_lock)
         self._offline_sync = False  # between OfflineSyncPreview and OfflineSyncCompleted (event thread)
-        self._control: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._control: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self._sends: queue.SimpleQueue[OutboundText | None] = queue.SimpleQueue()
         self._groups_wanted = threading.Event()
         self._groups_asked_at = float("-inf")
@@ -189,11 +208,11 @@ class WhatsAppTransport(Transport):
         self._session: tuple[int, threading.Thread] | None = None
         self._sessions = 0
         self._session_connected = False
-        self._ending: str | None = None  # what to do once the session has ended
+        self._ending: After | None = None  # what to do once the session has ended
         self._end_tries = 0
-        # name -> (on self.clock?, when): code and ban expiries are times on the clock (epoch
+        # timer -> (on self.clock?, when): code and ban expiries are times on the clock (epoch
         # seconds, as the panel shows them); retries and waits are durations (time.monotonic).
-        self._timers: dict[str, tuple[bool, float]] = {}
+        self._timers: dict[Timer, tuple[bool, float]] = {}
         self._ban_until = 0.0
         self._paired: bool | None = None  # the session database holds a device (None: unknown)
 
@@ -236,7 +255,7 @@ class WhatsAppTransport(Transport):
                 self._stopped = True
                 return
             self._stopped = True
-        self._control.put(("stop",))
+        self._control.put(Stop())
         self._sends.put(None)
         self._groups_wanted.set()
         deadline = time.monotonic() + STOP_JOIN
@@ -270,7 +289,7 @@ class WhatsAppTransport(Transport):
         """Forget this number's session and pair again (the panel's re-pair button). Returns at once."""
         if not self._started or self._stopped:
             raise TransportError("the WhatsApp transport is not running", retryable=False)
-        self._control.put(("repair",))
+        self._control.put(Repair())
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -297,7 +316,7 @@ class WhatsAppTransport(Transport):
                         # whatsmeow acknowledged them already: the log is what is left of them.
                         log.critical("LOST %d WhatsApp messages the bot could not record: %r", len(batch), batch)
                         # Stop taking more: what WhatsApp has not delivered yet waits on its server.
-                        self._event("sink_failed", f"{type(e).__name__}: {e}")
+                        self._event(SinkFailed(f"{type(e).__name__}: {e}"))
                         break
                     log.exception("recording %d WhatsApp messages failed; trying again in %.1f s", len(batch), delay)
                     time.sleep(delay)
@@ -313,13 +332,13 @@ class WhatsAppTransport(Transport):
             ev.HistorySyncEv: self._on_history,
             ev.OfflineSyncPreviewEv: self._on_offline_preview,
             ev.OfflineSyncCompletedEv: self._on_offline_completed,
-            ev.ConnectedEv: lambda c, e: self._event("connected"),
+            ev.ConnectedEv: lambda c, e: self._event(Connected()),
             ev.DisconnectedEv: self._on_disconnected,
             ev.PairStatusEv: self._on_pair_status,
             ev.LoggedOutEv: self._on_logged_out,
-            ev.StreamReplacedEv: lambda c, e: self._event("replaced"),
+            ev.StreamReplacedEv: lambda c, e: self._event(Replaced()),
             ev.TemporaryBanEv: self._on_ban,
-            ev.ClientOutdatedEv: lambda c, e: self._event("outdated"),
+            ev.ClientOutdatedEv: lambda c, e: self._event(Outdated()),
             ev.ConnectFailureEv: self._on_connect_failure,
             ev.JoinedGroupEv: self._on_group_event,
             ev.GroupInfoEv: self._on_group_event,
@@ -329,7 +348,7 @@ class WhatsAppTransport(Transport):
             client.event(event_type)(_guarded(handler))
         client.qr(_guarded(self._on_qr))
 
-    def _event(self, *command: Any) -> None:
+    def _event(self, command: Command) -> None:
         self._control.put(command)
 
     def _on_undecryptable(self, client: Any, event: Any) -> None:
@@ -343,7 +362,7 @@ class WhatsAppTransport(Transport):
 
     def _on_qr(self, client: Any, data: bytes) -> None:
         payload = data.decode("utf-8", "replace") if isinstance(data, (bytes, bytearray)) else str(data)
-        self._event("qr", payload)
+        self._event(QrCode(payload))
 
     def _on_message(self, client: Any, message: Any) -> None:
         chat = convert.jid_text(message.Info.MessageSource.Chat)
@@ -365,7 +384,7 @@ class WhatsAppTransport(Transport):
         `revokes` set (the GroupActor decides what it does to an order), or only logged when it
         does not say which message it changes or the sink does not read `edits`/`revokes`."""
         item = convert.change_message(message, change, self._group_name(change.group_id), source)
-        what = f"WhatsApp {change.kind} of message {change.message_id or '?'} in {change.group_id} by {change.by}"
+        what = f"WhatsApp {change.kind.value} of message {change.message_id or '?'} in {change.group_id} by {change.by}"
         if item is None:
             log.info("%s ignored: it names no message, or its new content is not text", what)
         elif not convert.accepts_changes(self._sink):
@@ -397,27 +416,27 @@ class WhatsAppTransport(Transport):
 
     def _on_disconnected(self, client: Any, event: Any) -> None:
         self._offline_sync = False
-        self._event("disconnected")
+        self._event(Disconnected())
 
     def _on_pair_status(self, client: Any, status: Any) -> None:
         from neonize.proto.Neonize_pb2 import PairStatus
 
-        self._event("paired", status.Status == PairStatus.SUCCESS, status.Error)
+        self._event(Paired(status.Status == PairStatus.SUCCESS, status.Error))
 
     def _on_logged_out(self, client: Any, event: Any) -> None:
         from neonize.proto.Neonize_pb2 import ConnectFailureReason
 
-        self._event("logged_out", _enum_name(ConnectFailureReason, event.Reason))
+        self._event(LoggedOut(_enum_name(ConnectFailureReason, event.Reason)))
 
     def _on_ban(self, client: Any, ban: Any) -> None:
         from neonize.proto.Neonize_pb2 import TemporaryBan
 
-        self._event("banned", float(ban.Expire), _enum_name(TemporaryBan.TempBanReason, ban.Code))
+        self._event(Banned(float(ban.Expire), _enum_name(TemporaryBan.TempBanReason, ban.Code)))
 
     def _on_connect_failure(self, client: Any, failure: Any) -> None:
         from neonize.proto.Neonize_pb2 import ConnectFailureReason
 
-        self._event("connect_failure", _enum_name(ConnectFailureReason, failure.Reason), failure.Message)
+        self._event(ConnectFailure(_enum_name(ConnectFailureReason, failure.Reason), failure.Message))
 
     def _on_group_event(self, client: Any, event: Any) -> None:
         """Joined a group or a group changed: the event carries the new name when there is one."""
@@ -507,49 +526,86 @@ class WhatsAppTransport(Transport):
     def _supervise(self) -> None:
         try:
             self._start_session()
-            while True:
-                command = self._next_command()
-                if command[0] == "stop":
-                    break
+            while not isinstance(command := self._next_command(), Stop):
                 try:
-                    getattr(self, "_cmd_" + command[0])(*command[1:])
+                    self._handle(command)
                 except Exception:
-                    log.exception("WhatsApp supervisor: handling %r failed", command[0])
+                    log.exception("WhatsApp supervisor: handling %r failed", command)
         except Exception:
             log.exception("the WhatsApp supervisor died")
         finally:
             self._shut_session()
 
-    def _next_command(self) -> tuple[Any, ...]:
-        """The next command, or ("timer", name) when a timer is due."""
+    def _handle(self, command: Command) -> None:
+        """Run one command on the supervisor thread."""
+        match command:
+            case QrCode(payload):
+                self._cmd_qr(payload)
+            case Paired(ok, error):
+                self._cmd_paired(ok, error)
+            case Connected():
+                self._cmd_connected()
+            case Disconnected():
+                self._cmd_disconnected()
+            case ConnectFailure(reason, message):
+                self._cmd_connect_failure(reason, message)
+            case SinkFailed(error):
+                self._cmd_sink_failed(error)
+            case LoggedOut(reason):
+                self._cmd_logged_out(reason)
+            case Banned(expire, reason):
+                self._cmd_banned(expire, reason)
+            case Replaced():
+                self._cmd_replaced()
+            case Outdated():
+                self._cmd_outdated()
+            case Repair():
+                self._cmd_repair()
+            case SessionEnded(number, error):
+                self._cmd_session_ended(number, error)
+            case TimerDue(Timer.END_WAIT):
+                self._timer_end_wait()
+            case TimerDue(Timer.RETRY):
+                self._timer_retry()
+            case TimerDue(Timer.BAN):
+                self._timer_ban()
+            case TimerDue(Timer.QR):
+                self._timer_qr()
+            case TimerDue(Timer.QR_LOGIN):
+                self._timer_qr_login()
+            case _:
+                raise TypeError(f"not a supervisor command: {command!r}")
+
+    def _next_command(self) -> Command:
+        """The next command, or TimerDue when a timer is due."""
         while True:
             now, mono = self.clock(), time.monotonic()
             left = {name: at - (now if on_clock else mono) for name, (on_clock, at) in self._timers.items()}
             due = min(left, key=left.__getitem__, default=None)
             if due is not None and left[due] <= 0:
                 del self._timers[due]
-                return ("timer", due)
+                return TimerDue(due)
             wait = TICK if due is None else min(TICK, left[due])
             try:
                 return self._control.get(timeout=wait)
             except queue.Empty:
                 continue
 
-    def _at(self, name: str, when: float) -> None:
-        """Run timer `name` at `when` on self.clock."""
-        self._timers[name] = (True, when)
+    def _at(self, timer: Timer, when: float) -> None:
+        """Run `timer` at `when` on self.clock."""
+        self._timers[timer] = (True, when)
 
-    def _in(self, name: str, seconds: float) -> None:
-        """Run timer `name` after `seconds` of real time."""
-        self._timers[name] = (False, time.monotonic() + seconds)
+    def _in(self, timer: Timer, seconds: float) -> None:
+        """Run `timer` after `seconds` of real time."""
+        self._timers[timer] = (False, time.monotonic() + seconds)
 
-    def _cancel(self, *names: str) -> None:
-        for name in names:
-            self._timers.pop(name, None)
+    def _cancel(self, *timers: Timer) -> None:
+        for timer in timers:
+            self._timers.pop(timer, None)
 
     def _start_session(self) -> None:
         """Connect (a new session thread), showing what the operator should expect."""
-        self._cancel("retry", "ban", "qr", "qr_login")
+        self._cancel(Timer.RETRY, Timer.BAN, Timer.QR, Timer.QR_LOGIN)
         self._pairing.new_round()
         self._session_connected = False
         if self._paired is None:
@@ -573,9 +629,9 @@ class WhatsAppTransport(Transport):
         except Exception as e:  # the first connection failed: the supervisor backs off
             error = e
         finally:
-            self._control.put(("session_ended", number, error))
+            self._control.put(SessionEnded(number, error))
 
-    def _end_session(self, then: str) -> None:
+    def _end_session(self, then: After) -> None:
         """End the running session, then do `then` (see _after); at once if none runs."""
         with self._call_lock:
             self._live = False
@@ -585,7 +641,7 @@ class WhatsAppTransport(Transport):
         self._ending = then
         self._end_tries = 0
         self._stop_client()
-        self._in("end_wait", self.end_poll)
+        self._in(Timer.END_WAIT, self.end_poll)
 
     def _stop_client(self) -> None:
         try:
@@ -593,9 +649,6 @@ class WhatsAppTransport(Transport):
                 self.ops.end(self._client)
         except Exception as e:
             log.warning("stopping the WhatsApp session: %s", e)
-
-    def _cmd_timer(self, name: str) -> None:
-        getattr(self, "_timer_" + name)()
 
     def _timer_end_wait(self) -> None:
         if self._session is None:
@@ -605,7 +658,7 @@ class WhatsAppTransport(Transport):
             # stop() before neonize set the session up does nothing: ask again.
             self._end_tries += 1
             self._stop_client()
-            self._in("end_wait", self.end_poll)
+            self._in(Timer.END_WAIT, self.end_poll)
             return
         if thread.is_alive():
             log.warning("WhatsApp session %d does not end; leaving it behind", number)
@@ -616,7 +669,7 @@ class WhatsAppTransport(Transport):
         if self._session is None or self._session[0] != number:
             return
         self._session = None
-        self._cancel("end_wait")
+        self._cancel(Timer.END_WAIT)
         with self._call_lock:
             self._live = False
         then, self._ending = self._ending, None
@@ -633,24 +686,27 @@ class WhatsAppTransport(Transport):
         log.warning("%s; trying again in %.0f s", reason, delay)
         self._report(ConnectionState.RECONNECTING,
                      f"{reason} (attempt {self._backoff.failures}); next try in {delay:.0f} s")
-        self._in("retry", delay)
+        self._in(Timer.RETRY, delay)
 
-    def _after(self, then: str) -> None:
+    def _after(self, then: After) -> None:
         """What follows the end of a session."""
-        if self._stopped or then == "idle":
+        if self._stopped:
             return
-        if then == "ban":
-            self._at("ban", self._ban_until + BAN_MARGIN)
-        elif then == "relink":
-            # whatsmeow deletes a logged-out device itself; what is left would only log out again.
-            if self.ops.has_session(self.session_db):
-                self.ops.discard_session(self.session_db)
-            self._paired = False
-            self._start_session()
-        elif then == "retry":
-            self._in("retry", self._retry_in)
-        else:  # "restart"
-            self._start_session()
+        match then:
+            case After.IDLE:
+                pass
+            case After.BAN:
+                self._at(Timer.BAN, self._ban_until + BAN_MARGIN)
+            case After.RELINK:
+                # whatsmeow deletes a logged-out device itself; what is left would only log out again.
+                if self.ops.has_session(self.session_db):
+                    self.ops.discard_session(self.session_db)
+                self._paired = False
+                self._start_session()
+            case After.RETRY:
+                self._in(Timer.RETRY, self._retry_in)
+            case After.RESTART:
+                self._start_session()
 
     def _timer_retry(self) -> None:
         if self._session is None:
@@ -694,7 +750,7 @@ class WhatsAppTransport(Transport):
         self._report(ConnectionState.PAIRING, self._pairing.detail())
         check = self._pairing.check_at()
         if check is not None:
-            self._at("qr", check)
+            self._at(Timer.QR, check)
 
     def _ask_pair_code(self) -> None:
         try:
@@ -713,34 +769,34 @@ class WhatsAppTransport(Transport):
         if self._session is None or not self._pairing.showing:
             return
         if not self._pairing.expired(now):
-            self._at("qr", self._pairing.check_at() or now)
+            self._at(Timer.QR, self._pairing.check_at() or now)
             return
         if self.ops.has_session(self.session_db):
             log.info("the QR code was scanned; waiting for WhatsApp to finish the login")
             self._pairing.new_round()
             self._report(ConnectionState.CONNECTING, "paired; logging in")
-            self._in("qr_login", PAIRED_WAIT)
+            self._in(Timer.QR_LOGIN, PAIRED_WAIT)
             return
         self._pairing.rounds += 1
         self._pairing.new_round()
         if self._pairing.exhausted:
             log.warning("nobody scanned the WhatsApp QR code; press re-pair on the panel to try again")
             self._report(ConnectionState.PAIRING, self._pairing.detail())
-            self._end_session("idle")
+            self._end_session(After.IDLE)
         else:
             log.info("the WhatsApp QR code expired; starting a new pairing attempt")
-            self._end_session("restart")
+            self._end_session(After.RESTART)
 
     def _timer_qr_login(self) -> None:
         if self._session is not None and not self._session_connected:
             log.warning("the login after the QR scan did not complete; connecting again")
-            self._end_session("restart")
+            self._end_session(After.RESTART)
 
     def _cmd_paired(self, ok: bool, error: str) -> None:
         if ok:
             self._paired = True
             self._pairing.reset()
-            self._cancel("qr")
+            self._cancel(Timer.QR)
             log.info("WhatsApp paired")
             self._report(ConnectionState.CONNECTING, "paired; logging in")
         else:
@@ -753,7 +809,7 @@ class WhatsAppTransport(Transport):
         self._paired = True
         self._backoff.reset()
         self._pairing.reset()
-        self._cancel("qr", "qr_login", "retry")
+        self._cancel(Timer.QR, Timer.QR_LOGIN, Timer.RETRY)
         with self._call_lock:
             self._live = True
         _restrict(self.session_db)
@@ -778,7 +834,7 @@ class WhatsAppTransport(Transport):
         log.warning("%s; trying again in %.0f s", detail, self._retry_in)
         self._report(ConnectionState.RECONNECTING,
                      f"{detail} (attempt {self._backoff.failures}); next try in {self._retry_in:.0f} s")
-        self._end_session("retry")
+        self._end_session(After.RETRY)
 
     def _cmd_sink_failed(self, error: str) -> None:
         """The bot could not record received messages (a disk error): end the session so that
@@ -790,13 +846,13 @@ class WhatsAppTransport(Transport):
                   error, self._retry_in)
         self._report(ConnectionState.RECONNECTING, f"the bot cannot record incoming messages ({error}); "
                                                    f"receiving paused, next try in {self._retry_in:.0f} s")
-        self._end_session("retry")
+        self._end_session(After.RETRY)
 
     def _cmd_logged_out(self, reason: str) -> None:
         log.error("WhatsApp logged this bot out (%s): pairing again", reason)
         self._report(ConnectionState.LOGGED_OUT, f"logged out by WhatsApp ({reason}); pairing again")
         self._pairing.reset()
-        self._end_session("relink")
+        self._end_session(After.RELINK)
 
     def _cmd_banned(self, expire: float, reason: str) -> None:
         # A ban without its length (no expiry from the server) is waited out for a while too,
@@ -805,18 +861,18 @@ class WhatsAppTransport(Transport):
         log.error("WhatsApp banned this number temporarily (%s) for %.0f s: all sending is paused", reason,
                   self._ban_until - self.clock())
         self._report(ConnectionState.BANNED, state_detail(expires_at=self._ban_until, reason=reason))
-        self._end_session("ban")
+        self._end_session(After.BAN)
 
     def _cmd_replaced(self) -> None:
         log.error("another instance connected with this WhatsApp session; this one stops")
         self._report(ConnectionState.STOPPED, "replaced: another instance connected with this WhatsApp session; "
                                               "stop it, then restart this bot")
-        self._end_session("idle")
+        self._end_session(After.IDLE)
 
     def _cmd_outdated(self) -> None:
         log.error("WhatsApp refused this client version; update neonize")
         self._report(ConnectionState.STOPPED, "WhatsApp says this client is outdated: update neonize")
-        self._end_session("idle")
+        self._end_session(After.IDLE)
 
     def _cmd_repair(self) -> None:
         log.warning("re-pairing WhatsApp: this session is unlinked and a new one is paired")
@@ -828,8 +884,8 @@ class WhatsAppTransport(Transport):
             except Exception as e:  # the session file is moved aside instead
                 log.warning("WhatsApp logout failed: %s", e)
         self._pairing.reset()
-        self._cancel("retry", "ban", "qr", "qr_login")
-        self._end_session("relink")
+        self._cancel(Timer.RETRY, Timer.BAN, Timer.QR, Timer.QR_LOGIN)
+        self._end_session(After.RELINK)
 
 
 def _restrict(session_db: str) -> None:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from gateway.sandbox.state import (
+from sandbox.state import (
     BOT_IDS,
     BOT_LID,
     BOT_NAME,
@@ -44,7 +44,7 @@ from gateway.sandbox.state import (
     other_form,
 )
 
-log = logging.getLogger("gateway.sandbox")
+log = logging.getLogger("sandbox")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
@@ -358,6 +358,13 @@ def string_field(
     return value
 
 
+def user_id(value: str, what: str) -> str:
+    """`value` if it is a WhatsApp user id; else a 400 that names `what` ("field 'sender'")."""
+    if not is_user_id(value):
+        raise ApiError(400, f"{what} must look like '8801712345678@lid' or '…@s.whatsapp.net'")
+    return value
+
+
 def int_field(body: dict[str, Any], key: str, *, maximum: int) -> int | None:
     """An optional integer field in 0..maximum."""
     value = body.get(key)
@@ -513,9 +520,7 @@ class Sandbox:
         """POST /api/groups/{id}/messages: a user writes in the group."""
         group = self.group(request.match_info["group_id"])
         body = await json_object(request)
-        sender = string_field(body, "sender", max_len=64)
-        if not is_user_id(sender):
-            raise ApiError(400, "field 'sender' must look like '8801712345678@lid' or '…@s.whatsapp.net'")
+        sender = user_id(string_field(body, "sender", max_len=64), "field 'sender'")
         alt = string_field(body, "sender_alt", max_len=64, required=False)
         if alt and not other_form(sender, alt):
             raise ApiError(400, "field 'sender_alt' must be the other form of the sender (LID ↔ phone)")
@@ -532,9 +537,7 @@ class Sandbox:
         id and time, and the message as history now shows it."""
         group = self.group(request.match_info["group_id"])
         body = await json_object(request)
-        sender = string_field(body, "sender", max_len=64)
-        if not is_user_id(sender):
-            raise ApiError(400, "field 'sender' must look like '8801712345678@lid' or '…@s.whatsapp.net'")
+        sender = user_id(string_field(body, "sender", max_len=64), "field 'sender'")
         text = string_field(body, "text", max_len=MAX_TEXT)
         message_id = request.match_info["message_id"]
         async with self.changing(message_id):
@@ -545,9 +548,7 @@ class Sandbox:
         """DELETE /api/groups/{id}/messages/{message_id}?sender=…: "delete for everyone" by its
         sender (the bot for its own), within about 2 days → 200 {"id", "timestamp", "message"}."""
         group = self.group(request.match_info["group_id"])
-        sender = request.query.get("sender", "")
-        if not is_user_id(sender):
-            raise ApiError(400, "query 'sender' must look like '8801712345678@lid' or '…@s.whatsapp.net'")
+        sender = user_id(request.query.get("sender", ""), "query 'sender'")
         message_id = request.match_info["message_id"]
         async with self.changing(message_id):
             target = self.changeable(group, message_id, sender, REVOKE)

@@ -238,25 +238,33 @@ class SandboxState:
         self._messages[group.id] = []
         self._taken.discard(group.id)
 
+    def _check_new(self, what: str, item: Inbound) -> None:
+        """The rules every new message or change obeys: a known group, the next seq, a fresh id."""
+        if item.group_id not in self.groups:
+            raise InvalidEvent(f"{what} {item.id} in unknown group {item.group_id}")
+        if item.seq <= self.last_seq:
+            raise InvalidEvent(f"{what} {item.id} has seq {item.seq}, not above {self.last_seq}")
+        if item.id in self._by_id or item.id in self._change_ids or not MESSAGE_ID_RE.fullmatch(item.id):
+            raise InvalidEvent(f"duplicate or malformed message id {item.id!r}")
+
+    def _appended(self, item: Inbound) -> None:
+        """An applied message or change takes its seq; one not from the bot waits for the bot."""
+        self._taken.discard(item.id)
+        if not item.from_bot:
+            self._inbound.append(item)
+            self._inbound_seqs.append(item.seq)
+        self.last_seq = item.seq
+        self._next_seq = max(self._next_seq, item.seq + 1)
+
     def _apply_message(self, m: Message) -> None:
-        if m.group_id not in self.groups:
-            raise InvalidEvent(f"message {m.id} in unknown group {m.group_id}")
-        if m.seq <= self.last_seq:
-            raise InvalidEvent(f"message {m.id} has seq {m.seq}, not above {self.last_seq}")
-        if m.id in self._by_id or m.id in self._change_ids or not MESSAGE_ID_RE.fullmatch(m.id):
-            raise InvalidEvent(f"duplicate or malformed message id {m.id!r}")
+        self._check_new("message", m)
         if m.quoted_id:
             quoted = self._by_id.get(m.quoted_id)
             if quoted is None or quoted.group_id != m.group_id:
                 raise InvalidEvent(f"message {m.id} quotes {m.quoted_id}, not a message of its group")
         self._messages[m.group_id].append(m)
         self._by_id[m.id] = m
-        self._taken.discard(m.id)
-        if not m.from_bot:
-            self._inbound.append(m)
-            self._inbound_seqs.append(m.seq)
-        self.last_seq = m.seq
-        self._next_seq = max(self._next_seq, m.seq + 1)
+        self._appended(m)
 
     def check_change(self, c: Change) -> Message:
         """The message `c` changes, if `c` may change it; raises InvalidEvent. The rules that hold
@@ -276,12 +284,7 @@ class SandboxState:
         return target
 
     def _apply_change(self, c: Change) -> None:
-        if c.group_id not in self.groups:
-            raise InvalidEvent(f"change {c.id} in unknown group {c.group_id}")
-        if c.seq <= self.last_seq:
-            raise InvalidEvent(f"change {c.id} has seq {c.seq}, not above {self.last_seq}")
-        if c.id in self._by_id or c.id in self._change_ids or not MESSAGE_ID_RE.fullmatch(c.id):
-            raise InvalidEvent(f"duplicate or malformed message id {c.id!r}")
+        self._check_new("change", c)
         target = self.check_change(c)
         if c.kind == EDIT:
             changed = dataclasses.replace(target, text=c.text, edited=True)
@@ -292,12 +295,7 @@ class SandboxState:
         messages[index] = changed
         self._by_id[target.id] = changed
         self._change_ids.add(c.id)
-        self._taken.discard(c.id)
-        if not c.from_bot:
-            self._inbound.append(c)
-            self._inbound_seqs.append(c.seq)
-        self.last_seq = c.seq
-        self._next_seq = max(self._next_seq, c.seq + 1)
+        self._appended(c)
 
 
 # -- records ---------------------------------------------------------------------------------
@@ -462,8 +460,9 @@ class DataFile:
         state = SandboxState()
         if not data:
             return state
-        if _HEADER_LINE.startswith(data):
-            # Killed while writing the header of a new file: nothing was ever stored.
+        if len(data) < len(_HEADER_LINE) and _HEADER_LINE.startswith(data):
+            # Killed while writing the header of a new file: nothing was ever stored. (The
+            # whole header alone is a sandbox without messages, read like any other file.)
             self._cut(fd, data, 0)
             return state
         lines = data.split(b"\n")

@@ -12,7 +12,7 @@ from collections import defaultdict
 import pytest
 
 from domain.chat import Quote
-from gateway.outbox import Item, Outbox, Pacing
+from domain.pacing import Item, Outbox, Pacing
 
 G1, G2, G3 = "111@g.us", "222@g.us", "333@g.us"
 HOUR = 3600.0

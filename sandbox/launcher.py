@@ -35,17 +35,17 @@ def _die_with_parent() -> None:
 
 def start_sandbox(url: str, data_file: Path, *, tied_to_parent: bool = True,
                   log_file: Path | None = None, timeout: float = 15.0) -> subprocess.Popen[bytes]:
-    """Run `python -m gateway.sandbox` for url and wait until it listens."""
+    """Run `python -m sandbox` for url and wait until it listens."""
     host, port = host_port(url)
     data_file.parent.mkdir(parents=True, exist_ok=True)
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.sandbox", "--host", host, "--port", str(port),
+            [sys.executable, "-m", "sandbox", "--host", host, "--port", str(port),
              "--data-file", str(data_file)],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent if tied_to_parent else None,
-            cwd=Path(__file__).resolve().parents[2],
+            cwd=Path(__file__).resolve().parents[1],
         )
     finally:
         if log_file:

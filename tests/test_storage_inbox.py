@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from domain.chat import ChatMessage, Source
-from gateway.inbox import STORE_NAME, Inbox
 from storage.errors import CorruptFile, StorageError
+from storage.inbox import STORE_NAME, Inbox
 from storage.journal import scan_journal
 
 G1, G2 = "120363000000000001@g.us", "120363000000000002@g.us"
