@@ -43,9 +43,8 @@ from actors.watchdog import start_watchdog
 from config import Config
 from domain.chat import ChatMessage, ConnectionState, OutboundText, SendOutcome, Source, parse_detail
 from domain.clock import Clock, SystemClock
-from domain.commands import looks_like_command
+from domain.desk import concerns_a_desk
 from domain.pacing import Item, Outbox, Pacing
-from domain.parsing import looks_like_order
 from gateway.transport import Transport, TransportSink
 from storage.inbox import Inbox
 
@@ -101,12 +100,9 @@ TransportEvent = Received | SendOutcome | StateChange
 
 
 def relevant(message: ChatMessage) -> bool:
-    """Whether a message can matter to the bot (an order, a command, an edit or a delete);
-    everything else is not even recorded."""
-    if message.from_me:
-        return False
-    return bool(message.edits or message.revokes or looks_like_order(message.text)
-                or looks_like_command(message.text, message.quoted_id))
+    """Whether a message can matter to the bot (domain.desk decides which); everything else
+    is not even recorded."""
+    return concerns_a_desk(message)
 
 
 def make_transport(config: Config) -> Transport:

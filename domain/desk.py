@@ -26,10 +26,12 @@ from domain.commands import (
     CommandError,
     ConfirmDuplicate,
     Help,
+    MAX_COMMAND_LENGTH,
     ListPending,
     RecordPaid,
     SetRate,
     ShowDue,
+    looks_like_command,
     needs_admin,
     parse_command,
     tell_not_admin,
@@ -91,7 +93,7 @@ from domain.orders import (
     transition,
     with_issue,
 )
-from domain.parsing import OrderText, parse_order
+from domain.parsing import OrderText, looks_like_order, parse_order
 from domain.payments import Payment, PaymentError, new_payment, same_reference
 from domain.payments import from_record as payment_from_record
 from domain.payments import void as void_payment
@@ -800,6 +802,16 @@ class Desk:
         counts = {oid: [c.count, c.last_at, c.last_status] for oid, c in self.checks.items()}
         self._write(ChecksRecord(self.book.group_id, counts, [asdict(s) for s in self.cycles], asdict(self.today)),
                     sync=False)
+
+
+def concerns_a_desk(m: ChatMessage) -> bool:
+    """Whether a message may matter to a desk (the gateway records only those, durably): an
+    order, a command, an edit or a delete, or a short reply (an admin's answer to an order)."""
+    if m.from_me:
+        return False
+    return bool(m.edits or m.revokes or looks_like_order(m.text) or looks_like_command(m.text, m.quoted_id)
+                or (m.quoted_id and len(m.text) <= MAX_COMMAND_LENGTH
+                    and len(m.text.split()) <= MAX_ADMIN_HINT_WORDS))
 
 
 def _quote(order: Order) -> Quote | None:

@@ -273,3 +273,51 @@ def test_the_shop_runs_from_the_chat_on_the_real_system(tmp_path: Path) -> None:
                 bot.stop()
         finally:
             sandbox.stop()
+
+
+def test_a_done_from_someone_not_an_admin_is_refused_and_never_acts_later(tmp_path: Path) -> None:
+    """Issue 10 (major), on the sandbox and the production actors: with no admins, the shop's
+    admin replies done — refused at once. Another done is written while the bot is down. The
+    bot restarts with that number as an admin: the history replay and the offline queue bring
+    both back, and neither approves the order; a done written now does."""
+    sandbox = Sandbox(tmp_path / "sandbox.json", tmp_path / "sandbox.log")
+    sandbox.start()
+    admin = "8801711111111"
+    refusal = "⚠️ অর্ডার অনুমোদন বা বাতিল শুধু দোকানের অ্যাডমিনরা করতে পারেন"
+    bot = Bot(tmp_path / "data", sandbox.url, tmp_path / "bot.log")
+    again = Bot(tmp_path / "data", sandbox.url, tmp_path / "bot.log", "--set", f"whatsapp.admins={admin}")
+
+    def reply_done(quoted: str) -> None:
+        status, body = sandbox.api.post(f"/api/groups/{group}/messages",
+                                        {"sender": f"{admin}@s.whatsapp.net", "sender_name": "Shop admin",
+                                         "text": "done", "quoted_id": quoted})
+        assert status == 201, body
+
+    def refusals() -> int:
+        return sum(m["from_bot"] and m["text"] == refusal for m in sandbox.messages(group))
+
+    try:
+        bot.start()
+        group = sandbox.create_group("Authority Shop")
+        first = sandbox.post(group, ALICE, ".10", "Alice")
+        wait_for(lambda: receipts(sandbox, group).get(first["id"]), 15, "the receipt")
+        reply_done(first["id"])
+        wait_for(lambda: refusals() == 1, 15, "the refusal")
+        bot.stop()
+        reply_done(first["id"])  # written while the bot is down, before it has admins
+        again.start()
+        wait_for(lambda: refusals() == 2, 20, "the offline done refused too")
+        # A message posted now is handled after the offline queue and the history replay.
+        later = sandbox.post(group, BOB, ".5", "Bob")
+        wait_for(lambda: receipts(sandbox, group).get(later["id"]), 15, "the receipt of a later order")
+        assert again.api.get("/api/orders/A1")["status"] == "pending"
+        reply_done(first["id"])  # now an admin
+        wait_for(lambda: again.api.get("/api/orders/A1")["status"] == "completed", 15, "A1 approved")
+        assert refusals() == 2
+    finally:
+        try:
+            for b in (bot, again):
+                if b.proc is not None and b.proc.poll() is None:
+                    b.stop()
+        finally:
+            sandbox.stop()

@@ -1,0 +1,134 @@
+"""Reconciliation on a group's desk with no actors (domain/desk.py): issues raised once and
+cleared, check counts in memory and checkpointed rarely, deliveries retried — quickly at first."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from domain.desk_events import About
+from domain.records import ChecksRecord, OrderRecord
+from tests.desk import ADMIN_PHONE, ALICE, DeskChat, desk_config
+
+
+def shop(**config: str) -> DeskChat:
+    return DeskChat(admins=[ADMIN_PHONE], config=desk_config(**config))
+
+
+def checkpoints(desk: DeskChat) -> list[ChecksRecord]:
+    return [r for d in desk.decisions for r in d.records if isinstance(r, ChecksRecord)]
+
+
+def test_stuck_pending_is_raised_once_and_cleared_when_the_order_moves_on() -> None:
+    desk = shop()
+    desk.post(ALICE, ".10")
+    desk.cycle()
+    assert desk.order("A1").issues == ()
+    desk.advance(31 * 60)
+    raised = desk.cycle()
+    assert desk.order("A1").issues == ("stuck_pending",)
+    assert any(isinstance(r, OrderRecord) for r in raised.records) and raised.sync
+    desk.cycle()
+    notes = [a.note for a in desk.order("A1").audit]
+    assert notes.count("issue raised: stuck_pending") == 1
+    assert desk.command("A1", "process").status == 200 and desk.order("A1").issues == ()
+    desk.advance(6 * 60)
+    desk.cycle()
+    assert desk.order("A1").issues == ("processing_timeout",)
+
+
+def test_check_counts_live_in_memory_and_are_checkpointed_rarely(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="diamondbot.group")
+    desk = shop(**{"reconciliation.checkpoint_interval": "60s"})
+    desk.post(ALICE, ".10")
+    first = desk.cycle()
+    [checkpoint] = [r for r in first.records if isinstance(r, ChecksRecord)]
+    assert checkpoint.counts == {"A1": [1, desk.clock.now(), "pending"]} and not first.sync  # rides on an fsync
+    for _ in range(8):  # nothing new: no write per cycle
+        desk.advance(5)
+        assert desk.cycle().records == []
+    desk.advance(25)  # the checkpoint interval has passed
+    later = desk.cycle()
+    [checkpoint] = [r for r in later.records if isinstance(r, ChecksRecord)]
+    assert checkpoint.counts["A1"][0] == 10 and checkpoint.cycles[-1]["checked"] == 1
+    assert checkpoint.stats["cycles"] == 10 and checkpoint.stats["checks"] == 10
+    assert "order A1: check #10" in caplog.text
+    assert later.cycle is not None and later.cycle.checked == 1
+
+
+def test_a_failed_delivery_is_retried_within_seconds_and_shows_why() -> None:
+    # Issue 10: three transient failures delayed a delivery ~4 minutes and nothing showed.
+    desk = shop()
+    desk.post(ALICE, ".10")
+    desk.fail_sends = 2
+    assert desk.command("A1", "approve").status == 200
+    order = desk.order("A1")
+    assert order.status.value == "approved" and order.delivery.attempts == 1
+    assert order.issues == ("delivery_retrying",)
+    assert order.audit[-1].note == "issue raised: delivery_retrying (503 unavailable)"
+    failed = desk.decisions[-1]  # the send's outcome: written at once, and a retry asked for in 2 s
+    assert failed.retry_in == 2 and failed.sync
+    desk.advance(1.9)
+    assert desk.retry().sends == []  # not yet
+    desk.advance(0.1)
+    retried = desk.retry()  # fails again: next in 5 s
+    assert [s.key.about for s in retried.sends] == [About.DELIVERY] and desk.decisions[-1].retry_in == 5
+    desk.advance(5)
+    desk.retry()
+    order = desk.order("A1")
+    assert order.status.value == "completed" and order.delivery.attempts == 3 and order.issues == ()
+    assert desk.last_reply.startswith("✅")
+
+
+def test_after_max_attempts_the_issue_is_delivery_failed_and_retries_go_on() -> None:
+    desk = shop(**{"delivery.max_attempts": "3"})
+    desk.post(ALICE, ".10")
+    desk.fail_sends = 10
+    desk.command("A1", "approve")
+    for wait in (2, 5, 15):
+        desk.advance(wait)
+        desk.retry()
+    desk.cycle()
+    assert desk.order("A1").issues == ("delivery_failed",) and desk.order("A1").delivery.attempts == 4
+    desk.advance(30)
+    assert [s.key.about for s in desk.cycle().sends] == [About.DELIVERY]  # at-least-once: never given up
+
+
+def test_an_unconfirmed_delivery_is_sent_again_after_the_confirmation_window() -> None:
+    desk = shop()
+    desk.post(ALICE, ".10")
+    desk.hold_sends = True  # the transport takes the message and never answers
+    desk.command("A1", "approve")
+    assert len(desk.held) == 1
+    desk.advance(4 * 60)
+    assert desk.cycle().sends == []  # still waiting inside the 5 min window
+    desk.advance(61)
+    assert [s.key.about for s in desk.cycle().sends] == [About.DELIVERY]  # at-least-once
+    desk.hold_sends = False
+    desk.confirm()
+    assert desk.status("A1") == "completed"
+
+
+def test_a_receipt_the_last_incarnation_never_sent_goes_out_after_a_restart() -> None:
+    desk = shop()
+    desk.hold_sends = True
+    desk.post(ALICE, ".10")
+    assert desk.stored("A1")["receipt"]["attempts"] == 1 and desk.replies == []
+    desk.held.clear()  # died with the process
+    desk.hold_sends = False
+    desk.restarted()
+    desk.cycle()
+    assert [r.startswith("📥") for r in desk.replies] == [True]
+    assert desk.order("A1").receipt.confirmed
+
+
+def test_stopping_writes_the_last_checkpoint_then_nothing_more() -> None:
+    desk = shop()
+    desk.post(ALICE, ".10")
+    desk.cycle()
+    last = desk.stop()
+    assert [type(r) for r in last.records] == [ChecksRecord]
+    assert desk.post(ALICE, ".20") and desk.decisions[-1].empty
+    refused = desk.command("A1", "approve")
+    assert refused.status == 503 and desk.status("A1") == "pending"
