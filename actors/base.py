@@ -6,11 +6,23 @@ from typing import Any
 
 from thespian.actors import ActorTypeDispatcher
 
-from actors.messages import Batch
+from actors.messages import Batch, Owner
+from actors.watchdog import start_watchdog
+from domain.clock import Clock, SystemClock
 
 
 class BotActor(ActorTypeDispatcher):
     """An actor that understands Batch: each item is handled as if it had arrived alone."""
+
+    clock: Clock = SystemClock()
+
+    def adopt(self, owner: Owner | None, clock: Clock | None, *, kill_system: bool = False) -> None:
+        """What every actor does first: take the clock it is given (tests inject one) and watch
+        its owner (run.py), so this process ends with it (actors/watchdog.py)."""
+        if clock is not None:
+            self.clock = clock
+        if owner is not None:
+            start_watchdog(owner, kill_system=kill_system)
 
     def receiveMsg_Batch(self, msg: Batch, sender: Any) -> None:
         for item in msg.items:

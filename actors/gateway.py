@@ -39,10 +39,8 @@ from actors.messages import (
     StartGateway,
     StopSystem,
 )
-from actors.watchdog import start_watchdog
 from config import Config
 from domain.chat import ChatMessage, ConnectionState, OutboundText, SendOutcome, Source, parse_detail
-from domain.clock import Clock, SystemClock
 from domain.desk import concerns_a_desk
 from domain.pacing import Item, Outbox, Pacing
 from gateway.transport import Transport, TransportSink
@@ -179,7 +177,6 @@ class GatewayActor(BotActor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.config: Config | None = None
-        self.clock: Clock = SystemClock()
         self.transport: Transport | None = None
         self.inbox: Inbox
         self.sink = _Sink(self)
@@ -205,10 +202,7 @@ class GatewayActor(BotActor):
             return
         self.config = cfg = msg.config
         self.supervisor = sender
-        if msg.clock is not None:
-            self.clock = msg.clock
-        if msg.owner is not None:
-            start_watchdog(msg.owner)
+        self.adopt(msg.owner, msg.clock)
         o = cfg.outbox
         self.outbox = Outbox(Pacing(o.min_gap, o.jitter, o.per_group_gap, o.hourly_cap, o.backlog_threshold))
         self.rate_limit_pause = o.rate_limit_pause

@@ -16,6 +16,7 @@ from typing import Any
 
 from thespian.actors import ActorExitRequest, WakeupMessage
 
+from actors import board
 from actors.base import BotActor, batched, by_address
 from actors.messages import (
     AdminsChanged,
@@ -39,13 +40,11 @@ from actors.messages import (
     UpdateGroup,
     VoidPayment,
 )
-from actors.watchdog import start_watchdog
 from config import Config
 from domain import desk_events as ev
 from domain.admins import AdminRoster
-from domain.clock import Clock, SystemClock
 from domain.desk import Desk, DeskSetup
-from domain.group import SettingsError
+from domain.group import SettingsError, code_number
 from domain.intake import Limits
 from domain.reconcile import Policy
 from domain.texts import Texts
@@ -97,7 +96,6 @@ class GroupActor(BotActor):
         super().__init__(*args, **kwargs)
         self.init: InitGroup | None = None
         self.supervisor: Any = None
-        self.clock: Clock = SystemClock()
         self.desk: Desk | None = None
         self.own_ids: frozenset[str] = frozenset()
         self.backlog: list[tuple[Any, Any]] = []  # (message, sender) received before the desk was ready
@@ -106,6 +104,7 @@ class GroupActor(BotActor):
         # as (request id, address) if a panel command is to be answered).
         self.decided: list[tuple[ev.Decision, list[tuple[Any, Any]], tuple[str, Any] | None]] = []
         self.stopped = False
+        self.board = board.inherited()  # where the panel reads this group's cycles live
 
     # -- start ---------------------------------------------------------------------------------
 
@@ -113,10 +112,7 @@ class GroupActor(BotActor):
         if self.init is not None:
             return
         self.init, self.supervisor, self.own_ids = msg, sender, msg.own_ids
-        if msg.clock is not None:
-            self.clock = msg.clock
-        if msg.owner is not None:
-            start_watchdog(msg.owner)
+        self.adopt(msg.owner, msg.clock)
         horizon = self.clock.now() - msg.config.history.max_age
         self.send(msg.persistence, LoadGroup(msg.group_id, msg.epoch, horizon=horizon))
 
@@ -135,6 +131,8 @@ class GroupActor(BotActor):
         book = self.desk.book
         log.info("group %s (%s, code %s) ready: %d open orders", init.group_id, book.settings.name,
                  book.settings.code, len(book.open_orders()))
+        if self.board is not None:
+            self.board.reset(code_number(init.code))
         self.send(self.supervisor, GroupReady(init.group_id, init.epoch, pid=os.getpid()))
         self._arm_cycle(first=True)
         backlog, self.backlog = self.backlog, []
@@ -181,6 +179,8 @@ class GroupActor(BotActor):
                 else:
                     self.send(*answer)
             effects.extend(extra)
+            if decision.cycle is not None and self.board is not None:
+                self.board.record(code_number(self.init.code), decision.cycle, self.desk.today)
             if decision.retry_in is not None:
                 retry_in = decision.retry_in if retry_in is None else min(retry_in, decision.retry_in)
         if retry_in is not None:

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 import orjson
-from thespian.actors import ActorExitRequest, ActorTypeDispatcher, WakeupMessage
+from thespian.actors import ActorExitRequest, WakeupMessage
 
 from actors.messages import (
     SUBSCRIPTION_TTL,
@@ -46,11 +46,12 @@ from actors.messages import (
     SystemStopped,
     VoidPayment,
 )
-from actors.base import batched, by_address
-from actors.watchdog import start_watchdog
+from actors import board
+from actors.base import BotActor, batched, by_address
 from config import Config
-from domain.clock import Clock, SystemClock
 from domain.admins import AdminRoster
+from domain.group import code_number
+from domain.reconcile import LiveCycles
 from domain.records import AdminsRecord, GroupRecord, MetaRecord, OrderRecord, Record
 from storage import queries
 from storage.database import Database, DatabaseError, open_database
@@ -70,11 +71,10 @@ class _FlushTimer:
 LAZY_FLUSH = 1.0
 
 
-class PersistenceActor(ActorTypeDispatcher):
+class PersistenceActor(BotActor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.config: Config | None = None
-        self.clock: Clock = SystemClock()
         self.store: Store | None = None
         self.db = Database()
         self.lock: FileLock | None = None
@@ -88,6 +88,7 @@ class PersistenceActor(ActorTypeDispatcher):
         self.records_written = 0
         # Panel listeners: (address, lease expiry on the monotonic clock).
         self.subscribers: list[tuple[Any, float]] = []
+        self.board = board.inherited()
         self.change_seq = 0
 
     # -- open --------------------------------------------------------------------------------
@@ -96,10 +97,7 @@ class PersistenceActor(ActorTypeDispatcher):
         if self.store is not None:
             return
         self.config = cfg = msg.config
-        if msg.owner is not None:
-            start_watchdog(msg.owner)
-        if msg.clock is not None:
-            self.clock = msg.clock
+        self.adopt(msg.owner, msg.clock)
         data_dir = Path(cfg.bot.data_dir).resolve()
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
@@ -264,7 +262,7 @@ class PersistenceActor(ActorTypeDispatcher):
         views = []
         for oid in order_ids:
             try:
-                views.append(queries.get_order(self.db, oid))
+                views.append(queries.get_order(self.db, oid, self._live))
             except queries.QueryError:
                 continue
         self.change_seq += 1
@@ -302,10 +300,10 @@ class PersistenceActor(ActorTypeDispatcher):
     def receiveMsg_ListOrders(self, msg: ListOrders, sender: Any) -> None:
         self._answer(msg, sender, lambda: queries.list_orders(
             self.db, status=msg.status, group=msg.group, text=msg.q, since=msg.since,
-            until=msg.until, limit=msg.limit, offset=msg.offset))
+            until=msg.until, limit=msg.limit, offset=msg.offset, live=self._live))
 
     def receiveMsg_GetOrder(self, msg: GetOrder, sender: Any) -> None:
-        self._answer(msg, sender, lambda: queries.get_order(self.db, msg.order_id))
+        self._answer(msg, sender, lambda: queries.get_order(self.db, msg.order_id, self._live))
 
     def receiveMsg_ListGroups(self, msg: ListGroups, sender: Any) -> None:
         self._answer(msg, sender, lambda: queries.list_groups(self.db))
@@ -335,11 +333,22 @@ class PersistenceActor(ActorTypeDispatcher):
     def receiveMsg_GetReport(self, msg: GetReport, sender: Any) -> None:
         def report() -> dict[str, Any]:
             assert self.config is not None
-            data = queries.report(self.db, self.clock.now(), ZoneInfo(self.config.bot.timezone))
+            data = queries.report(self.db, self.clock.now(), ZoneInfo(self.config.bot.timezone), live=self._live)
             data["storage"] = self.stats()
             return data
 
         self._answer(msg, sender, report)
+
+    def _live(self, group_id: str) -> LiveCycles | None:
+        """A group's cycles since its last checkpoint, from the cycle board (actors/board.py)."""
+        image = self.db.groups.get(group_id)
+        code = str(image.settings.get("code") or "") if image is not None else ""
+        if self.board is None or not code:
+            return None
+        try:
+            return self.board.read(code_number(code), group_id)
+        except ValueError:
+            return None
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from thespian.actors import ActorExitRequest, ChildActorExited, WakeupMessage
 
+from actors import board
 from actors.base import BotActor
 from actors.gateway import DRAIN_WAIT, GatewayActor
 from actors.group import GroupActor
@@ -64,10 +65,8 @@ from actors.messages import (
     UpdateGroup,
 )
 from actors.persistence import PersistenceActor
-from actors.watchdog import start_watchdog
 from storage.lock import process_alive
 from config import Config
-from domain.clock import Clock, SystemClock
 from domain.group import code_number, group_code, payment_group_code, split_order_id
 from domain.admins import AdminRoster
 from domain.reports import ReportKey, admin_chats, daily_report_text, report_day, seconds_until
@@ -129,7 +128,6 @@ class Supervisor(BotActor):
         super().__init__(*args, **kwargs)
         self.start: StartSystem | None = None
         self.starter: Any = None
-        self.clock: Clock = SystemClock()
         self.config: Config | None = None
         self.persistence: Any = None
         self.gateway: Any = None
@@ -158,11 +156,9 @@ class Supervisor(BotActor):
         if self.start is not None:
             return
         self.start, self.starter, self.config = msg, sender, msg.config
-        if msg.clock is not None:
-            self.clock = msg.clock
-        if msg.owner is not None:
-            start_watchdog(msg.owner, kill_system=True)
+        self.adopt(msg.owner, msg.clock, kill_system=True)
         _raise_fd_limit()
+        board.create()  # before any child: every actor process inherits it
         self.persistence = self.createActor(PersistenceActor)
         self.send(self.persistence, OpenDatabase(msg.config, msg.owner, msg.clock))
 

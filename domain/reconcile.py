@@ -7,6 +7,7 @@ bumps a counter: 100,000 orders per 10 s must cost well under 5 % of a core.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -224,3 +225,37 @@ def reconcile(
                 out.send_receipts.append(updated)
     summary.actions = len(out.send_receipts) + len(out.send_deliveries) + len(out.changed)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Live figures: what the panel shows between checkpoints. Every cycle checks every open order
+# once, so an order's check count is its count at the last checkpoint plus the cycles since
+# then while it was open: derived from the group's recent cycles, never written per order.
+
+
+@dataclass(frozen=True, slots=True)
+class LiveCycles:
+    """A group's recent cycles (oldest first, since its incarnation started) and today's tally."""
+
+    cycles: tuple[CycleSummary, ...]
+    tally: DayTally
+
+
+def live_check(check: list | None, received_at: float | None, closed_at: float | None, status: str,
+               cycle_times: list[float]) -> list | None:
+    """[count, last_at, last_status] with the cycles after the checkpoint counted in.
+
+    `check` is the checkpointed entry (None: never checkpointed); `cycle_times` the recent
+    cycles' start times, sorted; cycles count from the order's arrival (or its last checkpointed
+    check) and stop at `closed_at`, when it was archived (None: still open)."""
+    count, last_at, last_status = check if check else (0, None, "")
+    if last_at is not None:
+        lo = bisect_right(cycle_times, last_at)
+    elif received_at is not None:
+        lo = bisect_left(cycle_times, received_at)
+    else:
+        return check
+    hi = bisect_left(cycle_times, closed_at) if closed_at is not None else len(cycle_times)
+    if hi <= lo:
+        return check
+    return [int(count) + hi - lo, cycle_times[hi - 1], status]

@@ -6,15 +6,17 @@ last_at, last_status] | None}`; the web layer shapes it for the API.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Optional
 
 from domain.clock import from_iso, to_iso
 from domain.group import split_order_id
 from domain.money import money_str
 from domain.payments import billed_records, due, ledger, paid_records
 from domain.orders import ARCHIVED, Status
+from domain.reconcile import LiveCycles, live_check
 from storage.database import Database
 
 MAX_PAGE = 500
@@ -36,8 +38,57 @@ def _time(value: Any) -> float | None:
         return None
 
 
-def _view(db: Database, gid: str, entry: dict[str, Any]) -> dict[str, Any]:
-    return {"record": entry, "check": db.check_of(gid, str(entry.get("id")))}
+# A group's recent cycles as its actor last wrote them (actors/board.py); None: none known.
+LiveSource = Callable[[str], Optional[LiveCycles]]
+_STAMPS = {"completed": "completedAt", "cancelled": "cancelledAt", "deleted": "deletedAt"}
+
+
+class Checks:
+    """What the panel shows of reconciliation: the checkpoints, brought up to the last cycle
+    with the live figures when there are (so they are at most one cycle old)."""
+
+    def __init__(self, db: Database, live: LiveSource | None = None) -> None:
+        self.db, self.live = db, live
+        self._cycles: dict[str, LiveCycles | None] = {}
+        self._times: dict[str, list[float]] = {}
+
+    def cycles_of(self, gid: str) -> LiveCycles | None:
+        if gid not in self._cycles:
+            live = self.live(gid) if self.live is not None else None
+            self._cycles[gid] = live
+            self._times[gid] = [c.started_at for c in live.cycles] if live else []
+        return self._cycles[gid]
+
+    def of(self, gid: str, entry: dict[str, Any]) -> list[Any] | None:
+        """An order's [count, last_at, last_status]."""
+        check = self.db.check_of(gid, str(entry.get("id")))
+        if self.cycles_of(gid) is None or not self._times[gid]:
+            return check
+        status = str(entry.get("status") or "")
+        closed_at = None
+        if status in _ARCHIVED:
+            closed_at = _time(entry.get(_STAMPS.get(status, ""))) or _time(entry.get("date"))
+            audit = entry.get("audit")
+            last = audit[-1] if isinstance(audit, list) and audit and isinstance(audit[-1], dict) else {}
+            status = str(last.get("from") or status)  # what it was while it was checked
+        received = _time(entry.get("receivedAt")) or _time(entry.get("date"))
+        return live_check(check, received, closed_at, status, self._times[gid])
+
+    def recent(self, gid: str, n: int) -> list[dict[str, Any]]:
+        """The group's last n cycle summaries."""
+        live = self.cycles_of(gid)
+        if live is not None and live.cycles:
+            return [asdict(c) for c in live.cycles[-n:]]
+        return self.db.groups[gid].cycles[-n:]
+
+    def tally(self, gid: str) -> dict[str, Any]:
+        """The group's checks and cycles of its latest day."""
+        live = self.cycles_of(gid)
+        return asdict(live.tally) if live is not None and live.tally.day else self.db.groups[gid].stats
+
+
+def _view(checks: Checks, gid: str, entry: dict[str, Any]) -> dict[str, Any]:
+    return {"record": entry, "check": checks.of(gid, entry)}
 
 
 def _id_order(order_id: Any) -> tuple[str, int, str]:
@@ -56,6 +107,7 @@ def list_orders(
     until: float | None = None,
     limit: int = 50,
     offset: int = 0,
+    live: LiveSource | None = None,
 ) -> dict[str, Any]:
     """Orders matching every filter given, newest first, one page of them and the total."""
     statuses = {s.strip().lower() for s in status.split(",") if s.strip()}
@@ -90,15 +142,16 @@ def list_orders(
             hits.append((gid, entry))
     hits.sort(key=lambda h: (h[1].get("date") or "", *_id_order(h[1].get("id"))), reverse=True)
     page = hits[offset:offset + limit]
-    return {"orders": [_view(db, gid, e) for gid, e in page], "total": len(hits)}
+    checks = Checks(db, live)
+    return {"orders": [_view(checks, gid, e) for gid, e in page], "total": len(hits)}
 
 
-def get_order(db: Database, order_id: str) -> dict[str, Any]:
+def get_order(db: Database, order_id: str, live: LiveSource | None = None) -> dict[str, Any]:
     found = db.find(order_id.strip().upper()) or db.find(order_id.strip())
     if found is None:
         raise QueryError(404, f"no order {order_id}")
     gid, entry = found
-    return _view(db, gid, entry)
+    return _view(Checks(db, live), gid, entry)
 
 
 def list_groups(db: Database) -> list[dict[str, Any]]:
@@ -225,9 +278,11 @@ def check_bucket(count: int) -> str:
     return "gte10"
 
 
-def report(db: Database, now: float, tz: tzinfo = timezone.utc, recent_cycles: int = 5) -> dict[str, Any]:
+def report(db: Database, now: float, tz: tzinfo = timezone.utc, recent_cycles: int = 5,
+           live: LiveSource | None = None) -> dict[str, Any]:
     """The reconciliation report: orders by status, check buckets, open issues, recent cycles,
     today's checks and cycles (in `tz`), and the charts' series."""
+    checks = Checks(db, live)
     counts = {s.value: 0 for s in Status}
     buckets = {"never": 0, "lt5": 0, "lt10": 0, "gte10": 0}
     issues = []
@@ -237,7 +292,7 @@ def report(db: Database, now: float, tz: tzinfo = timezone.utc, recent_cycles: i
             status = entry.get("status")
             if status in counts:
                 counts[status] += 1
-            check = image.checks.get(oid)
+            check = checks.of(gid, entry)
             count = int(check[0]) if check else 0
             buckets[check_bucket(count)] += 1
             if check and check[1] is not None:
@@ -246,7 +301,8 @@ def report(db: Database, now: float, tz: tzinfo = timezone.utc, recent_cycles: i
                 issues.append({"order_id": oid, "group_id": gid, "group_name": entry.get("groupName", ""),
                                "status": status, "issues": list(entry["issues"]),
                                "created_at": entry.get("date")})
-    cycles = {gid: image.cycles[-recent_cycles:] for gid, image in db.groups.items() if image.cycles}
+    recent = {gid: checks.recent(gid, 1000) for gid in db.groups}  # all that is known
+    cycles = {gid: c[-recent_cycles:] for gid, c in recent.items() if c}
     for gid_cycles in cycles.values():
         for c in gid_cycles:
             started = c.get("started_at")
@@ -254,9 +310,8 @@ def report(db: Database, now: float, tz: tzinfo = timezone.utc, recent_cycles: i
                 last_check = started if last_check is None else max(last_check, started)
     issues.sort(key=lambda i: i["created_at"] or "")
     today = datetime.fromtimestamp(now, tz).date().isoformat()
-    tallies = [g.stats for g in db.groups.values() if g.stats.get("day") == today]
-    latest = [image.cycles[-1] for image in db.groups.values() if image.cycles]
-    durations = [float(c.get("duration", 0.0)) for c in latest]
+    tallies = [t for t in map(checks.tally, db.groups) if t.get("day") == today]
+    durations = [float(c[-1].get("duration", 0.0)) for c in cycles.values()]
     return {
         "counts": counts,
         "total": sum(counts.values()),
@@ -268,7 +323,7 @@ def report(db: Database, now: float, tz: tzinfo = timezone.utc, recent_cycles: i
         "last_check": last_check,
         "checks_today": sum(int(t.get("checks", 0)) for t in tallies),
         "cycles_today": sum(int(t.get("cycles", 0)) for t in tallies),
-        "cycles_per_hour": round(sum(_cycles_per_hour(image.cycles) for image in db.groups.values())),
+        "cycles_per_hour": round(sum(_cycles_per_hour(c) for c in recent.values())),
         "cycle_time_ms": round(1000 * sum(durations) / len(durations), 2) if durations else None,
         "charts": charts(db, now, tz),
         "generated_at": now,

@@ -321,3 +321,27 @@ def test_a_done_from_someone_not_an_admin_is_refused_and_never_acts_later(tmp_pa
                     b.stop()
         finally:
             sandbox.stop()
+
+
+def test_the_panel_follows_every_cycle_across_processes(tmp_path: Path) -> None:
+    """The cycle board is shared by forked actor processes (production base): with checkpoints
+    an hour apart the panel still shows checks at most a cycle (1 s) old."""
+    sandbox = Sandbox(tmp_path / "sandbox.json", tmp_path / "sandbox.log")
+    sandbox.start()
+    bot = Bot(tmp_path / "data", sandbox.url, tmp_path / "bot.log",
+              "--set", "reconciliation.checkpoint_interval=1h")
+    try:
+        bot.start()
+        group = sandbox.create_group("Live Shop")
+        sandbox.post(group, ALICE, ".10", "Alice")
+        wait_for(lambda: bot.orders(), 15, "the order")
+        first = wait_for(lambda: bot.api.get("/api/orders/A1")["check_count"], 10, "a first check")
+        wait_for(lambda: bot.api.get("/api/orders/A1")["check_count"] >= first + 3, 10, "three more checks")
+        report = bot.api.get("/api/reconciliation")
+        assert report["last_check"] is not None
+    finally:
+        try:
+            if bot.proc is not None:
+                bot.stop()
+        finally:
+            sandbox.stop()
