@@ -392,8 +392,12 @@ async def test_reports_page(en: TestClient[Any, Any], bridge: FakeBridge) -> Non
     assert bridge.calls[-1] == ("daily_report", "2025-11-20")
     assert page.all("a", rel="next")[0]["href"] == "/reports?day=2025-11-21"
     assert page.all("a", href="/reports", **{"class": "button"})  # back to today
-    html, page = await get_page(en, "/reports?day=someday")
+    html, page = await get_page(en, "/reports?day=someday", status=400)
     assert "Ignored the day: day:" in html and bridge.calls[-1] == ("daily_report", "")
+    # A day far outside the ledger's years is refused at once: the actors never see it.
+    for far in ("9999-12-31", "0001-01-01", "1969-12-31"):
+        html, page = await get_page(en, f"/reports?day={far}", status=400)
+        assert "outside 1970–2199" in html and bridge.calls[-1] == ("daily_report", ""), far
 
 
 async def test_reports_in_bengali(bn: TestClient[Any, Any]) -> None:

@@ -291,6 +291,14 @@ async def test_daily_report(client: TestClient[Any, Any], token: str, bridge: Fa
     for query in ("day=yesterday", "day=2025-13-01", "day=2025-1-1", "day=2025-11-24T00:00", "days=1",
                   "day=1&day=2"):
         assert "day" in (await get_json(client, f"/api/reports/daily?{query}", status=400))["error"], query
+    # A day far outside the ledger's years (it once hung 10 s and overflowed in the actors):
+    # refused at once, the actors never asked.
+    asked = len(bridge.calls)
+    for far in ("9999-12-31", "0001-01-01", "1969-12-31", "2200-01-01"):
+        error = (await get_json(client, f"/api/reports/daily?day={far}", status=400))["error"]
+        assert error == f"day: {far!r} is outside 1970–2199", error
+    assert len(bridge.calls) == asked
+    assert (await get_json(client, "/api/reports/daily?day=2199-12-31"))["day"] == "2199-12-31"
 
 
 # --- CSV exports ------------------------------------------------------------------------------

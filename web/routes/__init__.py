@@ -15,6 +15,8 @@ from web.auth import UserStore
 from web.bridge import ActorBridge
 from web.security import USER, ApiError, LoginThrottle
 
+# The lifecycle actions an admin may take on an order (the state machine's COMPLETE is the system's).
+ACTIONS = ("process", "approve", "cancel", "delete")
 # Statuses an actor may answer with that mean the same to an API client.
 _PASS_THROUGH = frozenset({400, 404, 409, 503})
 

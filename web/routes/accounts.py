@@ -22,13 +22,10 @@ from aiohttp_session import get_session
 from domain.money import taka as money_taka
 from domain.payments import METHODS
 from web import i18n
-from web.routes import actor_by, command_result, panel_of, unwrap, user_of
+from web.routes import actor_by, command_result, panel_of, params, unwrap, user_of
 from web.routes.pages import (
     FLASH,
-    MAX_OFFSET,
     PAGE_SIZE,
-    _one,
-    _whole,
     day_bounds,
     error_page,
     js_labels,
@@ -37,7 +34,8 @@ from web.routes.pages import (
     render,
     texts_of,
 )
-from web.routes.payments import PAYMENT_FIELDS, check_day, check_payment
+from web.routes.params import check_day, or_else
+from web.routes.payments import PAYMENT_FIELDS, check_payment
 from web.security import ApiError
 from web.serialize import daily_report_json, group_list_entry, ledger_json, payment_json
 
@@ -103,7 +101,7 @@ async def _payments(request: web.Request, *, form: Mapping[str, str] | None = No
     q = request.query
     errors: list[str] = []
     dates, since, until = day_bounds(q, panel.tz, errors)
-    group = _one(q, "group")
+    group = or_else(errors, lambda: params.text(q, "group"), "")
     limit, offset = page_window(q, errors)
     groups = [group_list_entry(g) for g in unwrap(await panel.bridge.list_groups())]
     for g in groups:
@@ -231,10 +229,7 @@ async def ledger_page(request: web.Request) -> web.Response:
     group_id = request.match_info["id"].strip()[:200]
     errors: list[str] = []
     dates, since, until = day_bounds(request.query, panel.tz, errors)
-    skip = _whole(_one(request.query, "skip", 10), 0, 0, MAX_OFFSET)
-    if skip is None:
-        errors.append("skip: a whole number, 0 or more")
-        skip = 0
+    skip = or_else(errors, lambda: params.count(request.query, "skip", 0, 0, params.MAX_OFFSET), 0)
     result = await panel.bridge.ledger(group_id, since, until)
     if result.status == 404:
         return await error_page(request, 404, t["error.no_group"].format(id=group_id), back="/groups")
@@ -278,11 +273,7 @@ async def reports_page(request: web.Request) -> web.Response:
     panel = panel_of(request)
     t = texts_of(request)
     errors: list[str] = []
-    try:
-        day = check_day(_one(request.query, "day", 20))
-    except ApiError as e:
-        errors.append(e.message)
-        day = ""
+    day = or_else(errors, lambda: check_day(params.text(request.query, "day", 20)), "")
     report = daily_report_json(unwrap(await panel.bridge.daily_report(day)))
     try:
         the_day = date.fromisoformat(report["day"])
@@ -299,7 +290,7 @@ async def reports_page(request: web.Request) -> web.Response:
         "groups": [{"id": g["group_id"], "name": g["name"] or g["group_id"]} for g in report["groups"]],
         "total_due": _positive_sum([g["due"] for g in report["groups"]]),
         "timezone": panel.config.bot.timezone,
-    })
+    }, status=400 if errors else 200)
 
 
 def add_routes(app: web.Application) -> None:

@@ -16,21 +16,23 @@ import logging
 import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping
+from urllib.parse import quote
 from urllib.parse import urlencode
 
 import aiohttp_jinja2
 import jinja2
 import orjson
 from aiohttp import web
+from multidict import MultiMapping
 from aiohttp_session import get_session
 
 from domain.orders import TRANSITIONS, Action, Status
 from web import i18n
 from web.bridge import BridgeError
-from web.routes import PANEL, actor_by, command_result, panel_of, unwrap
+from web.routes import ACTIONS, PANEL, actor_by, command_result, panel_of, params, unwrap
 from web.routes import dashboard as dash
 from web.routes.groups import check_patch
-from web.routes.orders import parse_bound
+from web.routes.params import or_else
 from web.security import USER, ApiError, form_token
 from web.serialize import group_list_entry, order_json, report_json, status_json
 
@@ -39,9 +41,7 @@ log = logging.getLogger("diamondbot.panel.pages")
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 PAGE_SIZE = 25
 MAX_PAGE_SIZE = 200
-MAX_OFFSET = 10_000_000
 MAX_CYCLE_GROUPS = 100
-ACTIONS = ("process", "approve", "cancel", "delete")
 CONFIRM = frozenset({"cancel", "delete"})
 STATUSES = tuple(s.value for s in Status)
 OPEN = "pending,processing,approved"
@@ -171,47 +171,26 @@ async def dashboard(request: web.Request) -> web.Response:
 # --- orders -----------------------------------------------------------------------------------
 
 
-def _one(query: Mapping[str, str], name: str, max_len: int = 200) -> str:
-    value = query.get(name, "")
-    return value.strip()[:max_len] if isinstance(value, str) else ""
-
-
-def _whole(text: str, default: int, low: int, high: int) -> int | None:
-    if not text:
-        return default
-    if not (text.isascii() and text.isdigit()):
-        return None
-    value = int(text)
-    return value if low <= value <= high else None
-
-
-def day_bounds(query: Mapping[str, str], tz: Any,
-                errors: list[str]) -> tuple[dict[str, str], float | None, float | None]:
+def day_bounds(query: MultiMapping[str], tz: Any,
+               errors: list[str]) -> tuple[dict[str, str], float | None, float | None]:
     """The since/until fields of a GET form: (their values, the bounds); a bad one is ignored and said."""
-    form = {"since": _one(query, "since", 40), "until": _one(query, "until", 40)}
+    form = {name: or_else(errors, functools.partial(params.text, query, name, 40), "") for name in ("since", "until")}
     bounds: dict[str, float | None] = {}
     for name in ("since", "until"):
-        try:
-            bounds[name] = parse_bound(name, form[name], tz, end=name == "until")
-        except ApiError as e:
-            errors.append(e.message)
-            form[name], bounds[name] = "", None
+        bounds[name] = or_else(errors, functools.partial(params.parse_bound, name, form[name], tz,
+                                                         end=name == "until"), None)
+        if bounds[name] is None:
+            form[name] = ""
     if bounds["since"] is not None and bounds["until"] is not None and bounds["since"] >= bounds["until"]:
         errors.append("since: must be before until")
         form["until"], bounds["until"] = "", None
     return form, bounds["since"], bounds["until"]
 
 
-def page_window(query: Mapping[str, str], errors: list[str]) -> tuple[int, int]:
+def page_window(query: MultiMapping[str], errors: list[str]) -> tuple[int, int]:
     """The limit/offset fields of a GET form; a bad one falls back to the default and is said."""
-    limit = _whole(_one(query, "limit", 10), PAGE_SIZE, 1, MAX_PAGE_SIZE)
-    offset = _whole(_one(query, "offset", 10), 0, 0, MAX_OFFSET)
-    if limit is None:
-        errors.append(f"limit: a whole number from 1 to {MAX_PAGE_SIZE}")
-        limit = PAGE_SIZE
-    if offset is None:
-        errors.append("offset: a whole number, 0 or more")
-        offset = 0
+    limit = or_else(errors, lambda: params.count(query, "limit", PAGE_SIZE, 1, MAX_PAGE_SIZE), PAGE_SIZE)
+    offset = or_else(errors, lambda: params.count(query, "offset", 0, 0, params.MAX_OFFSET), 0)
     return limit, offset
 
 
@@ -221,7 +200,7 @@ def order_filters(request: web.Request) -> tuple[dict[str, Any], dict[str, Any],
     tz = panel_of(request).tz
     q = request.query
     errors: list[str] = []
-    form = {"status": _one(q, "status"), "group": _one(q, "group"), "q": _one(q, "q")}
+    form = {name: or_else(errors, functools.partial(params.text, q, name), "") for name in ("status", "group", "q")}
     wanted = [s.strip().lower() for s in form["status"].split(",") if s.strip()]
     bad = [s for s in wanted if s not in STATUSES]
     if bad:
@@ -375,10 +354,10 @@ def settings_patch(form: Mapping[str, Any], t: i18n.Texts) -> dict[str, Any]:
                              "auto_approve": form.get("auto_approve") is not None}
     most = form.get("auto_approve_max")
     if isinstance(most, str) and most.strip():
-        value = _whole(most.strip(), 0, 0, 10**9)
-        if value is None:
-            raise ApiError(400, t["groups.bad_max"])
-        patch["auto_approve_max"] = value
+        try:
+            patch["auto_approve_max"] = params.whole_number(most.strip(), "auto_approve_max", 0, 0, 10**9)
+        except ApiError:
+            raise ApiError(400, t["groups.bad_max"]) from None
     limit = form.get("due_limit")
     if isinstance(limit, str):
         patch["due_limit"] = limit.strip()  # empty: no limit
