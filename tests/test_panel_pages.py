@@ -29,6 +29,7 @@ from tests.fake_bridge import (
 from web import auth, i18n
 from web.metrics import ProcessSampler, pss_bytes
 from web.routes import pages
+from web.security import safe_next
 from web.routes.dashboard import bar_chart, compact, nice_ceiling
 from web.serialize import report_json
 
@@ -351,9 +352,25 @@ async def test_refused_actions_say_why(en: TestClient[Any, Any], bridge: FakeBri
     # `next` never leads to another site.
     resp = await post_form(en, "/orders/A1", token, action="process", next="//evil.example/x")
     assert resp.status == 303 and resp.headers["Location"] == "/orders/A1"
-    for evil in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "orders", "/x\r\nSet-Cookie: a=b"):
-        assert pages.safe_next(evil, "/orders") == "/orders", evil
-    assert pages.safe_next("/orders?status=pending&offset=25", "/") == "/orders?status=pending&offset=25"
+    app = en.server.app  # type: ignore[union-attr]
+    for evil in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "orders", "/x\r\nSet-Cookie: a=b",
+                 "/\t/evil.example", "/\t/\t/evil.example", "/ /evil.example", "/\x0b/evil.example",
+                 "/\u2028/evil.example", "/%09/evil.example", "/nowhere", "/api/orders", "/static/panel.css",
+                 "/orders/A1/../../x", "http:/orders", "/orders#\tx"):
+        assert safe_next(app, evil, "/orders") == "/orders", evil
+    for ok in ("/orders?status=pending&offset=25", "/orders/A1", "/", "/groups/120363000000000001@g.us/ledger",
+               "/reports?day=2025-11-24"):
+        assert safe_next(app, ok, "/") == ok, ok
+    # A tab in `next`, after a confirmation and on the confirmation page's links.
+    for evil in ("/\t/evil.example", "/%09/evil.example", "/nowhere"):
+        resp = await post_form(en, "/orders/A1", token, action="cancel", next=evil)
+        html = await resp.text()
+        assert resp.status == 200 and 'href="/orders/A1"' in html and "evil" not in html, evil
+        assert 'name="next" value="/orders/A1"' in html
+        resp = await post_form(en, "/orders/B1", token, action="process", next=evil)
+        # The first processes B1 (303 back to it), the next are refused (409, a link back to it).
+        assert resp.status in (303, 409) and "evil" not in resp.headers.get("Location", ""), evil
+        assert "evil" not in await resp.text() and resp.headers.get("Location", "/orders/B1") == "/orders/B1"
 
 
 async def test_group_settings_by_form(en: TestClient[Any, Any], bridge: FakeBridge) -> None:

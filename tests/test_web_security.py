@@ -279,6 +279,20 @@ async def test_the_login_leads_back_to_the_page_asked_for_and_never_elsewhere(
     done = await client.post("/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token,
                                              "next": "https://evil.example/"}, allow_redirects=False)
     assert done.status == 303 and done.headers["Location"] == "/"
+    # A tab that yarl drops would turn "/<tab>/evil.example" into "//evil.example": refused, in
+    # the login page's link, after the form login, and for a logged-in visitor of /login.
+    session = await (await client.get("/api/session")).json()
+    await client.post("/api/logout", headers={"X-CSRF-Token": session["csrf_token"]})
+    page = await (await client.get("/login?next=/%09/evil.example")).text()
+    assert 'name="next" value="/"' in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    done = await client.post("/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token,
+                                             "next": "/\t/evil.example"}, allow_redirects=False)
+    assert done.status == 303 and done.headers["Location"] == "/"
+    again = await client.get("/login?next=/%09/evil.example", allow_redirects=False)
+    assert again.status == 303 and again.headers["Location"] == "/"
+    again = await client.get("/login?next=/orders%3Fstatus%3Dpending", allow_redirects=False)
+    assert again.status == 303 and again.headers["Location"] == "/orders?status=pending"
 
 
 async def test_anonymous_form_login_without_a_form_page_is_refused(client: TestClient[Any, Any]) -> None:

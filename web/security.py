@@ -14,7 +14,7 @@ import secrets
 import time
 from collections import OrderedDict, deque
 from typing import Any, Awaitable, Callable, Mapping, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -22,6 +22,7 @@ from aiohttp.web_urldispatcher import StaticResource
 from aiohttp_session import Session, get_session, new_session, session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet
+from yarl import URL
 
 from web.bridge import BridgeError
 from web.sessions import SessionRegistry
@@ -100,6 +101,43 @@ def error_response(request: web.Request, status: int, message: str,
     if wants_json(request):
         return json_error(status, message, headers)
     return web.Response(status=status, text=message, headers=headers)
+
+
+# --- where a form leads back to ---------------------------------------------------------------
+
+
+def _serves_page(app: web.Application, path: str) -> bool:
+    """Whether `path` is one of the panel's own pages (a GET route outside /api and /static)."""
+    if path.startswith(("/api/", "/static/")) or path in ("/metrics", "/healthz"):
+        return False
+    for route in app.router.routes():
+        if route.method != "GET" or route.resource is None:
+            continue
+        info = route.resource.get_info()
+        pattern = info.get("pattern")
+        if info.get("path") == path or (pattern is not None and pattern.fullmatch(path)):
+            return True
+    return False
+
+
+def safe_next(app: web.Application, value: Any, default: str) -> str:
+    """A page of this panel to go back to after a form or the login, or `default`.
+
+    Only a path the panel serves: one leading "/", no scheme or host, no backslash, no space or
+    control character anywhere (yarl drops a tab, so "/<tab>/evil.example" would become
+    "//evil.example", another site), and still a bare path once yarl has read it (returned as
+    yarl writes it, which is what the Location header will say)."""
+    if not isinstance(value, str) or not value.startswith("/") or len(value) > 2000:
+        return default
+    if any(c.isspace() or not c.isprintable() or c == "\\" for c in value):
+        return default
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or value.startswith("//") or not _serves_page(app, parts.path):
+        return default
+    url = str(URL(value))  # as it will be written in the Location header
+    if not url.startswith("/") or url.startswith("//") or URL(url).is_absolute():
+        return default
+    return url
 
 
 # --- sessions ---------------------------------------------------------------------------------

@@ -8,13 +8,14 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from web.routes import json_response, panel_of, read_json_object, user_of
-from web.routes.pages import render, safe_next, texts_of
+from web.routes.pages import render, texts_of
 from web.security import (
     ApiError,
     csrf_exempt,
     end_session,
     form_token,
     public,
+    safe_next,
     session_user,
     start_session,
 )
@@ -56,7 +57,7 @@ async def _login_page(request: web.Request, token: str, *, message: str = "", us
 @public
 async def login_page(request: web.Request) -> web.StreamResponse:
     """GET /login: the form, with a pre-login CSRF token kept in the (anonymous) session."""
-    next_path = safe_next(request.query.get("next"), "/")
+    next_path = safe_next(request.app, request.query.get("next"), "/")
     if session_user(await get_session(request)):
         raise web.HTTPSeeOther(next_path)
     return await _login_page(request, await form_token(request), next_path=next_path)
@@ -70,7 +71,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     password = form.get("password")
     username = username.strip() if isinstance(username, str) else ""
     password = password if isinstance(password, str) else ""
-    next_path = safe_next(form.get("next"), "/")
+    next_path = safe_next(request.app, form.get("next"), "/")
     t = texts_of(request)
     try:
         await check_credentials(request, username, password)

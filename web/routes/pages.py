@@ -33,7 +33,7 @@ from web.routes import ACTIONS, PANEL, actor_by, command_result, panel_of, param
 from web.routes import dashboard as dash
 from web.routes.groups import check_patch
 from web.routes.params import or_else
-from web.security import USER, ApiError, form_token
+from web.security import USER, ApiError, form_token, safe_next
 from web.serialize import group_list_entry, order_json, report_json, status_json
 
 log = logging.getLogger("diamondbot.panel.pages")
@@ -141,14 +141,6 @@ def page(handler: Handler) -> Handler:
                                 back=None if request.method in ("GET", "HEAD") else "/")
 
     return wrapped
-
-
-def safe_next(value: Any, default: str) -> str:
-    """A same-site path to go back to after a form (never another site: no "//", no scheme)."""
-    if not isinstance(value, str) or not value.startswith("/") or value.startswith("//") \
-            or "\\" in value or len(value) > 2000 or any(c in value for c in "\r\n"):
-        return default
-    return value
 
 
 def js_labels(t: i18n.Texts, *prefixes: str) -> dict[str, str]:
@@ -279,7 +271,7 @@ async def order_action(request: web.Request) -> web.StreamResponse:
     order_id = request.match_info["id"].strip()[:40]
     form = await request.post()
     action = form.get("action")
-    back = safe_next(form.get("next"), f"/orders/{order_id}")
+    back = safe_next(request.app, form.get("next"), "/orders/" + quote(order_id, safe=""))
     if action not in ACTIONS:
         return await error_page(request, 400, t["error.refused"].format(
             reason=f"action: use one of {', '.join(ACTIONS)}"), back=back)
