@@ -23,6 +23,7 @@ from web import auth
 from web.app import create_app
 from web.routes import PANEL
 from web.security import COOKIE_NAME
+from web.throttle import DEVICE_COOKIE
 
 REAL_HASHER = auth.HASHER
 ORDER = "A1"
@@ -419,13 +420,15 @@ async def test_security_headers_on_every_kind_of_response(client: TestClient[Any
 
 async def test_session_cookie_flags(client: TestClient[Any, Any]) -> None:
     resp = await client.post("/api/login", json={"username": "admin", "password": PASSWORD})
-    cookies = [v for k, v in resp.headers.items() if k.lower() == "set-cookie"]
-    assert len(cookies) == 1
-    cookie = cookies[0]
-    assert cookie.startswith(f"{COOKIE_NAME}=")
-    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+    cookies = sorted(v for k, v in resp.headers.items() if k.lower() == "set-cookie")
+    assert len(cookies) == 2
+    device, cookie = cookies  # the known-browser cookie, the session
+    assert cookie.startswith(f"{COOKIE_NAME}=") and device.startswith(f"{DEVICE_COOKIE}=")
+    for c in cookies:
+        assert "HttpOnly" in c and "SameSite=Strict" in c and "Path=/" in c
+        assert "admin" not in c.split(";")[0]  # encrypted, not merely signed
+        assert "Secure" not in c  # plain http on loopback: a Secure cookie would never come back
     assert "Max-Age=43200" in cookie
-    assert "admin" not in cookie.split(";")[0]  # encrypted, not merely signed
 
 
 async def test_sessions_survive_a_restart(client: TestClient[Any, Any], data_dir: Path,

@@ -22,8 +22,10 @@ from web.routes import pages as page_routes
 from web.routes import payments as payment_routes
 from web.routes import status as status_routes
 from web.routes import whatsapp as whatsapp_routes
-from web.security import SESSION_MAX_AGE, LoginThrottle, setup_security
+from web.network import NetworkPolicy
+from web.security import SESSION_MAX_AGE, setup_security
 from web.sessions import SessionRegistry
+from web.throttle import LoginThrottle
 
 STATIC = Path(__file__).resolve().parent / "static"
 # Every request body is a small JSON object or a login form; anything bigger is refused (413).
@@ -43,7 +45,7 @@ def create_app(config: Config, bridge: ActorBridge, *, started_at: float | None 
         throttle=LoginThrottle(config.panel.login_attempts, config.panel.login_window),
     )
     setup_security(app, session_key(config.bot.data_dir),
-                   SessionRegistry(config.bot.data_dir, SESSION_MAX_AGE))
+                   SessionRegistry(config.bot.data_dir, SESSION_MAX_AGE), NetworkPolicy.from_config(config))
     page_routes.setup_templates(app)
     auth_routes.add_routes(app)
     page_routes.add_routes(app)

@@ -13,7 +13,8 @@ from actors.messages import CommandDone, QueryResult
 from config import Config
 from web.auth import UserStore
 from web.bridge import ActorBridge
-from web.security import USER, ApiError, LoginThrottle
+from web.security import USER, ApiError
+from web.throttle import LoginThrottle
 
 # The lifecycle actions an admin may take on an order (the state machine's COMPLETE is the system's).
 ACTIONS = ("process", "approve", "cancel", "delete")

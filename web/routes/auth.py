@@ -9,7 +9,9 @@ from aiohttp_session import get_session
 
 from web.routes import json_response, panel_of, read_json_object, user_of
 from web.routes.pages import render, texts_of
+from web.network import NETWORK
 from web.security import (
+    DEVICES,
     ApiError,
     csrf_exempt,
     end_session,
@@ -27,21 +29,31 @@ WRONG_CREDENTIALS = "wrong username or password"
 
 async def check_credentials(request: web.Request, username: str, password: str) -> None:
     """Throttled credential check: ApiError 429 (with Retry-After) or 401; nothing on success.
-    Unknown user and wrong password get the same answer."""
+    Unknown user and wrong password get the same answer. A browser that logged in as this user
+    before counts on its own allowance (web.throttle)."""
     panel = panel_of(request)
-    key = panel.throttle.key(request.remote, username)
-    wait = panel.throttle.retry_after(key)
+    address = request.app[NETWORK].client_address(request)
+    device = request.app[DEVICES].device_for(request, username)
+    keys = panel.throttle.keys(username, address=address, device=device,
+                               existing=await panel.users.exists(username))
+    wait = panel.throttle.retry_after(keys)
     if wait is not None:
-        log.warning("panel login for %r from %s refused: too many failures", username[:64], request.remote)
+        log.warning("panel login for %r from %s refused: too many failures", username[:64], address)
         raise ApiError(429, f"too many failed logins; try again in {wait} s", {"Retry-After": str(wait)})
     # Counted before the check, so a burst of concurrent guesses cannot all slip past the limit
     # while their hashes are being verified; a success clears it again.
-    panel.throttle.failed(key)
+    panel.throttle.failed(keys)
     if not await panel.users.verify(username, password):
-        log.warning("panel login failed for %r from %s", username[:64], request.remote)
+        log.warning("panel login failed for %r from %s%s", username[:64], address,
+                    " (a known browser)" if device else "")
         raise ApiError(401, WRONG_CREDENTIALS)
-    panel.throttle.succeeded(key)
-    log.info("panel login of %s from %s", username, request.remote)
+    panel.throttle.succeeded(keys)
+    log.info("panel login of %s from %s", username, address)
+
+
+def remember_browser(request: web.Request, response: web.StreamResponse, username: str) -> None:
+    """After a login: this browser is known for the user from now on (its own login allowance)."""
+    request.app[DEVICES].remember(request, response, username, secure=request.app[NETWORK].https(request))
 
 
 async def _login_page(request: web.Request, token: str, *, message: str = "", username: str = "",
@@ -81,7 +93,9 @@ async def login_form(request: web.Request) -> web.StreamResponse:
         return await _login_page(request, await form_token(request), message=message, username=username,
                                  next_path=next_path, status=e.status, headers=e.headers)
     await start_session(request, username)
-    raise web.HTTPSeeOther(next_path)
+    done = web.HTTPSeeOther(next_path)
+    remember_browser(request, done, username)
+    raise done
 
 
 async def logout_form(request: web.Request) -> web.StreamResponse:
@@ -109,7 +123,9 @@ async def api_login(request: web.Request) -> web.Response:
     username = username.strip()
     await check_credentials(request, username, password)
     token = await start_session(request, username)
-    return json_response({"csrf_token": token, "user": username})
+    response = json_response({"csrf_token": token, "user": username})
+    remember_browser(request, response, username)
+    return response
 
 
 async def api_logout(request: web.Request) -> web.Response:
