@@ -449,6 +449,9 @@ class RecordPayment:
     # The request's own key: a retry with the same key gets the payment already recorded
     # (answered 200 with it) instead of a second one.
     client_key: str = ""
+    # A payment whose reference (trimmed, any case) the group already holds in a payment that is
+    # not void is refused with 409 {"duplicate_of": <that payment>} unless this is True.
+    confirm_duplicate: bool = False
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,7 @@ async def test_record_by_form_then_a_one_time_message(en: TestClient[Any, Any], 
     assert resp.status == 303 and resp.headers["Location"] == "/payments"
     # The form's id travels to the bot as the payment's client key: a resent form is recorded once.
     assert bridge.calls[-1] == ("record_payment", ALPHA, "1000", "bkash", "TRX77", "full", "admin:admin",
-                                "form:admin:n-1")
+                                "form:admin:n-1", False)
     assert bridge.due(ALPHA) == 0
     html, page = await get_page(en, "/payments")
     assert flash(page, html) == "Payment PA1 recorded: ৳1000 by bKash from Alpha Resellers. Due now: ৳0."
@@ -195,6 +195,44 @@ async def test_a_refused_form_comes_back_with_the_error_and_what_was_typed(en: T
     assert resp.status == 303 and len(bridge.db.payments) == 1
 
 
+async def test_a_reference_recorded_before_is_warned_about_and_can_be_recorded_anyway(
+        en: TestClient[Any, Any], bridge: FakeBridge) -> None:
+    token = await login(en)
+    bridge.add_payment(ALPHA, "300", "nagad", reference="TRX55")  # PA1
+    form = {"group_id": ALPHA, "amount": "500", "method": "bkash", "reference": "trx55", "note": EVIL,
+            "nonce": "n-dup"}
+    resp = await post_payment(en, token, **form)
+    html = await resp.text()
+    assert resp.status == 409 and len(bridge.db.payments) == 1
+    warning = html[html.index('id="duplicate"'):]
+    warning = warning[:warning.index("</div>")]
+    assert "Reference TRX55 is already recorded: payment PA1, ৳300 by Nagad on 2025-11-24 22:00 (admin:setup)" in warning
+    page = Page(warning)
+    # "Record it anyway" sends the same form again, confirmed, with the same one-time id and token.
+    hidden = {i["name"]: i["value"] for i in page.all("input", type="hidden")}
+    assert hidden == {"csrf_token": token, "nonce": "n-dup", "group_id": ALPHA, "amount": "500", "method": "bkash",
+                      "reference": "trx55", "note": EVIL, "confirm_duplicate": "1"}
+    assert page.all("button", type="submit") and EVIL not in html
+    # The form below keeps what was typed and the same id, to correct it instead.
+    assert Page(html).all("input", name="nonce")[-1]["value"] == "n-dup"
+    assert Page(html).all("input", name="reference")[-1]["value"] == "trx55"
+    resp = await post_payment(en, token, **hidden)
+    assert resp.status == 303 and len(bridge.db.payments) == 2
+    assert bridge.calls[-1][-2:] == ("form:admin:n-dup", True)
+    html, page = await get_page(en, "/payments")
+    assert flash(page, html) == "Payment PA2 recorded: ৳500 by bKash from Alpha Resellers. Due now: ৳200."
+    # Sent once more (the back button): still once.
+    assert (await post_payment(en, token, **hidden)).status == 303 and len(bridge.db.payments) == 2
+
+
+async def test_the_duplicate_warning_in_bengali(bn: TestClient[Any, Any], bridge: FakeBridge) -> None:
+    token = await login(bn)
+    bridge.add_payment(ALPHA, "300", "bkash", reference="TRX55")
+    resp = await post_payment(bn, token, group_id=ALPHA, amount="500", method="bkash", reference="TRX55", nonce="b")
+    html = await resp.text()
+    assert resp.status == 409 and "রেফারেন্স TRX55 আগেই লেখা আছে: পেমেন্ট PA1" in html and "তবুও লিখুন" in html
+
+
 async def test_a_form_sent_twice_records_once(en: TestClient[Any, Any], bridge: FakeBridge) -> None:
     token = await login(en)
     form = {"group_id": ALPHA, "amount": "100", "method": "bkash", "nonce": "double-click"}
@@ -219,8 +257,8 @@ async def test_no_answer_keeps_the_form_marked(en: TestClient[Any, Any], bridge:
     token = await login(en)
     real = bridge.record_payment
 
-    async def recorded_then_timeout(*args: Any) -> Any:
-        await real(*args)
+    async def recorded_then_timeout(*args: Any, **kwargs: Any) -> Any:
+        await real(*args, **kwargs)
         raise bridge_error()
 
     monkeypatch.setattr(bridge, "record_payment", recorded_then_timeout)

@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Mapping
+from typing import Any, Mapping
 from urllib.parse import quote, urlencode
 
 from aiohttp import web
@@ -35,7 +35,7 @@ from web.routes.pages import (
     texts_of,
 )
 from web.routes.params import check_day, or_else
-from web.routes.payments import PAYMENT_FIELDS, check_payment
+from web.routes.payments import PAYMENT_FIELDS, check_payment, duplicate_of
 from web.security import ApiError
 from web.serialize import daily_report_json, group_list_entry, ledger_json, payment_json
 
@@ -94,8 +94,9 @@ def _positive_sum(values: list[str | None]) -> str:
 
 
 async def _payments(request: web.Request, *, form: Mapping[str, str] | None = None, error: str | None = None,
-                    status: int = 200) -> web.Response:
-    """The Payments page (also after a refused post: with its error and the fields as typed)."""
+                    status: int = 200, nonce: str = "", duplicate: Mapping[str, Any] | None = None) -> web.Response:
+    """The Payments page (also after a refused post: with its error and the fields as typed, the
+    same form id, and the earlier payment when the reference was recorded before)."""
     panel = panel_of(request)
     t = texts_of(request)
     q = request.query
@@ -129,7 +130,7 @@ async def _payments(request: web.Request, *, form: Mapping[str, str] | None = No
     return await render(request, "payments.html", {
         "title": t["pay.title"], "nav": "payments", "script": "payments.js",
         "groups": groups, "f": filters, "errors": errors, "form": fields, "form_error": error,
-        "nonce": secrets.token_urlsafe(16), "methods": METHODS,
+        "nonce": nonce or secrets.token_urlsafe(16), "methods": METHODS, "duplicate": duplicate,
         "total_due": _positive_sum([g["due"] for g in groups]),
         "payments": payments, "total": total, "first": offset + 1 if payments else 0,
         "last": offset + len(payments),
@@ -175,7 +176,14 @@ async def payment_post(request: web.Request) -> web.StreamResponse:
     # The form's id also goes to the bot: the same form sent again (after a timeout, from another
     # tab, after a restart of the panel) is recorded once, whatever this process remembers.
     done = await panel.bridge.record_payment(p["group_id"], p["amount"], p["method"], p["reference"], p["note"],
-                                             actor_by(request), f"form:{key[0]}:{key[1]}" if key[1] else "")
+                                             actor_by(request), f"form:{key[0]}:{key[1]}" if key[1] else "",
+                                             confirm_duplicate=posted.get("confirm_duplicate") == "1")
+    earlier = duplicate_of(done)
+    if earlier is not None:  # the reference was recorded before: ask, with the same form id
+        if key[1]:
+            request.app[RECENT_FORMS].release(key)
+        return await _payments(request, form=form, status=409, nonce=key[1],
+                               duplicate=payment_json(earlier, panel.tz, groups))
     try:
         result = command_result(done)
     except ApiError as e:  # the bot answered no (400 a field, 404 no such group, 503 stopping)

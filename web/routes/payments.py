@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 from aiohttp import web
 
-from actors.messages import QueryResult
+from actors.messages import CommandDone, QueryResult
 from domain.payments import PaymentError, check_amount, check_note, check_reference, parse_method
 from web.routes import user_of, actor_by, command_result, json_response, panel_of, read_json_object, unwrap
 from web.routes import params
@@ -126,20 +126,39 @@ async def list_payments(request: web.Request) -> web.Response:
 
 
 async def record_payment(request: web.Request) -> web.Response:
-    """POST /api/payments {"group_id", "amount", "method", "reference", "note"} → 201
-    {"payment": {...}, "due": "<decimal>"}; 400 bad field, 404 unknown group."""
+    """POST /api/payments {"group_id", "amount", "method", "reference", "note", "confirm_duplicate"}
+    → 201 {"payment": {...}, "due": "<decimal>"}; 400 bad field, 404 unknown group, 409
+    {"error", "duplicate_of": {...}} when the group already has a payment with this reference
+    (send "confirm_duplicate": true to record it all the same)."""
     panel = panel_of(request)
-    p = check_payment(await read_json_object(request))
+    body = await read_json_object(request)
+    confirm = body.pop("confirm_duplicate", False)
+    if not isinstance(confirm, bool):
+        raise ApiError(400, "confirm_duplicate: true or false")
+    p = check_payment(body)
     names = await group_names(request)  # before the write: nothing after it may fail
     # A client that may retry sends an Idempotency-Key: the same key records the payment once.
     key = request.headers.get("Idempotency-Key", "").strip()
     if len(key) > 64 or not key.isprintable():
         raise ApiError(400, "Idempotency-Key: at most 64 printable characters")
     done = await panel.bridge.record_payment(p["group_id"], p["amount"], p["method"], p["reference"], p["note"],
-                                             actor_by(request), f"api:{user_of(request)}:{key}" if key else "")
+                                             actor_by(request), f"api:{user_of(request)}:{key}" if key else "",
+                                             confirm_duplicate=confirm)
+    earlier = duplicate_of(done)
+    if earlier is not None:
+        return json_response({"error": done.error, "duplicate_of": payment_json(earlier, panel.tz, names)},
+                             status=409)
     result = command_result(done)
     return json_response({"payment": payment_json(result["payment"], panel.tz, names),
                           "due": str(result["due"])}, status=201)
+
+
+def duplicate_of(done: CommandDone) -> Mapping[str, Any] | None:
+    """The earlier payment with the same reference, when the group refused this one as a duplicate."""
+    if done.status != 409 or not isinstance(done.result, Mapping):
+        return None
+    earlier = done.result.get("duplicate_of")
+    return earlier if isinstance(earlier, Mapping) else None
 
 
 async def void_payment(request: web.Request) -> web.Response:
