@@ -12,6 +12,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -307,6 +308,37 @@ async def test_order_detail_shows_every_field(en: TestClient[Any, Any], bridge: 
     assert "There is no order Z9" in html
 
 
+NOTES = ["recovered after downtime; held: the due limit was reached", "edited in WhatsApp: .10 → .100",
+         "issue raised: stuck_pending", "issue raised: delivery_failed (timeout after 5 s)",
+         "issue cleared: stuck_pending", "delivery message sent", "the due is within the limit again",
+         "imported from the seed's database.json (id 17)", "a note nobody knows"]
+
+
+@pytest.mark.parametrize("language, shown", [
+    ("bn", ["বট বন্ধ থাকার পর উদ্ধার করা; আটকে রাখা: বকেয়ার সীমা পূর্ণ", "হোয়াটসঅ্যাপে বদলানো: .10 → .100",
+            "সমস্যা ধরা পড়েছে: অনেকক্ষণ অপেক্ষমাণ", "সমস্যা ধরা পড়েছে: ডেলিভারি বার্তা যায়নি (timeout after 5 s)",
+            "সমস্যা মিটেছে: অনেকক্ষণ অপেক্ষমাণ", "ডেলিভারি বার্তা পাঠানো হয়েছে", "বকেয়া আবার সীমার মধ্যে",
+            "পুরোনো বটের database.json থেকে আনা (আইডি 17)", "a note nobody knows"]),
+    ("en", ["recovered after downtime; held: the due limit was reached", "edited in WhatsApp: .10 → .100",
+            "issue raised: Pending too long", "issue raised: Delivery failed (timeout after 5 s)",
+            "issue cleared: Pending too long", "delivery message sent", "the due is within the limit again",
+            "imported from the seed's database.json (id 17)", "a note nobody knows"]),
+])
+async def test_audit_notes_read_in_the_panels_language(tmp_path: Path, bridge: FakeBridge, language: str,
+                                                       shown: list[str]) -> None:
+    record = bridge.record("A1")
+    entry = record["audit"][0]
+    record["audit"] = [{**entry, "note": note} for note in NOTES]
+    stored = orjson.dumps(record)
+    async with await make_client(tmp_path, bridge, **{"bot.language": language}) as c:
+        await login(c)
+        html, page = await get_page(c, "/orders/A1")
+    audit = html[html.index("<tbody", html.rindex('scope="col"')):]
+    cells = [Page(row).text[-1] for row in audit.split("</tr>")[:len(NOTES)]]
+    assert cells == shown
+    assert orjson.dumps(bridge.record("A1")) == stored  # the stored notes stay as they are
+
+
 # --- actions without JavaScript ---------------------------------------------------------------
 
 
@@ -510,6 +542,9 @@ def test_both_languages_have_every_string_the_templates_use() -> None:
 def test_formats() -> None:
     t = i18n.texts("en")
     assert (i18n.taka("1000.00"), i18n.taka("23.50"), i18n.taka(None)) == ("৳1000", "৳23.50", "—")
+    # Large amounts in the lakh/crore grouping the shops read; four digits as the chat writes them.
+    assert [i18n.taka(v) for v in ("10000000.00", "150000", "12345.50", "9999", "-100000")] == [
+        "৳1,00,00,000", "৳1,50,000", "৳12,345.50", "৳9999", "৳-1,00,000"]
     assert (i18n.size(812), i18n.size(49_300), i18n.size(3_250_000)) == ("812 B", "48.1 KB", "3.1 MB")
     assert i18n.duration(3 * 86400 + 4 * 3600 + 5, t) == "3 d 4 h"
     assert i18n.duration(65, i18n.texts("bn")) == "1 মিনিট 5 সেকেন্ড"

@@ -122,6 +122,16 @@ async def test_payments_page_shows_the_form_and_each_groups_due(en: TestClient[A
     assert page.all("script")[0]["src"].startswith("/static/payments.js?v=")
 
 
+async def test_large_amounts_read_in_lakh_and_crore(en: TestClient[Any, Any], bridge: FakeBridge) -> None:
+    await login(en)
+    bridge.add_order(ALPHA, 100_000, actions=(Action.APPROVE,))  # ৳1,00,00,000 more billed
+    html, page = await get_page(en, "/payments")
+    assert due_cell(page, html, "dues", ALPHA) == "৳1,00,01,000"
+    option = next(o for o in page.all("option") if o.get("value") == ALPHA and o.get("data-fill") is not None)
+    # The form's "fill in the whole due" puts a bare number in the amount field.
+    assert option["data-fill"] == "10001000" and option["data-due-text"] == "৳1,00,01,000"
+
+
 async def test_a_group_link_presets_the_form(en: TestClient[Any, Any]) -> None:
     await login(en)
     _, page = await get_page(en, f"/payments?group={BETA}")

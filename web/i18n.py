@@ -8,9 +8,12 @@ Digits stay Western in both languages, as in the bot's own chat messages (`💎 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Mapping
+
+from domain import money
 
 LANGUAGES = ("bn", "en")
 
@@ -175,6 +178,17 @@ EN: dict[str, str] = {
     "order.audit.note": "Note",
     "order.audit.created": "created",
     "order.recovered": "Recovered after downtime",
+    "note.recovered": "recovered after downtime",
+    "note.held_due": "held: the due limit was reached",
+    "note.due_ok": "the due is within the limit again",
+    "note.delivery_sent": "delivery message sent",
+    "note.delivery_earlier": "delivery was confirmed earlier",
+    "note.message_deleted": "the order message was deleted in WhatsApp",
+    "note.edited": "edited in WhatsApp: .{before} → .{after}",
+    "note.issue_raised": "issue raised: {issue}",
+    "note.issue_cleared": "issue cleared: {issue}",
+    "note.imported": "imported from the seed's database.json (id {id})",
+    "note.import": "import: {details}",
     "yes": "Yes",
     "no": "No",
     # reconciliation
@@ -497,6 +511,17 @@ BN: dict[str, str] = {
     "order.audit.note": "মন্তব্য",
     "order.audit.created": "তৈরি",
     "order.recovered": "বট বন্ধ থাকার পর উদ্ধার করা",
+    "note.recovered": "বট বন্ধ থাকার পর উদ্ধার করা",
+    "note.held_due": "আটকে রাখা: বকেয়ার সীমা পূর্ণ",
+    "note.due_ok": "বকেয়া আবার সীমার মধ্যে",
+    "note.delivery_sent": "ডেলিভারি বার্তা পাঠানো হয়েছে",
+    "note.delivery_earlier": "ডেলিভারি আগেই নিশ্চিত হয়েছিল",
+    "note.message_deleted": "হোয়াটসঅ্যাপে অর্ডারের বার্তাটি মুছে ফেলা হয়েছে",
+    "note.edited": "হোয়াটসঅ্যাপে বদলানো: .{before} → .{after}",
+    "note.issue_raised": "সমস্যা ধরা পড়েছে: {issue}",
+    "note.issue_cleared": "সমস্যা মিটেছে: {issue}",
+    "note.imported": "পুরোনো বটের database.json থেকে আনা (আইডি {id})",
+    "note.import": "আনার সময়: {details}",
     "yes": "হ্যাঁ",
     "no": "না",
     "rec.title": "মিলকরণ",
@@ -690,6 +715,49 @@ def texts(language: str) -> Texts:
     return t
 
 
+# --- audit notes ------------------------------------------------------------------------------
+
+# The notes the system writes into an order's audit trail (in English, in the stored record),
+# shown in the panel's language. The stored note is never changed; an unknown note shows as is.
+_EXACT_NOTES = {
+    "recovered after downtime": "note.recovered",
+    "held: the due limit was reached": "note.held_due",
+    "the due is within the limit again": "note.due_ok",
+    "delivery message sent": "note.delivery_sent",
+    "delivery was confirmed earlier": "note.delivery_earlier",
+    "the order message was deleted in WhatsApp": "note.message_deleted",
+}
+_PATTERN_NOTES = (
+    (re.compile(r"edited in WhatsApp: \.(?P<before>\d+) → \.(?P<after>\d+)"), "note.edited"),
+    (re.compile(r"issue raised: (?P<issue>[a-z_]+)(?P<detail> \(.*\))?", re.S), "note.issue_raised"),
+    (re.compile(r"issue cleared: (?P<issue>[a-z_]+)"), "note.issue_cleared"),
+    (re.compile(r"imported from the seed's database\.json \(id (?P<id>.*)\)", re.S), "note.imported"),
+    (re.compile(r"import: (?P<details>.*)", re.S), "note.import"),
+)
+
+
+def _note_part(part: str, t: Texts) -> str:
+    key = _EXACT_NOTES.get(part)
+    if key is not None:
+        return t[key]
+    for pattern, key in _PATTERN_NOTES:
+        match = pattern.fullmatch(part)
+        if match is not None:
+            values = {k: v or "" for k, v in match.groupdict().items()}
+            if "issue" in values:
+                values["issue"] = t.label("issue", values["issue"])
+            detail = values.pop("detail", "")
+            return t[key].format(**values) + detail
+    return part
+
+
+def audit_note(note: str | None, t: Texts) -> str:
+    """A stored audit note in the panel's language ("; " joins several)."""
+    if not note:
+        return ""
+    return "; ".join(_note_part(part, t) for part in note.split("; "))
+
+
 # --- how things are written -------------------------------------------------------------------
 
 
@@ -703,15 +771,15 @@ def number(value: int | float | None) -> str:
 
 
 def taka(amount: str | Decimal | None) -> str:
-    """"1000.00" → "৳1000", "23.50" → "৳23.50" (as the bot writes money in the chat)."""
+    """"1000.00" → "৳1000", "23.50" → "৳23.50", "10000000" → "৳1,00,00,000": as the bot writes
+    money in the chat (domain.money.taka)."""
     if amount is None or amount == "":
         return "—"
     try:
         d = Decimal(str(amount))
     except InvalidOperation:
         return str(amount)
-    q = d.quantize(Decimal("0.01"))
-    return "৳" + (str(q.quantize(Decimal(1))) if q == q.to_integral_value() else str(q))
+    return "৳" + money.taka(d) if d.is_finite() else str(amount)
 
 
 def _amount(value: str | Decimal | None) -> Decimal | None:

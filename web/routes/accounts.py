@@ -75,7 +75,7 @@ def _fill(due: str | None) -> str:
         d = Decimal(due) if due else Decimal(0)
     except InvalidOperation:
         return ""
-    return money_taka(d) if d > 0 else ""
+    return money_taka(d, grouped=False) if d > 0 else ""
 
 
 def _positive_sum(values: list[str | None]) -> str:

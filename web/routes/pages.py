@@ -77,6 +77,7 @@ def setup_templates(app: web.Application) -> None:
         when=lambda v: i18n.when(v, tz),
         when_exact=lambda v: i18n.when_exact(v, tz),
         taka=i18n.taka,
+        audit_note=i18n.audit_note,
         due_tone=i18n.due_tone,
         due_text=i18n.due_text,
         rate=lambda v: "৳" + v.removesuffix(".00") if isinstance(v, str) and v else "—",
