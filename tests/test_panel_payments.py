@@ -470,8 +470,9 @@ async def test_navigation_has_the_new_pages(bn: TestClient[Any, Any]) -> None:
     assert i18n.BN["nav.payments"] == "পেমেন্ট" and i18n.BN["nav.reports"] == "রিপোর্ট"
 
 
-async def test_full_pages_weigh_under_50_kb(bn: TestClient[Any, Any], bridge: FakeBridge) -> None:
-    """A full page of payments, and a ledger page full of lines, in Bengali, with their assets."""
+async def test_full_pages_weigh_under_55_kb(bn: TestClient[Any, Any], bridge: FakeBridge) -> None:
+    """A full page of payments, and a ledger page full of lines, in Bengali, with their assets
+    (55 KB since the Orders and Groups tables became cards on a phone; 50 KB before)."""
     for i in range(10):
         bridge.add_group(f"রিসেলার গ্রুপ নম্বর {i} ঢাকা", rate="1.25")
     gid = ALPHA
@@ -485,4 +486,4 @@ async def test_full_pages_weigh_under_50_kb(bn: TestClient[Any, Any], bridge: Fa
         assets = [a["href"] for t, a in page.tags if t == "link"] + [a["src"] for a in page.all("script")]
         for url in set(assets):
             total += len(await (await bn.get(url)).read())
-        assert total < 50 * 1024, (path, total)
+        assert total < 55 * 1024, (path, total)

@@ -144,6 +144,29 @@ def page(handler: Handler) -> Handler:
     return wrapped
 
 
+# The columns of the tables that become one card per row on a phone (panel.css, .stack): each
+# cell is labelled with its column's name, given here once per page instead of once per cell.
+STACKED_COLUMNS = {
+    "orders": ("col.id", "col.time", "col.group", "col.user", "col.diamonds", "col.amount", "col.status",
+               "col.checks", "col.issues"),
+    "groups": ("", "groups.enabled", "groups.rate", "groups.auto_approve", "groups.auto_approve_max",
+               "groups.due_limit", "groups.orders", "groups.due"),
+}
+
+
+def css_string(text: str) -> str:
+    """`text` as a CSS string literal (quotes, backslashes and control characters escaped)."""
+    return '"' + "".join(f"\\{ord(c):x} " if c in '"\\' or not c.isprintable() else c for c in text) + '"'
+
+
+async def labels_css(request: web.Request) -> web.Response:
+    """GET /labels.css: the column names of the stacked tables, as custom properties."""
+    t = texts_of(request)
+    lines = [f".{table} td:nth-child({i}) {{ --label: {css_string(t[key])}; }}"
+             for table, keys in STACKED_COLUMNS.items() for i, key in enumerate(keys, 1) if key]
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/css")
+
+
 def js_labels(t: i18n.Texts, *prefixes: str) -> dict[str, str]:
     """The strings a page's script needs (passed in a data-labels attribute, JSON)."""
     return {k: v for k, v in t.items() if k.startswith(prefixes)}
@@ -439,3 +462,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/groups", groups_page)
     app.router.add_post("/groups/{id}", group_action)
     app.router.add_get("/whatsapp", whatsapp_page)
+    app.router.add_get("/labels.css", labels_css)
