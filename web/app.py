@@ -11,6 +11,7 @@ from aiohttp import web
 from config import Config
 from web.auth import UserStore, session_key
 from web.bridge import ActorBridge
+from web.i18n import words
 from web.routes import PANEL, Panel
 from web.routes import accounts as account_routes
 from web.routes import auth as auth_routes
@@ -43,6 +44,7 @@ def create_app(config: Config, bridge: ActorBridge, *, started_at: float | None 
         started_at=time.time() if started_at is None else started_at,
         users=UserStore(config.bot.data_dir),
         throttle=LoginThrottle(config.panel.login_attempts, config.panel.login_window),
+        words=words(config.bot.language),
     )
     setup_security(app, session_key(config.bot.data_dir),
                    SessionRegistry(config.bot.data_dir, SESSION_MAX_AGE), NetworkPolicy.from_config(config))

@@ -13,6 +13,7 @@ from actors.messages import CommandDone, QueryResult
 from config import Config
 from web.auth import UserStore
 from web.bridge import ActorBridge
+from web.i18n import Words
 from web.security import USER, ApiError
 from web.throttle import LoginThrottle
 
@@ -32,6 +33,7 @@ class Panel:
     started_at: float
     users: UserStore
     throttle: LoginThrottle
+    words: Words  # the panel's language (bot.language), for the code and the templates alike
 
 
 PANEL = web.AppKey("panel", Panel)

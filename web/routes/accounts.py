@@ -22,13 +22,13 @@ from aiohttp_session import get_session
 from domain.money import taka as money_taka
 from domain.payments import METHODS
 from web import i18n
+from web.i18n import js_labels
 from web.routes import actor_by, command_result, panel_of, params, unwrap, user_of
 from web.routes.pages import (
     FLASH,
     PAGE_SIZE,
     day_bounds,
     error_page,
-    js_labels,
     page,
     page_window,
     render,
@@ -128,7 +128,7 @@ async def _payments(request: web.Request, *, form: Mapping[str, str] | None = No
 
     fields = {"group_id": group, "amount": "", "method": "bkash", "reference": "", "note": "", **(form or {})}
     return await render(request, "payments.html", {
-        "title": t["pay.title"], "nav": "payments", "script": "payments.js",
+        "title": t._("Payments"), "nav": "payments", "script": "payments.js",
         "groups": groups, "f": filters, "errors": errors, "form": fields, "form_error": error,
         "nonce": nonce or secrets.token_urlsafe(16), "methods": METHODS, "duplicate": duplicate,
         "total_due": _positive_sum([g["due"] for g in groups]),
@@ -167,7 +167,7 @@ async def payment_post(request: web.Request) -> web.StreamResponse:
     session = await get_session(request)
     if key[1] and 0 < len(key[1]) <= 64:
         if not request.app[RECENT_FORMS].claim(key):
-            session[FLASH] = t["pay.duplicate"]
+            session[FLASH] = t._("This form was already sent once: check the payments below before recording it again.")
             raise web.HTTPSeeOther("/payments")
     else:
         key = ("", "")
@@ -194,7 +194,7 @@ async def payment_post(request: web.Request) -> web.StreamResponse:
         return await _payments(request, form=form, error=e.message, status=e.status)
     payment = result["payment"]
     method = str(payment.get("method") or p["method"])
-    session[FLASH] = t["pay.recorded"].format(
+    session[FLASH] = t._("Payment %(id)s recorded: %(amount)s by %(method)s from %(group)s. Due now: %(due)s.", 
         id=payment.get("id", ""), amount=i18n.taka(payment.get("amount")), method=t.label("method", method),
         group=groups.get(p["group_id"]) or p["group_id"], due=i18n.due_text(result.get("due"), t))
     raise web.HTTPSeeOther("/payments")
@@ -210,7 +210,7 @@ async def void_post(request: web.Request) -> web.StreamResponse:
     reason = reason.strip() if isinstance(reason, str) else ""
     session = await get_session(request)
     if not reason:
-        session[FLASH] = t["pay.void_reason_needed"]
+        session[FLASH] = t._("Say why the payment is wrong: it stays listed, marked void.")
         raise web.HTTPSeeOther("/payments")
     payment_id = request.match_info["id"]
     try:
@@ -218,9 +218,9 @@ async def void_post(request: web.Request) -> web.StreamResponse:
     except ApiError as e:
         if e.status == 503:
             raise
-        session[FLASH] = t["pay.refused"].format(reason=e.message)
+        session[FLASH] = t._("Not recorded: %(reason)s", reason=e.message)
         raise web.HTTPSeeOther("/payments")
-    session[FLASH] = t["pay.voided"].format(id=payment_id.upper(), due=i18n.due_text(result.get("due"), t))
+    session[FLASH] = t._("Payment %(id)s is void: it stays listed but no longer counts. Due now: %(due)s.", id=payment_id.upper(), due=i18n.due_text(result.get("due"), t))
     raise web.HTTPSeeOther("/payments")
 
 
@@ -240,7 +240,7 @@ async def ledger_page(request: web.Request) -> web.Response:
     skip = or_else(errors, lambda: params.count(request.query, "skip", 0, 0, params.MAX_OFFSET), 0)
     result = await panel.bridge.ledger(group_id, since, until)
     if result.status == 404:
-        return await error_page(request, 404, t["error.no_group"].format(id=group_id), back="/groups")
+        return await error_page(request, 404, t._("There is no group %(id)s.", id=group_id), back="/groups")
     data = ledger_json(unwrap(result), panel.tz)
     lines = data["lines"]
     size = LEDGER_MAX_LINES
@@ -261,7 +261,7 @@ async def ledger_page(request: web.Request) -> web.Response:
         return base + (f"?{urlencode(params)}" if params else "")
 
     return await render(request, "ledger.html", {
-        "title": t["ledger.title"].format(name=data["group_name"] or group_id), "nav": "groups",
+        "title": t._("Ledger: %(name)s", name=data["group_name"] or group_id), "nav": "groups",
         "g": data, "group_id": group_id, "lines": shown, "total_lines": len(lines),
         "first_line": start + 1 if shown else 0, "last_line": end, "opening": opening, "closing": closing,
         "in_range": in_range, "f": dates, "errors": errors,
@@ -289,7 +289,7 @@ async def reports_page(request: web.Request) -> web.Response:
         the_day = datetime.now(panel.tz).date()
     today = datetime.fromtimestamp(time.time(), panel.tz).date()
     return await render(request, "reports.html", {
-        "title": t["reports.title"], "nav": "reports", "r": report, "day": the_day.isoformat(),
+        "title": t._("Daily report"), "nav": "reports", "r": report, "day": the_day.isoformat(),
         "errors": errors,
         "prev_day": (the_day - timedelta(days=1)).isoformat(),
         "next_day": (the_day + timedelta(days=1)).isoformat() if the_day < today else None,

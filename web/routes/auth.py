@@ -60,7 +60,7 @@ async def _login_page(request: web.Request, token: str, *, message: str = "", us
                       next_path: str = "/", status: int = 200,
                       headers: dict[str, str] | None = None) -> web.Response:
     t = texts_of(request)
-    return await render(request, "login.html", {"title": t["login.title"], "message": message,
+    return await render(request, "login.html", {"title": t._("Log in"), "message": message,
                                                 "username": username, "csrf_token": token,
                                                 "next": next_path},
                         status=status, headers=headers)
@@ -88,8 +88,8 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     try:
         await check_credentials(request, username, password)
     except ApiError as e:
-        message = (t["login.throttled"].format(seconds=e.headers.get("Retry-After", "")) if e.status == 429
-                   else t["login.wrong"])
+        message = (t._("Too many failed attempts. Try again in %(seconds)s seconds.", seconds=e.headers.get("Retry-After", "")) if e.status == 429
+                   else t._("Wrong username or password."))
         return await _login_page(request, await form_token(request), message=message, username=username,
                                  next_path=next_path, status=e.status, headers=e.headers)
     await start_session(request, username)

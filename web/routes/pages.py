@@ -28,6 +28,7 @@ from aiohttp_session import get_session
 
 from domain.orders import TRANSITIONS, Action, Status
 from web import i18n
+from web.i18n import js_labels
 from web.bridge import BridgeError
 from web.routes import ACTIONS, PANEL, actor_by, command_result, panel_of, params, unwrap
 from web.routes import dashboard as dash
@@ -56,10 +57,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def setup_templates(app: web.Application) -> None:
-    """aiohttp-jinja2 over web/templates, autoescaped, with the panel's formatting helpers."""
+    """aiohttp-jinja2 over web/templates, autoescaped, with the panel's formatting helpers and
+    its words: jinja2's i18n extension with the same translations as the code (web.i18n)."""
     tz = app[PANEL].tz
+    words = app[PANEL].words
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                               trim_blocks=True, lstrip_blocks=True)
+                               trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.i18n"])
+    env.install_gettext_translations(words.translations, newstyle=True)  # type: ignore[attr-defined]
     # tojson still escapes < > & ' for HTML; Bengali stays UTF-8 (3 bytes, not a 6-byte \u escape).
     env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
     versions: dict[str, str] = {}
@@ -77,9 +81,10 @@ def setup_templates(app: web.Application) -> None:
         when=lambda v: i18n.when(v, tz),
         when_exact=lambda v: i18n.when_exact(v, tz),
         taka=i18n.taka,
-        audit_note=i18n.audit_note,
+        audit_note=lambda note: i18n.audit_note(note, words),
         due_tone=i18n.due_tone,
-        due_text=i18n.due_text,
+        due_text=lambda amount: i18n.due_text(amount, words),
+        label=words.label,
         rate=lambda v: "৳" + v.removesuffix(".00") if isinstance(v, str) and v else "—",
         number=i18n.number,
         ACTIONS=ACTIONS,
@@ -91,8 +96,9 @@ def setup_templates(app: web.Application) -> None:
     )
 
 
-def texts_of(request: web.Request) -> i18n.Texts:
-    return i18n.texts(panel_of(request).config.bot.language)
+def texts_of(request: web.Request) -> i18n.Words:
+    """The panel's words, in the one language bot.language chose for it."""
+    return panel_of(request).words
 
 
 async def render(request: web.Request, template: str, context: Mapping[str, Any], *, status: int = 200,
@@ -102,7 +108,6 @@ async def render(request: web.Request, template: str, context: Mapping[str, Any]
     session = await get_session(request)
     flash = session.pop(FLASH, None) if FLASH in session else None
     ctx = {
-        "t": t,
         "lang": t.language,
         "user": request.get(USER),
         "csrf_token": await form_token(request),
@@ -121,7 +126,7 @@ async def render(request: web.Request, template: str, context: Mapping[str, Any]
 
 async def error_page(request: web.Request, status: int, message: str, back: str | None = None) -> web.Response:
     t = texts_of(request)
-    return await render(request, "error.html", {"title": t["error.title"], "message": message, "back": back},
+    return await render(request, "error.html", {"title": t._("Something went wrong"), "message": message, "back": back},
                         status=status)
 
 
@@ -138,7 +143,9 @@ def page(handler: Handler) -> Handler:
             if e.status != 503:
                 raise
         # "Try again" reloads a page; after a failed form post, go back to the dashboard instead.
-        return await error_page(request, 503, texts_of(request)["error.unreachable"],
+        t = texts_of(request)
+        return await error_page(request, 503, t._("The bot is not answering right now. The page will work again "
+                                                   "once it is back."),
                                 back=None if request.method in ("GET", "HEAD") else "/")
 
     return wrapped
@@ -146,12 +153,14 @@ def page(handler: Handler) -> Handler:
 
 # The columns of the tables that become one card per row on a phone (panel.css, .stack): each
 # cell is labelled with its column's name, given here once per page instead of once per cell.
-STACKED_COLUMNS = {
-    "orders": ("col.id", "col.time", "col.group", "col.user", "col.diamonds", "col.amount", "col.status",
-               "col.checks", "col.issues"),
-    "groups": ("", "groups.enabled", "groups.rate", "groups.auto_approve", "groups.auto_approve_max",
-               "groups.due_limit", "groups.orders", "groups.due"),
-}
+def stacked_columns(t: i18n.Words) -> dict[str, tuple[str, ...]]:
+    """Each stacked table's column names by position ("" for a cell that needs none)."""
+    return {
+        "orders": (t._("Order"), t._("Time"), t._("Group"), t._("Reseller"), t._("Diamonds"), t._("Amount"),
+                   t._("Status"), t._("Checks"), t._("Issues")),
+        "groups": ("", t._("Taking orders"), t._("Rate (৳ per diamond)"), t._("Auto-approve"),
+                   t._("Auto-approve up to (diamonds)"), t._("Due limit (৳)"), t._("Orders"), t._("Due")),
+    }
 
 
 def css_string(text: str) -> str:
@@ -161,15 +170,9 @@ def css_string(text: str) -> str:
 
 async def labels_css(request: web.Request) -> web.Response:
     """GET /labels.css: the column names of the stacked tables, as custom properties."""
-    t = texts_of(request)
-    lines = [f".{table} td:nth-child({i}) {{ --label: {css_string(t[key])}; }}"
-             for table, keys in STACKED_COLUMNS.items() for i, key in enumerate(keys, 1) if key]
+    lines = [f".{table} td:nth-child({i}) {{ --label: {css_string(name)}; }}"
+             for table, names in stacked_columns(texts_of(request)).items() for i, name in enumerate(names, 1) if name]
     return web.Response(text="\n".join(lines) + "\n", content_type="text/css")
-
-
-def js_labels(t: i18n.Texts, *prefixes: str) -> dict[str, str]:
-    """The strings a page's script needs (passed in a data-labels attribute, JSON)."""
-    return {k: v for k, v in t.items() if k.startswith(prefixes)}
 
 
 # --- dashboard --------------------------------------------------------------------------------
@@ -180,7 +183,7 @@ async def dashboard(request: web.Request) -> web.Response:
     """GET /: the monitoring and performance dashboards, refreshed by dashboard.js."""
     data = await dash.dashboard_data(request)
     t = texts_of(request)
-    return await render(request, "dashboard.html", {"title": t["dash.title"], "nav": "dashboard",
+    return await render(request, "dashboard.html", {"title": t._("Dashboard"), "nav": "dashboard",
                                                     "script": "dashboard.js", "d": data})
 
 
@@ -256,7 +259,7 @@ async def orders_page(request: web.Request) -> web.Response:
     limit, offset = filters["limit"], filters["offset"]
     group_list = [group_list_entry(g) for g in unwrap(groups)]
     return await render(request, "orders.html", {
-        "title": t["orders.title"], "nav": "orders", "script": "orders.js",
+        "title": t._("Orders"), "nav": "orders", "script": "orders.js",
         "orders": orders, "total": total, "first": offset + 1 if orders else 0, "last": offset + len(orders),
         "offset": offset, "limit": limit, "f": form, "errors": errors,
         "groups": [{"id": g["id"], "name": g["name"] or g["id"]} for g in group_list],
@@ -277,10 +280,10 @@ async def order_page(request: web.Request) -> web.Response:
     order_id = request.match_info["id"].strip()[:40]
     result = await panel.bridge.get_order(order_id)
     if result.status == 404:
-        return await error_page(request, 404, t["error.not_found"].format(id=order_id), back="/orders")
+        return await error_page(request, 404, t._("There is no order %(id)s.", id=order_id), back="/orders")
     o = order_json(unwrap(result), panel.tz, detail=True)
     return await render(request, "order.html", {
-        "title": t["order.title"].format(id=o["id"]), "nav": "orders", "script": "orders.js", "o": o,
+        "title": t._("Order %(id)s", id=o["id"]), "nav": "orders", "script": "orders.js", "o": o,
         "js_labels": js_labels(t, "confirm.cancel", "confirm.delete", "error.network", "error.refused",
                                "action.done."),
     })
@@ -297,26 +300,26 @@ async def order_action(request: web.Request) -> web.StreamResponse:
     action = form.get("action")
     back = safe_next(request.app, form.get("next"), "/orders/" + quote(order_id, safe=""))
     if action not in ACTIONS:
-        return await error_page(request, 400, t["error.refused"].format(
+        return await error_page(request, 400, t._("Not done: %(reason)s", 
             reason=f"action: use one of {', '.join(ACTIONS)}"), back=back)
     assert isinstance(action, str)
     if action in CONFIRM and form.get("confirm") != "yes":
         result = await panel.bridge.get_order(order_id)
         if result.status == 404:
-            return await error_page(request, 404, t["error.not_found"].format(id=order_id), back=back)
+            return await error_page(request, 404, t._("There is no order %(id)s.", id=order_id), back=back)
         o = order_json(unwrap(result), panel.tz)
         return await render(request, "confirm.html", {
-            "title": t["confirm.title"], "nav": "orders", "o": o, "action": action, "next": back,
-            "question": t[f"confirm.{action}"].format(id=o["id"])})
+            "title": t._("Please confirm"), "nav": "orders", "o": o, "action": action, "next": back,
+            "question": i18n.script_word(t, f"confirm.{action}", id=o["id"])})
     done = await panel.bridge.command(order_id, action, actor_by(request))
     if done.status == 404:
-        return await error_page(request, 404, t["error.not_found"].format(id=order_id), back=back)
+        return await error_page(request, 404, t._("There is no order %(id)s.", id=order_id), back=back)
     try:
         command_result(done)
     except ApiError as e:  # 400 / 409: refused, with the state machine's reason
-        return await error_page(request, e.status, t["error.refused"].format(reason=e.message), back=back)
+        return await error_page(request, e.status, t._("Not done: %(reason)s", reason=e.message), back=back)
     session = await get_session(request)
-    session[FLASH] = t[f"action.done.{action}"].format(id=order_id)
+    session[FLASH] = i18n.script_word(t, f"action.done.{action}", id=order_id)
     raise web.HTTPSeeOther(back)
 
 
@@ -336,7 +339,7 @@ async def reconciliation_page(request: web.Request) -> web.Response:
     # Groups with open issues first, then by name.
     cycle_groups.sort(key=lambda g: (-g["cycles"][0]["open_issues"], g["name"].lower()))
     return await render(request, "reconciliation.html", {
-        "title": t["rec.title"], "nav": "reconciliation", "r": report,
+        "title": t._("Reconciliation"), "nav": "reconciliation", "r": report,
         "cycle_groups": cycle_groups[:MAX_CYCLE_GROUPS], "cycle_total": len(cycle_groups),
     })
 
@@ -355,12 +358,12 @@ async def groups_page(request: web.Request) -> web.Response:
         g["open"] = sum(int(counts.get(s, 0)) for s in OPEN.split(","))
         g["name"] = g["name"] or g["id"]
     return await render(request, "groups.html", {
-        "title": t["groups.title"], "nav": "groups", "script": "groups.js", "groups": groups,
+        "title": t._("Groups"), "nav": "groups", "script": "groups.js", "groups": groups,
         "js_labels": js_labels(t, "groups.", "error.network", "error.refused"),
     })
 
 
-def settings_patch(form: Mapping[str, Any], t: i18n.Texts) -> dict[str, Any]:
+def settings_patch(form: Mapping[str, Any], t: i18n.Words) -> dict[str, Any]:
     """The settings a group row's form sends (unchecked boxes are absent: false)."""
     if form.get("settings") != "1":
         raise ApiError(400, "send the group's settings form (field settings=1)")
@@ -373,7 +376,7 @@ def settings_patch(form: Mapping[str, Any], t: i18n.Texts) -> dict[str, Any]:
         try:
             patch["auto_approve_max"] = params.whole_number(most.strip(), "auto_approve_max", 0, 0, 10**9)
         except ApiError:
-            raise ApiError(400, t["groups.bad_max"]) from None
+            raise ApiError(400, t._("auto_approve_max: must be a whole number of diamonds, 0 or more")) from None
     limit = form.get("due_limit")
     if isinstance(limit, str):
         patch["due_limit"] = limit.strip()  # empty: no limit
@@ -396,9 +399,9 @@ async def group_action(request: web.Request) -> web.StreamResponse:
     except ApiError as e:
         if e.status == 503:
             raise
-        return await error_page(request, e.status, t["error.refused"].format(reason=e.message), back="/groups")
+        return await error_page(request, e.status, t._("Not done: %(reason)s", reason=e.message), back="/groups")
     session = await get_session(request)
-    session[FLASH] = t["groups.updated"].format(name=result.get("groupName") or group_id)
+    session[FLASH] = t._("Group %(name)s saved.", name=result.get("groupName") or group_id)
     code = result.get("code")
     raise web.HTTPSeeOther(f"/groups#g-{code}" if isinstance(code, str) and code.isalnum() else "/groups")
 
@@ -441,7 +444,7 @@ async def whatsapp_page(request: web.Request) -> web.Response:
     state = str(gateway.get("state") or "stopped")
     app = request.app
     return await render(request, "whatsapp.html", {
-        "title": t["wa.title"], "nav": "whatsapp", "script": "whatsapp.js",
+        "title": t._("WhatsApp"), "nav": "whatsapp", "script": "whatsapp.js",
         "gateway": gateway, "kind": kind, "state": state, "tone": i18n.GATEWAY_TONE.get(state, "warn"),
         "tones": i18n.GATEWAY_TONE,
         "detail": _detail_text(gateway.get("detail")),

@@ -9,7 +9,9 @@
   const holder = table || document.querySelector('.order-acts');
   if (!holder) return;
   const labels = JSON.parse(holder.dataset.labels || '{}');
-  const fmt = (text, values) => (text || '').replace(/\{(\w+)\}/g, (m, k) => (k in values ? values[k] : m));
+  // The panel's messages are gettext's: %(name)s placeholders, %% for a percent sign.
+  const fmt = (text, values) => (text || '').replace(/%\((\w+)\)s|%%/g,
+    (m, k) => (k === undefined ? '%' : k in values ? values[k] : m));
   const say = (text, bad) => {
     if (!msg) return;
     msg.textContent = text;
