@@ -128,6 +128,10 @@ class PanelConfig:
     port: int
     login_attempts: int
     login_window: Seconds
+    allow_remote: bool = False  # panel.host may be an address other machines reach
+    allowed_hosts: tuple[str, ...] = ()  # Host header names beside 127.0.0.1, localhost, [::1]
+    trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For/-Proto are believed
+    secure_cookies: bool = False  # mark the session cookie Secure (served over https)
 
 
 @dataclass(frozen=True)
@@ -588,6 +592,37 @@ def _host(value: str) -> str:
     return value
 
 
+def _is_loopback(host: str) -> bool:
+    """Whether binding `host` keeps a server on this machine."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_names(value: tuple[str, ...]) -> tuple[str, ...]:
+    """A check for host names or addresses, each with an optional :port."""
+    for item in value:
+        host, _, port = item.rpartition(":") if not item.endswith("]") else (item, "", "")
+        if not host or (port and not port.isdigit()):
+            host, port = item, ""
+        if not _is_host(host.removeprefix("[").removesuffix("]")) or (port and not 0 < int(port) < 65536):
+            raise ValueError(f'{_show_value(item)} is not a host name or address, e.g. "panel.example.com" '
+                             'or "panel.example.com:443"')
+    return tuple(item.lower() for item in value)
+
+
+def _networks(value: tuple[str, ...]) -> tuple[str, ...]:
+    """A check for IP addresses or networks ("10.0.0.5", "10.0.0.0/24")."""
+    for item in value:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f'{_show_value(item)} is not an IP address or network, e.g. "127.0.0.1" '
+                             'or "10.0.0.0/24"') from None
+    return value
+
+
 def _timezone(value: str) -> str:
     """A check for an IANA time zone name."""
     try:
@@ -718,6 +753,8 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "panel.host": _host,
     "panel.port": _port,
     "panel.login_attempts": _between(1),
+    "panel.allowed_hosts": _host_names,
+    "panel.trusted_proxies": _networks,
     "gateway.kind": _one_of(*GATEWAY_KINDS),
     "sandbox.url": _http_url,
     "whatsapp.session_db": _not_empty,
@@ -762,6 +799,14 @@ def _check_pairs(values: Mapping[str, Any], flat: Mapping[str, _Raw]) -> None:
         raise _error(blame, flat[blame], f"{problem} {other} = {_show(flat[other])} (from {flat[other].origin})")
 
 
+def _check_panel_host(values: Mapping[str, Any], flat: Mapping[str, _Raw]) -> None:
+    """The panel on an address other machines reach only when asked for by name."""
+    if not values["panel.allow_remote"] and not _is_loopback(values["panel.host"]):
+        raise _error("panel.host", flat["panel.host"], (
+            "is reachable from other machines; bind 127.0.0.1 and put a TLS reverse proxy in front, "
+            "or set panel.allow_remote = true on a network you trust"))
+
+
 def _build(config_file: str | os.PathLike[str] | None, env: Mapping[str, str],
            overrides: Mapping[str, tuple[str, str]]) -> Config:
     """Merge the layers and turn them into a Config."""
@@ -772,6 +817,7 @@ def _build(config_file: str | os.PathLike[str] | None, env: Mapping[str, str],
     flat.update(_read_overrides(overrides))
     values = {key: _value(key, flat[key]) for key in KEYS}
     _check_pairs(values, flat)
+    _check_panel_host(values, flat)
     sections = {
         name: cls(**{f.name: values[f"{name}.{f.name}"] for f in fields(cls)}) for name, cls in SECTIONS.items()
     }

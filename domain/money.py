@@ -96,7 +96,22 @@ def money_str(amount: Decimal) -> str:
     return str(amount.quantize(POISHA, rounding=ROUND_HALF_UP))
 
 
-def taka(amount: Decimal) -> str:
-    """As a shop writes it: "1000" for whole taka, "23.50" otherwise (the ৳ sign is the template's)."""
+def taka(amount: Decimal, *, grouped: bool = True) -> str:
+    """As a shop writes it (the ৳ sign is the template's): "1000" for whole taka, "23.50"
+    otherwise, and from five digits on with the Indian/Bengali grouping the shops read —
+    "10,000", "1,00,000", "1,00,00,000" (lakh and crore). Four digits stay as they are ("1000",
+    as in the delivery message). `grouped=False` writes the bare number (a form field's value)."""
     q = amount.quantize(POISHA, rounding=ROUND_HALF_UP)
-    return str(q.quantize(Decimal(1))) if q == q.to_integral_value() else str(q)
+    text = str(q.quantize(Decimal(1))) if q == q.to_integral_value() else str(q)
+    return group_digits(text) if grouped else text
+
+
+def group_digits(number: str) -> str:
+    """ "12345678.50" → "1,23,45,678.50": the last three digits, then pairs; under 5 digits as is."""
+    sign, rest = ("-", number[1:]) if number.startswith("-") else ("", number)
+    whole, dot, fraction = rest.partition(".")
+    if len(whole) < 5 or not whole.isdigit():
+        return number
+    head, tail = whole[:-3], whole[-3:]
+    pairs = [head[max(0, i - 2):i] for i in range(len(head), 0, -2)][::-1]
+    return sign + ",".join([*pairs, tail]) + dot + fraction

@@ -234,14 +234,21 @@ class FakeBridge:
         return self._query(queries.report, self.clock.now())
 
     async def record_payment(self, group_id: str, amount: str, method: str, reference: str, note: str,
-                             by: str, client_key: str = "") -> CommandDone:
-        await self._call("record_payment", group_id, amount, method, reference, note, by, client_key)
+                             by: str, client_key: str = "", confirm_duplicate: bool = False) -> CommandDone:
+        await self._call("record_payment", group_id, amount, method, reference, note, by, client_key,
+                         confirm_duplicate)
         rid = uuid.uuid4().hex
         if group_id not in self._books:
             return CommandDone(rid, 404, error=f"no group {group_id}")
         earlier = next((p for p in self.db.payments if client_key and p.get("clientKey") == client_key), None)
         if earlier is not None:  # a retry: what the GroupActor answers
             return CommandDone(rid, 200, result={"payment": dict(earlier), "due": money_str(self.due(group_id))})
+        ref = reference.strip().casefold()
+        same = next((p for p in self.db.group_payments(group_id)
+                     if ref and not p.get("voidedAt") and str(p.get("reference") or "").strip().casefold() == ref), None)
+        if same is not None and not confirm_duplicate:  # the RecordPayment contract (actors/messages.py)
+            return CommandDone(rid, 409, error=f"reference {reference.strip()} is already recorded in payment "
+                                               f"{same['id']}", result={"duplicate_of": dict(same)})
         try:
             pid = self.add_payment(group_id, amount, method, reference=reference, note=note, by=by)
         except PaymentError as e:

@@ -4,6 +4,7 @@ import argparse
 import dataclasses
 import json
 import pickle
+import re
 import tomllib
 from decimal import Decimal
 from pathlib import Path
@@ -385,10 +386,12 @@ GOOD = [
     ("actors.convention_address", "[fd00::1]:1900", "[fd00::1]:1900"),
     ("actors.convention_address", "leader.lan:1900", "leader.lan:1900"),
     ("actors.system_base", "simpleSystemBase", "simpleSystemBase"),
-    ("panel.host", "0.0.0.0", "0.0.0.0"),
     ("panel.host", "::1", "::1"),
     ("panel.host", "localhost", "localhost"),
-    ("panel.host", "bot-1.example.com", "bot-1.example.com"),
+    ("panel.host", "127.0.0.2", "127.0.0.2"),
+    ("panel.allowed_hosts", "Panel.Example.com, shop.example:8443,[::1]:8080",
+     ("panel.example.com", "shop.example:8443", "[::1]:8080")),
+    ("panel.trusted_proxies", "127.0.0.1,10.0.0.0/24,fd00::/8", ("127.0.0.1", "10.0.0.0/24", "fd00::/8")),
     ("panel.port", " 65535 ", 65535),
     ("bot.timezone", "UTC", "UTC"),
     ("bot.data_dir", "~/bot data", Path("~/bot data")),
@@ -406,6 +409,25 @@ GOOD = [
 def test_good_edge_values_are_accepted(key: str, text: str, expected: Any) -> None:
     assert get(load_config(env={}, overrides={key: text}), key) == expected
     assert get(load_config(env={env_name(key): text}), key) == expected
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.5", "bot-1.example.com"])
+def test_a_panel_other_machines_reach_needs_allow_remote(host: str) -> None:
+    with pytest.raises(ConfigError, match=r'panel.host = "[^"]+" \(from command line --set panel.host\): '
+                                          r"is reachable from other machines.*panel.allow_remote = true"):
+        load_config(env={}, overrides={"panel.host": host})
+    config = load_config(env={}, overrides={"panel.host": host, "panel.allow_remote": "true"})
+    assert config.panel.host == host and config.panel.allow_remote is True
+
+
+@pytest.mark.parametrize("key, text", [
+    ("panel.allowed_hosts", "panel example"), ("panel.allowed_hosts", "panel.example.com:http"),
+    ("panel.allowed_hosts", "panel.example.com:70000"), ("panel.trusted_proxies", "proxy.lan"),
+    ("panel.trusted_proxies", "10.0.0.0/33"),
+])
+def test_bad_panel_network_settings_name_the_key(key: str, text: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)} = "):
+        load_config(env={}, overrides={key: text})
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -143,7 +143,7 @@ def test_dot_commands(text: str, expected: Command) -> None:
         (".paid 0 bkash", RecordPaid, "more than 0"),
         (".paid -5 bkash", RecordPaid, "more than 0"),
         (".paid 10.005 cash", RecordPaid, "two decimal places"),
-        (".paid 99999999 cash", RecordPaid, "at most 10000000"),
+        (".paid 99999999 cash", RecordPaid, "at most 1,00,00,000"),
         (".paid 500", RecordPaid, "Which method?"),
         (".paid 500 TRX123", RecordPaid, "Unknown method 'TRX123'"),
         (".paid 500 visa 1234", RecordPaid, "Unknown method 'visa'"),

@@ -231,11 +231,22 @@ def test_order_amount_matches_exact_integer_arithmetic() -> None:
         ("16.10", "16.10"),
         ("1.005", "1.01"),
         ("999.999", "1000"),
-        ("99999999990.00", "99999999990"),
+        ("9999", "9999"),  # four digits stay as the delivery message writes them (💰 ৳1000)
+        ("9999.99", "9999.99"),
+        ("10000", "10,000"),
+        ("12345.50", "12,345.50"),
+        ("99999", "99,999"),
+        ("100000", "1,00,000"),
+        ("1234567", "12,34,567"),
+        ("10000000", "1,00,00,000"),
+        ("99999999990.00", "99,99,99,99,990"),
+        ("-150000", "-1,50,000"),
+        ("-1000", "-1000"),
     ],
 )
 def test_taka(amount: str, expected: str) -> None:
     assert taka(Decimal(amount)) == expected
+    assert taka(Decimal(amount), grouped=False) == expected.replace(",", "")
 
 
 @pytest.mark.parametrize(
@@ -259,5 +270,5 @@ def test_money_str_reads_back_exactly() -> None:
         amount = Decimal(rng.randint(0, 10**12)).scaleb(-2)
         assert parse_amount(money_str(amount)) == amount
         shown = taka(amount)
-        assert Decimal(shown) == amount
+        assert Decimal(shown.replace(",", "")) == amount
         assert "." not in shown or len(shown.split(".")[1]) == 2

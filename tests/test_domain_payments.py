@@ -319,7 +319,7 @@ def test_a_voided_payment_is_kept_but_counts_nothing() -> None:
     ("1e2", "amount: not a number: '1e2'"),
     ("१००", "amount: not a number: '१००'"),
     ("12.345", "amount: at most two decimal places (poisha)"),
-    ("20000000", "amount: at most 10000000"),
+    ("20000000", "amount: at most 1,00,00,000"),
 ])
 def test_a_payment_amount_is_refused_in_one_clear_sentence(value: str, said: str) -> None:
     with pytest.raises(PaymentError) as info:

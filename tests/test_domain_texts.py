@@ -62,7 +62,7 @@ def test_delivery_text_with_the_configured_default_rate(config, bn: Texts) -> No
         (3, "0.335", "1.01"),
         (1, "0.01", "0.01"),
         (7, "2.30", "16.10"),
-        (100000, "100", "10000000"),
+        (100000, "100", "1,00,00,000"),  # lakh/crore grouping from five digits on
         (4, "2.5", "10"),
         (1, "0.0001", "0"),
     ],

@@ -266,7 +266,7 @@ def test_the_shop_runs_from_the_chat_on_the_real_system(tmp_path: Path) -> None:
         wait_for(lambda: bot.api.get("/api/orders/A1")["status"] == "completed", 15, "A1 approved by reply")
         texts = [m["text"] for m in sandbox.messages(group) if m["from_bot"]]
         assert any(t.startswith("✏️") for t in texts) and any(t.startswith("🗑️") for t in texts)
-        assert "✅ আপনার অর্ডার সম্পন্ন হয়েছে\n💎 100 ডায়মন্ড\n💰 ৳10000\n🆔 A1" in texts
+        assert "✅ আপনার অর্ডার সম্পন্ন হয়েছে\n💎 100 ডায়মন্ড\n💰 ৳10,000\n🆔 A1" in texts
     finally:
         try:
             if bot.proc is not None:

@@ -12,6 +12,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -29,6 +30,7 @@ from tests.fake_bridge import (
 from web import auth, i18n
 from web.metrics import ProcessSampler, pss_bytes
 from web.routes import pages
+from web.security import safe_next
 from web.routes.dashboard import bar_chart, compact, nice_ceiling
 from web.serialize import report_json
 
@@ -125,11 +127,11 @@ def assert_safe_markup(path: str, html: str, page: Page) -> None:
 async def test_every_page_renders_in_the_panels_language(client: TestClient[Any, Any]) -> None:
     token = await login(client)
     lang = client.language  # type: ignore[attr-defined]
-    t = i18n.texts(lang)
+    t = i18n.words(lang)
     for path in PAGES:
         html, page = await get_page(client, path)
         assert page.all("html")[0]["lang"] == lang
-        assert f">{t['nav.orders']}<" in html and f">{t['logout']}<" in html, path
+        assert f">{t._('Orders')}<" in html and f">{t._('Log out')}<" in html, path
         assert_safe_markup(path, html, page)
         # Every form that posts carries the session's CSRF token; a GET form needs none.
         posting = html.count('method="post"')
@@ -142,7 +144,7 @@ async def test_every_page_renders_in_the_panels_language(client: TestClient[Any,
                 continue
             assert attrs.get("id") in labelled or attrs.get("aria-label"), (path, attrs)
     wrong = "Wrong username" if lang == "en" else "ভুল"
-    assert wrong in i18n.texts(lang)["login.wrong"]
+    assert wrong in i18n.words(lang)._("Wrong username or password.")
 
 
 async def test_pages_refuse_anonymous_visitors(en: TestClient[Any, Any], bridge: FakeBridge) -> None:
@@ -158,8 +160,8 @@ async def test_pages_refuse_anonymous_visitors(en: TestClient[Any, Any], bridge:
 
 async def test_login_page_in_both_languages(client: TestClient[Any, Any]) -> None:
     html, page = await get_page(client, "/login")
-    t = i18n.texts(client.language)  # type: ignore[attr-defined]
-    assert t["login.password"] in html and "<script" not in html and "style=" not in html
+    t = i18n.words(client.language)  # type: ignore[attr-defined]
+    assert t._("Password") in html and "<script" not in html and "style=" not in html
     assert page.all("input", name="csrf_token")
 
 
@@ -230,7 +232,7 @@ async def test_pages_say_when_the_bot_is_not_answering(en: TestClient[Any, Any],
     bridge.fail = bridge_error()
     for path in PAGES:
         html, page = await get_page(en, path, status=503)
-        assert i18n.EN["error.unreachable"] in html and page.all("nav"), path
+        assert "The bot is not answering right now. The page will work again once it is back." in html and page.all("nav"), path
     assert (await en.get("/api/dashboard")).status == 503
 
 
@@ -306,6 +308,52 @@ async def test_order_detail_shows_every_field(en: TestClient[Any, Any], bridge: 
     assert "There is no order Z9" in html
 
 
+NOTES = ["recovered after downtime; held: the due limit was reached", "edited in WhatsApp: .10 → .100",
+         "issue raised: stuck_pending", "issue raised: delivery_failed (timeout after 5 s)",
+         "issue cleared: stuck_pending", "delivery message sent", "the due is within the limit again",
+         "imported from the seed's database.json (id 17)", "a note nobody knows"]
+
+
+@pytest.mark.parametrize("language, shown", [
+    ("bn", ["বট বন্ধ থাকার পর উদ্ধার করা; আটকে রাখা: বকেয়ার সীমা পূর্ণ", "হোয়াটসঅ্যাপে বদলানো: .10 → .100",
+            "সমস্যা ধরা পড়েছে: অনেকক্ষণ অপেক্ষমাণ", "সমস্যা ধরা পড়েছে: ডেলিভারি বার্তা যায়নি (timeout after 5 s)",
+            "সমস্যা মিটেছে: অনেকক্ষণ অপেক্ষমাণ", "ডেলিভারি বার্তা পাঠানো হয়েছে", "বকেয়া আবার সীমার মধ্যে",
+            "পুরোনো বটের database.json থেকে আনা (আইডি 17)", "a note nobody knows"]),
+    ("en", ["recovered after downtime; held: the due limit was reached", "edited in WhatsApp: .10 → .100",
+            "issue raised: Pending too long", "issue raised: Delivery failed (timeout after 5 s)",
+            "issue cleared: Pending too long", "delivery message sent", "the due is within the limit again",
+            "imported from the seed's database.json (id 17)", "a note nobody knows"]),
+])
+async def test_audit_notes_read_in_the_panels_language(tmp_path: Path, bridge: FakeBridge, language: str,
+                                                       shown: list[str]) -> None:
+    record = bridge.record("A1")
+    entry = record["audit"][0]
+    record["audit"] = [{**entry, "note": note} for note in NOTES]
+    stored = orjson.dumps(record)
+    async with await make_client(tmp_path, bridge, **{"bot.language": language}) as c:
+        await login(c)
+        html, page = await get_page(c, "/orders/A1")
+    audit = html[html.index("<tbody", html.rindex('scope="col"')):]
+    cells = [Page(row).text[-1] for row in audit.split("</tr>")[:len(NOTES)]]
+    assert cells == shown
+    assert orjson.dumps(bridge.record("A1")) == stored  # the stored notes stay as they are
+
+
+async def test_phone_cards_are_labelled_in_the_panels_language(tmp_path: Path, bridge: FakeBridge) -> None:
+    async with await make_client(tmp_path, bridge, **{"bot.language": "bn"}) as c:
+        assert (await c.get("/labels.css", allow_redirects=False)).status == 303  # a logged-in page's
+        await login(c)
+        html, page = await get_page(c, "/orders")
+        assert page.all("link", rel="stylesheet", href="/labels.css")
+        resp = await c.get("/labels.css")
+        css = await resp.text()
+    assert resp.status == 200 and resp.content_type == "text/css"
+    assert '.orders td:nth-child(5) { --label: "ডায়মন্ড"; }' in css
+    assert '.groups td:nth-child(3) { --label: "রেট (প্রতি ডায়মন্ড ৳)"; }' in css
+    assert ".groups td:nth-child(1)" not in css  # the group's name heads its card
+    assert pages.css_string('a"b\\c\nd') == '"a\\22 b\\5c c\\a d"'
+
+
 # --- actions without JavaScript ---------------------------------------------------------------
 
 
@@ -351,9 +399,25 @@ async def test_refused_actions_say_why(en: TestClient[Any, Any], bridge: FakeBri
     # `next` never leads to another site.
     resp = await post_form(en, "/orders/A1", token, action="process", next="//evil.example/x")
     assert resp.status == 303 and resp.headers["Location"] == "/orders/A1"
-    for evil in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "orders", "/x\r\nSet-Cookie: a=b"):
-        assert pages.safe_next(evil, "/orders") == "/orders", evil
-    assert pages.safe_next("/orders?status=pending&offset=25", "/") == "/orders?status=pending&offset=25"
+    app = en.server.app  # type: ignore[union-attr]
+    for evil in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "orders", "/x\r\nSet-Cookie: a=b",
+                 "/\t/evil.example", "/\t/\t/evil.example", "/ /evil.example", "/\x0b/evil.example",
+                 "/\u2028/evil.example", "/%09/evil.example", "/nowhere", "/api/orders", "/static/panel.css",
+                 "/orders/A1/../../x", "http:/orders", "/orders#\tx"):
+        assert safe_next(app, evil, "/orders") == "/orders", evil
+    for ok in ("/orders?status=pending&offset=25", "/orders/A1", "/", "/groups/120363000000000001@g.us/ledger",
+               "/reports?day=2025-11-24"):
+        assert safe_next(app, ok, "/") == ok, ok
+    # A tab in `next`, after a confirmation and on the confirmation page's links.
+    for evil in ("/\t/evil.example", "/%09/evil.example", "/nowhere"):
+        resp = await post_form(en, "/orders/A1", token, action="cancel", next=evil)
+        html = await resp.text()
+        assert resp.status == 200 and 'href="/orders/A1"' in html and "evil" not in html, evil
+        assert 'name="next" value="/orders/A1"' in html
+        resp = await post_form(en, "/orders/B1", token, action="process", next=evil)
+        # The first processes B1 (303 back to it), the next are refused (409, a link back to it).
+        assert resp.status in (303, 409) and "evil" not in resp.headers.get("Location", ""), evil
+        assert "evil" not in await resp.text() and resp.headers.get("Location", "/orders/B1") == "/orders/B1"
 
 
 async def test_group_settings_by_form(en: TestClient[Any, Any], bridge: FakeBridge) -> None:
@@ -443,15 +507,16 @@ async def test_whatsapp_page_for_whatsapp(en: TestClient[Any, Any], bridge: Fake
     # Without the transport's panel routes the page says so instead of showing dead controls.
     monkeypatch.setattr(pages, "has_route", lambda *a: False)
     html, page = await get_page(en, "/whatsapp")
-    assert i18n.EN["wa.unavailable"] in html and not page.all("form", id="repair")
+    assert "The WhatsApp controls are not available in this version of the bot." in html and not page.all("form", id="repair")
 
 
 # --- weight, scripts, words -------------------------------------------------------------------
 
 
-async def test_every_page_weighs_under_50_kb(tmp_path: Path, bridge: FakeBridge) -> None:
+async def test_every_page_weighs_under_55_kb(tmp_path: Path, bridge: FakeBridge) -> None:
     """A full page of orders in Bengali, with its stylesheet, script and icon (cheap phones,
-    poor connections)."""
+    poor connections). 55 KB since the tables became cards on a phone (their layout and column
+    labels); the page was at 49.4 KB before."""
     for i in range(30):
         bridge.add_order(ALPHA, 10 + i, user_name=f"রহিম স্টোর {i}", created_at=NOW - 60 * i,
                          issues=(Issue.STUCK_PENDING,) if i % 5 == 0 else ())
@@ -466,7 +531,7 @@ async def test_every_page_weighs_under_50_kb(tmp_path: Path, bridge: FakeBridge)
                 resp = await c.get(url)
                 assert resp.status == 200, url
                 total += len(await resp.read())
-            assert total < 50 * 1024, (path, total)
+            assert total < 55 * 1024, (path, total)
 
 
 def test_scripts_never_write_html() -> None:
@@ -477,25 +542,15 @@ def test_scripts_never_write_html() -> None:
             assert risky not in text, (script.name, risky)
 
 
-def test_both_languages_have_every_string_the_templates_use() -> None:
-    assert i18n.EN.keys() == i18n.BN.keys()
-    used = set()
-    for template in TEMPLATES.glob("*.html"):
-        used |= set(re.findall(r"t\['([a-z_.]+)'\]", template.read_text()))
-        used |= set(re.findall(r"\bt\.([a-z_]+)\b", template.read_text())) - {"label", "get", "language"}
-    assert used and used <= i18n.EN.keys(), used - i18n.EN.keys()
-    for key in ("status.pending", "action.approve", "action.cancel", "action.delete"):
-        assert i18n.BN[key] != i18n.EN[key]
-    assert i18n.BN["action.approve"] == "অনুমোদন" and i18n.BN["action.delete"] == "মুছুন"
-    assert i18n.BN["status.pending"] == "অপেক্ষমাণ" and i18n.BN["col.diamonds"] == "ডায়মন্ড"
-
-
 def test_formats() -> None:
-    t = i18n.texts("en")
+    t = i18n.words("en")
     assert (i18n.taka("1000.00"), i18n.taka("23.50"), i18n.taka(None)) == ("৳1000", "৳23.50", "—")
+    # Large amounts in the lakh/crore grouping the shops read; four digits as the chat writes them.
+    assert [i18n.taka(v) for v in ("10000000.00", "150000", "12345.50", "9999", "-100000")] == [
+        "৳1,00,00,000", "৳1,50,000", "৳12,345.50", "৳9999", "৳-1,00,000"]
     assert (i18n.size(812), i18n.size(49_300), i18n.size(3_250_000)) == ("812 B", "48.1 KB", "3.1 MB")
     assert i18n.duration(3 * 86400 + 4 * 3600 + 5, t) == "3 d 4 h"
-    assert i18n.duration(65, i18n.texts("bn")) == "1 মিনিট 5 সেকেন্ড"
+    assert i18n.duration(65, i18n.words("bn")) == "1 মিনিট 5 সেকেন্ড"
     from zoneinfo import ZoneInfo
     dhaka = ZoneInfo("Asia/Dhaka")
     assert i18n.when("2025-11-24T16:00:00.000+00:00", dhaka) == "2025-11-24 22:00"

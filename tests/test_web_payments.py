@@ -101,7 +101,8 @@ async def test_record_a_payment_and_the_due_drops(client: TestClient[Any, Any], 
                                 "by": "admin:admin", "imported_id": "",
                                 "voided_at": None, "voided_by": "", "void_reason": ""},
                     "due": "600.00"}
-    assert bridge.calls[-1] == ("record_payment", ALPHA, "400", "bKash", "9XK2LM3P", "first part", "admin:admin", "")
+    assert bridge.calls[-1] == ("record_payment", ALPHA, "400", "bKash", "9XK2LM3P", "first part", "admin:admin", "",
+                                False)
     # A whole number is exact too; methods by their Bengali names; poisha kept exactly.
     assert (await pay(client, token, {"group_id": ALPHA, "amount": 100, "method": "নগদ"}))["due"] == "500.00"
     second = await pay(client, token, {"group_id": BETA, "amount": "27.59", "method": "বিকাশ", "reference": ""})
@@ -195,7 +196,7 @@ async def test_what_the_group_actor_refuses_is_passed_on(client: TestClient[Any,
     body = await pay(client, token, {"group_id": "999@g.us", "amount": "5", "method": "bkash"}, status=404)
     assert body == {"error": "no group 999@g.us"}
 
-    async def refuse(*args: Any) -> CommandDone:
+    async def refuse(*args: Any, **kwargs: Any) -> CommandDone:
         return CommandDone("x", 400, error="amount: over the group's limit")
 
     monkeypatch.setattr(bridge, "record_payment", refuse)
@@ -291,6 +292,14 @@ async def test_daily_report(client: TestClient[Any, Any], token: str, bridge: Fa
     for query in ("day=yesterday", "day=2025-13-01", "day=2025-1-1", "day=2025-11-24T00:00", "days=1",
                   "day=1&day=2"):
         assert "day" in (await get_json(client, f"/api/reports/daily?{query}", status=400))["error"], query
+    # A day far outside the ledger's years (it once hung 10 s and overflowed in the actors):
+    # refused at once, the actors never asked.
+    asked = len(bridge.calls)
+    for far in ("9999-12-31", "0001-01-01", "1969-12-31", "2200-01-01"):
+        error = (await get_json(client, f"/api/reports/daily?day={far}", status=400))["error"]
+        assert error == f"day: {far!r} is outside 1970–2199", error
+    assert len(bridge.calls) == asked
+    assert (await get_json(client, "/api/reports/daily?day=2199-12-31"))["day"] == "2199-12-31"
 
 
 # --- CSV exports ------------------------------------------------------------------------------
@@ -493,6 +502,32 @@ async def test_a_retried_api_payment_is_recorded_once(client: Any, token: str) -
     assert (await first.json())["payment"]["id"] == (await again.json())["payment"]["id"]
     listed = await (await c.get("/api/payments")).json()
     assert [p["reference"] for p in listed["payments"]].count("TRX1") == 1
+
+
+async def test_the_same_reference_twice_is_refused_until_confirmed(client: Any, token: str,
+                                                                   bridge: FakeBridge) -> None:
+    first = await pay(client, token, {"group_id": ALPHA, "amount": "500", "method": "bkash", "reference": "9XK2LM3P"})
+    again = {"group_id": ALPHA, "amount": "300", "method": "nagad", "reference": " 9xk2lm3p "}
+    refused = await pay(client, token, again, status=409)
+    assert "9xk2lm3p" in refused["error"] and "PA1" in refused["error"]
+    assert refused["duplicate_of"] == first["payment"]  # the earlier payment, as the API shows payments
+    assert len(bridge.db.payments) == 1 and bridge.due(ALPHA) == 500
+    # Another group's payment may carry the same reference; an empty reference is never a duplicate.
+    assert (await pay(client, token, {**again, "group_id": BETA}))["payment"]["id"] == "PB1"
+    for _ in range(2):
+        await pay(client, token, {"group_id": ALPHA, "amount": "1", "method": "cash", "reference": ""})
+    # Confirmed: recorded all the same.
+    confirmed = await pay(client, token, {**again, "confirm_duplicate": True})
+    assert confirmed["payment"]["reference"] == "9xk2lm3p" and bridge.due(ALPHA) == 198
+    assert bridge.calls[-1][-1] is True
+    # A voided payment no longer counts as the earlier one.
+    for pid in ("PA1", "PA4"):
+        resp = await client.post(f"/api/payments/{pid}/void", json={"reason": "typo"}, headers={"X-CSRF-Token": token})
+        assert resp.status == 200
+    assert (await pay(client, token, again))["payment"]["id"] == "PA5"
+    for bad in ("yes", 1, None):
+        error = (await pay(client, token, {**again, "confirm_duplicate": bad}, status=400))["error"]
+        assert error.startswith("confirm_duplicate:"), bad
 
 
 async def test_a_mistaken_payment_is_voided_not_erased(client: Any, token: str) -> None:

@@ -23,6 +23,7 @@ from web import auth
 from web.app import create_app
 from web.routes import PANEL
 from web.security import COOKIE_NAME
+from web.throttle import DEVICE_COOKIE
 
 REAL_HASHER = auth.HASHER
 ORDER = "A1"
@@ -279,6 +280,20 @@ async def test_the_login_leads_back_to_the_page_asked_for_and_never_elsewhere(
     done = await client.post("/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token,
                                              "next": "https://evil.example/"}, allow_redirects=False)
     assert done.status == 303 and done.headers["Location"] == "/"
+    # A tab that yarl drops would turn "/<tab>/evil.example" into "//evil.example": refused, in
+    # the login page's link, after the form login, and for a logged-in visitor of /login.
+    session = await (await client.get("/api/session")).json()
+    await client.post("/api/logout", headers={"X-CSRF-Token": session["csrf_token"]})
+    page = await (await client.get("/login?next=/%09/evil.example")).text()
+    assert 'name="next" value="/"' in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    done = await client.post("/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token,
+                                             "next": "/\t/evil.example"}, allow_redirects=False)
+    assert done.status == 303 and done.headers["Location"] == "/"
+    again = await client.get("/login?next=/%09/evil.example", allow_redirects=False)
+    assert again.status == 303 and again.headers["Location"] == "/"
+    again = await client.get("/login?next=/orders%3Fstatus%3Dpending", allow_redirects=False)
+    assert again.status == 303 and again.headers["Location"] == "/orders?status=pending"
 
 
 async def test_anonymous_form_login_without_a_form_page_is_refused(client: TestClient[Any, Any]) -> None:
@@ -405,13 +420,15 @@ async def test_security_headers_on_every_kind_of_response(client: TestClient[Any
 
 async def test_session_cookie_flags(client: TestClient[Any, Any]) -> None:
     resp = await client.post("/api/login", json={"username": "admin", "password": PASSWORD})
-    cookies = [v for k, v in resp.headers.items() if k.lower() == "set-cookie"]
-    assert len(cookies) == 1
-    cookie = cookies[0]
-    assert cookie.startswith(f"{COOKIE_NAME}=")
-    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+    cookies = sorted(v for k, v in resp.headers.items() if k.lower() == "set-cookie")
+    assert len(cookies) == 2
+    device, cookie = cookies  # the known-browser cookie, the session
+    assert cookie.startswith(f"{COOKIE_NAME}=") and device.startswith(f"{DEVICE_COOKIE}=")
+    for c in cookies:
+        assert "HttpOnly" in c and "SameSite=Strict" in c and "Path=/" in c
+        assert "admin" not in c.split(";")[0]  # encrypted, not merely signed
+        assert "Secure" not in c  # plain http on loopback: a Secure cookie would never come back
     assert "Max-Age=43200" in cookie
-    assert "admin" not in cookie.split(";")[0]  # encrypted, not merely signed
 
 
 async def test_sessions_survive_a_restart(client: TestClient[Any, Any], data_dir: Path,

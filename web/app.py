@@ -11,6 +11,7 @@ from aiohttp import web
 from config import Config
 from web.auth import UserStore, session_key
 from web.bridge import ActorBridge
+from web.i18n import words
 from web.routes import PANEL, Panel
 from web.routes import accounts as account_routes
 from web.routes import auth as auth_routes
@@ -22,8 +23,10 @@ from web.routes import pages as page_routes
 from web.routes import payments as payment_routes
 from web.routes import status as status_routes
 from web.routes import whatsapp as whatsapp_routes
-from web.security import SESSION_MAX_AGE, LoginThrottle, setup_security
+from web.network import NetworkPolicy
+from web.security import SESSION_MAX_AGE, setup_security
 from web.sessions import SessionRegistry
+from web.throttle import LoginThrottle
 
 STATIC = Path(__file__).resolve().parent / "static"
 # Every request body is a small JSON object or a login form; anything bigger is refused (413).
@@ -41,9 +44,10 @@ def create_app(config: Config, bridge: ActorBridge, *, started_at: float | None 
         started_at=time.time() if started_at is None else started_at,
         users=UserStore(config.bot.data_dir),
         throttle=LoginThrottle(config.panel.login_attempts, config.panel.login_window),
+        words=words(config.bot.language),
     )
     setup_security(app, session_key(config.bot.data_dir),
-                   SessionRegistry(config.bot.data_dir, SESSION_MAX_AGE))
+                   SessionRegistry(config.bot.data_dir, SESSION_MAX_AGE), NetworkPolicy.from_config(config))
     page_routes.setup_templates(app)
     auth_routes.add_routes(app)
     page_routes.add_routes(app)

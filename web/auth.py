@@ -33,7 +33,7 @@ SECRET_FILE = "panel-secret.key"
 INITIAL_PASSWORD_FILE = "initial-admin-password.txt"
 ADMIN = "admin"
 ENV_PASSWORD = "DIAMONDBOT_ADMIN_PASSWORD"
-MIN_PASSWORD = 8
+MIN_PASSWORD = 12
 MAX_PASSWORD = 1024  # argon2 takes any length; a cap keeps a login request cheap to refuse
 _USERNAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
@@ -174,6 +174,13 @@ class UserStore:
                       user, users_path(self.data_dir))
             return False
         return ok and entry is not None
+
+    async def exists(self, user: str) -> bool:
+        """Whether the users file has this user (read off the event loop, like a login)."""
+        if not _USERNAME.fullmatch(user):
+            return False
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, lambda: user in (load_users(self.data_dir) or {}))
 
     async def verify(self, user: str, password: str) -> bool:
         """Whether the user exists and the password is theirs."""

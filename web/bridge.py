@@ -68,9 +68,11 @@ class ActorBridge(Protocol):
     async def report(self) -> QueryResult: ...
 
     async def record_payment(self, group_id: str, amount: str, method: str, reference: str, note: str,
-                             by: str, client_key: str = "") -> CommandDone:
+                             by: str, client_key: str = "", confirm_duplicate: bool = False) -> CommandDone:
         """CommandDone with result {"payment": <stored payment>, "due": "<decimal>"}; a retry with
-        the same client_key answers with the payment recorded the first time."""
+        the same client_key answers with the payment recorded the first time; a reference the
+        group already holds answers 409 with result {"duplicate_of": <that payment>} unless
+        confirm_duplicate."""
         ...
 
     async def void_payment(self, payment_id: str, reason: str, by: str) -> CommandDone:
@@ -188,9 +190,10 @@ class ThespianBridge:
         return await self.ask(self.supervisor, GetReport(self._rid()))
 
     async def record_payment(self, group_id: str, amount: str, method: str, reference: str, note: str,
-                             by: str, client_key: str = "") -> CommandDone:
+                             by: str, client_key: str = "", confirm_duplicate: bool = False) -> CommandDone:
         return await self.ask(self.supervisor, RecordPayment(self._rid(), group_id, amount, method,
-                                                             reference, note, by, client_key=client_key))
+                                                             reference, note, by, client_key=client_key,
+                                                             confirm_duplicate=confirm_duplicate))
 
     async def void_payment(self, payment_id: str, reason: str, by: str) -> CommandDone:
         return await self.ask(self.supervisor, VoidPayment(self._rid(), "", payment_id, reason, by))

@@ -1,7 +1,7 @@
 """The panel's defences: encrypted session cookies, login required, CSRF, login throttling,
 security headers, and errors that never leak a traceback or answer bad input with a 500.
 
-Middleware order (outermost first): sessions → errors → login/CSRF. The error middleware sits
+Middleware order (outermost first): Host check → sessions → errors → login/CSRF. The error middleware sits
 inside the session middleware so the responses it builds still carry a changed session cookie.
 """
 
@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import hmac
 import logging
-import math
 import secrets
-import time
-from collections import OrderedDict, deque
 from typing import Any, Awaitable, Callable, Mapping, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -22,9 +19,12 @@ from aiohttp.web_urldispatcher import StaticResource
 from aiohttp_session import Session, get_session, new_session, session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet
+from yarl import URL
 
 from web.bridge import BridgeError
+from web.network import NETWORK, NetworkPolicy, host_middleware
 from web.sessions import SessionRegistry
+from web.throttle import KnownDevices
 
 log = logging.getLogger("diamondbot.panel")
 
@@ -32,6 +32,7 @@ COOKIE_NAME = "diamondbot_session"
 SESSION_MAX_AGE = 12 * 3600
 SESSION_ID, SESSION_AT = "sid", "at"  # the session's id and login time, for SessionRegistry
 SESSIONS = web.AppKey("sessions", SessionRegistry)
+DEVICES = web.AppKey("devices", KnownDevices)
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -102,14 +103,62 @@ def error_response(request: web.Request, status: int, message: str,
     return web.Response(status=status, text=message, headers=headers)
 
 
+# --- where a form leads back to ---------------------------------------------------------------
+
+
+def _serves_page(app: web.Application, path: str) -> bool:
+    """Whether `path` is one of the panel's own pages (a GET route outside /api and /static)."""
+    if path.startswith(("/api/", "/static/")) or path in ("/metrics", "/healthz"):
+        return False
+    for route in app.router.routes():
+        if route.method != "GET" or route.resource is None:
+            continue
+        info = route.resource.get_info()
+        pattern = info.get("pattern")
+        if info.get("path") == path or (pattern is not None and pattern.fullmatch(path)):
+            return True
+    return False
+
+
+def safe_next(app: web.Application, value: Any, default: str) -> str:
+    """A page of this panel to go back to after a form or the login, or `default`.
+
+    Only a path the panel serves: one leading "/", no scheme or host, no backslash, no space or
+    control character anywhere (yarl drops a tab, so "/<tab>/evil.example" would become
+    "//evil.example", another site), and still a bare path once yarl has read it (returned as
+    yarl writes it, which is what the Location header will say)."""
+    if not isinstance(value, str) or not value.startswith("/") or len(value) > 2000:
+        return default
+    if any(c.isspace() or not c.isprintable() or c == "\\" for c in value):
+        return default
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or value.startswith("//") or not _serves_page(app, parts.path):
+        return default
+    url = str(URL(value))  # as it will be written in the Location header
+    if not url.startswith("/") or url.startswith("//") or URL(url).is_absolute():
+        return default
+    return url
+
+
 # --- sessions ---------------------------------------------------------------------------------
 
 
-def session_storage(fernet: Fernet, max_age: int = SESSION_MAX_AGE) -> EncryptedCookieStorage:
+class PanelCookieStorage(EncryptedCookieStorage):
     """Encrypted cookie sessions. Fernet's ttl makes a cookie expire `max_age` after login even
-    if a client keeps sending it. `secure=False`: the panel serves plain http on loopback."""
-    return EncryptedCookieStorage(fernet, cookie_name=COOKIE_NAME, max_age=max_age, httponly=True,
-                                  samesite="Strict", secure=False)
+    if a client keeps sending it. The cookie is Secure when the browser came over https (served
+    with TLS, panel.secure_cookies, or a trusted proxy's X-Forwarded-Proto); on plain http on
+    loopback it cannot be, or the browser would never send it back."""
+
+    async def save_session(self, request: web.Request, response: web.StreamResponse, session: Session) -> None:
+        await super().save_session(request, response, session)
+        morsel = response.cookies.get(self.cookie_name)
+        if morsel is not None and request.app[NETWORK].https(request):
+            morsel["secure"] = True
+
+
+def session_storage(fernet: Fernet, max_age: int = SESSION_MAX_AGE) -> EncryptedCookieStorage:
+    return PanelCookieStorage(fernet, cookie_name=COOKIE_NAME, max_age=max_age, httponly=True,
+                              samesite="Strict", secure=False)
 
 
 def new_token() -> str:
@@ -178,56 +227,6 @@ async def csrf_ok(request: web.Request, session: Session) -> bool:
         return False
 
 
-# --- login throttling -------------------------------------------------------------------------
-
-
-class LoginThrottle:
-    """At most `attempts` failed logins per (client address, username) per `window` seconds."""
-
-    MAX_KEYS = 10_000  # bounds memory under a spray of usernames
-
-    def __init__(self, attempts: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.attempts = attempts
-        self.window = window
-        self.clock = clock
-        self._failures: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
-
-    @staticmethod
-    def key(address: str | None, user: str) -> tuple[str, str]:
-        return (address or "", user.strip().lower()[:64])
-
-    def _recent(self, key: tuple[str, str]) -> deque[float] | None:
-        times = self._failures.get(key)
-        if times is None:
-            return None
-        horizon = self.clock() - self.window
-        while times and times[0] <= horizon:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-            return None
-        return times
-
-    def retry_after(self, key: tuple[str, str]) -> int | None:
-        """Seconds until another attempt is allowed, or None if one is allowed now."""
-        times = self._recent(key)
-        if times is None or len(times) < self.attempts:
-            return None
-        return max(1, math.ceil(times[-self.attempts] + self.window - self.clock()))
-
-    def failed(self, key: tuple[str, str]) -> None:
-        # Only the newest `attempts` failures matter for retry_after.
-        times = self._recent(key) or deque(maxlen=self.attempts)
-        times.append(self.clock())
-        self._failures[key] = times
-        self._failures.move_to_end(key)
-        while len(self._failures) > self.MAX_KEYS:
-            self._failures.popitem(last=False)
-
-    def succeeded(self, key: tuple[str, str]) -> None:
-        self._failures.pop(key, None)
-
-
 # --- headers and middlewares ------------------------------------------------------------------
 
 
@@ -291,7 +290,7 @@ async def login_middleware(request: web.Request, handler: Handler) -> web.Stream
     unsafe = request.method in UNSAFE_METHODS
     if unsafe and not _flag(request, "__panel_csrf_exempt__") and not await csrf_ok(request, session):
         log.warning("%s %s refused: missing or wrong CSRF token (user %s, from %s)",
-                    request.method, request.path, user or "anonymous", request.remote)
+                    request.method, request.path, user or "anonymous", request.app[NETWORK].client_address(request))
         return error_response(request, 403, f"missing or wrong CSRF token; send the session's token "
                                             f"in header {CSRF_HEADER}")
     if user is not None:
@@ -309,12 +308,16 @@ async def login_middleware(request: web.Request, handler: Handler) -> web.Stream
     finally:
         # An audit line for every state-changing request; never a password or token.
         log.info("%s %s by %s from %s: %s", request.method, request.path, user or "anonymous",
-                 request.remote, status)
+                 request.app[NETWORK].client_address(request), status)
 
 
-def setup_security(app: web.Application, fernet: Fernet, sessions: SessionRegistry) -> None:
-    """Install sessions, the error and login middlewares, and the security headers."""
+def setup_security(app: web.Application, fernet: Fernet, sessions: SessionRegistry,
+                   network: NetworkPolicy | None = None) -> None:
+    """Install the Host check, sessions, the error and login middlewares, and the security headers."""
     app[SESSIONS] = sessions
+    app[DEVICES] = KnownDevices(fernet)
+    app[NETWORK] = network or NetworkPolicy()
+    app.middlewares.append(host_middleware)
     app.middlewares.append(session_middleware(session_storage(fernet)))
     app.middlewares.append(error_middleware)
     app.middlewares.append(login_middleware)

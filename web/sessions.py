@@ -45,9 +45,17 @@ class SessionRegistry:
         """An id and login time for a new session."""
         return secrets.token_urlsafe(18), self.clock()
 
+    def expires_at(self, at: float) -> float:
+        """When a session begun at `at` ends (its cookie's Fernet ttl ends it the same moment)."""
+        return at + self.max_age
+
     def valid(self, user: str, sid: Any, at: Any) -> bool:
+        """Whether the server still honours the session: not logged out, not expired, not older
+        than its user's password."""
         if not isinstance(sid, str) or not sid or not isinstance(at, (int, float)):
             return False  # a cookie from before sessions had ids: log in again
+        if self.clock() >= self.expires_at(at):
+            return False
         with self._lock:
             if sid in self._revoked:
                 return False

@@ -13,8 +13,12 @@ from actors.messages import CommandDone, QueryResult
 from config import Config
 from web.auth import UserStore
 from web.bridge import ActorBridge
-from web.security import USER, ApiError, LoginThrottle
+from web.i18n import Words
+from web.security import USER, ApiError
+from web.throttle import LoginThrottle
 
+# The lifecycle actions an admin may take on an order (the state machine's COMPLETE is the system's).
+ACTIONS = ("process", "approve", "cancel", "delete")
 # Statuses an actor may answer with that mean the same to an API client.
 _PASS_THROUGH = frozenset({400, 404, 409, 503})
 
@@ -29,6 +33,7 @@ class Panel:
     started_at: float
     users: UserStore
     throttle: LoginThrottle
+    words: Words  # the panel's language (bot.language), for the code and the templates alike
 
 
 PANEL = web.AppKey("panel", Panel)

@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Mapping
+from typing import Any, Mapping
 from urllib.parse import quote, urlencode
 
 from aiohttp import web
@@ -22,22 +22,20 @@ from aiohttp_session import get_session
 from domain.money import taka as money_taka
 from domain.payments import METHODS
 from web import i18n
-from web.routes import actor_by, command_result, panel_of, unwrap, user_of
+from web.i18n import js_labels
+from web.routes import actor_by, command_result, panel_of, params, unwrap, user_of
 from web.routes.pages import (
     FLASH,
-    MAX_OFFSET,
     PAGE_SIZE,
-    _one,
-    _whole,
     day_bounds,
     error_page,
-    js_labels,
     page,
     page_window,
     render,
     texts_of,
 )
-from web.routes.payments import PAYMENT_FIELDS, check_day, check_payment
+from web.routes.params import check_day, or_else
+from web.routes.payments import PAYMENT_FIELDS, check_payment, duplicate_of
 from web.security import ApiError
 from web.serialize import daily_report_json, group_list_entry, ledger_json, payment_json
 
@@ -77,7 +75,7 @@ def _fill(due: str | None) -> str:
         d = Decimal(due) if due else Decimal(0)
     except InvalidOperation:
         return ""
-    return money_taka(d) if d > 0 else ""
+    return money_taka(d, grouped=False) if d > 0 else ""
 
 
 def _positive_sum(values: list[str | None]) -> str:
@@ -96,14 +94,15 @@ def _positive_sum(values: list[str | None]) -> str:
 
 
 async def _payments(request: web.Request, *, form: Mapping[str, str] | None = None, error: str | None = None,
-                    status: int = 200) -> web.Response:
-    """The Payments page (also after a refused post: with its error and the fields as typed)."""
+                    status: int = 200, nonce: str = "", duplicate: Mapping[str, Any] | None = None) -> web.Response:
+    """The Payments page (also after a refused post: with its error and the fields as typed, the
+    same form id, and the earlier payment when the reference was recorded before)."""
     panel = panel_of(request)
     t = texts_of(request)
     q = request.query
     errors: list[str] = []
     dates, since, until = day_bounds(q, panel.tz, errors)
-    group = _one(q, "group")
+    group = or_else(errors, lambda: params.text(q, "group"), "")
     limit, offset = page_window(q, errors)
     groups = [group_list_entry(g) for g in unwrap(await panel.bridge.list_groups())]
     for g in groups:
@@ -129,9 +128,9 @@ async def _payments(request: web.Request, *, form: Mapping[str, str] | None = No
 
     fields = {"group_id": group, "amount": "", "method": "bkash", "reference": "", "note": "", **(form or {})}
     return await render(request, "payments.html", {
-        "title": t["pay.title"], "nav": "payments", "script": "payments.js",
+        "title": t._("Payments"), "nav": "payments", "script": "payments.js",
         "groups": groups, "f": filters, "errors": errors, "form": fields, "form_error": error,
-        "nonce": secrets.token_urlsafe(16), "methods": METHODS,
+        "nonce": nonce or secrets.token_urlsafe(16), "methods": METHODS, "duplicate": duplicate,
         "total_due": _positive_sum([g["due"] for g in groups]),
         "payments": payments, "total": total, "first": offset + 1 if payments else 0,
         "last": offset + len(payments),
@@ -168,7 +167,7 @@ async def payment_post(request: web.Request) -> web.StreamResponse:
     session = await get_session(request)
     if key[1] and 0 < len(key[1]) <= 64:
         if not request.app[RECENT_FORMS].claim(key):
-            session[FLASH] = t["pay.duplicate"]
+            session[FLASH] = t._("This form was already sent once: check the payments below before recording it again.")
             raise web.HTTPSeeOther("/payments")
     else:
         key = ("", "")
@@ -177,7 +176,14 @@ async def payment_post(request: web.Request) -> web.StreamResponse:
     # The form's id also goes to the bot: the same form sent again (after a timeout, from another
     # tab, after a restart of the panel) is recorded once, whatever this process remembers.
     done = await panel.bridge.record_payment(p["group_id"], p["amount"], p["method"], p["reference"], p["note"],
-                                             actor_by(request), f"form:{key[0]}:{key[1]}" if key[1] else "")
+                                             actor_by(request), f"form:{key[0]}:{key[1]}" if key[1] else "",
+                                             confirm_duplicate=posted.get("confirm_duplicate") == "1")
+    earlier = duplicate_of(done)
+    if earlier is not None:  # the reference was recorded before: ask, with the same form id
+        if key[1]:
+            request.app[RECENT_FORMS].release(key)
+        return await _payments(request, form=form, status=409, nonce=key[1],
+                               duplicate=payment_json(earlier, panel.tz, groups))
     try:
         result = command_result(done)
     except ApiError as e:  # the bot answered no (400 a field, 404 no such group, 503 stopping)
@@ -188,7 +194,7 @@ async def payment_post(request: web.Request) -> web.StreamResponse:
         return await _payments(request, form=form, error=e.message, status=e.status)
     payment = result["payment"]
     method = str(payment.get("method") or p["method"])
-    session[FLASH] = t["pay.recorded"].format(
+    session[FLASH] = t._("Payment %(id)s recorded: %(amount)s by %(method)s from %(group)s. Due now: %(due)s.", 
         id=payment.get("id", ""), amount=i18n.taka(payment.get("amount")), method=t.label("method", method),
         group=groups.get(p["group_id"]) or p["group_id"], due=i18n.due_text(result.get("due"), t))
     raise web.HTTPSeeOther("/payments")
@@ -204,7 +210,7 @@ async def void_post(request: web.Request) -> web.StreamResponse:
     reason = reason.strip() if isinstance(reason, str) else ""
     session = await get_session(request)
     if not reason:
-        session[FLASH] = t["pay.void_reason_needed"]
+        session[FLASH] = t._("Say why the payment is wrong: it stays listed, marked void.")
         raise web.HTTPSeeOther("/payments")
     payment_id = request.match_info["id"]
     try:
@@ -212,9 +218,9 @@ async def void_post(request: web.Request) -> web.StreamResponse:
     except ApiError as e:
         if e.status == 503:
             raise
-        session[FLASH] = t["pay.refused"].format(reason=e.message)
+        session[FLASH] = t._("Not recorded: %(reason)s", reason=e.message)
         raise web.HTTPSeeOther("/payments")
-    session[FLASH] = t["pay.voided"].format(id=payment_id.upper(), due=i18n.due_text(result.get("due"), t))
+    session[FLASH] = t._("Payment %(id)s is void: it stays listed but no longer counts. Due now: %(due)s.", id=payment_id.upper(), due=i18n.due_text(result.get("due"), t))
     raise web.HTTPSeeOther("/payments")
 
 
@@ -231,13 +237,10 @@ async def ledger_page(request: web.Request) -> web.Response:
     group_id = request.match_info["id"].strip()[:200]
     errors: list[str] = []
     dates, since, until = day_bounds(request.query, panel.tz, errors)
-    skip = _whole(_one(request.query, "skip", 10), 0, 0, MAX_OFFSET)
-    if skip is None:
-        errors.append("skip: a whole number, 0 or more")
-        skip = 0
+    skip = or_else(errors, lambda: params.count(request.query, "skip", 0, 0, params.MAX_OFFSET), 0)
     result = await panel.bridge.ledger(group_id, since, until)
     if result.status == 404:
-        return await error_page(request, 404, t["error.no_group"].format(id=group_id), back="/groups")
+        return await error_page(request, 404, t._("There is no group %(id)s.", id=group_id), back="/groups")
     data = ledger_json(unwrap(result), panel.tz)
     lines = data["lines"]
     size = LEDGER_MAX_LINES
@@ -258,7 +261,7 @@ async def ledger_page(request: web.Request) -> web.Response:
         return base + (f"?{urlencode(params)}" if params else "")
 
     return await render(request, "ledger.html", {
-        "title": t["ledger.title"].format(name=data["group_name"] or group_id), "nav": "groups",
+        "title": t._("Ledger: %(name)s", name=data["group_name"] or group_id), "nav": "groups",
         "g": data, "group_id": group_id, "lines": shown, "total_lines": len(lines),
         "first_line": start + 1 if shown else 0, "last_line": end, "opening": opening, "closing": closing,
         "in_range": in_range, "f": dates, "errors": errors,
@@ -278,11 +281,7 @@ async def reports_page(request: web.Request) -> web.Response:
     panel = panel_of(request)
     t = texts_of(request)
     errors: list[str] = []
-    try:
-        day = check_day(_one(request.query, "day", 20))
-    except ApiError as e:
-        errors.append(e.message)
-        day = ""
+    day = or_else(errors, lambda: check_day(params.text(request.query, "day", 20)), "")
     report = daily_report_json(unwrap(await panel.bridge.daily_report(day)))
     try:
         the_day = date.fromisoformat(report["day"])
@@ -290,7 +289,7 @@ async def reports_page(request: web.Request) -> web.Response:
         the_day = datetime.now(panel.tz).date()
     today = datetime.fromtimestamp(time.time(), panel.tz).date()
     return await render(request, "reports.html", {
-        "title": t["reports.title"], "nav": "reports", "r": report, "day": the_day.isoformat(),
+        "title": t._("Daily report"), "nav": "reports", "r": report, "day": the_day.isoformat(),
         "errors": errors,
         "prev_day": (the_day - timedelta(days=1)).isoformat(),
         "next_day": (the_day + timedelta(days=1)).isoformat() if the_day < today else None,
@@ -299,7 +298,7 @@ async def reports_page(request: web.Request) -> web.Response:
         "groups": [{"id": g["group_id"], "name": g["name"] or g["group_id"]} for g in report["groups"]],
         "total_due": _positive_sum([g["due"] for g in report["groups"]]),
         "timezone": panel.config.bot.timezone,
-    })
+    }, status=400 if errors else 200)
 
 
 def add_routes(app: web.Application) -> None:

@@ -8,13 +8,16 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from web.routes import json_response, panel_of, read_json_object, user_of
-from web.routes.pages import render, safe_next, texts_of
+from web.routes.pages import render, texts_of
+from web.network import NETWORK
 from web.security import (
+    DEVICES,
     ApiError,
     csrf_exempt,
     end_session,
     form_token,
     public,
+    safe_next,
     session_user,
     start_session,
 )
@@ -26,28 +29,38 @@ WRONG_CREDENTIALS = "wrong username or password"
 
 async def check_credentials(request: web.Request, username: str, password: str) -> None:
     """Throttled credential check: ApiError 429 (with Retry-After) or 401; nothing on success.
-    Unknown user and wrong password get the same answer."""
+    Unknown user and wrong password get the same answer. A browser that logged in as this user
+    before counts on its own allowance (web.throttle)."""
     panel = panel_of(request)
-    key = panel.throttle.key(request.remote, username)
-    wait = panel.throttle.retry_after(key)
+    address = request.app[NETWORK].client_address(request)
+    device = request.app[DEVICES].device_for(request, username)
+    keys = panel.throttle.keys(username, address=address, device=device,
+                               existing=await panel.users.exists(username))
+    wait = panel.throttle.retry_after(keys)
     if wait is not None:
-        log.warning("panel login for %r from %s refused: too many failures", username[:64], request.remote)
+        log.warning("panel login for %r from %s refused: too many failures", username[:64], address)
         raise ApiError(429, f"too many failed logins; try again in {wait} s", {"Retry-After": str(wait)})
     # Counted before the check, so a burst of concurrent guesses cannot all slip past the limit
     # while their hashes are being verified; a success clears it again.
-    panel.throttle.failed(key)
+    panel.throttle.failed(keys)
     if not await panel.users.verify(username, password):
-        log.warning("panel login failed for %r from %s", username[:64], request.remote)
+        log.warning("panel login failed for %r from %s%s", username[:64], address,
+                    " (a known browser)" if device else "")
         raise ApiError(401, WRONG_CREDENTIALS)
-    panel.throttle.succeeded(key)
-    log.info("panel login of %s from %s", username, request.remote)
+    panel.throttle.succeeded(keys)
+    log.info("panel login of %s from %s", username, address)
+
+
+def remember_browser(request: web.Request, response: web.StreamResponse, username: str) -> None:
+    """After a login: this browser is known for the user from now on (its own login allowance)."""
+    request.app[DEVICES].remember(request, response, username, secure=request.app[NETWORK].https(request))
 
 
 async def _login_page(request: web.Request, token: str, *, message: str = "", username: str = "",
                       next_path: str = "/", status: int = 200,
                       headers: dict[str, str] | None = None) -> web.Response:
     t = texts_of(request)
-    return await render(request, "login.html", {"title": t["login.title"], "message": message,
+    return await render(request, "login.html", {"title": t._("Log in"), "message": message,
                                                 "username": username, "csrf_token": token,
                                                 "next": next_path},
                         status=status, headers=headers)
@@ -56,7 +69,7 @@ async def _login_page(request: web.Request, token: str, *, message: str = "", us
 @public
 async def login_page(request: web.Request) -> web.StreamResponse:
     """GET /login: the form, with a pre-login CSRF token kept in the (anonymous) session."""
-    next_path = safe_next(request.query.get("next"), "/")
+    next_path = safe_next(request.app, request.query.get("next"), "/")
     if session_user(await get_session(request)):
         raise web.HTTPSeeOther(next_path)
     return await _login_page(request, await form_token(request), next_path=next_path)
@@ -70,17 +83,19 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     password = form.get("password")
     username = username.strip() if isinstance(username, str) else ""
     password = password if isinstance(password, str) else ""
-    next_path = safe_next(form.get("next"), "/")
+    next_path = safe_next(request.app, form.get("next"), "/")
     t = texts_of(request)
     try:
         await check_credentials(request, username, password)
     except ApiError as e:
-        message = (t["login.throttled"].format(seconds=e.headers.get("Retry-After", "")) if e.status == 429
-                   else t["login.wrong"])
+        message = (t._("Too many failed attempts. Try again in %(seconds)s seconds.", seconds=e.headers.get("Retry-After", "")) if e.status == 429
+                   else t._("Wrong username or password."))
         return await _login_page(request, await form_token(request), message=message, username=username,
                                  next_path=next_path, status=e.status, headers=e.headers)
     await start_session(request, username)
-    raise web.HTTPSeeOther(next_path)
+    done = web.HTTPSeeOther(next_path)
+    remember_browser(request, done, username)
+    raise done
 
 
 async def logout_form(request: web.Request) -> web.StreamResponse:
@@ -108,7 +123,9 @@ async def api_login(request: web.Request) -> web.Response:
     username = username.strip()
     await check_credentials(request, username, password)
     token = await start_session(request, username)
-    return json_response({"csrf_token": token, "user": username})
+    response = json_response({"csrf_token": token, "user": username})
+    remember_browser(request, response, username)
+    return response
 
 
 async def api_logout(request: web.Request) -> web.Response:

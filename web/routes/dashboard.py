@@ -20,7 +20,7 @@ from typing import Any, Mapping
 from aiohttp import web
 
 from web import i18n
-from web.i18n import Texts
+from web.i18n import Words
 from web.metrics import ProcessSampler
 from web.routes import json_response, panel_of, unwrap
 from web.serialize import report_json, status_json
@@ -91,7 +91,7 @@ def _decimal(text: Any) -> Decimal:
         return Decimal(0)
 
 
-def charts_view(charts: Mapping[str, Any], t: Texts) -> dict[str, Any]:
+def charts_view(charts: Mapping[str, Any], t: Words) -> dict[str, Any]:
     """Orders per hour and revenue per day as bar geometry, titles and a spoken summary."""
     hours = list(charts.get("orders_per_hour") or [])
     counts = [int(h.get("orders") or 0) for h in hours]
@@ -99,11 +99,11 @@ def charts_view(charts: Mapping[str, Any], t: Texts) -> dict[str, Any]:
     orders = bar_chart(
         [float(n) for n in counts],
         [label if i % 3 == (len(hours) - 1) % 3 else "" for i, label in enumerate(hour_labels)],
-        [t["chart.orders.bar"].format(hour=label, n=n) for label, n in zip(hour_labels, counts)],
+        [t._("%(hour)s: %(n)s orders", hour=label, n=n) for label, n in zip(hour_labels, counts)],
         minimum=2, tick_text=compact)
     busiest = max(range(len(counts)), key=lambda i: (counts[i], i)) if counts else None
-    orders["title"] = t["chart.orders"]
-    orders["summary"] = t["chart.orders.summary"].format(
+    orders["title"] = t._("Orders per hour (last 24 hours)")
+    orders["summary"] = t._("%(total)s orders in the last 24 hours; busiest hour %(hour)s with %(max)s", 
         total=sum(counts), hour=hour_labels[busiest] if busiest is not None else "—",
         max=counts[busiest] if busiest is not None else 0)
 
@@ -113,11 +113,11 @@ def charts_view(charts: Mapping[str, Any], t: Texts) -> dict[str, Any]:
     revenue = bar_chart(
         [float(a) for a in amounts],
         [label if i % 2 == (len(days) - 1) % 2 else "" for i, label in enumerate(day_labels)],
-        [t["chart.revenue.bar"].format(day=label, amount=i18n.taka(a)) for label, a in zip(day_labels, amounts)],
+        [t._("%(day)s: %(amount)s", day=label, amount=i18n.taka(a)) for label, a in zip(day_labels, amounts)],
         minimum=100, tick_text=compact)
     best = max(range(len(amounts)), key=lambda i: (amounts[i], i)) if amounts else None
-    revenue["title"] = t["chart.revenue"]
-    revenue["summary"] = t["chart.revenue.summary"].format(
+    revenue["title"] = t._("Revenue per day (last 14 days)")
+    revenue["summary"] = t._("%(total)s in the last 14 days; best day %(day)s with %(max)s", 
         total=i18n.taka(sum(amounts, Decimal(0))), day=day_labels[best] if best is not None else "—",
         max=i18n.taka(amounts[best]) if best is not None else i18n.taka(Decimal(0)))
     return {"orders": orders, "revenue": revenue}
@@ -132,7 +132,7 @@ async def dashboard_data(request: web.Request) -> dict[str, Any]:
     """Everything the dashboard shows, from the Supervisor's status, the PersistenceActor's
     report and /proc (BridgeError when the actor system does not answer)."""
     panel = panel_of(request)
-    t = i18n.texts(panel.config.bot.language)
+    t = panel.words
     status_result, report_result = await asyncio.gather(panel.bridge.status(), panel.bridge.report())
     raw_status, raw_report = unwrap(status_result), unwrap(report_result)
     now = time.time()
@@ -178,7 +178,7 @@ async def dashboard_data(request: web.Request) -> dict[str, Any]:
     return data
 
 
-def display(d: Mapping[str, Any], t: Texts, tz: Any) -> dict[str, str]:
+def display(d: Mapping[str, Any], t: Words, tz: Any) -> dict[str, str]:
     """Every figure as the page writes it, keyed like the page's data-k attributes."""
     n = i18n.number
     out = {f"orders.{k}": n(v) for k, v in d["orders"].items()}
@@ -190,18 +190,18 @@ def display(d: Mapping[str, Any], t: Texts, tz: Any) -> dict[str, str]:
     memory = i18n.size(d["memory_bytes"])
     out.update({
         "issues_found": n(d["issues_found"]),
-        "last_check": i18n.when_exact(d["last_check"], tz) if d["last_check"] else t["never"],
+        "last_check": i18n.when_exact(d["last_check"], tz) if d["last_check"] else t._("never"),
         "gateway": f"{gateway} ({kind})" if kind else gateway,
         "uptime": i18n.duration(d["uptime_s"], t),
-        "cycle_time": t["unit.ms"].format(n=f"{ms:,.2f}") if ms is not None else t["none"],
+        "cycle_time": t._("%(n)s ms", n=f"{ms:,.2f}") if ms is not None else t._("—"),
         "orders_tracked": n(d["orders_tracked"]),
         "cycles_per_hour": n(d["cycles_per_hour"]),
         "checks_today": n(d["checks_today"]),
-        "memory": t["dash.memory.processes"].format(size=memory, n=d["processes"]) if d["memory_bytes"] else t["none"],
-        "cpu": t["unit.percent"].format(n=f"{cpu:.1f}") if cpu is not None else t["none"],
+        "memory": t._("%(size)s · processes: %(n)s", size=memory, n=d["processes"]) if d["memory_bytes"] else t._("—"),
+        "cpu": t._("%(n)s%%", n=f"{cpu:.1f}") if cpu is not None else t._("—"),
         "database": i18n.size(d["database_bytes"]),
-        "groups": t["dash.groups.value"].format(ready=n(d["groups"]["ready"]), total=n(d["groups"]["total"])),
-        "updated": t["dash.updated"].format(time=i18n.when_exact(d["generated_at"], tz)),
+        "groups": t._("%(ready)s of %(total)s running", ready=n(d["groups"]["ready"]), total=n(d["groups"]["total"])),
+        "updated": t._("Updated %(time)s", time=i18n.when_exact(d["generated_at"], tz)),
     })
     return out
 

@@ -1,7 +1,8 @@
 """GET /api/events: server-sent events with every order or group change, as it happens.
 
 Browsers' EventSource reconnects by itself (we suggest 2 s); an event `resync` asks the page to
-reload what it shows, because changes were missed (a slow client, a restarted actor).
+reload what it shows, because changes were missed (a slow client, a restarted actor). A stream
+ends when its session does: logged out, a new password, or expired (12 h after the login).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from aiohttp_session import get_session
 
 from web.live import Closed
 from web.routes import PANEL, panel_of, user_of
-from web.security import session_valid
+from web.security import SESSION_AT, SESSIONS, session_valid
 from web.serialize import order_json
 
 KEEPALIVE = 15.0
@@ -34,17 +35,20 @@ async def events(request: web.Request) -> web.StreamResponse:
     })
     session = await get_session(request)
     user = user_of(request)
+    sessions, at = request.app[SESSIONS], session.get(SESSION_AT)
     await response.prepare(request)
     queue = panel.bridge.live.subscribe()
     try:
         await response.write(b"retry: 2000\n\n")
         while True:
+            # Wake up no later than the session expires: the stream ends with it.
+            left = sessions.expires_at(at) - sessions.clock() if isinstance(at, (int, float)) else 0.0
             try:
-                change = await asyncio.wait_for(queue.get(), KEEPALIVE)
+                change = await asyncio.wait_for(queue.get(), max(0.0, min(KEEPALIVE, left)))
             except asyncio.TimeoutError:
                 change = KEEPALIVE_TICK
             if isinstance(change, Closed) or not session_valid(request, session, user):
-                break  # shutting down, or logged out (maybe in another tab): nothing more
+                break  # shutting down, logged out (maybe in another tab) or expired: nothing more
             if change is KEEPALIVE_TICK:
                 await response.write(b": keepalive\n\n")
                 continue

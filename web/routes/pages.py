@@ -16,22 +16,25 @@ import logging
 import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping
+from urllib.parse import quote
 from urllib.parse import urlencode
 
 import aiohttp_jinja2
 import jinja2
 import orjson
 from aiohttp import web
+from multidict import MultiMapping
 from aiohttp_session import get_session
 
 from domain.orders import TRANSITIONS, Action, Status
 from web import i18n
+from web.i18n import js_labels
 from web.bridge import BridgeError
-from web.routes import PANEL, actor_by, command_result, panel_of, unwrap
+from web.routes import ACTIONS, PANEL, actor_by, command_result, panel_of, params, unwrap
 from web.routes import dashboard as dash
 from web.routes.groups import check_patch
-from web.routes.orders import parse_bound
-from web.security import USER, ApiError, form_token
+from web.routes.params import or_else
+from web.security import USER, ApiError, form_token, safe_next
 from web.serialize import group_list_entry, order_json, report_json, status_json
 
 log = logging.getLogger("diamondbot.panel.pages")
@@ -39,9 +42,7 @@ log = logging.getLogger("diamondbot.panel.pages")
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 PAGE_SIZE = 25
 MAX_PAGE_SIZE = 200
-MAX_OFFSET = 10_000_000
 MAX_CYCLE_GROUPS = 100
-ACTIONS = ("process", "approve", "cancel", "delete")
 CONFIRM = frozenset({"cancel", "delete"})
 STATUSES = tuple(s.value for s in Status)
 OPEN = "pending,processing,approved"
@@ -56,10 +57,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def setup_templates(app: web.Application) -> None:
-    """aiohttp-jinja2 over web/templates, autoescaped, with the panel's formatting helpers."""
+    """aiohttp-jinja2 over web/templates, autoescaped, with the panel's formatting helpers and
+    its words: jinja2's i18n extension with the same translations as the code (web.i18n)."""
     tz = app[PANEL].tz
+    words = app[PANEL].words
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                               trim_blocks=True, lstrip_blocks=True)
+                               trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.i18n"])
+    env.install_gettext_translations(words.translations, newstyle=True)  # type: ignore[attr-defined]
     # tojson still escapes < > & ' for HTML; Bengali stays UTF-8 (3 bytes, not a 6-byte \u escape).
     env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
     versions: dict[str, str] = {}
@@ -77,8 +81,10 @@ def setup_templates(app: web.Application) -> None:
         when=lambda v: i18n.when(v, tz),
         when_exact=lambda v: i18n.when_exact(v, tz),
         taka=i18n.taka,
+        audit_note=lambda note: i18n.audit_note(note, words),
         due_tone=i18n.due_tone,
-        due_text=i18n.due_text,
+        due_text=lambda amount: i18n.due_text(amount, words),
+        label=words.label,
         rate=lambda v: "৳" + v.removesuffix(".00") if isinstance(v, str) and v else "—",
         number=i18n.number,
         ACTIONS=ACTIONS,
@@ -90,8 +96,9 @@ def setup_templates(app: web.Application) -> None:
     )
 
 
-def texts_of(request: web.Request) -> i18n.Texts:
-    return i18n.texts(panel_of(request).config.bot.language)
+def texts_of(request: web.Request) -> i18n.Words:
+    """The panel's words, in the one language bot.language chose for it."""
+    return panel_of(request).words
 
 
 async def render(request: web.Request, template: str, context: Mapping[str, Any], *, status: int = 200,
@@ -101,7 +108,6 @@ async def render(request: web.Request, template: str, context: Mapping[str, Any]
     session = await get_session(request)
     flash = session.pop(FLASH, None) if FLASH in session else None
     ctx = {
-        "t": t,
         "lang": t.language,
         "user": request.get(USER),
         "csrf_token": await form_token(request),
@@ -120,7 +126,7 @@ async def render(request: web.Request, template: str, context: Mapping[str, Any]
 
 async def error_page(request: web.Request, status: int, message: str, back: str | None = None) -> web.Response:
     t = texts_of(request)
-    return await render(request, "error.html", {"title": t["error.title"], "message": message, "back": back},
+    return await render(request, "error.html", {"title": t._("Something went wrong"), "message": message, "back": back},
                         status=status)
 
 
@@ -137,23 +143,36 @@ def page(handler: Handler) -> Handler:
             if e.status != 503:
                 raise
         # "Try again" reloads a page; after a failed form post, go back to the dashboard instead.
-        return await error_page(request, 503, texts_of(request)["error.unreachable"],
+        t = texts_of(request)
+        return await error_page(request, 503, t._("The bot is not answering right now. The page will work again "
+                                                   "once it is back."),
                                 back=None if request.method in ("GET", "HEAD") else "/")
 
     return wrapped
 
 
-def safe_next(value: Any, default: str) -> str:
-    """A same-site path to go back to after a form (never another site: no "//", no scheme)."""
-    if not isinstance(value, str) or not value.startswith("/") or value.startswith("//") \
-            or "\\" in value or len(value) > 2000 or any(c in value for c in "\r\n"):
-        return default
-    return value
+# The columns of the tables that become one card per row on a phone (panel.css, .stack): each
+# cell is labelled with its column's name, given here once per page instead of once per cell.
+def stacked_columns(t: i18n.Words) -> dict[str, tuple[str, ...]]:
+    """Each stacked table's column names by position ("" for a cell that needs none)."""
+    return {
+        "orders": (t._("Order"), t._("Time"), t._("Group"), t._("Reseller"), t._("Diamonds"), t._("Amount"),
+                   t._("Status"), t._("Checks"), t._("Issues")),
+        "groups": ("", t._("Taking orders"), t._("Rate (৳ per diamond)"), t._("Auto-approve"),
+                   t._("Auto-approve up to (diamonds)"), t._("Due limit (৳)"), t._("Orders"), t._("Due")),
+    }
 
 
-def js_labels(t: i18n.Texts, *prefixes: str) -> dict[str, str]:
-    """The strings a page's script needs (passed in a data-labels attribute, JSON)."""
-    return {k: v for k, v in t.items() if k.startswith(prefixes)}
+def css_string(text: str) -> str:
+    """`text` as a CSS string literal (quotes, backslashes and control characters escaped)."""
+    return '"' + "".join(f"\\{ord(c):x} " if c in '"\\' or not c.isprintable() else c for c in text) + '"'
+
+
+async def labels_css(request: web.Request) -> web.Response:
+    """GET /labels.css: the column names of the stacked tables, as custom properties."""
+    lines = [f".{table} td:nth-child({i}) {{ --label: {css_string(name)}; }}"
+             for table, names in stacked_columns(texts_of(request)).items() for i, name in enumerate(names, 1) if name]
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/css")
 
 
 # --- dashboard --------------------------------------------------------------------------------
@@ -164,54 +183,33 @@ async def dashboard(request: web.Request) -> web.Response:
     """GET /: the monitoring and performance dashboards, refreshed by dashboard.js."""
     data = await dash.dashboard_data(request)
     t = texts_of(request)
-    return await render(request, "dashboard.html", {"title": t["dash.title"], "nav": "dashboard",
+    return await render(request, "dashboard.html", {"title": t._("Dashboard"), "nav": "dashboard",
                                                     "script": "dashboard.js", "d": data})
 
 
 # --- orders -----------------------------------------------------------------------------------
 
 
-def _one(query: Mapping[str, str], name: str, max_len: int = 200) -> str:
-    value = query.get(name, "")
-    return value.strip()[:max_len] if isinstance(value, str) else ""
-
-
-def _whole(text: str, default: int, low: int, high: int) -> int | None:
-    if not text:
-        return default
-    if not (text.isascii() and text.isdigit()):
-        return None
-    value = int(text)
-    return value if low <= value <= high else None
-
-
-def day_bounds(query: Mapping[str, str], tz: Any,
-                errors: list[str]) -> tuple[dict[str, str], float | None, float | None]:
+def day_bounds(query: MultiMapping[str], tz: Any,
+               errors: list[str]) -> tuple[dict[str, str], float | None, float | None]:
     """The since/until fields of a GET form: (their values, the bounds); a bad one is ignored and said."""
-    form = {"since": _one(query, "since", 40), "until": _one(query, "until", 40)}
+    form = {name: or_else(errors, functools.partial(params.text, query, name, 40), "") for name in ("since", "until")}
     bounds: dict[str, float | None] = {}
     for name in ("since", "until"):
-        try:
-            bounds[name] = parse_bound(name, form[name], tz, end=name == "until")
-        except ApiError as e:
-            errors.append(e.message)
-            form[name], bounds[name] = "", None
+        bounds[name] = or_else(errors, functools.partial(params.parse_bound, name, form[name], tz,
+                                                         end=name == "until"), None)
+        if bounds[name] is None:
+            form[name] = ""
     if bounds["since"] is not None and bounds["until"] is not None and bounds["since"] >= bounds["until"]:
         errors.append("since: must be before until")
         form["until"], bounds["until"] = "", None
     return form, bounds["since"], bounds["until"]
 
 
-def page_window(query: Mapping[str, str], errors: list[str]) -> tuple[int, int]:
+def page_window(query: MultiMapping[str], errors: list[str]) -> tuple[int, int]:
     """The limit/offset fields of a GET form; a bad one falls back to the default and is said."""
-    limit = _whole(_one(query, "limit", 10), PAGE_SIZE, 1, MAX_PAGE_SIZE)
-    offset = _whole(_one(query, "offset", 10), 0, 0, MAX_OFFSET)
-    if limit is None:
-        errors.append(f"limit: a whole number from 1 to {MAX_PAGE_SIZE}")
-        limit = PAGE_SIZE
-    if offset is None:
-        errors.append("offset: a whole number, 0 or more")
-        offset = 0
+    limit = or_else(errors, lambda: params.count(query, "limit", PAGE_SIZE, 1, MAX_PAGE_SIZE), PAGE_SIZE)
+    offset = or_else(errors, lambda: params.count(query, "offset", 0, 0, params.MAX_OFFSET), 0)
     return limit, offset
 
 
@@ -221,7 +219,7 @@ def order_filters(request: web.Request) -> tuple[dict[str, Any], dict[str, Any],
     tz = panel_of(request).tz
     q = request.query
     errors: list[str] = []
-    form = {"status": _one(q, "status"), "group": _one(q, "group"), "q": _one(q, "q")}
+    form = {name: or_else(errors, functools.partial(params.text, q, name), "") for name in ("status", "group", "q")}
     wanted = [s.strip().lower() for s in form["status"].split(",") if s.strip()]
     bad = [s for s in wanted if s not in STATUSES]
     if bad:
@@ -261,7 +259,7 @@ async def orders_page(request: web.Request) -> web.Response:
     limit, offset = filters["limit"], filters["offset"]
     group_list = [group_list_entry(g) for g in unwrap(groups)]
     return await render(request, "orders.html", {
-        "title": t["orders.title"], "nav": "orders", "script": "orders.js",
+        "title": t._("Orders"), "nav": "orders", "script": "orders.js",
         "orders": orders, "total": total, "first": offset + 1 if orders else 0, "last": offset + len(orders),
         "offset": offset, "limit": limit, "f": form, "errors": errors,
         "groups": [{"id": g["id"], "name": g["name"] or g["id"]} for g in group_list],
@@ -282,10 +280,10 @@ async def order_page(request: web.Request) -> web.Response:
     order_id = request.match_info["id"].strip()[:40]
     result = await panel.bridge.get_order(order_id)
     if result.status == 404:
-        return await error_page(request, 404, t["error.not_found"].format(id=order_id), back="/orders")
+        return await error_page(request, 404, t._("There is no order %(id)s.", id=order_id), back="/orders")
     o = order_json(unwrap(result), panel.tz, detail=True)
     return await render(request, "order.html", {
-        "title": t["order.title"].format(id=o["id"]), "nav": "orders", "script": "orders.js", "o": o,
+        "title": t._("Order %(id)s", id=o["id"]), "nav": "orders", "script": "orders.js", "o": o,
         "js_labels": js_labels(t, "confirm.cancel", "confirm.delete", "error.network", "error.refused",
                                "action.done."),
     })
@@ -300,28 +298,28 @@ async def order_action(request: web.Request) -> web.StreamResponse:
     order_id = request.match_info["id"].strip()[:40]
     form = await request.post()
     action = form.get("action")
-    back = safe_next(form.get("next"), f"/orders/{order_id}")
+    back = safe_next(request.app, form.get("next"), "/orders/" + quote(order_id, safe=""))
     if action not in ACTIONS:
-        return await error_page(request, 400, t["error.refused"].format(
+        return await error_page(request, 400, t._("Not done: %(reason)s", 
             reason=f"action: use one of {', '.join(ACTIONS)}"), back=back)
     assert isinstance(action, str)
     if action in CONFIRM and form.get("confirm") != "yes":
         result = await panel.bridge.get_order(order_id)
         if result.status == 404:
-            return await error_page(request, 404, t["error.not_found"].format(id=order_id), back=back)
+            return await error_page(request, 404, t._("There is no order %(id)s.", id=order_id), back=back)
         o = order_json(unwrap(result), panel.tz)
         return await render(request, "confirm.html", {
-            "title": t["confirm.title"], "nav": "orders", "o": o, "action": action, "next": back,
-            "question": t[f"confirm.{action}"].format(id=o["id"])})
+            "title": t._("Please confirm"), "nav": "orders", "o": o, "action": action, "next": back,
+            "question": i18n.script_word(t, f"confirm.{action}", id=o["id"])})
     done = await panel.bridge.command(order_id, action, actor_by(request))
     if done.status == 404:
-        return await error_page(request, 404, t["error.not_found"].format(id=order_id), back=back)
+        return await error_page(request, 404, t._("There is no order %(id)s.", id=order_id), back=back)
     try:
         command_result(done)
     except ApiError as e:  # 400 / 409: refused, with the state machine's reason
-        return await error_page(request, e.status, t["error.refused"].format(reason=e.message), back=back)
+        return await error_page(request, e.status, t._("Not done: %(reason)s", reason=e.message), back=back)
     session = await get_session(request)
-    session[FLASH] = t[f"action.done.{action}"].format(id=order_id)
+    session[FLASH] = i18n.script_word(t, f"action.done.{action}", id=order_id)
     raise web.HTTPSeeOther(back)
 
 
@@ -341,7 +339,7 @@ async def reconciliation_page(request: web.Request) -> web.Response:
     # Groups with open issues first, then by name.
     cycle_groups.sort(key=lambda g: (-g["cycles"][0]["open_issues"], g["name"].lower()))
     return await render(request, "reconciliation.html", {
-        "title": t["rec.title"], "nav": "reconciliation", "r": report,
+        "title": t._("Reconciliation"), "nav": "reconciliation", "r": report,
         "cycle_groups": cycle_groups[:MAX_CYCLE_GROUPS], "cycle_total": len(cycle_groups),
     })
 
@@ -360,12 +358,12 @@ async def groups_page(request: web.Request) -> web.Response:
         g["open"] = sum(int(counts.get(s, 0)) for s in OPEN.split(","))
         g["name"] = g["name"] or g["id"]
     return await render(request, "groups.html", {
-        "title": t["groups.title"], "nav": "groups", "script": "groups.js", "groups": groups,
+        "title": t._("Groups"), "nav": "groups", "script": "groups.js", "groups": groups,
         "js_labels": js_labels(t, "groups.", "error.network", "error.refused"),
     })
 
 
-def settings_patch(form: Mapping[str, Any], t: i18n.Texts) -> dict[str, Any]:
+def settings_patch(form: Mapping[str, Any], t: i18n.Words) -> dict[str, Any]:
     """The settings a group row's form sends (unchecked boxes are absent: false)."""
     if form.get("settings") != "1":
         raise ApiError(400, "send the group's settings form (field settings=1)")
@@ -375,10 +373,10 @@ def settings_patch(form: Mapping[str, Any], t: i18n.Texts) -> dict[str, Any]:
                              "auto_approve": form.get("auto_approve") is not None}
     most = form.get("auto_approve_max")
     if isinstance(most, str) and most.strip():
-        value = _whole(most.strip(), 0, 0, 10**9)
-        if value is None:
-            raise ApiError(400, t["groups.bad_max"])
-        patch["auto_approve_max"] = value
+        try:
+            patch["auto_approve_max"] = params.whole_number(most.strip(), "auto_approve_max", 0, 0, 10**9)
+        except ApiError:
+            raise ApiError(400, t._("auto_approve_max: must be a whole number of diamonds, 0 or more")) from None
     limit = form.get("due_limit")
     if isinstance(limit, str):
         patch["due_limit"] = limit.strip()  # empty: no limit
@@ -401,9 +399,9 @@ async def group_action(request: web.Request) -> web.StreamResponse:
     except ApiError as e:
         if e.status == 503:
             raise
-        return await error_page(request, e.status, t["error.refused"].format(reason=e.message), back="/groups")
+        return await error_page(request, e.status, t._("Not done: %(reason)s", reason=e.message), back="/groups")
     session = await get_session(request)
-    session[FLASH] = t["groups.updated"].format(name=result.get("groupName") or group_id)
+    session[FLASH] = t._("Group %(name)s saved.", name=result.get("groupName") or group_id)
     code = result.get("code")
     raise web.HTTPSeeOther(f"/groups#g-{code}" if isinstance(code, str) and code.isalnum() else "/groups")
 
@@ -446,7 +444,7 @@ async def whatsapp_page(request: web.Request) -> web.Response:
     state = str(gateway.get("state") or "stopped")
     app = request.app
     return await render(request, "whatsapp.html", {
-        "title": t["wa.title"], "nav": "whatsapp", "script": "whatsapp.js",
+        "title": t._("WhatsApp"), "nav": "whatsapp", "script": "whatsapp.js",
         "gateway": gateway, "kind": kind, "state": state, "tone": i18n.GATEWAY_TONE.get(state, "warn"),
         "tones": i18n.GATEWAY_TONE,
         "detail": _detail_text(gateway.get("detail")),
@@ -467,3 +465,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/groups", groups_page)
     app.router.add_post("/groups/{id}", group_action)
     app.router.add_get("/whatsapp", whatsapp_page)
+    app.router.add_get("/labels.css", labels_css)

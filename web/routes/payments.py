@@ -11,15 +11,16 @@ import asyncio
 import csv
 import io
 import re
-from datetime import date, datetime, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 from aiohttp import web
 
-from actors.messages import QueryResult
+from actors.messages import CommandDone, QueryResult
 from domain.payments import PaymentError, check_amount, check_note, check_reference, parse_method
 from web.routes import user_of, actor_by, command_result, json_response, panel_of, read_json_object, unwrap
-from web.routes.orders import MAX_OFFSET, _count, _one, parse_bound
+from web.routes import params
+from web.routes.params import check_day, check_params, date_range
 from web.security import ApiError
 from web.serialize import daily_report_json, group_list_entry, ledger_json, order_json, payment_json
 
@@ -42,22 +43,6 @@ _PLAIN_COLUMNS = frozenset({"diamonds", "rate", "amount", "counted", "recovered"
 
 
 # --- validation -------------------------------------------------------------------------------
-
-
-def check_params(request: web.Request, allowed: Iterable[str]) -> None:
-    allowed = tuple(allowed)
-    unknown = sorted(set(request.query) - set(allowed))
-    if unknown:
-        raise ApiError(400, f"unknown parameter {', '.join(unknown)}; use {', '.join(allowed)}")
-
-
-def date_range(request: web.Request, tz: tzinfo) -> tuple[float | None, float | None]:
-    """since/until as the orders list reads them (a date is a whole day in the shop's time zone)."""
-    since = parse_bound("since", _one(request, "since", 40), tz, end=False)
-    until = parse_bound("until", _one(request, "until", 40), tz, end=True)
-    if since is not None and until is not None and since >= until:
-        raise ApiError(400, "since: must be before until")
-    return since, until
 
 
 def _text_field(body: Mapping[str, Any], name: str, max_len: int) -> str:
@@ -109,18 +94,6 @@ def check_payment(body: Mapping[str, Any]) -> dict[str, str]:
             "reference": reference.strip(), "note": note.strip()}
 
 
-def check_day(text: str) -> str:
-    """A report's day: "" (today) or YYYY-MM-DD."""
-    if not text:
-        return ""
-    try:
-        if len(text) != 10:
-            raise ValueError
-        return date.fromisoformat(text).isoformat()
-    except ValueError:
-        raise ApiError(400, f"day: write the date as YYYY-MM-DD (e.g. 2025-11-24), not {text!r}") from None
-
-
 def _group_id(request: web.Request) -> str:
     group_id = request.match_info["id"].strip()
     if not group_id or len(group_id) > 200:
@@ -141,10 +114,11 @@ async def list_payments(request: web.Request) -> web.Response:
     """GET /api/payments?group=&since=&until=&limit=&offset= → {"payments": [...], "total": n}, newest first."""
     panel = panel_of(request)
     check_params(request, ("group", "since", "until", "limit", "offset"))
-    since, until = date_range(request, panel.tz)
-    filters = {"group": _one(request, "group"), "since": since, "until": until,
-               "limit": _count(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
-               "offset": _count(request, "offset", 0, 0, MAX_OFFSET)}
+    q = request.query
+    since, until = date_range(q, panel.tz)
+    filters = {"group": params.text(q, "group"), "since": since, "until": until,
+               "limit": params.count(q, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+               "offset": params.count(q, "offset", 0, 0, params.MAX_OFFSET)}
     listed, names = await asyncio.gather(panel.bridge.list_payments(**filters), group_names(request))
     data = unwrap(listed)
     return json_response({"payments": [payment_json(p, panel.tz, names) for p in data["payments"]],
@@ -152,20 +126,39 @@ async def list_payments(request: web.Request) -> web.Response:
 
 
 async def record_payment(request: web.Request) -> web.Response:
-    """POST /api/payments {"group_id", "amount", "method", "reference", "note"} → 201
-    {"payment": {...}, "due": "<decimal>"}; 400 bad field, 404 unknown group."""
+    """POST /api/payments {"group_id", "amount", "method", "reference", "note", "confirm_duplicate"}
+    → 201 {"payment": {...}, "due": "<decimal>"}; 400 bad field, 404 unknown group, 409
+    {"error", "duplicate_of": {...}} when the group already has a payment with this reference
+    (send "confirm_duplicate": true to record it all the same)."""
     panel = panel_of(request)
-    p = check_payment(await read_json_object(request))
+    body = await read_json_object(request)
+    confirm = body.pop("confirm_duplicate", False)
+    if not isinstance(confirm, bool):
+        raise ApiError(400, "confirm_duplicate: true or false")
+    p = check_payment(body)
     names = await group_names(request)  # before the write: nothing after it may fail
     # A client that may retry sends an Idempotency-Key: the same key records the payment once.
     key = request.headers.get("Idempotency-Key", "").strip()
     if len(key) > 64 or not key.isprintable():
         raise ApiError(400, "Idempotency-Key: at most 64 printable characters")
     done = await panel.bridge.record_payment(p["group_id"], p["amount"], p["method"], p["reference"], p["note"],
-                                             actor_by(request), f"api:{user_of(request)}:{key}" if key else "")
+                                             actor_by(request), f"api:{user_of(request)}:{key}" if key else "",
+                                             confirm_duplicate=confirm)
+    earlier = duplicate_of(done)
+    if earlier is not None:
+        return json_response({"error": done.error, "duplicate_of": payment_json(earlier, panel.tz, names)},
+                             status=409)
     result = command_result(done)
     return json_response({"payment": payment_json(result["payment"], panel.tz, names),
                           "due": str(result["due"])}, status=201)
+
+
+def duplicate_of(done: CommandDone) -> Mapping[str, Any] | None:
+    """The earlier payment with the same reference, when the group refused this one as a duplicate."""
+    if done.status != 409 or not isinstance(done.result, Mapping):
+        return None
+    earlier = done.result.get("duplicate_of")
+    return earlier if isinstance(earlier, Mapping) else None
 
 
 async def void_payment(request: web.Request) -> web.Response:
@@ -189,7 +182,7 @@ async def group_ledger(request: web.Request) -> web.Response:
     with the running due, and the group's billed, paid and due."""
     panel = panel_of(request)
     check_params(request, ("since", "until"))
-    since, until = date_range(request, panel.tz)
+    since, until = date_range(request.query, panel.tz)
     data = unwrap(await panel.bridge.ledger(_group_id(request), since, until))
     return json_response(ledger_json(data, panel.tz))
 
@@ -197,7 +190,7 @@ async def group_ledger(request: web.Request) -> web.Response:
 async def daily_report(request: web.Request) -> web.Response:
     """GET /api/reports/daily?day=YYYY-MM-DD (default today) → per group and totals."""
     check_params(request, ("day",))
-    day = check_day(_one(request, "day", 20))
+    day = check_day(params.text(request.query, "day", 20))
     return json_response(daily_report_json(unwrap(await panel_of(request).bridge.daily_report(day))))
 
 
@@ -259,7 +252,7 @@ def csv_response(name: str, columns: tuple[str, ...], rows: Iterable[Mapping[str
 
 
 def export_name(kind: str, request: web.Request, code: str) -> str:
-    parts = [kind, code, _one(request, "since", 40)[:10], _one(request, "until", 40)[:10]]
+    parts = [kind, code, params.text(request.query, "since", 40)[:10], params.text(request.query, "until", 40)[:10]]
     stem = "-".join(re.sub(r"[^0-9A-Za-z]+", "", p) if i < 2 else re.sub(r"[^0-9-]+", "", p)
                     for i, p in enumerate(parts) if p)
     return f"{stem}.csv"
@@ -269,8 +262,8 @@ async def _export_filters(request: web.Request) -> tuple[dict[str, Any], list[di
     """(filters, groups, the filtered group's code) for an export; 404 for an unknown group."""
     panel = panel_of(request)
     check_params(request, ("since", "until", "group"))
-    since, until = date_range(request, panel.tz)
-    group = _one(request, "group")
+    since, until = date_range(request.query, panel.tz)
+    group = params.text(request.query, "group")
     groups = [group_list_entry(g) for g in unwrap(await panel.bridge.list_groups())]
     code = ""
     if group:

@@ -7,6 +7,7 @@ import time
 from typing import Any, Mapping
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from actors.messages import QueryResult
 from domain.orders import Status
@@ -72,45 +73,53 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response(body, status=code)
 
 
-def _metric(lines: list[str], name: str, help_text: str, samples: list[tuple[str, float]]) -> None:
-    lines.append(f"# HELP {name} {help_text}")
-    lines.append(f"# TYPE {name} gauge")
-    for labels, value in samples:
-        number = int(value) if float(value).is_integer() else round(float(value), 3)
-        lines.append(f"{name}{labels} {number}")
+# prometheus_client writes this (text) format; its CONTENT_TYPE_LATEST has moved on with versions.
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def metrics_text(status_data: Mapping[str, Any], report: Mapping[str, Any]) -> str:
-    """Prometheus text exposition format (version 0.0.4)."""
-    counts = report.get("counts") or {}
-    gateway = status_data.get("gateway") or {}
-    groups = status_data.get("groups") or {}
-    lines: list[str] = []
-    _metric(lines, "diamondbot_orders", "Orders by status.",
-            [(f'{{status="{s.value}"}}', counts.get(s.value, 0)) for s in Status])
-    _metric(lines, "diamondbot_open_issues", "Open orders with an unresolved issue.",
-            [("", report.get("issues_found", 0))])
-    _metric(lines, "diamondbot_gateway_connected", "1 when the chat transport is connected.",
-            [("", 1 if gateway.get("state") == "connected" else 0)])
-    _metric(lines, "diamondbot_outbox_queued", "Chat messages waiting in the send queue.",
-            [("", gateway.get("queued", 0) or 0)])
-    _metric(lines, "diamondbot_groups", "Groups known to the supervisor.",
-            [("", groups.get("total", 0) or 0)])
-    _metric(lines, "diamondbot_uptime_seconds", "Seconds since the actor system started.",
-            [("", status_data.get("uptime", 0) or 0)])
-    return "\n".join(lines) + "\n"
+class PanelMetrics:
+    """The bot's figures as Prometheus gauges in a registry of this panel's own (never the
+    process-wide default one): set from the actors' answers at each scrape, then written out."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.orders = Gauge("diamondbot_orders", "Orders by status.", ["status"], registry=r)
+        self.open_issues = Gauge("diamondbot_open_issues", "Open orders with an unresolved issue.", registry=r)
+        self.gateway_connected = Gauge("diamondbot_gateway_connected", "1 when the chat transport is connected.",
+                                       registry=r)
+        self.outbox_queued = Gauge("diamondbot_outbox_queued", "Chat messages waiting in the send queue.", registry=r)
+        self.groups = Gauge("diamondbot_groups", "Groups known to the supervisor.", registry=r)
+        self.uptime = Gauge("diamondbot_uptime_seconds", "Seconds since the actor system started.", registry=r)
+
+    def exposition(self, status_data: Mapping[str, Any], report: Mapping[str, Any]) -> bytes:
+        """The text exposition of these figures (set and written with no await in between)."""
+        counts = report.get("counts") or {}
+        gateway = status_data.get("gateway") or {}
+        for s in Status:
+            self.orders.labels(status=s.value).set(float(counts.get(s.value, 0) or 0))
+        self.open_issues.set(float(report.get("issues_found", 0) or 0))
+        self.gateway_connected.set(1 if gateway.get("state") == "connected" else 0)
+        self.outbox_queued.set(float(gateway.get("queued", 0) or 0))
+        self.groups.set(float((status_data.get("groups") or {}).get("total", 0) or 0))
+        self.uptime.set(float(status_data.get("uptime", 0) or 0))
+        return generate_latest(self.registry)
+
+
+METRICS = web.AppKey("metrics", PanelMetrics)
 
 
 async def metrics(request: web.Request) -> web.Response:
     """GET /metrics (login required) → Prometheus text."""
     bridge = panel_of(request).bridge
     status_result, report_result = await asyncio.gather(bridge.status(), bridge.report())
-    text = metrics_text(unwrap(status_result), unwrap(report_result))
-    return web.Response(body=text.encode(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+    body = request.app[METRICS].exposition(unwrap(status_result), unwrap(report_result))
+    return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
 
 
 def add_routes(app: web.Application) -> None:
     app[HEALTH] = probe = HealthProbe(app[PANEL].bridge)
+    app[METRICS] = PanelMetrics()
     app.on_cleanup.append(probe.close)
     app.router.add_get("/api/status", status)
     app.router.add_get("/api/reconciliation", reconciliation)

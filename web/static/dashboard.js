@@ -52,7 +52,7 @@
       main.classList.remove('stale');
     } catch (e) {
       const note = main.querySelector('[data-k="updated"]');
-      if (note) note.textContent = (main.dataset.stale || '').replace('{time}', lastOk);
+      if (note) note.textContent = (main.dataset.stale || '').replace('%(time)s', lastOk);
       main.classList.add('stale');
     } finally {
       if (!document.hidden) timer = setTimeout(refresh, every);

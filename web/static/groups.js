@@ -7,7 +7,9 @@
   if (!table) return;
   const token = (document.querySelector('meta[name="csrf-token"]') || {}).content || '';
   const labels = JSON.parse(table.dataset.labels || '{}');
-  const fmt = (text, values) => (text || '').replace(/\{(\w+)\}/g, (m, k) => (k in values ? values[k] : m));
+  // The panel's messages are gettext's: %(name)s placeholders, %% for a percent sign.
+  const fmt = (text, values) => (text || '').replace(/%\((\w+)\)s|%%/g,
+    (m, k) => (k === undefined ? '%' : k in values ? values[k] : m));
   const FIELDS = ['enabled', 'rate', 'auto_approve', 'auto_approve_max', 'due_limit'];
 
   function value(input) {

@@ -9,7 +9,9 @@
   const holder = table || document.querySelector('.order-acts');
   if (!holder) return;
   const labels = JSON.parse(holder.dataset.labels || '{}');
-  const fmt = (text, values) => (text || '').replace(/\{(\w+)\}/g, (m, k) => (k in values ? values[k] : m));
+  // The panel's messages are gettext's: %(name)s placeholders, %% for a percent sign.
+  const fmt = (text, values) => (text || '').replace(/%\((\w+)\)s|%%/g,
+    (m, k) => (k === undefined ? '%' : k in values ? values[k] : m));
   const say = (text, bad) => {
     if (!msg) return;
     msg.textContent = text;
@@ -67,7 +69,17 @@
 
   // The API gives times with the shop's offset: the local date and time are in the text.
   const when = (iso) => (iso ? iso.slice(0, 10) + ' ' + iso.slice(11, 16) : '—');
-  const taka = (a) => (a == null ? '—' : '৳' + (a.endsWith('.00') ? a.slice(0, -3) : a));
+  // As domain.money.taka writes money: from five digits on in lakh/crore groups (৳1,00,000).
+  const grouped = (text) => {
+    const [whole, fraction] = text.split('.');
+    const sign = whole.startsWith('-') ? '-' : '';
+    const digits = sign ? whole.slice(1) : whole;
+    if (digits.length < 5) return text;
+    const parts = [digits.slice(-3)];
+    for (let head = digits.slice(0, -3); head; head = head.slice(0, -2)) parts.unshift(head.slice(-2));
+    return sign + parts.join(',') + (fraction ? '.' + fraction : '');
+  };
+  const taka = (a) => (a == null ? '—' : '৳' + grouped(a.endsWith('.00') ? a.slice(0, -3) : a));
 
   function matches(o) {
     if (statuses.length && !statuses.includes(o.status)) return false;

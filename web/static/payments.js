@@ -6,7 +6,9 @@
   const form = document.getElementById('pay');
   if (!form) return;
   const labels = JSON.parse(form.dataset.labels || '{}');
-  const fmt = (text, values) => (text || '').replace(/\{(\w+)\}/g, (m, k) => (k in values ? values[k] : m));
+  // The panel's messages are gettext's: %(name)s placeholders, %% for a percent sign.
+  const fmt = (text, values) => (text || '').replace(/%\((\w+)\)s|%%/g,
+    (m, k) => (k === undefined ? '%' : k in values ? values[k] : m));
   const group = form.elements.group_id;
   const amount = form.elements.amount;
   const note = document.getElementById('p-due');

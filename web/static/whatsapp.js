@@ -76,7 +76,7 @@
           method: 'POST', credentials: 'same-origin', headers: { 'X-CSRF-Token': token },
         });
         const body = await resp.json().catch(() => ({}));
-        if (!resp.ok) say((labels['error.refused'] || '{reason}').replace('{reason}', body.error || resp.status), true);
+        if (!resp.ok) say((labels['error.refused'] || '%(reason)s').replace('%(reason)s', body.error || resp.status), true);
         else say(labels['wa.repair.started']);
         poll();
       } catch (e) {
