@@ -35,6 +35,7 @@ from actors.messages import (
     ReplayInbox,
     SendResult,
     SendText,
+    WithdrawSend,
     SendingStopped,
     StartGateway,
     StopSystem,
@@ -366,6 +367,11 @@ class GatewayActor(BotActor):
         self.outbox.push(Item(msg.key, msg.group_id, msg.text, msg.quote, msg.priority,
                               reply_to=msg.reply_to or sender, enqueued_at=self.clock.now()))
         self.pump()
+
+    def receiveMsg_WithdrawSend(self, msg: WithdrawSend, sender: Any) -> None:
+        item = self.outbox.withdraw(msg.key)
+        if item is not None:
+            self.send(item.reply_to, SendResult(msg.key, False, error="withdrawn", withdrawn=True))
 
     def pump(self) -> None:
         """Hand every message whose time has come to the transport; then wait for the next."""

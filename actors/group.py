@@ -18,6 +18,7 @@ from thespian.actors import ActorExitRequest, WakeupMessage
 
 from actors import board
 from actors.base import BotActor, batched, by_address
+from actors.desk_setup import desk_setup
 from actors.messages import (
     AdminsChanged,
     CommandDone,
@@ -39,15 +40,11 @@ from actors.messages import (
     StopSystem,
     UpdateGroup,
     VoidPayment,
+    WithdrawSend,
 )
-from config import Config
 from domain import desk_events as ev
-from domain.admins import AdminRoster
-from domain.desk import Desk, DeskSetup
+from domain.desk import Desk
 from domain.group import SettingsError, code_number
-from domain.intake import Limits
-from domain.reconcile import Policy
-from domain.texts import Texts
 
 log = logging.getLogger("diamondbot.group")
 
@@ -60,35 +57,6 @@ class _CycleTimer:
 @dataclass(frozen=True)
 class _RetryTimer:
     """A prompt retry of failed sends."""
-
-
-def desk_setup(cfg: Config, group_id: str, code: str, name: str, *, floor: float = 0.0,
-               admins: AdminRoster = AdminRoster(), own_ids: frozenset[str] = frozenset()) -> DeskSetup:
-    """A desk's rules, from the config the Supervisor handed over."""
-    return DeskSetup(
-        group_id=group_id,
-        code=code,
-        name=name,
-        limits=Limits(cfg.orders.min_diamonds, cfg.orders.max_diamonds, cfg.history.max_age,
-                      cfg.orders.reply_invalid, cfg.orders.duplicate_window),
-        policy=Policy(
-            pending_stuck_after=cfg.reconciliation.pending_stuck_after,
-            processing_timeout=cfg.reconciliation.processing_timeout,
-            delivery_confirm_after=cfg.reconciliation.delivery_confirm_after,
-            max_attempts=cfg.delivery.max_attempts,
-            retry_backoff=cfg.delivery.retry_backoff,
-        ),
-        texts=Texts(cfg.language_messages, cfg.orders.min_diamonds, cfg.orders.max_diamonds, cfg.bot.language),
-        default_rate=cfg.orders.default_rate,
-        auto_enable=cfg.groups.auto_enable,
-        timezone=cfg.bot.timezone,
-        floor=floor,
-        admins=admins,
-        own_ids=own_ids,
-        keep_cycles=cfg.reconciliation.keep_cycles,
-        checkpoint_interval=cfg.reconciliation.checkpoint_interval,
-        max_age=cfg.history.max_age,
-    )
 
 
 class GroupActor(BotActor):
@@ -172,6 +140,7 @@ class GroupActor(BotActor):
             records.extend(decision.records)
             sync = sync or decision.sync
             effects.extend((self.init.gateway, self._send_text(s)) for s in decision.sends)
+            effects.extend((self.init.gateway, WithdrawSend(k, self.myAddress)) for k in decision.withdraw)
             if decision.answer is not None and requester is not None:
                 answer = _command_done(decision.answer, requester)
                 if decision.answer_after_write:
@@ -219,7 +188,7 @@ class GroupActor(BotActor):
 
     def receiveMsg_SendResult(self, msg: SendResult, sender: Any) -> None:
         if self._ready(msg, sender) is not None and not self.stopped:
-            self._decide(ev.SendDone(msg.key, msg.ok, msg.message_id, msg.error))
+            self._decide(ev.SendDone(msg.key, msg.ok, msg.message_id, msg.error, msg.withdrawn))
 
     # -- the panel's commands ------------------------------------------------------------------
 

@@ -213,6 +213,16 @@ class SendResult:
     ok: bool
     message_id: str = ""
     error: str = ""
+    withdrawn: bool = False  # taken back before it was sent (WithdrawSend)
+
+
+@dataclass(frozen=True)
+class WithdrawSend:
+    """Take back a message still waiting in the outbox; answered with a withdrawn SendResult if
+    it was (a message already handed to the transport gets its own result as usual)."""
+
+    key: SendKey | Any
+    reply_to: Any = None
 
 
 @dataclass(frozen=True)

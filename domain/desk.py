@@ -171,6 +171,9 @@ class Desk:
         # `.paid` message's id (until then) -> the payment waiting for "yes". In memory only: after
         # a restart the admin is asked to send the command again.
         self.payment_questions: dict[str, _PaymentQuestion] = {}
+        # Orders cancelled because their message was deleted while the receipt was still on its
+        # way: the receipt is taken back, and only if it went out anyway is the reseller told.
+        self.untold: set[str] = set()
         # The decision being built while one event is handled.
         self._d = Decision()
         self._touched: dict[str, bool] = {}  # order id -> only a lazy write is needed
@@ -457,6 +460,12 @@ class Desk:
         order = self.book.orders.get(key.subject)
         if order is None:
             return  # no longer in memory
+        if key.subject in self.untold and key.about is About.RECEIPT:
+            self.untold.discard(key.subject)
+            if ev.ok:  # it went out before it could be taken back: say what became of it
+                self._send(About.WITHDRAWN, order.id, self.texts.withdrawn(order), None)
+        if ev.withdrawn:
+            return
         sent = getattr(order, kind)
         updated = replace(order, **{kind: sent.succeeded(ev.message_id, now) if ev.ok else sent.failed(ev.error)})
         if key.about is About.DELIVERY and ev.ok and updated.status is Status.APPROVED:
@@ -647,7 +656,13 @@ class Desk:
                                note="the order message was deleted in WhatsApp")
         self._put(cancelled)
         log.info("order %s cancelled: its message was deleted", cancelled.id)
-        self._send(About.WITHDRAWN, cancelled.id, self.texts.withdrawn(cancelled), None)
+        if (order.id, About.RECEIPT.value) in self.in_flight:
+            # Deleted before the bot answered (both came in while it was down): take the receipt
+            # back; nobody is told of an order that never was, unless the receipt went out.
+            self.untold.add(order.id)
+            self._d.withdraw.append(SendKey(About.RECEIPT, order.id))
+        else:
+            self._send(About.WITHDRAWN, cancelled.id, self.texts.withdrawn(cancelled), None)
 
     # -- the panel's commands --------------------------------------------------------------------
 

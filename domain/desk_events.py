@@ -36,6 +36,7 @@ class SendDone:
     ok: bool
     message_id: str = ""
     error: str = ""
+    withdrawn: bool = False  # taken back before it was sent, as the desk asked
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +164,7 @@ class Decision:
     records: list[Record] = field(default_factory=list)
     sync: bool = False  # some record must be fsynced promptly (False: a checkpoint may wait)
     sends: list[Send] = field(default_factory=list)
+    withdraw: list[SendKey] = field(default_factory=list)  # messages to take back if still waiting
     answer: Answer | None = None
     # The answer may only be given once the records are durable (False: at once — a refusal).
     answer_after_write: bool = True
@@ -171,7 +173,7 @@ class Decision:
 
     @property
     def empty(self) -> bool:
-        return not self.records and not self.sends and self.answer is None
+        return not self.records and not self.sends and not self.withdraw and self.answer is None
 
 
 # -- the stored state a desk starts from ---------------------------------------------------

@@ -140,6 +140,10 @@ class Outbox:
         self._sent.append(now)
         return found
 
+    def withdraw(self, key: Any) -> Item | None:
+        """Take back a message still waiting (None if it is not waiting: sent, or never queued)."""
+        return self._items.pop(key, None)
+
     def put_back(self, item: Item) -> None:
         """Return an item that could not be sent (rate limited) to the front of its priority."""
         if item.key in self._items:

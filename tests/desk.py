@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterable
 
-from actors.group import desk_setup
+from actors.desk_setup import desk_setup
 from config import Config, load_config
 from domain.admins import AdminRoster
 from domain.chat import ChatMessage, Source
@@ -108,6 +108,11 @@ class DeskChat:
                 self.held.append(send)
             else:
                 self._outcome(send)
+        for key in decision.withdraw:  # taken back if it is still waiting, as the gateway does
+            waiting = [s for s in self.held if s.key == key]
+            if waiting:
+                self.held = [s for s in self.held if s.key != key]
+                self.handle(SendDone(key, False, error="withdrawn", withdrawn=True))
         return decision
 
     def _outcome(self, send: Send) -> None:

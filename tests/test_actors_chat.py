@@ -124,3 +124,17 @@ def test_orders_of_the_same_second_are_listed_newest_first(bot: ChatBot) -> None
     for n in range(1, 13):
         bot.post(GROUP, ALICE, f".{n}")  # the test clock stands still: all in one second
     assert [o["id"] for o in bot.orders()] == [f"A{n}" for n in range(12, 0, -1)]
+
+
+def test_an_order_deleted_while_its_receipt_waits_in_the_outbox_is_taken_back(make_bot) -> None:
+    """Issue 10: the order and its deletion came apart (say two batches of the offline queue);
+    the receipt still waits for its pacing gap — it is taken back, and nothing is said."""
+    bot = make_bot(**{"outbox.min_gap": "1h"})
+    bot.post(GROUP, BOB, ".5")  # the first send goes at once; the next waits an hour
+    assert len(bot.fake.sent) == 1
+    order = bot.post(GROUP, ALICE, ".10", source=Source.OFFLINE)
+    bot.deliver(bot.message(GROUP, ALICE, "", source=Source.OFFLINE, revokes=order.message_id))
+    assert bot.order("A2")["record"]["status"] == "cancelled"
+    bot.advance(3601)  # the gap has passed: whatever still waits goes out with the next send
+    bot.post(GROUP, BOB, ".6")
+    assert [t.splitlines()[1] for t in bot.replies(GROUP)] == ["🆔 A1", "🆔 A3"]  # nothing of A2

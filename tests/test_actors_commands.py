@@ -214,3 +214,16 @@ def test_a_retried_payment_is_recorded_once_and_a_wrong_one_is_voided_not_erased
     assert late.status == 200 and late.result["payment"]["id"] == "PA1" and late.result["due"] == "600.00"
     again.say(GROUP, BOB, ".due")
     assert again.last_reply(GROUP) == "💳 বকেয়া: ৳600"
+
+
+def test_a_known_reference_is_answered_409_until_confirmed_through_the_actors(shop: ChatBot) -> None:
+    """The contract the panel and API rely on (RecordPayment.confirm_duplicate), on the real actors."""
+    pay = RecordPayment("p1", GROUP, "500", "bkash", "8N7A6B", by="admin:rana")
+    open_group(shop)
+    assert shop.asys.ask(shop.supervisor, pay, T).status == 200
+    again = shop.asys.ask(shop.supervisor, replace(pay, request_id="p2", reference="8n7a6b"), T)
+    assert again.status == 409 and again.result["duplicate_of"]["id"] == "PA1" and "PA1" in again.error
+    confirmed = shop.asys.ask(shop.supervisor, replace(pay, request_id="p3", confirm_duplicate=True), T)
+    assert confirmed.status == 200 and confirmed.result["payment"]["id"] == "PA2"
+    shop.pump()
+    assert shop.query(ListPayments("l", group=GROUP)).data["total"] == 2

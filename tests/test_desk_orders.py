@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from domain.chat import Source
-from domain.desk_events import About, SendKey
+from domain.desk_events import About, SendDone, SendKey
 from domain.records import OrderRecord, SeenRecord
 from tests.desk import ADMIN_PHONE, ALICE, BOB, T0, DeskChat, desk_config
 
@@ -276,3 +276,26 @@ def test_orders_held_by_the_due_limit_are_approved_once_payments_make_room() -> 
     assert [desk.status(o) for o in ("A3", "A4")] == ["pending", "completed"]
     desk.admin(".paid 100 cash")  # nothing left to release: nothing repeats
     assert sum(r.startswith("✅") for r in desk.replies) == 3
+
+
+def test_an_order_deleted_before_its_receipt_went_out_is_taken_back_silently() -> None:
+    # Issue 10: the order and its deletion arrived apart (two batches of the offline queue).
+    desk = shop()
+    desk.hold_sends = True  # the receipt waits in the outbox (pacing after a restart)
+    order = desk.post(ALICE, ".10", source=Source.OFFLINE, timestamp=T0 - 300)
+    deleted = desk.post(ALICE, "", source=Source.OFFLINE, timestamp=T0 - 200, revokes=order.message_id)
+    decision = desk.decisions[-2]  # the deletion's (the withdrawn receipt's outcome came after it)
+    assert decision.withdraw == [SendKey(About.RECEIPT, "A1")] and decision.sends == []
+    assert desk.status("A1") == "cancelled" and desk.held == [] and desk.replies == []
+    assert deleted.revokes == order.message_id
+
+
+def test_a_receipt_that_went_out_before_the_deletion_is_followed_by_the_notice() -> None:
+    desk = shop()
+    desk.hold_sends = True
+    order = desk.post(ALICE, ".10")
+    in_transport = desk.held.pop()  # handed to the transport already: too late to take back
+    desk.post(ALICE, "", revokes=order.message_id)
+    assert desk.status("A1") == "cancelled" and desk.replies == []
+    desk.handle(SendDone(in_transport.key, True, "BOT9"))  # it was sent after all
+    assert [s.send.text for s in desk.sent] == [] and desk.held[-1].text.startswith("🗑️")

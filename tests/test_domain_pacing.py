@@ -115,6 +115,17 @@ def test_newer_item_with_same_key_replaces_waiting_one_and_is_sent_once() -> Non
     assert len(box) == 0 and box.due_at(0.0) is None
 
 
+def test_a_waiting_item_can_be_withdrawn_a_taken_one_cannot() -> None:
+    box = Outbox(Pacing.off())
+    box.push(item("a"))
+    box.push(item("b"))
+    box.push(item("c"))
+    assert box.withdraw("b").key == "b" and len(box) == 2
+    assert box.withdraw("b") is None and box.withdraw("never") is None
+    assert take_all(box, 0.0) == ["a", "c"]
+    assert box.withdraw("a") is None  # already handed over
+
+
 def test_replacement_takes_the_new_priority_and_group() -> None:
     box = Outbox(Pacing(0.0, 0.0, 10.0, BIG))
     box.push(item("x", group=G1))

@@ -1,0 +1,39 @@
+"""A desk's rules, taken from the config the Supervisor hands every GroupActor."""
+
+from __future__ import annotations
+
+from config import Config
+from domain.admins import AdminRoster
+from domain.desk import DeskSetup
+from domain.intake import Limits
+from domain.reconcile import Policy
+from domain.texts import Texts
+
+
+def desk_setup(cfg: Config, group_id: str, code: str, name: str, *, floor: float = 0.0,
+               admins: AdminRoster = AdminRoster(), own_ids: frozenset[str] = frozenset()) -> DeskSetup:
+    """A desk's rules, from the config the Supervisor handed over."""
+    return DeskSetup(
+        group_id=group_id,
+        code=code,
+        name=name,
+        limits=Limits(cfg.orders.min_diamonds, cfg.orders.max_diamonds, cfg.history.max_age,
+                      cfg.orders.reply_invalid, cfg.orders.duplicate_window),
+        policy=Policy(
+            pending_stuck_after=cfg.reconciliation.pending_stuck_after,
+            processing_timeout=cfg.reconciliation.processing_timeout,
+            delivery_confirm_after=cfg.reconciliation.delivery_confirm_after,
+            max_attempts=cfg.delivery.max_attempts,
+            retry_backoff=cfg.delivery.retry_backoff,
+        ),
+        texts=Texts(cfg.language_messages, cfg.orders.min_diamonds, cfg.orders.max_diamonds, cfg.bot.language),
+        default_rate=cfg.orders.default_rate,
+        auto_enable=cfg.groups.auto_enable,
+        timezone=cfg.bot.timezone,
+        floor=floor,
+        admins=admins,
+        own_ids=own_ids,
+        keep_cycles=cfg.reconciliation.keep_cycles,
+        checkpoint_interval=cfg.reconciliation.checkpoint_interval,
+        max_age=cfg.history.max_age,
+    )
