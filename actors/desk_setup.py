@@ -6,6 +6,7 @@ from config import Config
 from domain.admins import AdminRoster
 from domain.desk import DeskSetup
 from domain.intake import Limits
+from domain.parsing import OrderForms
 from domain.reconcile import Policy
 from domain.texts import Texts
 
@@ -18,7 +19,8 @@ def desk_setup(cfg: Config, group_id: str, code: str, name: str, *, floor: float
         code=code,
         name=name,
         limits=Limits(cfg.orders.min_diamonds, cfg.orders.max_diamonds, cfg.history.max_age,
-                      cfg.orders.reply_invalid, cfg.orders.duplicate_window),
+                      cfg.orders.reply_invalid, cfg.orders.duplicate_window,
+                      OrderForms(cfg.orders.dot_orders, cfg.orders.player_orders)),
         policy=Policy(
             pending_stuck_after=cfg.reconciliation.pending_stuck_after,
             processing_timeout=cfg.reconciliation.processing_timeout,

@@ -165,7 +165,7 @@ class GroupActor(BotActor):
 
     def _send_text(self, s: ev.Send) -> SendText:
         assert self.init is not None
-        return SendText(s.key, self.init.group_id, s.text, s.quote, s.priority, reply_to=self.myAddress)
+        return SendText(s.key, s.to or self.init.group_id, s.text, s.quote, s.priority, reply_to=self.myAddress)
 
     def receiveMsg_PersistRefused(self, msg: PersistRefused, sender: Any) -> None:
         # A newer incarnation owns this group, or the disk failed: this one must not go on.

@@ -62,6 +62,7 @@ def run_bot(orders: int, groups: int, gap: float, work: Path) -> dict[str, Any]:
     """Post `orders` orders, then approve every one of them (and the warm-up orders, one per
     group); returns the approve → delivery latencies in ms."""
     config = load_config(env={}, overrides={
+        "orders.default_rate": "100",  # the benchmark's groups are priced from their first order
         "bot.data_dir": str(work / "data"), "actors.admin_port": str(free_port()),
         "outbox.min_gap": "0s", "outbox.jitter": "0s", "outbox.per_group_gap": "0s",
         "outbox.hourly_cap": "1000000000", "sandbox.autostart": "false", "orders.duplicate_window": "0s",

@@ -96,6 +96,7 @@ def run_bot(groups: int, per_group: int, window: float, work: Path, interval: st
                        orjson.dumps({"format": 1, "journal_gen": 0, "data": fleet_snapshot(groups, per_group, now)}))
     (data / "orders.journal.00000000").touch()  # the snapshot says records continue there
     config = load_config(env={}, overrides={
+        "orders.default_rate": "100",  # the benchmark's groups are priced from their first order
         "bot.data_dir": str(data), "actors.admin_port": str(free_port()), "sandbox.autostart": "false",
         "reconciliation.pending_stuck_after": "24h",  # fresh orders: no issues, no writes
         "reconciliation.interval": interval,

@@ -41,6 +41,7 @@ def run_bot(orders: int, groups: int, batch: int, workdir: Path) -> dict[str, An
     data = workdir / "data"
     result_file = workdir / "result.json"
     config = load_config(env={}, overrides={
+        "orders.default_rate": "100",  # the benchmark's groups are priced from their first order
         "bot.data_dir": str(data), "actors.admin_port": str(free_port()),
         "outbox.min_gap": "0s", "outbox.jitter": "0s", "outbox.per_group_gap": "0s",
         "outbox.hourly_cap": "1000000000", "sandbox.autostart": "false",

@@ -15,18 +15,22 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, Callable, Mapping, NamedTuple
+from typing import Annotated, Any, Callable, Mapping, NamedTuple, Optional
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # A duration in seconds; the marker tells the loader to parse "10s"-style text.
 Seconds = Annotated[float, "duration"]
+# An amount of money that may be left unset ("").
+MaybeMoney = Annotated[Optional[Decimal], "money or unset"]
 
 LANGUAGES = ("bn", "en")
-TEMPLATE_NAMES = ("received", "recovered", "delivered", "cancelled", "invalid", "held_due", "duplicate",
+TEMPLATE_NAMES = ("received", "recovered", "delivered", "cancelled", "invalid", "invalid_player", "rate_not_set",
+                  "rate_missing", "held_due", "duplicate",
                   "edited", "withdrawn", "due", "help", "pending_list", "rate_set", "paid", "command_error",
                   "daily_report")
-PLACEHOLDERS = ("diamonds", "amount", "order_id", "min", "max", "rate", "due", "limit", "minutes", "ago", "count",
+PLACEHOLDERS = ("diamonds", "amount", "order_id", "player_id", "min", "max", "rate", "due", "limit", "minutes",
+                "ago", "count",
                 "list", "method", "reference", "error", "date", "group", "orders", "revenue", "payments")
 SYSTEM_BASES = ("multiprocTCPBase", "multiprocQueueBase", "simpleSystemBase")
 GATEWAY_KINDS = ("sandbox", "whatsapp")
@@ -66,9 +70,11 @@ class OrdersConfig:
 
     min_diamonds: int
     max_diamonds: int
-    default_rate: Decimal
+    default_rate: MaybeMoney  # None: a new group's rate is unset until the shop sets it
     reply_invalid: bool
     duplicate_window: Seconds
+    dot_orders: bool = True  # `.10`
+    player_orders: bool = True  # the player's ID on one line, the diamonds on the next
 
 
 @dataclass(frozen=True)
@@ -511,6 +517,13 @@ def _to_money(value: Any, text: bool) -> Decimal:
     return amount
 
 
+def _to_maybe_money(value: Any, text: bool) -> Decimal | None:
+    """An amount of money, or "" for none."""
+    if isinstance(value, str) and not value.strip():
+        return None
+    return _to_money(value, text)
+
+
 def _to_path(value: Any, text: bool) -> Path:
     """A filesystem path, as given."""
     if not isinstance(value, str):
@@ -539,6 +552,7 @@ _CONVERTERS: dict[Any, Callable[[Any, bool], Any]] = {
     float: _to_float,
     Seconds: _to_duration,
     Decimal: _to_money,
+    MaybeMoney: _to_maybe_money,
     Path: _to_path,
     tuple[str, ...]: _to_str_tuple,
 }

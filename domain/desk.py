@@ -46,6 +46,7 @@ from domain.desk_events import (
     Decision,
     Event,
     GatewayRestarted,
+    GroupNews,
     OrderAction,
     OwnIdsKnown,
     PaymentIn,
@@ -93,7 +94,8 @@ from domain.orders import (
     transition,
     with_issue,
 )
-from domain.parsing import OrderText, looks_like_order, parse_order
+from domain.parsing import InvalidOrderText, OrderText, looks_like_order, parse_order
+from domain.reports import admin_chats
 from domain.payments import Payment, PaymentError, new_payment, same_reference
 from domain.payments import from_record as payment_from_record
 from domain.payments import void as void_payment
@@ -117,7 +119,7 @@ class DeskSetup:
     limits: Limits
     policy: Policy
     texts: Texts
-    default_rate: Decimal
+    default_rate: Decimal | None  # None: a new group has no rate until the shop sets one
     auto_enable: bool  # a group never seen before takes orders
     timezone: str
     floor: float = 0.0  # install time: history before it never becomes an order
@@ -174,6 +176,7 @@ class Desk:
         # Orders cancelled because their message was deleted while the receipt was still on its
         # way: the receipt is taken back, and only if it went out anyway is the reseller told.
         self.untold: set[str] = set()
+        self.rate_alerted = False  # the admins were told this group has orders but no rate
         # The decision being built while one event is handled.
         self._d = Decision()
         self._touched: dict[str, bool] = {}  # order id -> only a lazy write is needed
@@ -188,7 +191,7 @@ class Desk:
         orders = [from_record(e, group_id=setup.group_id) for e in stored.entries]
         if stored.settings is None:
             settings = GroupSettings(setup.group_id, setup.name, setup.code, setup.default_rate,
-                                     enabled=setup.auto_enable)
+                                     enabled=setup.auto_enable, joined_at=now)
             stored_seq, watermark, payment_seq = 1, setup.floor, 1
         else:
             settings = settings_from_record(setup.group_id, stored.settings, setup.default_rate)
@@ -263,6 +266,8 @@ class Desk:
                 self.own_ids = ids
             case AdminsChanged(roster=roster):
                 self.admins = roster
+            case GroupNews():
+                self._group_news(event, now)
         return self._finish()
 
     # -- the decision being built --------------------------------------------------------------
@@ -358,8 +363,12 @@ class Desk:
                 self._write(SeenRecord(book.group_id, others))
         if result.new_orders or book.settings != settings or book.watermark != watermark:
             self._settings_changed = True
-        for m, _reason in result.invalid:
-            self._send(About.INVALID, m.message_id, self.texts.invalid(), Quote(m.message_id, m.sender, m.text))
+        for m, why in result.invalid:
+            self._send(About.INVALID, m.message_id, self.texts.invalid(why.player_form),
+                       Quote(m.message_id, m.sender, m.text))
+        for m in result.unpriced:
+            self._send(About.REPLY, m.message_id, self.texts.rate_not_set(), Quote(m.message_id, m.sender, m.text))
+            self._alert_rate_missing()
         for m, diamonds, earlier in result.held:
             self._hold(m, diamonds, earlier)
         for order in result.new_orders:
@@ -377,6 +386,18 @@ class Desk:
             else:
                 self._send_tracked(order, About.RECEIPT, now)  # says "on hold" when the due limit is reached
         return result.new_orders
+
+    def _alert_rate_missing(self) -> None:
+        """Tell the admins, once until the rate is set, that a group has orders but no rate."""
+        if self.rate_alerted:
+            return
+        self.rate_alerted = True
+        name = self.book.settings.name or self.book.group_id
+        log.warning("group %s (%s) has orders but no rate: they are refused until it is set", name,
+                    self.book.group_id)
+        for chat in admin_chats(self.admins.current()):
+            self._d.sends.append(Send(SendKey(About.ALERT, f"{self.book.group_id}:{chat}"),
+                                      self.texts.rate_missing(name), None, 2, to=chat))
 
     def _release_held_for_due(self, now: float) -> None:
         """After a payment or a change of the group's limits: approve the orders the due limit
@@ -569,6 +590,7 @@ class Desk:
             self._reply(m, self.texts.command_error(str(e)))
             return
         self._settings_changed = True
+        self.rate_alerted = False
         log.info("group %s rate set to %s by whatsapp:%s", self.book.group_id, self.book.settings.rate, m.sender)
         self._reply(m, self.texts.rate_set(self.book.settings.rate))
 
@@ -616,7 +638,7 @@ class Desk:
         """`.10` edited to `.100`: a pending order changes; a message that was not an order
         and now is one becomes one."""
         limits = self.setup.limits
-        parsed = parse_order(m.text, limits.min_diamonds, limits.max_diamonds)
+        parsed = parse_order(m.text, limits.min_diamonds, limits.max_diamonds, limits.forms)
         order = self._order_of_message(m.edits)
         if order is None:
             if isinstance(parsed, OrderText) and m.edits not in self.book.held:
@@ -624,10 +646,11 @@ class Desk:
                 self._take_orders([replace(_inbound(m), message_id=m.edits)], now)
             return
         if not isinstance(parsed, OrderText):
-            self._reply(m, self.texts.invalid())
+            self._reply(m, self.texts.invalid(isinstance(parsed, InvalidOrderText) and parsed.player_form))
             return
         try:
-            edited = edit_diamonds(order, parsed.diamonds, text=m.text, by=f"whatsapp:{m.sender}", now=now)
+            edited = edit_diamonds(order, parsed.diamonds, text=m.text, by=f"whatsapp:{m.sender}", now=now,
+                                   player_id=parsed.player_id)
         except TransitionError:
             self._reply(m, self.texts.refusal(order, "edit"))
             return
@@ -696,10 +719,28 @@ class Desk:
             return
         self.book.settings = settings
         self._settings_changed = True
+        self.rate_alerted = self.rate_alerted and settings.rate is None
         log.info("group %s settings changed by %s: %s", self.book.group_id, ev.by, sorted(ev.patch))
         self._release_held_for_due(now)  # a higher limit, auto-approval turned on
         self._answer(200, {"group_id": self.book.group_id, **settings_record(self.book),
                            "due": money_str(self.book.due)})
+
+    def _group_news(self, news: GroupNews, now: float) -> None:
+        """The group was named, joined, renamed or left (a left group stays in the ledger)."""
+        s = self.book.settings
+        changes: dict = {}
+        if news.name and news.name != s.name:
+            changes["name"] = news.name
+        if news.present and s.left_at is not None:
+            changes["left_at"] = None
+        elif not news.present and s.left_at is None:
+            changes["left_at"] = now
+        if news.present and s.joined_at is None:
+            changes["joined_at"] = now
+        if changes:
+            self.book.settings = replace(s, **changes)
+            self._settings_changed = True
+            log.info("group %s: %s", self.book.group_id, ", ".join(f"{k} {v}" for k, v in changes.items()))
 
     def order_view(self, order: Order) -> dict:
         """An order as the panel's answers carry it: the record and its check log entry."""

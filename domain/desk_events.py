@@ -106,8 +106,16 @@ class AdminsChanged:
     roster: AdminRoster
 
 
+@dataclass(frozen=True, slots=True)
+class GroupNews:
+    """What the transport says of the group: its name, and whether the bot's number is in it."""
+
+    name: str
+    present: bool = True
+
+
 Event = (ChatReceived | SendDone | OrderAction | SettingsPatch | PaymentIn | PaymentVoid | CycleDue | RetryDue
-         | Stopping | GatewayRestarted | OwnIdsKnown | AdminsChanged)
+         | Stopping | GatewayRestarted | OwnIdsKnown | AdminsChanged | GroupNews)
 
 
 # -- what a chat message is about ----------------------------------------------------------
@@ -124,6 +132,7 @@ class About(enum.Enum):
     INVALID = "invalid"  # order-looking text that is not an order
     QUESTION = "question"  # the duplicate guard's question about a held message
     REPLY = "reply"  # any other answer to a chat message (commands, refusals)
+    ALERT = "alert"  # a word to the shop's admins (a group without a rate)
 
 
 TRACKED = (About.RECEIPT, About.DELIVERY)
@@ -146,6 +155,7 @@ class Send:
     text: str
     quote: Quote | None = None
     priority: int = 2  # 0 delivery messages, 1 receipts, 2 everything else
+    to: str = ""  # another chat (an admin's); "" is the group
 
 
 @dataclass(frozen=True, slots=True)

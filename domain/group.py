@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
+from domain.clock import from_iso, to_iso
 from domain.money import MoneyError, parse_amount, parse_rate
 from domain.orders import Order, Status
 from domain.payments import Payment
@@ -75,11 +76,13 @@ class GroupSettings:
     group_id: str
     name: str
     code: str
-    rate: Decimal
+    rate: Decimal | None  # None: nobody set it yet; orders are answered, never billed at a guess
     enabled: bool = True
     auto_approve: bool = False
     auto_approve_max: int = 0
     due_limit: Decimal | None = None
+    joined_at: float | None = None  # when the bot first saw the group
+    left_at: float | None = None  # when the bot's number left it (None: it is in the group)
 
 
 def billed_amount(order: Order) -> Decimal:
@@ -180,7 +183,7 @@ def settings_record(book: GroupBook) -> dict[str, Any]:
     return {
         "groupName": s.name,
         "code": s.code,
-        "rate": str(s.rate),
+        "rate": None if s.rate is None else str(s.rate),
         "enabled": s.enabled,
         "autoApprove": s.auto_approve,
         "autoApproveMax": s.auto_approve_max,
@@ -188,6 +191,8 @@ def settings_record(book: GroupBook) -> dict[str, Any]:
         "nextSeq": book.next_seq,
         "watermark": book.watermark,
         "nextPaymentSeq": book.next_payment_seq,
+        "joinedAt": to_iso(s.joined_at),
+        "leftAt": to_iso(s.left_at),
     }
 
 
@@ -195,12 +200,21 @@ class SettingsError(ValueError):
     """A stored or requested group setting that cannot be used."""
 
 
-def settings_from_record(group_id: str, record: Mapping[str, Any], default_rate: Decimal) -> GroupSettings:
+def settings_from_record(group_id: str, record: Mapping[str, Any],
+                         default_rate: Decimal | None) -> GroupSettings:
     """Read stored settings; a bad value raises SettingsError naming it (never a silent default)."""
+    raw_rate = record.get("rate", default_rate)
     try:
-        rate = parse_rate(record.get("rate", default_rate))
+        rate = None if raw_rate is None else parse_rate(raw_rate)
     except MoneyError as e:
         raise SettingsError(f"group {group_id}: rate: {e}") from None
+    times = {}
+    for key in ("joinedAt", "leftAt"):
+        value = record.get(key)
+        try:
+            times[key] = None if value is None else from_iso(str(value))
+        except ValueError:
+            raise SettingsError(f"group {group_id}: {key}: not a time: {value!r:.40}") from None
     due = record.get("dueLimit")
     try:
         due_limit = None if due in (None, "") else parse_amount(due)
@@ -223,6 +237,8 @@ def settings_from_record(group_id: str, record: Mapping[str, Any], default_rate:
         auto_approve=flags["autoApprove"],
         auto_approve_max=auto_max,
         due_limit=due_limit,
+        joined_at=times["joinedAt"],
+        left_at=times["leftAt"],
     )
 
 

@@ -11,7 +11,7 @@ from typing import Iterable
 
 from domain.group import GroupBook, GroupSettings
 from domain.orders import Order, Status, new_order
-from domain.parsing import InvalidOrderText, OrderText, parse_order
+from domain.parsing import InvalidOrderText, OrderForms, OrderText, parse_order
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,8 +23,7 @@ class Limits:
     max_age: float
     reply_invalid: bool
     duplicate_window: float = 0.0  # 0: no duplicate guard
-
-
+    forms: OrderForms = OrderForms()  # which forms of order the shop takes
 
 @dataclass(frozen=True, slots=True)
 class Inbound:
@@ -46,7 +45,9 @@ class Inbound:
 @dataclass(slots=True)
 class IntakeResult:
     new_orders: list[Order] = field(default_factory=list)
-    invalid: list[tuple[Inbound, str]] = field(default_factory=list)  # (message, reason) to answer
+    invalid: list[tuple[Inbound, InvalidOrderText]] = field(default_factory=list)  # to answer once
+    # Orders in a group whose rate nobody has set: answered, never billed at a guessed price.
+    unpriced: list[Inbound] = field(default_factory=list)
     # Held by the duplicate guard: (message, diamonds, the earlier order it repeats).
     held: list[tuple[Inbound, int, Order]] = field(default_factory=list)
     seen: dict[str, float] = field(default_factory=dict)  # ids to record as handled
@@ -74,7 +75,7 @@ def take_in(
         if msg.from_me or msg.sender in own_ids:
             result.ignore("own message")
             continue
-        parsed = parse_order(msg.text, limits.min_diamonds, limits.max_diamonds)
+        parsed = parse_order(msg.text, limits.min_diamonds, limits.max_diamonds, limits.forms)
         if parsed is None:
             result.ignore("chat")
             continue
@@ -100,13 +101,16 @@ def take_in(
             result.settings_changed = True
         if isinstance(parsed, InvalidOrderText):
             if limits.reply_invalid:
-                result.invalid.append((msg, parsed.reason))
+                result.invalid.append((msg, parsed))
             continue
         assert isinstance(parsed, OrderText)
+        if book.settings.rate is None:
+            result.unpriced.append(msg)
+            continue
         if not msg.confirmed and limits.duplicate_window > 0:
             earlier = find_duplicate(book.orders.values(), user_id=msg.sender, user_alt=msg.sender_alt,
                                      diamonds=parsed.diamonds, now=msg.timestamp,
-                                     window=limits.duplicate_window)
+                                     window=limits.duplicate_window, player_id=parsed.player_id)
             if earlier is not None:
                 result.held.append((msg, parsed.diamonds, earlier))
                 continue
@@ -124,6 +128,7 @@ def take_in(
             created_at=msg.timestamp,
             now=now,
             recovered=msg.recovered,
+            player_id=parsed.player_id,
         )
         book.next_seq += 1
         book.put(order)
@@ -139,8 +144,9 @@ _NOT_DUPLICATES = frozenset({Status.CANCELLED, Status.DELETED})
 
 
 def find_duplicate(orders: Iterable[Order], *, user_id: str, user_alt: str, diamonds: int, now: float,
-                   window: float) -> Order | None:
-    """The newest live order by the same person for the same diamonds within `window` s of `now`; 0 is off."""
+                   window: float, player_id: str = "") -> Order | None:
+    """The newest live order by the same person for the same diamonds and player within `window`
+    s of `now`; 0 is off. Two players' orders of the same size are no duplicates."""
     # Either side of `now`: message times may run a little ahead, and late deliveries come out of order.
     if window <= 0:
         return None
@@ -148,7 +154,8 @@ def find_duplicate(orders: Iterable[Order], *, user_id: str, user_alt: str, diam
     best: Order | None = None
     best_at = 0.0
     for o in orders:
-        if o.diamonds != diamonds or o.status in _NOT_DUPLICATES or not person & {o.user_id, o.user_alt}:
+        if (o.diamonds != diamonds or o.player_id != player_id or o.status in _NOT_DUPLICATES
+                or not person & {o.user_id, o.user_alt}):
             continue
         at = o.created_at if o.created_at is not None else o.received_at
         if abs(now - at) <= window and (best is None or at > best_at):

@@ -155,6 +155,8 @@ class Order:
     problems: tuple[str, ...] = ()
     # The seed bot's id of an order brought in by `run.py import-json` ("seed:1765040834207").
     imported_id: str = ""
+    # Whom to top up: the player's game ID, or "+" and a phone number ("" for a `.10` order).
+    player_id: str = ""
 
     @property
     def archived(self) -> bool:
@@ -176,6 +178,7 @@ def new_order(
     created_at: float,
     now: float,
     recovered: bool,
+    player_id: str = "",
 ) -> Order:
     """A fresh PENDING order, its creation audited as the user's."""
     return Order(
@@ -194,6 +197,7 @@ def new_order(
         created_at=created_at,
         received_at=now,
         recovered=recovered,
+        player_id=player_id,
         audit=(
             AuditEntry(
                 at=now,
@@ -238,19 +242,24 @@ _PAST = {
 }
 
 
-def edit_diamonds(order: Order, diamonds: int, *, text: str, by: str, now: float) -> Order:
-    """A pending order changed by an edit of its message, priced at its own rate; a replayed edit is a no-op."""
+def edit_diamonds(order: Order, diamonds: int, *, text: str, by: str, now: float,
+                  player_id: str | None = None) -> Order:
+    """A pending order changed by an edit of its message (its diamonds, and its player when the
+    edit names one), priced at its own rate; a replayed edit is a no-op."""
     if order.status is not Status.PENDING:
         raise TransitionError(
             f"order {order.id} is {order.status.value}; only pending orders can be edited")
     if isinstance(diamonds, bool) or not isinstance(diamonds, int) or diamonds <= 0:
         raise ValueError(f"diamonds must be a positive whole number, not {diamonds!r:.40}")
-    if diamonds == order.diamonds and text == order.text:
+    player_id = order.player_id if player_id is None else player_id
+    if diamonds == order.diamonds and text == order.text and player_id == order.player_id:
         return order
     note = f"edited in WhatsApp: .{order.diamonds} → .{diamonds}"
+    if player_id != order.player_id:
+        note += f", player {order.player_id or '—'} → {player_id or '—'}"
     entry = AuditEntry(now, order.status, order.status, by, note)
     return replace(order, diamonds=diamonds, text=text, amount=order_amount(diamonds, order.rate),
-                   audit=order.audit + (entry,))
+                   player_id=player_id, audit=order.audit + (entry,))
 
 
 def with_issue(order: Order, issue: Issue, now: float, detail: str = "") -> Order:
@@ -297,6 +306,7 @@ def to_record(order: Order) -> dict[str, Any]:
         "userId": order.user_id,
         "userAlt": order.user_alt,
         "userName": order.user_name,
+        "playerId": order.player_id,
         "messageId": order.message_id,
         "text": order.text,
         "diamonds": order.diamonds,
@@ -432,6 +442,7 @@ def from_record(record: Mapping[str, Any], *, group_id: str = "", group_name: st
         user_id=r.text("userId", required=True),
         user_alt=r.text("userAlt"),
         user_name=r.text("userName"),
+        player_id=r.text("playerId"),
         message_id=r.text("messageId"),
         text=r.text("text"),
         diamonds=diamonds,

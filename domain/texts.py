@@ -40,9 +40,14 @@ class Texts:
     def _render(self, name: str, order: Order | None = None, **extra: object) -> str:
         values = _Blank(min=self.min_diamonds, max=self.max_diamonds)
         if order is not None:
-            values.update(diamonds=order.diamonds, amount=taka(order.amount), order_id=order.id, rate=str(order.rate))
+            values.update(diamonds=order.diamonds, amount=taka(order.amount), order_id=order.id, rate=str(order.rate),
+                          player_id=order.player_id)
         values.update(extra)
-        return self.templates[name].format_map(values)
+        template = self.templates[name]
+        if "{player_id}" in template and not values.get("player_id"):
+            # A `.10` order has no player: the line that would show one is left out.
+            template = "\n".join(line for line in template.split("\n") if "{player_id}" not in line)
+        return template.format_map(values)
 
     def receipt(self, order: Order) -> str:
         """The confirmation that an order was taken (a recovered one says so)."""
@@ -56,9 +61,18 @@ class Texts:
         """The user is told the order was cancelled."""
         return self._render("cancelled", order)
 
-    def invalid(self) -> str:
-        """The one reply to order-looking text that is not a valid order."""
-        return self._render("invalid")
+    def invalid(self, player_form: bool = False) -> str:
+        """The one reply to order-looking text that is not a valid order: how to write the dot
+        form, or (player_form) the player form."""
+        return self._render("invalid_player" if player_form else "invalid")
+
+    def rate_not_set(self) -> str:
+        """An order in a group whose rate nobody has set yet."""
+        return self._render("rate_not_set")
+
+    def rate_missing(self, group: str) -> str:
+        """To the admins: a group has orders but no rate."""
+        return self._render("rate_missing", group=group)
 
     def held_due(self, order: Order, due: Decimal, limit: Decimal) -> str:
         """An order left pending because the group's due (with it) is over its limit."""
@@ -96,7 +110,8 @@ class Texts:
     def pending_list(self, orders: Iterable[Order]) -> str:
         """The open orders, one "A7 .10 ৳1000" line each, at most PENDING_LIST_MAX then "… +N"."""
         orders = list(orders)
-        lines = [f"{o.id} .{o.diamonds} ৳{taka(o.amount)}" for o in orders[:PENDING_LIST_MAX]]
+        lines = [f"{o.id} .{o.diamonds} ৳{taka(o.amount)}" + (f" 🎮 {o.player_id}" if o.player_id else "")
+                 for o in orders[:PENDING_LIST_MAX]]
         if len(orders) > PENDING_LIST_MAX:
             lines.append(f"… +{len(orders) - PENDING_LIST_MAX}")
         return self._render("pending_list", count=len(orders), list="\n".join(lines) or "—")

@@ -55,8 +55,9 @@ T0 = 1_764_000_000.0
 
 
 def desk_config(**overrides: str) -> Config:
-    """The defaults, with no duplicate guard (tests of other things order freely)."""
-    values = {"orders.duplicate_window": "0s", **overrides}
+    """The defaults, with no duplicate guard (tests of other things order freely) and ৳100 a
+    diamond for a new group (tests of groups without a rate unset it)."""
+    values = {"orders.duplicate_window": "0s", "orders.default_rate": "100", **overrides}
     return load_config(env={}, overrides=values)
 
 

@@ -202,6 +202,7 @@ class Bot:
             "--set", f"sandbox.url={sandbox_url}", "--set", "sandbox.autostart=false",
             "--set", f"actors.admin_port={self.admin_port}",
             "--set", "outbox.min_gap=0s", "--set", "outbox.jitter=0s", "--set", "outbox.per_group_gap=0s",
+            "--set", "orders.default_rate=100",
             "--set", "reconciliation.interval=1s", "--set", "reconciliation.checkpoint_interval=2s",
             *extra,
         ]

@@ -65,7 +65,7 @@ DEFAULT_RATE = Decimal("100")
 
 def make_config(data_dir: Path, **overrides: str) -> Config:
     """A config for panel tests: defaults, data in `data_dir`, no environment."""
-    return load_config(env={}, overrides={"bot.data_dir": str(data_dir), **overrides})
+    return load_config(env={}, overrides={"bot.data_dir": str(data_dir), "orders.default_rate": "100", **overrides})
 
 
 @dataclass

@@ -58,6 +58,8 @@ def actor_config(data_dir: Path, **overrides: str) -> Config:
         "reconciliation.interval": "1h",
         # The duplicate guard is on by default; tests of other things order freely.
         "orders.duplicate_window": "0s",
+        # A new group has no rate by default; tests of other things price at ৳100 a diamond.
+        "orders.default_rate": "100",
     }
     values.update(overrides)
     return load_config(env={}, overrides=values)

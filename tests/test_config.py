@@ -92,6 +92,8 @@ def test_defaults_match_default_toml() -> None:
             actual = get(cfg, f"{section}.{key}")
             if isinstance(actual, Decimal):
                 assert actual == Decimal(written)
+            elif actual is None:
+                assert written == "", key  # an optional amount left unset
             elif isinstance(actual, Path):
                 assert actual == Path(written)
             elif isinstance(actual, tuple):
@@ -114,7 +116,7 @@ def test_default_types_and_values() -> None:
     assert cfg.outbox.jitter == 0.5 and cfg.outbox.per_group_gap == 3.0
     assert cfg.persistence.commit_delay == pytest.approx(0.002)
     assert cfg.history.max_age == 86400.0
-    assert cfg.orders.default_rate == Decimal("100") and isinstance(cfg.orders.default_rate, Decimal)
+    assert cfg.orders.default_rate is None  # a new group has no rate until the shop sets one
     assert cfg.orders.reply_invalid is True
     assert cfg.whatsapp.admins == ()
     assert (cfg.panel.host, cfg.panel.port, cfg.gateway.kind) == ("127.0.0.1", 8080, "sandbox")
@@ -440,6 +442,8 @@ def test_bool_text(text: str, expected: bool) -> None:
 
 def test_money_keeps_the_written_decimals(tmp_path: Path) -> None:
     assert str(load_config(toml_file(tmp_path, '[orders]\ndefault_rate = "2.30"\n'), env={}).orders.default_rate) == "2.30"
+    assert load_config(env={}).orders.default_rate is None  # no placeholder price for a new group
+    assert load_config(env={}, overrides={"orders.default_rate": " "}).orders.default_rate is None
     integer = load_config(toml_file(tmp_path, "[orders]\ndefault_rate = 3\n"), env={}).orders.default_rate
     assert integer == Decimal(3) and isinstance(integer, Decimal)
 

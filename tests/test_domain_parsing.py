@@ -168,9 +168,71 @@ def test_seeded_random_garbage_never_raises() -> None:
         assert result is None or isinstance(result, (OrderText, InvalidOrderText))
         if isinstance(result, OrderText):
             assert MIN <= result.diamonds <= MAX
-            assert text.strip().startswith(".")
+            assert text.strip().startswith(".") or result.player_id
         if result is None:
             assert not looks_like_order(text)
+
+
+# --- the player form: the player's ID on one line, the diamonds on the next -------------------
+
+PLAYER = InvalidOrderText("player_id")
+ONE_LINE = InvalidOrderText("one_line")
+SEVERAL = InvalidOrderText("several")
+
+PLAYER_CASES: list[tuple[str, object]] = [
+    ("576515275\n50", OrderText(50, "576515275")),
+    ("  576515275 \n\n  50  ", OrderText(50, "576515275")),  # blank lines and spaces are ignored
+    ("\n576515275\r\n50\n", OrderText(50, "576515275")),
+    ("৫৭৬৫১৫২৭৫\n৫০", OrderText(50, "576515275")),  # Bengali digits on either line
+    ("576515275\n.50", OrderText(50, "576515275")),  # `.50` after the ID reads the same
+    ("576515275\n. 50", OrderText(50, "576515275")),
+    ("576-515-275\n50", OrderText(50, "576515275")),  # an ID with dashes or spaces
+    ("576 515 275\n50", OrderText(50, "576515275")),
+    ("+8801712345678\n100", OrderText(100, "+8801712345678")),  # shops that top up by number
+    ("+880 1712-345678\n100", OrderText(100, "+8801712345678")),
+    ("01712345678\n100", OrderText(100, "01712345678")),
+    ("576515275\n50 diamonds", OrderText(50, "576515275")),
+    ("576515275\n৫০ ডায়মন্ড", OrderText(50, "576515275")),
+    ("576515275\n0", BELOW),
+    ("576515275\n100001", ABOVE),
+    ("5765\n50", PLAYER),  # too short for a game ID
+    ("123456789012345678901\n50", PLAYER),  # too long
+    ("+8801\n50", PLAYER),  # too short for a phone number
+    ("+88017123456789012\n50", PLAYER),
+    ("576515275 50", ONE_LINE),  # the ID and the diamonds on one line: never guessed
+    ("576515275 .50", ONE_LINE),
+    ("+8801712345678 100", ONE_LINE),
+    ("576515275\n50\n576515276\n100", SEVERAL),  # one order per message
+    ("576515275\n50\n100", SEVERAL),
+    # ordinary chat
+    ("576515275", None),  # a number alone (someone's ID, a phone number)
+    ("576515275\nplease fast", None),
+    ("576515275\n50\nplease fast bhai", OrderText(50, "576515275")),  # words after it change nothing
+    ("576515275\n50\nand 576515276 100", SEVERAL),
+    ("call me 01712345678", None),
+    ("01712 345678", None),
+    ("2024\n12", PLAYER),  # four digits and a number: looks like an order, answered once
+    ("12\n5", None),
+    ("price of 100?\n50", None),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), PLAYER_CASES, ids=[_id(t) for t, _ in PLAYER_CASES])
+def test_the_player_form(text: str, expected: object) -> None:
+    assert parse_order(text, MIN, MAX) == expected
+    assert looks_like_order(text) is (expected is not None)
+
+
+def test_a_form_switched_off_is_answered_with_the_one_that_is_on() -> None:
+    from domain.parsing import OrderForms
+    dot_only, player_only = OrderForms(dot=True, player=False), OrderForms(dot=False, player=True)
+    assert parse_order("576515275\n50", MIN, MAX, dot_only) == InvalidOrderText("player_off")
+    assert not InvalidOrderText("player_off").player_form  # explained with the dot form
+    assert parse_order("576515275 50", MIN, MAX, dot_only) is None  # no hint about a form that is off
+    assert parse_order(".10", MIN, MAX, dot_only) == OrderText(10)
+    assert parse_order(".10", MIN, MAX, player_only) == InvalidOrderText("dot_off")
+    assert InvalidOrderText("dot_off").player_form  # explained with the player form
+    assert parse_order("576515275\n50", MIN, MAX, player_only) == OrderText(50, "576515275")
 
 
 def test_results_are_frozen_values() -> None:

@@ -50,9 +50,14 @@ def test_delivery_text_is_the_spec_s_and_names_the_order(bn: Texts) -> None:
     assert bn.delivered(order(10, "100", oid="A1")) == "✅ আপনার অর্ডার সম্পন্ন হয়েছে\n💎 10 ডায়মন্ড\n💰 ৳1000\n🆔 A1"
 
 
-def test_delivery_text_with_the_configured_default_rate(config, bn: Texts) -> None:  # type: ignore[no-untyped-def]
-    o = order(10, str(config.orders.default_rate), oid="B7")
-    assert bn.delivered(o).splitlines() == ["✅ আপনার অর্ডার সম্পন্ন হয়েছে", "💎 10 ডায়মন্ড", "💰 ৳1000", "🆔 B7"]
+def test_a_player_order_names_its_player_a_dot_order_has_no_player_line(bn: Texts, en: Texts) -> None:
+    o = replace(order(50, "2.30", oid="B7"), player_id="576515275")
+    assert bn.delivered(o).splitlines() == ["✅ আপনার অর্ডার সম্পন্ন হয়েছে", "💎 50 ডায়মন্ড", "💰 ৳115", "🆔 B7",
+                                             "🎮 576515275"]
+    assert en.receipt(o) == "📥 Order received\n🆔 B7\n🎮 576515275\n💎 50 diamonds\n💰 ৳115"
+    assert "🎮" not in bn.receipt(order(10)) and "🎮" not in en.cancelled(order(10))
+    assert bn.pending_list([o, order(10, oid="B8")]) == (
+        "⏳ অপেক্ষমাণ অর্ডার (2টি):\nB7 .50 ৳115 🎮 576515275\nB8 .10 ৳1000")
 
 
 @pytest.mark.parametrize(
@@ -135,7 +140,8 @@ def payment(amount: str = "500", method: str = "bkash", reference: str = "TRX123
 
 def test_every_configured_template_has_a_text() -> None:
     # config.loader.TEMPLATE_NAMES is the one list; each name is rendered by a Texts method.
-    rendered_by = {"received": "receipt", "recovered": "receipt"}
+    rendered_by = {"received": "receipt", "recovered": "receipt", "invalid_player": "invalid",
+                   "rate_missing": "rate_missing", "rate_not_set": "rate_not_set"}
     for name in TEMPLATE_NAMES:
         assert callable(getattr(Texts, rendered_by.get(name, name))), name
 
@@ -245,6 +251,8 @@ def test_every_new_template_renders_fully_in_both_languages(bn: Texts, en: Texts
             "daily_report": texts.daily_report(date(2025, 11, 24), "Shop", 1, 25, o.amount, Decimal(500),
                                                Decimal("-441.25")),
         }
+        rendered.update(invalid_player=texts.invalid(player_form=True), rate_not_set=texts.rate_not_set(),
+                        rate_missing=texts.rate_missing("Shop"))
         assert set(rendered) | {"received", "recovered", "delivered", "cancelled", "invalid"} == set(TEMPLATE_NAMES)
         for name, text in rendered.items():
             assert text.strip() and "{" not in text and "}" not in text, (name, text)
