@@ -127,11 +127,13 @@ class Bot:
     def start_actors(self) -> None:
         from actors.messages import Owner, StartSystem, SystemFailed, SystemStarted
         from actors.supervisor import Supervisor
-        from actors.system import reap_admin_starter, record_system, start_actor_system
+        from actors.system import reap_admin_starter, record_system, start_actor_system, started_system_group
         from storage.lock import process_start_time
         from web.bridge import ThespianBridge
 
         self.asys = start_actor_system(self.config)
+        if self.config.actors.system_base != "simpleSystemBase":
+            self.pgid = started_system_group()  # so a start refused half-way still stops all of it
         self.supervisor = self.asys.createActor(Supervisor)
         owner = Owner(os.getpid(), process_start_time(os.getpid()) or 0, os.getsid(0))
         reply = self.asys.ask(self.supervisor, StartSystem(self.config, owner),

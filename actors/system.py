@@ -145,6 +145,26 @@ def record_system(data_dir: Path, pgid: int, admin_port: int) -> None:
     atomic_write_bytes(data_dir / SYSTEM_FILE, orjson.dumps(info))
 
 
+def started_system_group() -> int:
+    """The process group of the actor system this process started, 0 if there is none.
+
+    Thespian starts its admin through a child of ours that calls setsid, so that child's pid is
+    the group of every actor process; known this way before the Supervisor reports it, a start
+    that fails half-way can still wait for (or kill) everything it started."""
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_bytes()
+        except OSError:
+            continue
+        fields = raw[raw.rfind(b")") + 2:].split()
+        if len(fields) > 2 and int(fields[1]) == me and int(fields[2]) == int(entry):
+            return int(entry)
+    return 0
+
+
 def reap_admin_starter(pgid: int) -> None:
     """Thespian starts its admin through a child that calls setsid (so its pid is the system's
     process group), forks the admin and exits; Thespian detaches that child and never waits for
