@@ -10,7 +10,8 @@
 Exit status of a start: 0 stopped cleanly; 2 refused to start (bad configuration, a data file that
 cannot be read, a busy port, the bot already running), with the reason on the last line of stderr;
 3 the actor system was lost while running (start it again). The commands: 0 done, 1 failed or
-found damage, 2 refused because the bot is running.
+found damage, 2 refused because the bot is running; import-json 3: imported, except the entries
+its report lists as not imported.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ WATCH_FAILURES = 3  # unanswered status checks in a row before the bot gives up 
 EXIT_FAILED = 1
 EXIT_REFUSED = 2
 EXIT_SYSTEM_LOST = 3
+EXIT_IMPORT_PARTIAL = 3  # import-json: imported, except what the report lists as not imported
 
 
 class StartError(Exception):
@@ -312,19 +314,25 @@ def cmd_set_password(config: Config, user: str) -> int:
 
 
 def cmd_import_json(config: Config, path: str) -> int:
-    """Import the seed's database.json into the stopped bot's data dir: 0 done (even with entries
-    skipped), 1 the file or the data dir cannot be read, 2 the bot is running."""
+    """Import the seed's database.json into the stopped bot's data dir: 0 everything imported (or
+    there already), 1 the file or the data dir cannot be read, 2 the bot is running, 3 imported
+    except the entries and payments the report lists as not imported."""
     from zoneinfo import ZoneInfo
 
     from storage.importer import SeedImportError, format_report, import_json
 
     try:
         report = import_json(path, Path(config.bot.data_dir).resolve(), default_rate=config.orders.default_rate,
-                             tz=ZoneInfo(config.bot.timezone))
+                             tz=ZoneInfo(config.bot.timezone), min_diamonds=config.orders.min_diamonds,
+                             max_diamonds=config.orders.max_diamonds)
     except SeedImportError as e:
         print(f"import-json: {e}", file=sys.stderr)
         return e.exit_code
     print(format_report(report))
+    if report.refused:
+        print(f"import-json: {len(report.refused)} entries and payments were not imported (listed above).",
+              file=sys.stderr)
+        return EXIT_IMPORT_PARTIAL
     return 0
 
 
