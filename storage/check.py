@@ -27,7 +27,7 @@ from domain.money import MoneyError, parse_amount, taka
 from storage.atomic import atomic_write_bytes, fsync_dir
 from storage.database import CHECKS, GROUP, HELD, META, ORDER, PAYMENT, SEEN, STORE_NAME, Database, DatabaseError
 from storage.errors import CorruptFile, StorageError
-from storage.journal import Damage, Record, encode_record, read_journal
+from storage.journal import Damage, JournalContents, Record, encode_record, read_journal
 from storage.store import read_layout
 
 INBOX = "inbox"  # gateway.inbox.STORE_NAME (storage knows no gateway)
@@ -86,10 +86,6 @@ class StoreCheck:
     @property
     def damaged(self) -> list[Damaged]:
         return [d for j in self.journals for d in j.damaged]
-
-    @property
-    def records(self) -> int:
-        return sum(len(j.keep) for j in self.journals)
 
 
 @dataclass(slots=True)
@@ -226,9 +222,9 @@ def _flatten(record: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {k: record[k] for k in ("t", "g") if k in record}
     value = record.get("v")
     if isinstance(value, Mapping):
-        if record.get("t") in (ORDER, PAYMENT):
-            out.update({k: value[k] for k in _TEXT_FIELDS + _NUMBER_FIELDS if k in value and k not in ("t", "g")})
-        else:
+        # Whatever its kind reads as (a flipped bit may have hit it), its ids are worth showing.
+        out.update({k: value[k] for k in _TEXT_FIELDS + _NUMBER_FIELDS if k in value and k not in ("t", "g")})
+        if record.get("t") not in (ORDER, PAYMENT):
             out["v"] = dict(value)
     message = record.get("m")
     if isinstance(message, Mapping):
@@ -279,7 +275,7 @@ def _effects_of(bad: Damaged, position: tuple[int, int], db: Database, later_ord
         found = db.find(oid)
         if found is None:
             return [f"order {oid} of {group} is in no intact record: it is lost (what could be read of it is "
-                    "above); if it was a real order, ask the reseller to post it again or enter it by hand"]
+                    "above); if it was a real order, ask the reseller to post it again"]
         return [f"order {oid}: kept as its last intact record has it ({_order_state(found[1])}); the change in "
                 f"this record{_changed_to(f, found[1])} is lost: check the order and repeat the change if needed"]
     if kind == PAYMENT:

@@ -11,8 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.e2e import REPO, Bot, free_port, listening_sockets, process_env, wait_for
 from web.auth import INITIAL_PASSWORD_FILE, UserStore, ensure_admin
 
