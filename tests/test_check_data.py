@@ -14,6 +14,7 @@ from typing import Any, Iterator
 import orjson
 import pytest
 
+from gateway.inbox import Inbox
 from storage.check import check_data, repair_data
 from storage.database import open_database
 from storage.journal import encode_record
@@ -179,9 +180,18 @@ def test_a_damaged_inbox_record_says_whether_its_message_became_an_order(data_di
                                          "timestamp": NOW}} for s, mid in ((1, "M-A1"), (2, "M-LOST"), (3, "M-X"))]
     raw = [encode_record(orjson.dumps(e)) for e in entries]
     (data_dir / "inbox.journal.00000000").write_bytes(flip(raw[0]) + flip(raw[1]) + raw[2])
-    effects = [" ".join(d.effects) for d in check_data(data_dir).damaged]
+    check = check_data(data_dir)
+    effects = [" ".join(d.effects) for d in check.damaged]
     assert "inbound message M-A1: it is order A1 already, nothing is lost" in effects[0]
     assert "inbound message M-LOST" in effects[1] and "is in no order" in effects[1]
+    # Repaired like the orders' journal: the gateway opens the inbox again with the intact entry.
+    repair = repair_data(check, NOW)
+    assert [journal.name for journal, _ in repair.rewritten] == ["inbox.journal.00000000"]
+    inbox = Inbox.open(data_dir)
+    try:
+        assert [m.message_id for _, m in inbox.unhandled()] == ["M-X"]
+    finally:
+        inbox.close()
 
 
 # -- the commands ---------------------------------------------------------------------------------
