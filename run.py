@@ -4,6 +4,14 @@
     python run.py [--config FILE] [--set KEY=VALUE ...]     start the bot, gateway and panel
     python run.py [--config FILE] set-password USER         set a panel user's password
     python run.py [--config FILE] import-json PATH          import the old Node bot's database.json
+    python run.py [--config FILE] check-data                read every data file, report any damage
+    python run.py [--config FILE] repair-data               move damaged journal records into a side file
+
+Exit status of a start: 0 stopped cleanly; 2 refused to start (bad configuration, a data file that
+cannot be read, a busy port, the bot already running), with the reason on the last line of stderr;
+3 the actor system was lost while running (start it again). The commands: 0 done, 1 failed or
+found damage, 2 refused because the bot is running; import-json 3: imported, except the entries
+its report lists as not imported.
 """
 
 from __future__ import annotations
@@ -31,7 +39,10 @@ START_TIMEOUT = 60.0
 STOP_DEADLINE = 8.0  # SIGINT/SIGTERM must end everything within 10 s
 WATCH_INTERVAL = 5.0
 WATCH_FAILURES = 3  # unanswered status checks in a row before the bot gives up and exits
+EXIT_FAILED = 1
+EXIT_REFUSED = 2
 EXIT_SYSTEM_LOST = 3
+EXIT_IMPORT_PARTIAL = 3  # import-json: imported, except what the report lists as not imported
 
 
 class StartError(Exception):
@@ -58,6 +69,7 @@ class Bot:
     def acquire_instance(self) -> None:
         from actors.system import stop_stale_system
         from storage.lock import FileLock, LockHeld
+        from storage.private import tighten
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         lock = FileLock(self.data_dir / "bot.lock", close_on_fork=True)
@@ -67,6 +79,12 @@ class Bot:
             raise StartError(f"Diamond Bot is already running on {self.data_dir}: {e}. "
                              "Stop it first, or give this one another bot.data_dir.") from None
         self.lock = lock
+        made_private = tighten(self.data_dir)
+        if made_private:
+            log.warning("made %d files and directories in %s readable by this user only (they were open to "
+                        "others): %s", len(made_private), self.data_dir,
+                        ", ".join(str(p.relative_to(self.data_dir)) or "." for p in made_private[:10])
+                        + (" …" if len(made_private) > 10 else ""))
         stopped = stop_stale_system(self.data_dir)
         if stopped:
             log.warning("stopped %d actor processes left by a previous run that died", stopped)
@@ -97,21 +115,27 @@ class Bot:
         if listening(host, port):
             log.info("using the sandbox already running at %s", cfg.sandbox.url)
             return
+        log_file = self.data_dir / "logs" / "sandbox.log"
+        logged = log_file.stat().st_size if log_file.exists() else 0
         try:
-            self.sandbox = start_sandbox(cfg.sandbox.url, self.data_dir / "sandbox.json",
-                                         log_file=self.data_dir / "logs" / "sandbox.log")
+            self.sandbox = start_sandbox(cfg.sandbox.url, self.data_dir / "sandbox.json", log_file=log_file)
         except RuntimeError as e:
-            raise StartError(f"{e} (see {self.data_dir / 'logs' / 'sandbox.log'})") from None
+            # The sandbox says why on its last line (a corrupt sandbox.json, a port taken …).
+            said = [line.strip() for line in _read_from(log_file, logged).splitlines() if line.strip()]
+            why = f": {said[-1]}" if said else ""
+            raise StartError(f"{e}{why} (see {log_file})") from None
         log.info("sandbox started at %s (chat page: %s/)", cfg.sandbox.url, cfg.sandbox.url)
 
     def start_actors(self) -> None:
         from actors.messages import Owner, StartSystem, SystemFailed, SystemStarted
         from actors.supervisor import Supervisor
-        from actors.system import reap_admin_starter, record_system, start_actor_system
+        from actors.system import reap_admin_starter, record_system, start_actor_system, started_system_group
         from storage.lock import process_start_time
         from web.bridge import ThespianBridge
 
         self.asys = start_actor_system(self.config)
+        if self.config.actors.system_base != "simpleSystemBase":
+            self.pgid = started_system_group()  # so a start refused half-way still stops all of it
         self.supervisor = self.asys.createActor(Supervisor)
         owner = Owner(os.getpid(), process_start_time(os.getpid()) or 0, os.getsid(0))
         reply = self.asys.ask(self.supervisor, StartSystem(self.config, owner),
@@ -148,6 +172,9 @@ class Bot:
         await site.start()
 
     async def run(self) -> int:
+        from storage.errors import StorageError
+        from web.auth import PasswordError
+
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -155,14 +182,16 @@ class Bot:
         try:
             self.acquire_instance()
             self.check_ports()
+            check_panel_files(self.data_dir)  # before anything starts that would only be stopped again
             self.start_sandbox()
             await loop.run_in_executor(None, self.start_actors)
             await self.start_panel()
-        except StartError as e:
+        except (StartError, StorageError, PasswordError) as e:
             log.error("cannot start: %s", e)
-            print(f"Diamond Bot cannot start: {e}", file=sys.stderr)
             await self.stop()
-            return 2
+            # Last, so it is not buried under the shutdown's log lines.
+            print(f"Diamond Bot cannot start: {e}", file=sys.stderr, flush=True)
+            return EXIT_REFUSED
         cfg = self.config
         log.info("Diamond Bot is running: panel http://%s:%d/  gateway %s  data %s",
                  cfg.panel.host, cfg.panel.port, cfg.gateway.kind, self.data_dir)
@@ -257,8 +286,9 @@ class Bot:
 
 
 def cmd_set_password(config: Config, user: str) -> int:
+    from storage.atomic import fsync_dir
     from storage.errors import StorageError
-    from web.auth import set_password
+    from web.auth import ADMIN, INITIAL_PASSWORD_FILE, set_password
 
     if sys.stdin.isatty():
         password = getpass.getpass(f"New password for {user}: ")
@@ -267,30 +297,183 @@ def cmd_set_password(config: Config, user: str) -> int:
             return 1
     else:
         password = sys.stdin.readline().rstrip("\n")
+    data_dir = Path(config.bot.data_dir).resolve()
     try:
-        set_password(Path(config.bot.data_dir).resolve(), user, password)
+        set_password(data_dir, user, password)
     except (ValueError, StorageError) as e:
         print(f"Password not set: {e}", file=sys.stderr)
         return 1
     print(f"Password for {user} set.")
+    initial = data_dir / INITIAL_PASSWORD_FILE
+    if user == ADMIN and initial.exists():
+        # It holds the first, generated password: wrong from now on, and a secret lying around.
+        initial.unlink()
+        fsync_dir(data_dir)
+        print(f"Removed {initial}: the password in it no longer works.")
     return 0
 
 
 def cmd_import_json(config: Config, path: str) -> int:
-    """Import the seed's database.json into the stopped bot's data dir: 0 done (even with entries
-    skipped), 1 the file or the data dir cannot be read, 2 the bot is running."""
+    """Import the seed's database.json into the stopped bot's data dir: 0 everything imported (or
+    there already), 1 the file or the data dir cannot be read, 2 the bot is running, 3 imported
+    except the entries and payments the report lists as not imported."""
     from zoneinfo import ZoneInfo
 
     from storage.importer import SeedImportError, format_report, import_json
 
     try:
         report = import_json(path, Path(config.bot.data_dir).resolve(), default_rate=config.orders.default_rate,
-                             tz=ZoneInfo(config.bot.timezone))
+                             tz=ZoneInfo(config.bot.timezone), min_diamonds=config.orders.min_diamonds,
+                             max_diamonds=config.orders.max_diamonds)
     except SeedImportError as e:
         print(f"import-json: {e}", file=sys.stderr)
         return e.exit_code
     print(format_report(report))
+    if report.refused:
+        print(f"import-json: {len(report.refused)} entries and payments were not imported (listed above).",
+              file=sys.stderr)
+        return EXIT_IMPORT_PARTIAL
     return 0
+
+
+def check_panel_files(data_dir: Path) -> None:
+    """Read the panel's files as the panel will; CorruptFile naming the first that cannot be read."""
+    for _, check in _panel_files(data_dir):
+        check()
+
+
+def _panel_files(data_dir: Path) -> list[tuple[str, Any]]:
+    """(file name, a check that reads it without changing anything and says what it holds)."""
+    from web.auth import SECRET_FILE, USERS_FILE, load_users, session_key
+    from web.sessions import REVOKED_FILE, load_revoked
+
+    def users() -> str:
+        found = load_users(data_dir)
+        return "not there yet" if found is None else f"ok ({len(found)} user{'s' * (len(found) != 1)})"
+
+    def secret() -> str:
+        if not (data_dir / SECRET_FILE).exists():
+            return "not there yet"  # session_key would create it
+        session_key(data_dir)
+        return "ok"
+
+    def revoked() -> str:
+        load_revoked(data_dir / REVOKED_FILE)
+        return "ok" if (data_dir / REVOKED_FILE).exists() else "not there (nobody logged out yet)"
+
+    return [(USERS_FILE, users), (SECRET_FILE, secret), (REVOKED_FILE, revoked)]
+
+
+def _other_files(data_dir: Path) -> list[tuple[str, str]]:
+    """check-data's lines for the files beside the stores: (name, "ok …" or "CANNOT BE READ: …")."""
+    from actors.system import SYSTEM_FILE, read_system_record
+    from storage.errors import CorruptFile
+
+    def system() -> str:
+        return "not there (no actor system left running)" if read_system_record(data_dir) is None else \
+            "ok (the next start stops the actor processes it names)"
+
+    lines = []
+    for name, check in [*_panel_files(data_dir), (SYSTEM_FILE, system)]:
+        try:
+            lines.append((name, check()))
+        except CorruptFile as e:
+            lines.append((name, f"CANNOT BE READ: {e}"))
+    return lines
+
+
+def cmd_check_data(config: Config) -> int:
+    """Read every data file, changing nothing: 0 all readable, 1 damage found, 2 the bot is running."""
+    from storage.check import check_data, format_damaged, format_stores
+    from storage.lock import LockHeld, holding_locks
+
+    data_dir = Path(config.bot.data_dir).resolve()
+    if not data_dir.is_dir():
+        print(f"check-data: there is no data directory at {data_dir} (are --config or --data-dir right?)",
+              file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        with holding_locks(data_dir):  # its files change while a bot runs
+            check = check_data(data_dir)
+            others = _other_files(data_dir)
+    except LockHeld as e:
+        print(f"check-data: Diamond Bot is running on {data_dir}: {e}", file=sys.stderr)
+        return EXIT_REFUSED
+    print(f"Data directory {data_dir}")
+    for line in format_stores(check):
+        print(line)
+    for name, state in others:
+        print(f"  {name}: {state}")
+    unreadable = [name for name, state in others if state.startswith("CANNOT")]
+    if check.damaged:
+        print(f"\n{len(check.damaged)} damaged journal record{'s' * (len(check.damaged) != 1)}:")
+        for d in check.damaged:
+            for line in format_damaged(d):
+                print(line)
+        print("\nWith the bot stopped, `python run.py repair-data` (with the same --config or --data-dir) moves "
+              "them into a side file, kept verbatim, and rewrites the journals without them; the bot then "
+              "starts from the rest.")
+    if check.problems:
+        print("\nA snapshot or a journal generation cannot be read at all: repair-data cannot help there; "
+              "restore the data directory from a backup.")
+    if check.ok and not unreadable:
+        print("\nEvery data file can be read.")
+        return 0
+    return EXIT_FAILED
+
+
+def cmd_repair_data(config: Config) -> int:
+    """Move damaged journal records into a side file: 0 repaired (or nothing to do), 1 failed, 2 bot running."""
+    from storage.check import RepairRefused, check_data, format_damaged, repair_data
+    from storage.errors import StorageError
+    from storage.lock import LockHeld, holding_locks
+
+    data_dir = Path(config.bot.data_dir).resolve()
+    if not data_dir.is_dir():
+        print(f"repair-data: there is no data directory at {data_dir} (are --config or --data-dir right?)",
+              file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        with holding_locks(data_dir):
+            check = check_data(data_dir)
+            repair = repair_data(check, time.time())
+            after = check_data(data_dir)
+    except LockHeld as e:
+        print(f"repair-data: Diamond Bot is running on {data_dir}: {e}. Nothing was changed.", file=sys.stderr)
+        return EXIT_REFUSED
+    except RepairRefused as e:
+        print(f"repair-data: nothing was changed: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except (StorageError, OSError) as e:
+        print(f"repair-data failed: {e}. Run `python run.py check-data` to see where things stand: every "
+              "original journal is still there (as it was, or kept beside as *.before-repair-*).", file=sys.stderr)
+        return EXIT_FAILED
+    if repair.side_file is None:
+        print(f"Nothing to repair in {data_dir}: every journal record is intact.")
+        return 0
+    print(f"Moved {len(repair.moved)} damaged record{'s' * (len(repair.moved) != 1)} into {repair.side_file} "
+          "(kept verbatim; nothing was deleted):")
+    for d in repair.moved:
+        for line in format_damaged(d):
+            print(line)
+    for journal, backup in repair.rewritten:
+        print(f"Rewrote {journal.name} without them; the original is kept as {backup.name}.")
+    if not after.ok:
+        print("Still damaged after the repair: run `python run.py check-data`.", file=sys.stderr)
+        return EXIT_FAILED
+    print("The bot starts from the rest: orders, payments and settings as listed above, everything else as it "
+          "was. Once it runs well, the *.before-repair-* files may be deleted; keep the side file.")
+    return 0
+
+
+def _read_from(path: Path, offset: int) -> str:
+    """A text file from `offset` on ("" if it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read(1 << 16).decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def setup_logging(config: Config) -> None:
@@ -309,19 +492,32 @@ def main(argv: list[str] | None = None) -> int:
     ij = commands.add_parser("import-json", help="import a database.json of the old Node bot (the bot must be "
                                                  "stopped; a second run imports nothing twice)")
     ij.add_argument("path", metavar="PATH", help="the Node bot's database.json")
+    commands.add_parser("check-data", help="read every data file without changing anything and report damaged "
+                                           "journal records: where they are and what they held")
+    commands.add_parser("repair-data", help="with the bot stopped, move damaged journal records into a side file "
+                                            "(never deleting them) and rewrite the journals without them")
     args = parser.parse_args(argv)
     try:
         config = config_from_args(args)
     except ConfigError as e:
         print(f"Configuration error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_REFUSED
     if args.command == "set-password":
         return cmd_set_password(config, args.user)
     if args.command == "import-json":
         return cmd_import_json(config, args.path)
+    if args.command == "check-data":
+        return cmd_check_data(config)
+    if args.command == "repair-data":
+        return cmd_repair_data(config)
     setup_logging(config)
     return asyncio.run(Bot(config).run())
 
 
 if __name__ == "__main__":
+    # First of all: everything this process and its children (actors, the sandbox) create in the
+    # data directory (orders, logs with customers' numbers, keys) is the owner's alone.
+    from storage.private import UMASK
+
+    os.umask(UMASK)
     sys.exit(main())

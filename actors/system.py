@@ -24,6 +24,7 @@ from thespian.actors import ActorSystem
 
 from config import Config
 from storage.atomic import atomic_write_bytes
+from storage.errors import CorruptFile
 from storage.lock import process_start_time
 
 log = logging.getLogger("diamondbot.system")
@@ -144,6 +145,26 @@ def record_system(data_dir: Path, pgid: int, admin_port: int) -> None:
     atomic_write_bytes(data_dir / SYSTEM_FILE, orjson.dumps(info))
 
 
+def started_system_group() -> int:
+    """The process group of the actor system this process started, 0 if there is none.
+
+    Thespian starts its admin through a child of ours that calls setsid, so that child's pid is
+    the group of every actor process; known this way before the Supervisor reports it, a start
+    that fails half-way can still wait for (or kill) everything it started."""
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_bytes()
+        except OSError:
+            continue
+        fields = raw[raw.rfind(b")") + 2:].split()
+        if len(fields) > 2 and int(fields[1]) == me and int(fields[2]) == int(entry):
+            return int(entry)
+    return 0
+
+
 def reap_admin_starter(pgid: int) -> None:
     """Thespian starts its admin through a child that calls setsid (so its pid is the system's
     process group), forks the admin and exits; Thespian detaches that child and never waits for
@@ -180,20 +201,32 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
-def stop_stale_system(data_dir: Path, timeout: float = 5.0) -> int:
-    """Kill what a dead owner left running; returns how many processes were stopped.
-
-    Only called with the instance lock held, so the recorded owner is known to be gone."""
+def read_system_record(data_dir: Path) -> dict[str, Any] | None:
+    """What `record_system` wrote, None when there is no record; CorruptFile when it cannot be read."""
     path = data_dir / SYSTEM_FILE
     try:
         info = orjson.loads(path.read_bytes())
-        pgid = int(info["pgid"])
+        int(info["pgid"])
     except FileNotFoundError:
-        return 0
+        return None
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, OSError) as e:
-        log.warning("ignoring unreadable %s: %s", path, e)
-        forget_system(data_dir)
+        # Guessing "nothing is left" could leave a second writer of the orders running.
+        reason = e.strerror if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
+        raise CorruptFile(path, f"it does not say which actor processes an earlier run left ({reason})", (
+            "look for actor processes of an earlier run on this data directory (`ps -eo pid,pgid,args`), "
+            "stop them, then delete the file")) from None
+    return dict(info)
+
+
+def stop_stale_system(data_dir: Path, timeout: float = 5.0) -> int:
+    """Kill what a dead owner left running; returns how many processes were stopped.
+
+    Only called with the instance lock held, so the recorded owner is known to be gone.
+    CorruptFile when the record cannot be read (it is left as found)."""
+    info = read_system_record(data_dir)
+    if info is None:
         return 0
+    pgid = int(info["pgid"])
     # Never our own group (a pgid reused by us), never init's.
     if pgid <= 1 or pgid == os.getpgid(0):
         forget_system(data_dir)

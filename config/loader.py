@@ -49,6 +49,9 @@ class BotConfig:
     data_dir: Path
     timezone: str
     language: str
+    # 0: off. Otherwise the panel, the sandbox and the Thespian admin move together
+    # (BASE_PORT_OFFSETS); a port set explicitly still wins.
+    base_port: int
 
 
 @dataclass(frozen=True)
@@ -224,6 +227,9 @@ KEYS: tuple[str, ...] = tuple(
 _TYPES: dict[str, Any] = {f"{name}.{f.name}": f.type for name, cls in SECTIONS.items() for f in fields(cls)}
 
 # Durations where zero is meaningful: no pacing (benchmarks), no group-commit wait.
+# What --base-port N / bot.base_port moves, and where to: panel N, sandbox N+1, actor admin N+2.
+BASE_PORT_OFFSETS = {"panel.port": 0, "sandbox.url": 1, "actors.admin_port": 2}
+
 _ZERO_DURATIONS = {"outbox.min_gap", "outbox.jitter", "outbox.per_group_gap", "persistence.commit_delay",
                    "orders.duplicate_window"}
 
@@ -584,6 +590,11 @@ def _between(low: int, high: int | None = None) -> Callable[[int], int]:
 
 
 _port = _between(1, 65535)
+
+
+def _base_port(value: int) -> int:
+    """0 (off), or a port low enough for every offset of BASE_PORT_OFFSETS."""
+    return value if value == 0 else _between(1, 65535 - max(BASE_PORT_OFFSETS.values()))(value)
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)", re.ASCII)
 
 
@@ -749,6 +760,7 @@ def _template(value: str) -> str:
 
 _CHECKS: dict[str, Callable[[Any], Any]] = {
     "reports.daily_at": _clock_time,
+    "bot.base_port": _base_port,
     "bot.timezone": _timezone,
     "bot.language": _one_of(*LANGUAGES),
     "actors.system_base": _one_of(*SYSTEM_BASES),
@@ -821,6 +833,22 @@ def _check_panel_host(values: Mapping[str, Any], flat: Mapping[str, _Raw]) -> No
             "or set panel.allow_remote = true on a network you trust"))
 
 
+def _apply_base_port(flat: dict[str, _Raw], base: int) -> None:
+    """Move the ports BASE_PORT_OFFSETS names to base + offset, unless one was set explicitly."""
+    for key, offset in BASE_PORT_OFFSETS.items():
+        if flat[key].layer > 0:
+            continue  # set in a file, the environment or on the command line: that wins
+        port = base + offset
+        if key == "sandbox.url":
+            parts = urlsplit(str(flat[key].value))
+            host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+            value: Any = f"{parts.scheme}://{host}:{port}"
+        else:
+            value = port
+        origin = f"bot.base_port {base} + {offset}, {flat['bot.base_port'].origin}"
+        flat[key] = _Raw(value, origin, 0, False)
+
+
 def _build(config_file: str | os.PathLike[str] | None, env: Mapping[str, str],
            overrides: Mapping[str, tuple[str, str]]) -> Config:
     """Merge the layers and turn them into a Config."""
@@ -829,6 +857,9 @@ def _build(config_file: str | os.PathLike[str] | None, env: Mapping[str, str],
         flat.update(_read_file(config_file))
     flat.update(_read_env(env))
     flat.update(_read_overrides(overrides))
+    base = _value("bot.base_port", flat["bot.base_port"])
+    if base:
+        _apply_base_port(flat, base)
     values = {key: _value(key, flat[key]) for key in KEYS}
     _check_pairs(values, flat)
     _check_panel_host(values, flat)
@@ -851,7 +882,7 @@ def load_config(config_file: str | os.PathLike[str] | None = None, env: Mapping[
 # --- command line -------------------------------------------------------------------------
 
 _SHORTCUTS = {"data_dir": ("bot.data_dir", "--data-dir"), "port": ("panel.port", "--port"),
-              "gateway": ("gateway.kind", "--gateway")}
+              "base_port": ("bot.base_port", "--base-port"), "gateway": ("gateway.kind", "--gateway")}
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -863,13 +894,16 @@ def _key_value(text: str) -> tuple[str, str]:
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add --config, --set and the shortcuts --data-dir, --port, --gateway."""
+    """Add --config, --set and the shortcuts --data-dir, --port, --base-port, --gateway."""
     group = parser.add_argument_group("configuration")
     group.add_argument("--config", metavar="FILE", help="TOML file with settings over the defaults")
     group.add_argument("--set", metavar="KEY=VALUE", action="append", type=_key_value, default=[],
                        help="set one key, e.g. --set reconciliation.interval=5s (repeatable)")
     group.add_argument("--data-dir", metavar="DIR", help="same as --set bot.data_dir=DIR")
     group.add_argument("--port", metavar="N", help="panel port; same as --set panel.port=N")
+    group.add_argument("--base-port", metavar="N",
+                       help="move the panel (N), the sandbox (N+1) and the actor system's admin port (N+2) "
+                            "together; same as --set bot.base_port=N (ports set explicitly still win)")
     group.add_argument("--gateway", metavar="KIND", choices=GATEWAY_KINDS,
                        help="sandbox or whatsapp; same as --set gateway.kind=KIND")
 

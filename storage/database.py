@@ -236,7 +236,9 @@ def open_database(data_dir: Path) -> tuple[Store, Database]:
             store.close()
             raise DatabaseError(
                 f"journal record {i + 1} after the snapshot in {data_dir} cannot be applied: {e}. "
-                "The files were left untouched; restore the data directory from a backup."
+                "The files were left untouched. Run `python run.py check-data` (with the bot's --config or "
+                "--data-dir) to see where it is and what it held, then `python run.py repair-data` to move "
+                "it into a side file and start from the rest; or restore the data directory from a backup."
             ) from None
     return store, db
 

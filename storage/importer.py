@@ -10,9 +10,15 @@ The seed, the Node bot this one replaces, kept everything in one file:
 with ids and times in epoch milliseconds (times also as ISO text). Each seed group becomes a
 group (a letter code after the highest one in use), each entry an order with our id (`B1`, `B2`
 …) that keeps the seed's id as `importedId` and in its first audit entry, each payment a
-payment (`P1` …). Entries that cannot be read at all are reported and skipped; entries with
-partial data are imported as they are, so reconciliation flags them `invalid` (and never
-messages anyone about them).
+payment (`P1` …).
+
+Nothing comes in different from what the seed had: an entry or payment whose diamonds, amount,
+rate, status, time or group cannot be taken as written (25.5 diamonds, more than
+orders.max_diamonds, a negative or NaN amount, an unknown status, an unreadable time, a payment
+for a group nobody knows) is refused, listed in the report with its position and why, and left
+for the operator; the rest is imported. An entry that is merely incomplete (no user, an approved
+one without its approval time) comes in as it is and reconciliation flags it `invalid` (never
+messaging anyone about it).
 
 Only appends: the import writes journal records in the shapes the actors write and never
 touches what is there. It runs only while the bot is stopped (it takes the bot's locks), and a
@@ -45,8 +51,9 @@ import orjson
 
 from domain.clock import to_iso
 from domain.group import GroupBook, GroupSettings, code_number, group_code, settings_record, split_order_id
-from domain.money import MoneyError, money_str, order_amount, parse_amount, parse_rate
+from domain.money import MoneyError, exact_decimal, money_str, order_amount, parse_amount, parse_rate
 from domain.orders import AuditEntry, Delivery, Order, Status, to_record, validation_problems
+from domain.payments import MAX_AMOUNT
 from domain.records import GroupRecord, OrderRecord, PaymentRecord
 from storage.database import Database
 
@@ -62,7 +69,10 @@ EXPECTED = ('the seed\'s database.json: a JSON object {"groups": {"<group id>@g.
 # Times before WhatsApp existed, or more than a day ahead of the import, are not the seed's.
 _EARLIEST = datetime(2009, 1, 1, tzinfo=timezone.utc).timestamp()
 _FUTURE_SLACK = 86400.0
-_MAX_DIAMONDS = 1_000_000_000
+# The largest file the import reads (it is parsed in memory): far above any shop's database.json.
+MAX_FILE_BYTES = 256 * 1024 * 1024
+# A JS float's binary noise (16.099999999999998 for 16.1) is no poisha anyone meant.
+_FLOAT_NOISE = Decimal("0.000001")
 
 _STATUS = {
     **dict.fromkeys(("pending", "new", "waiting", "received", "queued"), Status.PENDING),
@@ -112,7 +122,9 @@ class SeedImportError(Exception):
 class Problem:
     where: str  # "group 1203…@g.us (name) entry 1765040834207", "payment #3 (id …)"
     what: str
-    kind: str  # "skipped", "flagged" (imported; reconciliation raises `invalid`), "note"
+    # "refused" (not imported: it cannot come in as the seed had it), "skipped" (a duplicate),
+    # "flagged" (imported; reconciliation raises `invalid`), "note"
+    kind: str
 
 
 @dataclass(slots=True)
@@ -126,12 +138,12 @@ class Report:
     orders_imported: int = 0
     orders_flagged: int = 0
     orders_already: int = 0
-    orders_unreadable: int = 0
+    orders_refused: int = 0
     orders_duplicate: int = 0
     deliveries_due: int = 0  # approved orders whose delivery message the bot will now send
     payments_imported: int = 0
     payments_already: int = 0
-    payments_unreadable: int = 0
+    payments_refused: int = 0
     payments_duplicate: int = 0
     notes: Counter[str] = field(default_factory=Counter)  # conversions that need no one's attention
     problems: list[Problem] = field(default_factory=list)
@@ -139,6 +151,10 @@ class Report:
 
     def problem(self, where: str, what: str, kind: str) -> None:
         self.problems.append(Problem(where, what, kind))
+
+    @property
+    def refused(self) -> list[Problem]:
+        return [p for p in self.problems if p.kind == "refused"]
 
 
 @dataclass(slots=True)
@@ -154,9 +170,17 @@ def load_seed(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The seed's document, numbers with a fraction as exact Decimals; SeedImportError (exit 1)."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            # It is parsed in memory: a file this size would end in MemoryError, not an import.
+            raise SeedImportError(f"{path} is {size / 2**20:.0f} MB, more than the {MAX_FILE_BYTES // 2**20} MB "
+                                  f"the import reads; the seed's database.json is far smaller: is it the right "
+                                  f"file? Expected {EXPECTED}")
         raw = path.read_bytes()
     except OSError as e:
         raise SeedImportError(f"cannot read {path}: {e.strerror or e}") from None
+    except MemoryError:
+        raise SeedImportError(f"{path} does not fit in memory; expected {EXPECTED}") from None
     try:
         text = raw.decode("utf-8-sig")
         # parse_float: 2.3 stays the Decimal 2.3 its text says, never the binary float near it.
@@ -271,13 +295,23 @@ def _rate(value: Any) -> Decimal | None:
         return None
 
 
-def _amount(value: Any) -> Decimal | None:
+def _exact_amount(value: Any, most: Decimal) -> tuple[Decimal | None, str]:
+    """(the amount, "") if `value` is one to the poisha (a JS float's noise aside), at most `most`;
+    else (None, why)."""
     if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
-        return None
+        return None, f"{_show(value)} is not an amount"
     try:
-        return parse_amount(value)
-    except (MoneyError, ArithmeticError):
-        return None
+        amount = parse_amount(value)
+        written = exact_decimal(value)
+    except MoneyError as e:
+        return None, f"{_show(value)} is not a usable amount ({e})"
+    except (ArithmeticError, ValueError):
+        return None, f"{_show(value)} is not an amount"
+    if abs(amount - written) > _FLOAT_NOISE:
+        return None, f"{_show(value)} has fractions of a poisha"
+    if amount > most:
+        return None, f"{_show(value)} is more than {money_str(most)}, the most one payment or order may be"
+    return amount, ""
 
 
 def _digest(value: Any) -> str:
@@ -292,7 +326,7 @@ class _Group:
     gid: str
     name: str
     code: str
-    rate: Decimal  # what entries without a rate of their own are priced at
+    rate: Decimal | None  # the seed's rate of the group: entries without one of their own are priced at it
     next_seq: int
     watermark: float
     settings: dict[str, Any] | None  # the existing group's stored settings; None for a new group
@@ -306,14 +340,16 @@ class SeedImport:
     """Decides, from the database as it is and the seed's document, the records an import
     appends and the report; touches no file."""
 
-    def __init__(self, db: Database, seed: Mapping[str, Any], *, default_rate: Decimal, tz: tzinfo,
-                 now: float | None = None) -> None:
+    def __init__(self, db: Database, seed: Mapping[str, Any], *, default_rate: Decimal | None, tz: tzinfo,
+                 max_diamonds: int, min_diamonds: int = 1, now: float | None = None) -> None:
         self.db = db
         self.seed = seed
-        self.default_rate = parse_rate(default_rate)
+        self.default_rate = None if default_rate is None else parse_rate(default_rate)
         self.tz = tz
         self.now = time.time() if now is None else now
         self.report = Report()
+        self.min_diamonds, self.max_diamonds = min_diamonds, max_diamonds
+        self.groups_read: set[str] = set()  # the file's groups that were read (payments may name them)
         # (group id, importedId) and (group id, message id) -> our order id, already in the database.
         self.imported: dict[tuple[str, str], str] = {}
         self.by_message: dict[tuple[str, str], str] = {}
@@ -363,7 +399,7 @@ class SeedImport:
         if not gid.strip() or not isinstance(raw, Mapping):
             report.groups_skipped += 1
             why = "an empty group id" if not gid.strip() else f"a JSON {_json_type(raw)}, not a group object"
-            report.problem(f"group {gid}", f"skipped: {why}", "skipped")
+            report.problem(f"group {gid}", f"not imported: {why}", "refused")
             return []
         seed_name = _text(raw.get("groupName")) or _text(raw.get("name"))
         where = f"group {gid}" + (f" ({seed_name})" if seed_name else "")
@@ -380,11 +416,14 @@ class SeedImport:
             g = self._existing_group(gid, image.settings, seed_rate, where)
         else:
             if seed_rate is None:
-                report.problem(where, f"no usable rate: the group gets orders.default_rate "
-                                      f"{self.default_rate} (check it in the panel)", "note")
+                given = (f"gets orders.default_rate {self.default_rate} (check it in the panel)"
+                         if self.default_rate is not None else
+                         "has no rate until you set it in the panel (its orders are refused until then)")
+                report.problem(where, f"no usable rate: the group {given}; its entries without a rate or amount "
+                                      "of their own are not imported", "note")
             code = group_code(self.next_code)
             self.next_code += 1
-            g = _Group(gid, seed_name, code, seed_rate or self.default_rate, 1, 0.0, None)
+            g = _Group(gid, seed_name, code, seed_rate, 1, 0.0, None)
 
         entries = raw.get("entries")
         if isinstance(entries, dict):  # entries keyed by id
@@ -402,9 +441,10 @@ class SeedImport:
             report.notes["entries without a rate of their own priced at their group's rate"] += \
                 g.priced_at_group_rate
 
+        self.groups_read.add(gid)
         label = f"{g.code} {g.name or '(no name)'} ({gid})"
         if g.settings is None:
-            book = GroupBook(GroupSettings(gid, g.name, g.code, g.rate,
+            book = GroupBook(GroupSettings(gid, g.name, g.code, g.rate or self.default_rate,
                                            auto_approve=raw.get("autoApprove") is True),
                              next_seq=g.next_seq, watermark=g.watermark)
             settings = settings_record(book)
@@ -434,24 +474,23 @@ class SeedImport:
             self.report.problem(where, f"already here with rate {ours}; the seed's rate {seed_rate} is used "
                                        "only to price its own entries (the group keeps "
                                        f"{ours}; change it in the panel if the seed's is right)", "note")
-        return _Group(gid, str(settings.get("groupName") or ""), code,
-                      seed_rate or ours or self.default_rate, next_seq, 0.0, settings)
+        return _Group(gid, str(settings.get("groupName") or ""), code, seed_rate, next_seq, 0.0, settings)
 
     # -- entries -----------------------------------------------------------------------------
 
     def _entry(self, g: _Group, group_where: str, pos: int, raw: Any) -> None:
         report = self.report
         if not isinstance(raw, Mapping):
-            report.orders_unreadable += 1
+            report.orders_refused += 1
             report.problem(f"{group_where} entry #{pos + 1}",
-                           f"skipped: a JSON {_json_type(raw)} ({_show(raw)}), not an entry", "skipped")
+                           f"not imported: a JSON {_json_type(raw)} ({_show(raw)}), not an entry", "refused")
             return
         seed_id = _seed_id(raw.get("id"))
         _, raw_diamonds = _first(raw, _DIAMONDS)
-        where = f"{group_where} entry " + (seed_id if seed_id is not None else f"#{pos + 1}")
+        where = f"{group_where} entry #{pos + 1}" + (f" (id {seed_id})" if seed_id is not None else "")
         if seed_id is None and raw_diamonds is None:
-            report.orders_unreadable += 1
-            report.problem(where, f"skipped: no id and no diamonds ({_show(raw)})", "skipped")
+            report.orders_refused += 1
+            report.problem(where, f"not imported: no id and no diamonds ({_show(raw)})", "refused")
             return
         key = f"seed:{seed_id}" if seed_id is not None else f"seed:noid-{_digest(raw)}"
         _, message_id = _first(raw, _MESSAGE_ID)
@@ -485,6 +524,7 @@ class SeedImport:
 
         notes: list[str] = []  # for the order's audit trail
         problems: list[str] = [collision] if collision else []  # for the report (and the audit trail)
+        refusals: list[str] = []  # why it cannot come in as the seed had it
 
         def time_of(what: str) -> float | None:
             name, value = _first(raw, _TIMES[what])
@@ -492,65 +532,42 @@ class SeedImport:
             if issue == "naive":
                 report.notes[f"times without an offset read as {self.tz}"] += 1
             elif issue:
-                problems.append(f"{name} {issue}")
+                refusals.append(f"{name} {issue}")
             return ts
 
-        # Diamonds: a bad value is kept (0 if not a number) so reconciliation flags it.
-        reported = len(problems)
-        if isinstance(raw_diamonds, int) and not isinstance(raw_diamonds, bool):
-            diamonds = raw_diamonds
-        elif isinstance(raw_diamonds, Decimal) and raw_diamonds.is_finite() \
-                and raw_diamonds == raw_diamonds.to_integral_value():
-            diamonds = int(raw_diamonds)
-        elif isinstance(raw_diamonds, str) and re.fullmatch(r"-?\d+", raw_diamonds.strip()) \
-                and len(raw_diamonds.strip()) <= 12:
-            diamonds = int(raw_diamonds.strip())  # int() reads Bengali digits too
-            report.notes["diamonds written as text read as a number"] += 1
-        else:
-            diamonds = 0
-            what = "missing" if raw_diamonds is None else f"{_show(raw_diamonds)}, not a whole number"
-            problems.append(f"diamonds {what}")
-        if diamonds > _MAX_DIAMONDS:
-            problems.append(f"diamonds {diamonds} is not a plausible order")
-            diamonds = 0
-        elif diamonds <= 0 and raw_diamonds is not None and len(problems) == reported:
-            problems.append(f"diamonds {diamonds} is not positive")
+        diamonds = self._diamonds(raw_diamonds, refusals)
 
-        # Rate and amount: the entry's own if usable, else the group's rate at import.
-        rate = _rate(raw.get("rate"))
-        if rate is None:
+        # Amount and rate: the entry's own, the one its amount implies, or the seed's rate of its
+        # group; never a guess (orders.default_rate would bill an order the seed never had).
+        amount_key, raw_amount = _first(raw, ("amount", "price", "total"))
+        amount, why = (None, "") if raw_amount is None else _exact_amount(raw_amount, MAX_AMOUNT)
+        if why:
+            refusals.append(f"{amount_key} {why}")
+        raw_rate = raw.get("rate")
+        rate = _rate(raw_rate)
+        if rate is None and raw_rate not in (None, ""):
+            refusals.append(f"rate {_show(raw_rate)} is not a usable rate")
+        elif rate is None and g.rate is not None:
             rate = g.rate
             g.priced_at_group_rate += 1
-            if raw.get("rate") not in (None, ""):
-                problems.append(f"rate {_show(raw.get('rate'))} is not a usable rate: priced at the group's "
-                                f"rate {rate} at import")
-            else:
-                notes.append(f"no rate of its own: priced at the group's rate {rate} at import")
-        amount_key, raw_amount = _first(raw, ("amount", "price", "total"))
-        amount = _amount(raw_amount)
-        computed = order_amount(diamonds, rate) if 0 < diamonds else Decimal("0.00")
-        if amount is not None and (amount > 0 or diamonds <= 0):
-            if diamonds > 0 and amount != computed:
-                problems.append(f"{amount_key} {money_str(amount)} differs from diamonds × rate "
-                                f"({money_str(computed)}): kept the seed's {amount_key}")
-        else:
-            if raw_amount is not None:
-                problems.append(f"{amount_key} {_show(raw_amount)} is not a usable amount: "
-                                f"{diamonds} × {rate} = {money_str(computed)} instead")
-            amount = computed
+            notes.append(f"no rate of its own: priced at the group's rate {rate} in the seed")
+        elif rate is None and amount and diamonds and (implied := _rate(amount / diamonds)) is not None \
+                and order_amount(diamonds, implied) == amount:
+            rate = implied
+            notes.append(f"no rate of its own or of its group: rate {rate} from its amount")
+        elif rate is None:
+            refusals.append("no rate of its own, and its group has no usable rate in the file")
 
-        # Status, and the times it needs.
+        # Status: only one the seed evidently meant.
         raw_status = raw.get("status")
         status_text = str(raw_status).strip().lower() if isinstance(raw_status, str) else ""
         status = _STATUS.get(status_text)
         if status is None:
-            status = Status.PENDING
-            if raw_status is None or raw_status == "":
-                report.notes["entries without a status imported as pending"] += 1
-            else:
-                problems.append(f"unknown status {_show(raw_status)}: imported as pending (check it)")
+            refusals.append("no status: whether it was delivered cannot be told" if raw_status in (None, "")
+                            else f"unknown status {_show(raw_status)}")
         elif status_text != status.value:
             report.notes[f"status {status_text!r} read as {status.value}"] += 1
+
         created = time_of("created")
         if created is None and not any(raw.get(k) not in (None, "") for k in _TIMES["created"]) and seed_id:
             # The seed's ids are Date.now() at creation.
@@ -559,6 +576,18 @@ class SeedImport:
                 created = from_id
                 report.notes["entries without a date dated by their id (epoch ms)"] += 1
         stamps = {name: time_of(name) for name in _STAMP_OF.values()}
+        if refusals:
+            # Anything else would bring in a different order than the seed's (25.5 diamonds as 0, ৳0 …).
+            report.orders_refused += 1
+            report.problem(where, "not imported: " + "; ".join(refusals), "refused")
+            return
+        assert diamonds is not None and rate is not None and status is not None
+        computed = order_amount(diamonds, rate)
+        if amount is None:
+            amount = computed
+        elif amount != computed:
+            problems.append(f"{amount_key} {money_str(amount)} differs from diamonds × rate "
+                            f"({money_str(computed)}): kept the seed's {amount_key}")
         delivered = any(raw.get(k) is True for k in _DELIVERED_FLAGS)
         if status is Status.APPROVED and (delivered or stamps["completed_at"] is not None):
             status = Status.COMPLETED
@@ -643,6 +672,27 @@ class SeedImport:
             if status is Status.APPROVED:
                 report.deliveries_due += 1
 
+    def _diamonds(self, raw: Any, refusals: list[str]) -> int | None:
+        """The entry's diamonds if they are a whole number within orders' limits; else None and why."""
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            diamonds = raw
+        elif isinstance(raw, Decimal) and raw.is_finite() and raw == raw.to_integral_value():
+            diamonds = int(raw)
+        elif isinstance(raw, str) and re.fullmatch(r"-?\d{1,12}", raw.strip()):
+            diamonds = int(raw.strip())  # int() reads Bengali digits too
+            self.report.notes["diamonds written as text read as a number"] += 1
+        else:
+            refusals.append("no diamonds" if raw is None else f"diamonds {_show(raw)} is not a whole number")
+            return None
+        if diamonds < self.min_diamonds:
+            refusals.append(f"diamonds {diamonds} is below orders.min_diamonds ({self.min_diamonds})")
+            return None
+        if diamonds > self.max_diamonds:
+            refusals.append(f"diamonds {diamonds} is above orders.max_diamonds ({self.max_diamonds}); raise "
+                            "orders.max_diamonds and import again if it is real")
+            return None
+        return diamonds
+
     # -- payments ----------------------------------------------------------------------------
 
     def _payments(self) -> list[tuple[str, int, Any]]:
@@ -680,25 +730,13 @@ class SeedImport:
     def _payment(self, container_gid: str, n: int, raw: Any, seen: dict[str, str]) -> dict[str, Any] | None:
         report = self.report
         if not isinstance(raw, Mapping):
-            report.payments_unreadable += 1
-            report.problem(f"payment #{n}", f"skipped: a JSON {_json_type(raw)} ({_show(raw)}), not a payment",
-                           "skipped")
+            report.payments_refused += 1
+            report.problem(f"payment #{n}", f"not imported: a JSON {_json_type(raw)} ({_show(raw)}), not a payment",
+                           "refused")
             return None
         seed_id = _seed_id(raw.get("id"))
         where = f"payment #{n}" + (f" (id {seed_id})" if seed_id else "")
         gid = container_gid or _text(_first(raw, _PAY_GROUP)[1])
-        _, raw_amount = _first(raw, ("amount", "paid", "value"))
-        amount = _amount(raw_amount)
-        why = ""
-        if not gid:
-            why = "no group id"
-        elif amount is None or amount <= 0:
-            why = "no amount" if raw_amount is None else f"amount {_show(raw_amount)} is not a positive amount"
-        if why:
-            report.payments_unreadable += 1
-            report.problem(where, f"skipped: {why}", "skipped")
-            return None
-        assert amount is not None
         key = f"seed:{seed_id}" if seed_id else f"seed:noid-{_digest(raw)}"
         fingerprint = _digest(raw)
         if key in seen:
@@ -716,6 +754,31 @@ class SeedImport:
         if key in self.payments_imported:
             report.payments_already += 1
             return None
+
+        # Refused rather than changed: a payment counts against a group's due.
+        refusals = []
+        if not gid:
+            refusals.append("no group id")
+        elif gid not in self.db.groups and gid not in self.groups_read:
+            refusals.append(f"group {gid} is neither a readable group of the file nor one of the bot's, so it "
+                            "would lower no group's due")
+        amount_key, raw_amount = _first(raw, ("amount", "paid", "value"))
+        amount, why = (None, "") if raw_amount is None else _exact_amount(raw_amount, MAX_AMOUNT)
+        if raw_amount is None:
+            refusals.append("no amount")
+        elif why:
+            refusals.append(f"{amount_key} {why}")
+        elif amount is not None and amount <= 0:
+            refusals.append(f"{amount_key} {_show(raw_amount)} is not more than 0")
+        at_key, raw_at = _first(raw, _PAY_TIME)
+        at, issue = read_time(raw_at, self.tz, self.now)
+        if issue and issue != "naive":
+            refusals.append(f"{at_key} {issue}")
+        if refusals:
+            report.payments_refused += 1
+            report.problem(where, "not imported: " + "; ".join(refusals), "refused")
+            return None
+        assert amount is not None
         notes = []
         _, raw_method = _first(raw, ("method", "via", "type", "paymentMethod"))
         method = _method(raw_method)
@@ -724,15 +787,10 @@ class SeedImport:
         _, raw_by = _first(raw, _PAY_BY)
         if _text(raw_by):
             notes.append(f"recorded by {_text(raw_by)} in the seed")
-        at_key, raw_at = _first(raw, _PAY_TIME)
-        at, issue = read_time(raw_at, self.tz, self.now)
         if issue == "naive":
             report.notes[f"times without an offset read as {self.tz}"] += 1
-        elif issue or at is None:
-            report.problem(where, f"{at_key} {issue}: imported without a date" if issue
-                           else "no date: imported without one", "note")
-        if gid not in self.db.groups and gid not in self.seed["groups"]:
-            report.problem(where, f"group {gid} is in neither the file nor the bot", "note")
+        elif at is None:
+            report.problem(where, "no date: imported without one", "note")
         note = _text(_first(raw, _PAY_NOTE)[1])
         value = {
             "id": f"P{self.next_payment}",
@@ -822,8 +880,9 @@ class Progress:
             self.stream.flush()
 
 
-def import_json(path: str | os.PathLike[str], data_dir: str | os.PathLike[str], *, default_rate: Decimal,
-                tz: tzinfo, now: float | None = None, progress: TextIO | None = None) -> Report:
+def import_json(path: str | os.PathLike[str], data_dir: str | os.PathLike[str], *, default_rate: Decimal | None,
+                tz: tzinfo, max_diamonds: int, min_diamonds: int = 1, now: float | None = None,
+                progress: TextIO | None = None) -> Report:
     """Import the seed's file into the (stopped) bot's data directory and write the report file.
 
     SeedImportError: exit_code 1 when the file (or the data directory) cannot be read, 2 when the
@@ -858,7 +917,8 @@ def import_json(path: str | os.PathLike[str], data_dir: str | os.PathLike[str], 
         except (StorageError, DatabaseError) as e:
             raise SeedImportError(f"the data directory cannot be read: {e} Nothing was imported.") from None
         try:
-            importer = SeedImport(db, seed, default_rate=default_rate, tz=tz, now=now)
+            importer = SeedImport(db, seed, default_rate=default_rate, tz=tz, now=now,
+                                  min_diamonds=min_diamonds, max_diamonds=max_diamonds)
             bar = Progress("importing", importer.items(), progress)
             written = unsynced = 0
             try:
@@ -929,10 +989,10 @@ def format_report(report: Report, full: bool = False) -> str:
     lines.extend(listed([f"            created {g}" for g in r.groups_created], 20))
     lines.extend(listed([f"            updated {g}" for g in r.groups_updated], 20))
     flagged = f" ({r.orders_flagged} flagged invalid for review)" if r.orders_flagged else ""
-    lines.append(f"  orders:   {r.orders_imported} imported{flagged}; skipped: {r.orders_already} already "
-                 f"imported, {r.orders_unreadable} unreadable, {r.orders_duplicate} duplicate")
-    lines.append(f"  payments: {r.payments_imported} imported; skipped: {r.payments_already} already "
-                 f"imported, {r.payments_unreadable} unreadable, {r.payments_duplicate} duplicate")
+    lines.append(f"  orders:   {r.orders_imported} imported{flagged}; {r.orders_refused} NOT imported; skipped: "
+                 f"{r.orders_already} already imported, {r.orders_duplicate} duplicate")
+    lines.append(f"  payments: {r.payments_imported} imported; {r.payments_refused} NOT imported; skipped: "
+                 f"{r.payments_already} already imported, {r.payments_duplicate} duplicate")
     if not r.orders_imported and not r.payments_imported and not r.groups_created:
         lines.append("  Nothing new to import: everything readable in the file is already here.")
     if r.deliveries_due:
@@ -941,10 +1001,16 @@ def format_report(report: Report, full: bool = False) -> str:
     if r.notes:
         lines.append("Conversions:")
         lines.extend(f"  {what}" + (f" ({n})" if n > 1 else "") for what, n in r.notes.items())
-    if r.problems:
-        lines.append(f"Problems ({len(r.problems)}):")
-        ordered = [p for kind in ("skipped", "flagged", "note") for p in r.problems if p.kind == kind]
-        lines.extend(listed([f"  [{p.kind}] {p.where}: {p.what}" for p in ordered], 200))
+    others = [p for kind in ("skipped", "flagged", "note") for p in r.problems if p.kind == kind]
+    if others:
+        lines.append(f"Problems ({len(others)}):")
+        lines.extend(listed([f"  [{p.kind}] {p.where}: {p.what}" for p in others], 200))
+    if r.refused:
+        # Last, where the eye lands: what did not come in and has to be entered another way.
+        lines.append(f"NOT IMPORTED ({len(r.refused)}): these cannot come in as the seed had them, and were left "
+                     "out rather than changed. Correct them in the file and run the import again (what came in "
+                     "is not imported twice), or enter them in the panel:")
+        lines.extend(listed([f"  {p.where}: {p.what.removeprefix('not imported: ')}" for p in r.refused], 200))
     if not full and r.log_path:
         lines.append(f"This report is also in {r.log_path}")
     return "\n".join(lines)

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 # Strict on purpose (lowercase hex, no leading zeros) so damage to a header cannot still parse.
 _HEADER = re.compile(rb"([0-9a-f]{8}) (0|[1-9][0-9]{0,9}) ")
 _NL = 0x0A
+_ZEROS = bytes(8)  # part of a block a power loss left unwritten
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,29 +69,104 @@ def _find_intact_record(data: bytes, start: int) -> int | None:
     return None
 
 
-def scan_journal(path: str | os.PathLike[str]) -> JournalScan:
-    """Read every intact record; a damaged tail is reported, damage before intact data raises CorruptFile."""
+@dataclass(frozen=True, slots=True)
+class Record:
+    """An intact record: where its line starts and ends, its line number (from 1) and its payload."""
+
+    offset: int
+    end: int  # just after its newline
+    line: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Damage:
+    """Bytes that are no intact record: one damaged line, kept verbatim."""
+
+    offset: int
+    line: int  # the line number it has in the file, counting intact and damaged lines from 1
+    raw: bytes
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class JournalContents:
+    """Everything a journal file holds, damage included; reading it changes nothing."""
+
+    records: list[Record]
+    damaged: list[Damage]  # in file order; a torn tail is not among them
+    torn_at: int  # where a write cut short by a crash begins (== size when there is none)
+    size: int
+
+    @property
+    def torn_bytes(self) -> int:
+        return self.size - self.torn_at
+
+    def intact_after(self, offset: int) -> int | None:
+        """Offset of the first intact record after `offset`, None if there is none."""
+        return next((r.offset for r in self.records if r.offset > offset), None)
+
+
+def _is_torn(tail: bytes) -> bool:
+    """Whether damaged bytes at the end of a journal are a write cut short by a crash.
+
+    A crash leaves a prefix of the last write, which holds no line end (a record's newline is its
+    last byte), or whole blocks of zeros where a power loss left them unwritten (records never
+    hold a zero byte; a run of them is no flipped bit). A complete line that fails its checksum
+    is damage to an acknowledged record: dropping it would lose it silently.
+    """
+    return b"\n" not in tail or _ZEROS in tail
+
+
+def read_journal(path: str | os.PathLike[str]) -> JournalContents:
+    """Every intact record and every damaged line of a journal (a missing file reads as empty)."""
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        return JournalScan([], 0, 0)
-    records: list[bytes] = []
-    pos = 0
+        return JournalContents([], [], 0, 0)
+    records: list[Record] = []
+    damaged: list[Damage] = []
+    pos, line = 0, 1
     while pos < len(data):
         parsed = _parse_at(data, pos)
-        if isinstance(parsed, str):
-            later = _find_intact_record(data, pos + 1)
-            if later is not None:
-                # Records after the damage were acknowledged; skipping them would lose orders silently.
-                raise CorruptFile(
-                    path,
-                    f"the record on line {len(records) + 1} (byte offset {pos}) is damaged ({parsed}), "
-                    f"but an intact record follows at byte offset {later}",
-                )
-            return JournalScan(records, pos, len(data) - pos)
-        payload, pos = parsed
-        records.append(payload)
-    return JournalScan(records, pos, 0)
+        if not isinstance(parsed, str):
+            payload, end = parsed
+            records.append(Record(pos, end, line, payload))
+            pos, line = end, line + 1
+            continue
+        later = _find_intact_record(data, pos + 1)
+        if later is None and _is_torn(data[pos:]):
+            return JournalContents(records, damaged, pos, len(data))
+        end = len(data) if later is None else later
+        # One entry per damaged line, so each can be told apart (and set aside) on its own.
+        while pos < end:
+            newline = data.find(b"\n", pos, end)
+            stop = end if newline < 0 else newline + 1
+            reason = parsed if isinstance(parsed, str) else "damaged"
+            damaged.append(Damage(pos, line, data[pos:stop], reason))
+            pos, line = stop, line + 1
+            parsed = _parse_at(data, pos) if pos < end else ""
+    return JournalContents(records, damaged, len(data), len(data))
+
+
+def damage_error(path: str | os.PathLike[str], contents: JournalContents) -> CorruptFile:
+    """The CorruptFile for a journal holding damaged records (the first one described)."""
+    first = contents.damaged[0]
+    later = contents.intact_after(first.offset)
+    where = (f"but an intact record follows at byte offset {later}" if later is not None else
+             "and it is complete, so it is not a write cut short by a crash")
+    more = f" ({len(contents.damaged)} damaged lines in all)" if len(contents.damaged) > 1 else ""
+    return CorruptFile(path, f"the record on line {first.line} (byte offset {first.offset}) is damaged "
+                             f"({first.reason}), {where}{more}")
+
+
+def scan_journal(path: str | os.PathLike[str]) -> JournalScan:
+    """Read every intact record; a torn tail is reported, any other damage raises CorruptFile."""
+    contents = read_journal(path)
+    if contents.damaged:
+        # Acknowledged records are damaged: skipping them would lose orders silently.
+        raise damage_error(path, contents)
+    return JournalScan([r.payload for r in contents.records], contents.torn_at, contents.torn_bytes)
 
 
 class Journal:

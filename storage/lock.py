@@ -9,12 +9,19 @@ import os
 import socket
 import sys
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from storage.errors import LockHeld
 
-__all__ = ["FileLock", "LockHeld", "process_alive", "process_start_time", "read_lock_owner"]
+__all__ = ["BOT_LOCKS", "FileLock", "LockHeld", "holding_locks", "process_alive", "process_start_time",
+           "read_lock_owner"]
+
+# run.py holds the first while it runs, the PersistenceActor (the one writer of the orders) the second:
+# a command that changes the data directory holds both, so no bot starts or writes meanwhile.
+BOT_LOCKS = ("bot.lock", "persistence.lock")
 
 # Locks whose fd a forked child must close. Registered once: os.register_at_fork cannot be undone.
 _CLOSE_IN_CHILD: weakref.WeakSet[FileLock] = weakref.WeakSet()
@@ -45,7 +52,7 @@ class FileLock:
         if self._fd is not None:
             raise RuntimeError(f"{self.path} is already locked by this FileLock")
         # O_CLOEXEC: an exec'd program must not keep our lock alive either.
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -95,6 +102,21 @@ class FileLock:
                 os.close(fd)
             except OSError:
                 pass
+
+
+@contextmanager
+def holding_locks(directory: str | os.PathLike[str], names: tuple[str, ...] = BOT_LOCKS) -> Iterator[None]:
+    """Hold the named locks of a directory, in order; LockHeld (nothing held) if another process has one."""
+    held: list[FileLock] = []
+    try:
+        for name in names:
+            lock = FileLock(Path(directory) / name)
+            lock.acquire()
+            held.append(lock)
+        yield
+    finally:
+        for lock in reversed(held):
+            lock.release()
 
 
 def _owner_info() -> dict[str, Any]:

@@ -12,6 +12,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import orjson
 
 from storage.atomic import atomic_write_bytes, ensure_dir, fsync_dir, remove_stale_temp_files
 from storage.errors import CorruptFile, FsyncFailed, StorageError
-from storage.journal import Journal, JournalScan, scan_journal
+from storage.journal import Journal, JournalContents, JournalScan, damage_error, read_journal
 
 log = logging.getLogger(__name__)
 
@@ -45,62 +46,36 @@ class Store:
     @classmethod
     def open(cls, directory: str | os.PathLike[str], name: str) -> tuple[Store, Any, list[bytes]]:
         """Open (creating if new) and return the store, the snapshot's data (None if none) and the records after it."""
+        directory = Path(directory)
         if not _NAME.fullmatch(name):
             raise ValueError(f"store name {name!r} must match {_NAME.pattern}")
-        directory = Path(directory)
         ensure_dir(directory)
-        snapshot_path = directory / f"{name}.snapshot.json"
-        remedy = (f"restore the files {name}.* in {directory} from a backup, or move all of them away "
-                  "to start with an empty store, losing everything they held")
-
         # Read and check everything before changing anything: a file that cannot be read is left as found.
-        snapshot = _read_snapshot(snapshot_path, remedy)
-        data, first_gen, snapshot_bytes = snapshot if snapshot is not None else (None, 0, 0)
-        gens = _generations(directory, name)
-        older = [g for g in gens if g < first_gen]
-        current = [g for g in gens if g >= first_gen]
-        if current and current[0] != first_gen:
-            missing = _journal_path(directory, name, first_gen)
-            if snapshot is None:
-                raise CorruptFile(snapshot_path, f"it is missing, but journal generation {current[0]} exists, "
-                                  "so the snapshot holding the data before it was lost", remedy)
-            raise CorruptFile(missing, f"it is missing, but {snapshot_path.name} says records continue in it",
-                              remedy)
-        if not current and snapshot is not None:
-            raise CorruptFile(_journal_path(directory, name, first_gen),
-                              f"it is missing, but {snapshot_path.name} says records continue in it", remedy)
-        for a, b in zip(current, current[1:]):
-            if b != a + 1:
-                raise CorruptFile(_journal_path(directory, name, a + 1),
-                                  f"it is missing between generations {a} and {b}", remedy)
+        layout = read_layout(directory, name)
         scans: list[JournalScan] = []
-        for gen in current:
-            path = _journal_path(directory, name, gen)
-            try:
-                scan = scan_journal(path)
-            except CorruptFile as e:
-                raise CorruptFile(e.path, e.reason, remedy) from None
-            if scan.torn_bytes and gen != current[-1]:
-                # Compaction syncs a generation before starting the next, so only the newest may be torn.
-                raise CorruptFile(path, f"the record on line {len(scan.records) + 1} (byte offset "
-                                  f"{scan.valid_size}) is damaged or incomplete, and a newer journal "
-                                  "generation exists, so it is not a write cut short by a crash", remedy)
-            scans.append(scan)
+        for gen, path in layout.current:
+            contents = read_journal(path)
+            if contents.damaged:
+                raise CorruptFile(path, damage_error(path, contents).reason, damaged_remedy(directory, name))
+            if contents.torn_bytes and gen != layout.current[-1][0]:
+                raise torn_older_generation(path, contents, damaged_remedy(directory, name))
+            scans.append(JournalScan([r.payload for r in contents.records], contents.torn_at, contents.torn_bytes))
 
-        remove_stale_temp_files(directory, snapshot_path.name)
-        if older:
+        remove_stale_temp_files(directory, layout.snapshot_path.name)
+        if layout.older:
             # Left by a crash after a snapshot that already holds them was written.
-            for gen in older:
+            for gen in layout.older:
                 _journal_path(directory, name, gen).unlink()
                 log.info("%s: removed journal generation %d, already in the snapshot", directory, gen)
             fsync_dir(directory)
-        if current:
-            journal = Journal.open(_journal_path(directory, name, current[-1]), scans[-1])
+        if layout.current:
+            journal = Journal.open(layout.current[-1][1], scans[-1])
         else:
-            journal = Journal.create(_journal_path(directory, name, first_gen))
+            journal = Journal.create(_journal_path(directory, name, layout.first_gen))
         older_bytes = sum(s.valid_size for s in scans[:-1])
         records = [r for s in scans for r in s.records]
-        return cls(directory, name, first_gen, journal, older_bytes, snapshot_bytes), data, records
+        return (cls(directory, name, layout.first_gen, journal, older_bytes, layout.snapshot_bytes),
+                layout.data, records)
 
     @property
     def snapshot_path(self) -> Path:
@@ -176,6 +151,65 @@ class Store:
     def _check(self) -> None:
         if self._broken is not None:
             raise copy.copy(self._broken) from self._broken
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The files of one store as they are on disk, checked to fit together."""
+
+    snapshot_path: Path
+    data: Any  # the snapshot's data, None when there is no snapshot
+    snapshot_bytes: int
+    first_gen: int  # the first journal generation not in the snapshot
+    older: list[int]  # generations the snapshot already holds (a crash left them)
+    current: list[tuple[int, Path]]  # the generations after the snapshot, in order
+
+
+def restore_remedy(directory: Path, name: str) -> str:
+    return (f"restore the files {name}.* in {directory} from a backup, or move all of them away "
+            "to start with an empty store, losing everything they held")
+
+
+def damaged_remedy(directory: Path, name: str) -> str:
+    return (f"run `python run.py check-data` (with the bot's --config or --data-dir) to see what the damaged "
+            "records held, then `python run.py repair-data` to move them into a side file and start from "
+            f"the rest; or restore the files {name}.* in {directory} from a backup")
+
+
+def torn_older_generation(path: Path, contents: JournalContents, remedy: str) -> CorruptFile:
+    # Compaction syncs a generation before starting the next, so only the newest may be torn.
+    lines = len(contents.records) + len(contents.damaged)
+    return CorruptFile(path, f"the record on line {lines + 1} (byte offset {contents.torn_at}) is damaged "
+                             "or incomplete, and a newer journal generation exists, so it is not a write "
+                             "cut short by a crash", remedy)
+
+
+def read_layout(directory: str | os.PathLike[str], name: str) -> Layout:
+    """Which files make up the store, without changing anything; CorruptFile when they do not fit."""
+    directory = Path(directory)
+    snapshot_path = directory / f"{name}.snapshot.json"
+    remedy = restore_remedy(directory, name)
+    snapshot = _read_snapshot(snapshot_path, remedy)
+    data, first_gen, snapshot_bytes = snapshot if snapshot is not None else (None, 0, 0)
+    gens = _generations(directory, name) if directory.is_dir() else []
+    older = [g for g in gens if g < first_gen]
+    current = [g for g in gens if g >= first_gen]
+    if current and current[0] != first_gen:
+        missing = _journal_path(directory, name, first_gen)
+        if snapshot is None:
+            raise CorruptFile(snapshot_path, f"it is missing, but journal generation {current[0]} exists, "
+                              "so the snapshot holding the data before it was lost", remedy)
+        raise CorruptFile(missing, f"it is missing, but {snapshot_path.name} says records continue in it",
+                          remedy)
+    if not current and snapshot is not None:
+        raise CorruptFile(_journal_path(directory, name, first_gen),
+                          f"it is missing, but {snapshot_path.name} says records continue in it", remedy)
+    for a, b in zip(current, current[1:]):
+        if b != a + 1:
+            raise CorruptFile(_journal_path(directory, name, a + 1),
+                              f"it is missing between generations {a} and {b}", remedy)
+    return Layout(snapshot_path, data, snapshot_bytes, first_gen, older,
+                  [(g, _journal_path(directory, name, g)) for g in current])
 
 
 def _journal_path(directory: Path, name: str, gen: int) -> Path:

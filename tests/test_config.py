@@ -25,7 +25,7 @@ from config import (
 from config.loader import KEYS, LANGUAGES, SECTIONS, TEMPLATE_NAMES
 
 DEFAULT_TOML = Path(config.__file__).with_name("default.toml")
-SAMPLE = {"diamonds": 10, "amount": "1000", "order_id": "A1", "min": 1, "max": 100, "rate": "100", "due": "500",
+SAMPLE = {"diamonds": 10, "amount": "1000", "order_id": "A1", "player_id": "576515275", "min": 1, "max": 100, "rate": "100", "due": "500",
           "limit": "5000", "minutes": 2, "ago": "2 minutes ago", "count": 3, "list": "A1 .10", "method": "bKash", "reference": "TRX1",
           "error": "no", "date": "2026-11-25", "group": "Shop", "orders": 4, "revenue": "4000", "payments": "500"}
 
@@ -640,7 +640,8 @@ def test_to_dict_is_plain_and_json_ready() -> None:
     assert json.loads(json.dumps(data)) == data
     assert data["reconciliation"]["interval"] == 10.0
     assert data["persistence"]["commit_delay"] == pytest.approx(0.002)
-    assert data["orders"]["default_rate"] == "100"
+    assert data["orders"]["default_rate"] is None  # unset by default
+    assert load_config(env={}, overrides={"orders.default_rate": "2.30"}).to_dict()["orders"]["default_rate"] == "2.30"
     assert data["bot"]["data_dir"] == str(Path("./data"))
     assert data["whatsapp"]["admins"] == ["1@lid"]
     assert data["messages"] == cfg.messages and data["messages"] is not cfg.messages
@@ -728,3 +729,35 @@ def test_duplicate_guard_is_on_by_default_and_zero_turns_it_off() -> None:
     assert load_config(env={}).orders.duplicate_window == 300.0
     assert load_config(env={}, overrides={"orders.duplicate_window": "0s"}).orders.duplicate_window == 0.0
     assert load_config(env={}, overrides={"reports.daily_at": "06:05"}).reports.daily_at == "06:05"
+
+
+# --- one base port for every port the bot opens ---------------------------------------------
+
+
+def ports(cfg: Config) -> tuple[int, str, int]:
+    return cfg.panel.port, cfg.sandbox.url, cfg.actors.admin_port
+
+
+def test_base_port_moves_panel_sandbox_and_actor_admin_together(tmp_path: Path) -> None:
+    assert load_config(env={}).bot.base_port == 0  # off by default: the documented ports
+    expected = (9000, "http://127.0.0.1:9001", 9002)
+    assert ports(config_from_args(parser().parse_args(["--base-port", "9000"]), env={})) == expected
+    assert ports(load_config(env={"DIAMONDBOT_BOT_BASE_PORT": "9000"})) == expected
+    assert ports(load_config(toml_file(tmp_path, "[bot]\nbase_port = 9000\n"), env={})) == expected
+
+
+def test_a_port_set_explicitly_wins_over_the_base_port(tmp_path: Path) -> None:
+    args = parser().parse_args(["--base-port", "9000", "--port", "7000"])
+    assert ports(config_from_args(args, env={})) == (7000, "http://127.0.0.1:9001", 9002)
+    cfg = load_config(env={"DIAMONDBOT_ACTORS_ADMIN_PORT": "19999"}, overrides={"bot.base_port": "9000"})
+    assert ports(cfg) == (9000, "http://127.0.0.1:9001", 19999)
+    path = toml_file(tmp_path, '[bot]\nbase_port = 9000\n[sandbox]\nurl = "http://127.0.0.1:8500"\n')
+    assert ports(load_config(path, env={})) == (9000, "http://127.0.0.1:8500", 9002)
+
+
+def test_a_base_port_without_room_for_its_offsets_names_the_key() -> None:
+    assert "bot.base_port" in error_of(overrides={"bot.base_port": "65534"})
+    assert "must be between 1 and 65533" in error_of(overrides={"bot.base_port": "65534"})
+    # A derived port that collides with an explicit one is blamed on the explicit one.
+    message = error_of(overrides={"bot.base_port": "9000", "actors.admin_port": "9000"})
+    assert message.startswith('actors.admin_port = "9000" (from command line --set actors.admin_port)')

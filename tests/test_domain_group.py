@@ -242,7 +242,7 @@ def test_invalid_order_text_is_answered_once(text: str, reason: str) -> None:
     m = msg(text, mid="bad1")
     r = take_in(book, [m, m], now=T0, limits=LIMITS)
     assert r.new_orders == []
-    assert r.invalid == [(m, reason)]
+    assert [(m2, why.reason) for m2, why in r.invalid] == [(m, reason)]
     assert r.seen == {"bad1": T0}
     again = take_in(book, [m], now=T0 + 30, limits=LIMITS)  # redelivered after a restart
     assert again.invalid == [] and again.ignored == {"duplicate": 1}
@@ -261,7 +261,7 @@ def test_custom_limits_apply() -> None:
     limits = replace(LIMITS, min_diamonds=50, max_diamonds=500)
     r = take_in(book, [msg(".49"), msg(".50"), msg(".500"), msg(".501")], now=T0, limits=limits)
     assert [o.diamonds for o in r.new_orders] == [50, 500]
-    assert [reason for _, reason in r.invalid] == ["below_min", "above_max"]
+    assert [why.reason for _, why in r.invalid] == ["below_min", "above_max"]
 
 
 @pytest.mark.parametrize(("age", "taken"), [(0, True), (3600, True), (86400, True), (86400.5, False),
@@ -377,8 +377,19 @@ def test_settings_record_round_trip() -> None:
     record = settings_record(book)
     assert record == {"groupName": "Shop", "code": "AB", "rate": "2.30", "enabled": False, "autoApprove": True,
                       "autoApproveMax": 50, "dueLimit": "5000.00", "nextSeq": 18, "watermark": T0,
-                      "nextPaymentSeq": 1}
+                      "nextPaymentSeq": 1, "joinedAt": None, "leftAt": None}
     assert settings_from_record(GID, record, Decimal("100")) == book.settings
+    # A group whose rate nobody set, which the bot joined and then left: all kept as they are.
+    book.settings = replace(book.settings, rate=None, joined_at=T0, left_at=T0 + 60)
+    record = settings_record(book)
+    assert (record["rate"], record["joinedAt"], record["leftAt"]) == (
+        None, "2025-11-24T16:00:00.000+00:00", "2025-11-24T16:01:00.000+00:00")
+    assert settings_from_record(GID, record, Decimal("100")) == book.settings
+
+
+def test_a_group_without_a_stored_rate_takes_the_default_rate_which_may_be_none() -> None:
+    assert settings_from_record(GID, {"groupName": "Old"}, None).rate is None
+    assert settings_from_record(GID, {"groupName": "Old", "rate": None}, Decimal("2.30")).rate is None
 
 
 def test_settings_from_record_defaults() -> None:
@@ -396,8 +407,8 @@ def test_settings_from_record_defaults() -> None:
         ({"rate": 2.3}, "rate"),  # never silently the default: someone's money
         ({"rate": "0"}, "rate"),
         ({"rate": "-1"}, "rate"),
-        ({"rate": None}, "rate"),
         ({"rate": ""}, "rate"),
+        ({"joinedAt": "yesterday"}, "joinedAt"),
         ({"rate": True}, "rate"),
         ({"dueLimit": "-5"}, "dueLimit"),
         ({"dueLimit": 5.5}, "dueLimit"),

@@ -39,11 +39,12 @@ EMPTY = "120363012312312312@g.us"  # no entries
 OTHER = "120363000000000009@g.us"  # ours, not in the seed
 DHAKA = ZoneInfo("Asia/Dhaka")
 NOW = 1_765_300_000.0  # 2025-12-09, after everything in the fixture
+MAX_DIAMONDS = 100_000  # orders.max_diamonds' default
 FAST = {"reconciliation.interval": "20ms", "reconciliation.checkpoint_interval": "1s"}
 
 
 def do_import(data_dir: Path, path: Path = FIXTURE, **kw: Any):
-    return import_json(path, data_dir, default_rate=Decimal("100"), tz=DHAKA, now=NOW,
+    return import_json(path, data_dir, default_rate=Decimal("100"), tz=DHAKA, now=NOW, max_diamonds=MAX_DIAMONDS,
                        progress=kw.pop("progress", io.StringIO()), **kw)
 
 
@@ -91,11 +92,11 @@ def test_the_seeds_file_imports_with_exact_money_mapped_statuses_and_flags(exist
     before = journal.read_bytes()
     report = do_import(existing)
 
-    assert (report.orders_imported, report.orders_flagged, report.orders_already, report.orders_unreadable,
-            report.orders_duplicate) == (26, 6, 0, 3, 2)
-    assert (report.payments_imported, report.payments_already, report.payments_unreadable,
+    assert (report.orders_imported, report.orders_flagged, report.orders_already, report.orders_refused,
+            report.orders_duplicate) == (20, 3, 0, 9, 2)
+    assert (report.payments_imported, report.payments_already, report.payments_refused,
             report.payments_duplicate) == (5, 0, 5, 1)
-    assert report.deliveries_due == 3  # approved, valid, no delivery recorded in the seed
+    assert report.deliveries_due == 2  # approved, valid, no delivery recorded in the seed
     assert report.groups_skipped == 1  # "oops"
     # New groups get codes after the highest in use (C); the seed's group that is already ours keeps A.
     assert [g.split()[0] for g in report.groups_created] == ["D", "E", "F", "G"]
@@ -112,8 +113,8 @@ def test_the_seeds_file_imports_with_exact_money_mapped_statuses_and_flags(exist
     assert rahim.settings["rate"] == "80.00" and rahim.settings["groupName"] == "Rahim Store"
     assert rahim.entries["A1"] == our_order("A1", RAHIM)
     seed = by_seed_id(db, RAHIM)
-    assert len(seed) == 16 and rahim.settings["nextSeq"] == 19
-    assert sorted(e["id"] for e in seed.values()) == sorted(f"A{n}" for n in range(3, 19))
+    assert len(seed) == 12 and rahim.settings["nextSeq"] == 15
+    assert sorted(e["id"] for e in seed.values()) == sorted(f"A{n}" for n in range(3, 15))
     first = seed["seed:1765040834207"]
     assert first["id"] == "A3" and first["userId"] == "76210050711676@lid"
     assert first["status"] == "pending" and first["diamonds"] == 10
@@ -129,7 +130,7 @@ def test_the_seeds_file_imports_with_exact_money_mapped_statuses_and_flags(exist
     assert statuses["seed:1765041200000"] == "completed"
     assert statuses["seed:1765041300000"] == "cancelled"
     assert statuses["seed:1765041400000"] == "deleted"
-    assert statuses["seed:1765042000000"] == "pending"  # "on-hold": unknown, reported
+    assert "seed:1765042000000" not in statuses  # "on-hold": unknown, not imported
     assert statuses["seed:1765042200000"] == "completed"  # approved and confirmed in the seed
     done = seed["seed:1765041100000"]
     assert from_iso(done["approvedAt"]) == 1765041200.0 and from_iso(done["completedAt"]) == 1765041300.0
@@ -160,9 +161,9 @@ def test_the_seeds_file_imports_with_exact_money_mapped_statuses_and_flags(exist
 
     no_rate = by_seed_id(db, NO_RATE)
     assert db.groups[NO_RATE].settings["rate"] == "100.00"  # orders.default_rate, reported
-    assert no_rate["seed:1765070000000"]["amount"] == "500.00"
-    assert no_rate["seed:1765070100000"]["amount"] == "12.50"  # its own rate 2.5
-    assert no_rate["seed:1765070200000"]["amount"] == "300.00"  # amount "abc": diamonds × rate
+    # Priced at its own rate 2.5; the others had no price of their own and the group's rate was
+    # missing (priced at orders.default_rate they would be orders the seed never had).
+    assert list(no_rate) == ["seed:1765070100000"] and no_rate["seed:1765070100000"]["amount"] == "12.50"
     assert db.groups[EMPTY].entries == {} and db.groups[EMPTY].settings["rate"] == "90.00"
 
     # Flagged: exactly the entries with partial data that are still open; reconciliation's own
@@ -170,11 +171,11 @@ def test_the_seeds_file_imports_with_exact_money_mapped_statuses_and_flags(exist
     flagged = {e["importedId"] for _, e in db.all_entries() if "importedId" in e
                and e["status"] not in ("completed", "cancelled", "deleted")
                and validation_problems(from_record(e))}
-    assert flagged == {"seed:1765041600000", "seed:1765041700000", "seed:1765041800000",  # -5, 0, "abc"
-                       "seed:1765041900000",  # no user
+    assert flagged == {"seed:1765041900000",  # no user
                        "seed:1765042100000",  # approved without approvedAt
                        "seed:1765060100000"}  # processing without processingAt
-    assert seed["seed:1765041600000"]["diamonds"] == -5
+    # Diamonds -5, 0 and "abc" are no order the seed can have meant: not imported, never made 0.
+    assert not {"seed:1765041600000", "seed:1765041700000", "seed:1765041800000"} & set(seed)
 
     payments = {p["importedId"]: p for p in db.payments if "importedId" in p}
     assert [p["id"] for p in db.payments] == ["P1", "P2", "P3", "P4", "P5", "P6"]
@@ -191,39 +192,45 @@ def test_the_seeds_file_imports_with_exact_money_mapped_statuses_and_flags(exist
     # The report names every problem, on stdout and in the data dir's logs.
     text = Path(report.log_path).read_text()
     assert Path(report.log_path).parent == existing / "logs"
-    for expected in ("entry #9: skipped", "entry #11: skipped: no id and no diamonds",
-                     "entry 1765040834207: skipped: the same entry appears again",
-                     "same message 3EB0A1B2C3D4E5F6A7B8", "group 120363099988877766@g.us: skipped",
-                     "entry 1765041800000 → A13: flagged invalid", 'unknown status "on-hold"',
-                     "payment #7 (id 1765100600000): skipped: no group id", "the same payment appears again",
+    for expected in ("entry #9: a JSON string", "entry #11: no id and no diamonds",
+                     "entry #8 (id 1765040834207): skipped: the same entry appears again",
+                     "same message 3EB0A1B2C3D4E5F6A7B8", "group 120363099988877766@g.us: a JSON string",
+                     'entry #15 (id 1765041800000): diamonds "abc" is not a whole number',
+                     "entry #13 (id 1765041600000): diamonds -5 is below orders.min_diamonds",
+                     "entry #16 (id 1765041900000) → A11: flagged invalid",
+                     'entry #17 (id 1765042000000): unknown status "on-hold"',
+                     "payment #7 (id 1765100600000): no group id", "the same payment appears again",
+                     "payment #5 (id 1765100400000): amount -50 is not a usable amount",
                      "No Rate Shop): no usable rate", "status 'done' read as completed",
                      "already here with rate 80.00"):
         assert expected in text, expected
+    assert text.index("NOT IMPORTED (15)") > text.index("Problems")  # the list to act on comes last
     assert format_report(report).endswith(f"This report is also in {report.log_path}")
 
 
 def test_a_second_run_imports_nothing_and_says_so(data_dir: Path) -> None:
     first = do_import(data_dir)
-    assert first.orders_imported == 26 and first.payments_imported == 5
+    assert first.orders_imported == 20 and first.payments_imported == 5
     journal = (data_dir / "orders.journal.00000000").read_bytes()
     second = do_import(data_dir)
     assert (second.orders_imported, second.orders_already, second.payments_imported,
-            second.payments_already) == (0, 26, 0, 5)
+            second.payments_already) == (0, 20, 0, 5)
     assert second.groups_created == [] and second.groups_updated == []
     assert "Nothing new to import" in format_report(second)
     assert (data_dir / "orders.journal.00000000").read_bytes() == journal
-    assert len(load(data_dir).order_group) == 26
+    assert len(load(data_dir).order_group) == 20
 
 
 def test_the_cli_imports_and_reports_on_stdout(data_dir: Path) -> None:
     done = subprocess.run([sys.executable, "run.py", "--data-dir", str(data_dir), "import-json", str(FIXTURE)],
                           cwd=REPO, env=process_env(), capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert "orders:   26 imported (6 flagged invalid for review)" in done.stdout
+    assert done.returncode == 3, done.stderr  # imported, except what the report lists as not imported
+    assert "orders:   20 imported (3 flagged invalid for review); 9 NOT imported" in done.stdout
+    assert "15 entries and payments were not imported" in done.stderr
     assert "importing: " not in done.stderr  # fewer than 1000 entries: no progress lines off a terminal
     again = subprocess.run([sys.executable, "run.py", "--data-dir", str(data_dir), "import-json", str(FIXTURE)],
                            cwd=REPO, env=process_env(), capture_output=True, text=True, timeout=60)
-    assert again.returncode == 0 and "Nothing new to import" in again.stdout
+    assert again.returncode == 3 and "Nothing new to import" in again.stdout
     assert len(list((data_dir / "logs").glob("import-*.txt"))) == 2
 
 
@@ -295,7 +302,7 @@ def test_the_actors_take_over_the_imported_orders(make_bot, data_dir: Path) -> N
     do_import(data_dir)  # fresh: A রহিম স্টোর, B Karim Telecom, C ডায়মন্ড হাব ঢাকা, D No Rate Shop, E Empty
     bot = make_bot(clock=FakeClock(NOW), fake=FakeTransport(groups={KARIM: "Karim Telecom"}), **FAST)
     orders = {o["id"]: o for o in bot.orders()}
-    assert len(orders) == 26
+    assert len(orders) == 20
     assert orders["B2"]["amount"] == "16.10"
     assert orders["B2"]["audit"][0]["note"] == f"{NOTE_PREFIX}seed:1765050100000)"
     # domain.orders.to_record keeps no unknown field: once the bot rewrites an imported order
@@ -314,10 +321,9 @@ def test_the_actors_take_over_the_imported_orders(make_bot, data_dir: Path) -> N
     texts = {gid: bot.replies(gid) for gid in (RAHIM, KARIM, HUB, NO_RATE, EMPTY)}
     assert len(texts[RAHIM]) == 1 and "50" in texts[RAHIM][0] and "৳5000" in texts[RAHIM][0]
     assert len(texts[KARIM]) == 2 and sum("৳16.10" in t for t in texts[KARIM]) == 1  # B2's delivery, B5's receipt
-    assert len(texts[NO_RATE]) == 1 and "৳300" in texts[NO_RATE][0]
-    assert texts[HUB] == [] and texts[EMPTY] == []
+    assert texts[HUB] == [] and texts[EMPTY] == [] and texts[NO_RATE] == []
     invalid = {i["order_id"] for i in bot.report()["issues"] if "invalid" in i["issues"]}
-    assert invalid == {"A9", "A10", "A11", "A12", "A14", "C2"}
+    assert invalid == {"A9", "A10", "C2"}  # no user; approved without approvedAt; processing without its time
     assert bot.order("A3")["record"]["status"] == "completed"
     bot.stop()
 
@@ -327,7 +333,7 @@ def test_the_actors_take_over_the_imported_orders(make_bot, data_dir: Path) -> N
     rewritten = db.find("A3")[1]
     assert rewritten["importedId"].startswith("seed:") and rewritten["status"] == "completed"
     again = do_import(data_dir)
-    assert (again.orders_imported, again.orders_already) == (0, 26)
+    assert (again.orders_imported, again.orders_already) == (0, 20)
 
 
 def test_an_imported_payment_can_be_voided_like_any_other(make_bot, data_dir: Path) -> None:
@@ -351,10 +357,10 @@ def test_an_imported_payment_can_be_voided_like_any_other(make_bot, data_dir: Pa
 def test_an_entry_whose_message_is_already_an_order_is_not_imported_again() -> None:
     db = Database()
     db.apply(decode({"t": "group", "g": KARIM, "v": {"groupName": "Karim Telecom", "code": "A", "rate": "2.30",
-                                              "nextSeq": 2}}))
+                                                     "nextSeq": 2}}))
     db.apply(decode({"t": "order", "g": KARIM, "v": dict(our_order("A1", KARIM), messageId="3EB0A1B2C3D4E5F6A7B9")}))
-    seed = {"groups": {KARIM: json.loads(FIXTURE.read_text())["groups"][KARIM]}}
-    plan = SeedImport(db, seed, default_rate=Decimal(100), tz=DHAKA, now=NOW).plan()
+    seed = {"groups": {KARIM: json.loads(FIXTURE.read_text(), parse_float=Decimal)["groups"][KARIM]}}
+    plan = SeedImport(db, seed, default_rate=Decimal(100), tz=DHAKA, now=NOW, max_diamonds=MAX_DIAMONDS).plan()
     assert plan.report.orders_already == 1 and plan.report.orders_imported == 3
     ids = [r["v"]["id"] for r in plan.records if r["t"] == "order"]
     assert ids == ["A2", "A3", "A4"]  # after A1, never reusing it
@@ -421,3 +427,135 @@ def test_payment_records_apply_dedupe_by_id_and_survive_a_snapshot() -> None:
     assert again.snapshot()["payments"] == db.payments
     again.apply(decode({"t": "payment", "g": "1@g.us", "v": dict(first, amount="13.00")}))
     assert [(p["id"], p["amount"]) for p in again.payments] == [("P1", "13.00"), ("P2", "5.00")]
+
+
+# -- nothing comes in different from what the seed had ----------------------------------------------
+
+GOOD = {"id": 1765040000000, "userId": "76210050711676@lid", "status": "pending", "diamonds": 10,
+        "date": 1765040000000}
+
+
+def seed_file(tmp_path: Path, entries: list[Any], payments: list[Any] = (), rate: Any = 100) -> Path:
+    path = tmp_path / "database.json"
+    group = {"groupName": "Shop", "entries": entries}
+    if rate is not None:
+        group["rate"] = rate
+    path.write_text(json.dumps({"groups": {RAHIM: group}, "payments": list(payments)}))
+    return path
+
+
+def entry(**changes: Any) -> dict[str, Any]:
+    return {**GOOD, "id": 1765040000001, **changes}
+
+
+REFUSED_ENTRIES = [
+    (entry(diamonds=25.5), "diamonds 25.5 is not a whole number"),
+    (entry(diamonds=1_000_000), "diamonds 1000000 is above orders.max_diamonds (100000)"),
+    (entry(diamonds=-3), "diamonds -3 is below orders.min_diamonds (1)"),
+    (entry(diamonds="NaN"), 'diamonds "NaN" is not a whole number'),
+    (entry(diamonds=None), "no diamonds"),
+    (entry(amount=-1000), "amount -1000 is not a usable amount"),
+    (entry(amount="NaN"), 'amount "NaN" is not a usable amount'),
+    (entry(amount=1e300), "is not a usable amount"),
+    (entry(amount=123456789012), "is more than 10000000.00"),
+    (entry(amount=1000.555), "amount 1000.555 has fractions of a poisha"),
+    (entry(rate="abc"), 'rate "abc" is not a usable rate'),
+    (entry(rate=-2), "rate -2 is not a usable rate"),
+    (entry(status="on-hold"), 'unknown status "on-hold"'),
+    (entry(status=None), "no status"),
+    (entry(date="yesterday"), 'date "yesterday" is not a time'),
+    (entry(date=32503680000000), "is not a plausible time"),  # the year 3000
+    (entry(status="approved", approvedAt="soon"), 'approvedAt "soon" is not a time'),
+]
+
+
+@pytest.mark.parametrize(("bad", "why"), REFUSED_ENTRIES, ids=[why for _, why in REFUSED_ENTRIES])
+def test_an_entry_that_cannot_come_in_as_written_is_refused_and_the_rest_imported(
+        data_dir: Path, tmp_path: Path, bad: dict[str, Any], why: str) -> None:
+    report = do_import(data_dir, seed_file(tmp_path, [GOOD, bad, {**GOOD, "id": 1765040000002}]))
+    assert (report.orders_imported, report.orders_refused) == (2, 1)
+    [refused] = report.refused
+    assert refused.where == f"group {RAHIM} (Shop) entry #2 (id 1765040000001)"
+    assert why in refused.what, refused.what
+    db = load(data_dir)
+    assert sorted(e["importedId"] for e in db.groups[RAHIM].entries.values()) == [
+        "seed:1765040000000", "seed:1765040000002"]
+    assert all((e["diamonds"], e["amount"]) == (10, "1000.00") for e in db.groups[RAHIM].entries.values())
+    text = format_report(report)
+    tail = text[text.index("NOT IMPORTED (1)"):]
+    assert "entry #2 (id 1765040000001): " in tail and why in tail
+
+
+def test_entries_of_a_group_without_a_rate_come_in_only_with_a_price_of_their_own(data_dir: Path,
+                                                                                  tmp_path: Path) -> None:
+    entries = [GOOD, entry(rate="2.5"), {**GOOD, "id": 1765040000002, "amount": 700}]
+    report = do_import(data_dir, seed_file(tmp_path, entries, rate=None))
+    assert report.orders_imported == 2
+    assert [p.what for p in report.refused] == [
+        "not imported: no rate of its own, and its group has no usable rate in the file"]
+    amounts = {e["importedId"]: e["amount"] for e in load(data_dir).groups[RAHIM].entries.values()}
+    assert amounts == {"seed:1765040000001": "25.00", "seed:1765040000002": "700.00"}  # never default_rate × 10
+
+
+def test_a_js_float_amount_is_the_poisha_it_meant(data_dir: Path, tmp_path: Path) -> None:
+    report = do_import(data_dir, seed_file(tmp_path, [entry(diamonds=7, rate="2.3", amount=16.099999999999998)]))
+    assert report.refused == [] and report.orders_imported == 1
+    [order] = load(data_dir).groups[RAHIM].entries.values()
+    assert order["amount"] == "16.10"
+
+
+PAYMENT = {"id": 1765100000000, "groupId": RAHIM, "amount": 5000, "method": "bKash", "trxId": "BK1",
+           "date": 1765100000000}
+REFUSED_PAYMENTS = [
+    ({**PAYMENT, "groupId": "120363000000000777@g.us"},
+     "group 120363000000000777@g.us is neither a readable group of the file nor one of the bot's"),
+    ({**PAYMENT, "groupId": None}, "no group id"),
+    ({**PAYMENT, "amount": -50}, "amount -50 is not a usable amount"),
+    ({**PAYMENT, "amount": 0}, "amount 0 is not more than 0"),
+    ({**PAYMENT, "amount": "NaN"}, 'amount "NaN" is not a usable amount'),
+    ({**PAYMENT, "amount": 99_999_999}, "is more than 10000000.00"),
+    ({**PAYMENT, "amount": 10.005}, "amount 10.005 has fractions of a poisha"),
+    ({**PAYMENT, "amount": None}, "no amount"),
+    ({**PAYMENT, "date": "last week"}, 'date "last week" is not a time'),
+]
+
+
+@pytest.mark.parametrize(("bad", "why"), REFUSED_PAYMENTS, ids=[why for _, why in REFUSED_PAYMENTS])
+def test_a_payment_that_cannot_come_in_as_written_is_refused_and_the_rest_imported(
+        data_dir: Path, tmp_path: Path, bad: dict[str, Any], why: str) -> None:
+    payments = [PAYMENT, {**bad, "id": 1765100000001}, {**PAYMENT, "id": 1765100000002, "amount": 300}]
+    report = do_import(data_dir, seed_file(tmp_path, [GOOD], payments))
+    assert (report.payments_imported, report.payments_refused) == (2, 1)
+    [refused] = report.refused
+    assert refused.where == "payment #2 (id 1765100000001)" and why in refused.what, refused.what
+    db = load(data_dir)
+    assert [(p["groupId"], p["amount"]) for p in db.payments] == [(RAHIM, "5000.00"), (RAHIM, "300.00")]
+
+
+def test_a_payment_of_a_group_the_bot_already_has_comes_in(data_dir: Path, tmp_path: Path) -> None:
+    write_records(data_dir, [{"t": "group", "g": OTHER, "v": {"groupName": "Other", "code": "A", "rate": "90.00"}}])
+    report = do_import(data_dir, seed_file(tmp_path, [GOOD], [{**PAYMENT, "groupId": OTHER}]))
+    assert report.refused == [] and [p["groupId"] for p in load(data_dir).payments] == [OTHER]
+
+
+def test_the_cli_exits_3_and_lists_what_was_not_imported_last(data_dir: Path, tmp_path: Path) -> None:
+    path = seed_file(tmp_path, [GOOD, entry(diamonds=25.5)], [{**PAYMENT, "groupId": "120363000000000777@g.us"}])
+    done = subprocess.run([sys.executable, "run.py", "--data-dir", str(data_dir), "import-json", str(path)],
+                          cwd=REPO, env=process_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3, done.stderr
+    tail = done.stdout[done.stdout.index("NOT IMPORTED (2)"):]
+    assert "entry #2 (id 1765040000001): diamonds 25.5 is not a whole number" in tail
+    assert "payment #1 (id 1765100000000): group 120363000000000777@g.us is neither" in tail
+    assert "2 entries and payments were not imported" in done.stderr
+    assert len(load(data_dir).order_group) == 1 and load(data_dir).payments == []
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_read(data_dir: Path, tmp_path: Path) -> None:
+    huge = tmp_path / "database.json"
+    with open(huge, "wb") as f:  # sparse: no disk and no memory used, unless someone reads it
+        f.truncate(257 * 1024 * 1024)
+    done = subprocess.run([sys.executable, "run.py", "--data-dir", str(data_dir), "import-json", str(huge)],
+                          cwd=REPO, env=process_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "257 MB, more than the 256 MB the import reads" in done.stderr and "Nothing was imported" in done.stderr
+    assert not data_dir.exists()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e import REPO, free_port, process_env
-from web.auth import UserStore
+from tests.e2e import REPO, Bot, free_port, listening_sockets, process_env, wait_for
+from web.auth import INITIAL_PASSWORD_FILE, UserStore, ensure_admin
 
 
 def run(*args: str, stdin: str = "", timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -60,3 +63,138 @@ def test_a_busy_panel_port_stops_the_start_clearly(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert f"panel.port {port}" in done.stderr and "in use" in done.stderr
     assert not (tmp_path / "data" / "actor-system.json").exists()
+
+
+def test_set_password_of_admin_removes_the_first_password_file(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = ensure_admin(data, {})  # a first start without DIAMONDBOT_ADMIN_PASSWORD
+    assert first and (data / INITIAL_PASSWORD_FILE).read_text().strip() == first
+    other = run("--data-dir", str(data), "set-password", "operator", stdin="another-long-password\n")
+    assert other.returncode == 0 and (data / INITIAL_PASSWORD_FILE).exists()  # another user's: still right
+    done = run("--data-dir", str(data), "set-password", "admin", stdin="a-long-password\n")
+    assert done.returncode == 0, done.stderr
+    assert not (data / INITIAL_PASSWORD_FILE).exists()  # its password no longer works
+    assert INITIAL_PASSWORD_FILE in done.stdout and "no longer works" in done.stdout
+    assert asyncio.run(UserStore(data).verify("admin", "a-long-password"))
+    assert not asyncio.run(UserStore(data).verify("admin", first))
+
+
+def free_ports(count: int) -> int:
+    """A base port with `count` free ports from it on."""
+    for _ in range(50):
+        base = free_port()
+        if base + count > 65535:
+            continue
+        try:
+            socks = []
+            for port in range(base, base + count):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        return base
+    raise AssertionError("no run of free ports found")
+
+
+def start_bot(data: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "run.py", "--data-dir", str(data), *args], cwd=REPO,
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=process_env(DIAMONDBOT_ADMIN_PASSWORD="a-long-password"))
+
+
+def watch(proc: subprocess.Popen[bytes], data: Path, log: Path, panel: int) -> Bot:
+    """The e2e helpers pointed at a run.py started here."""
+    bot = Bot(data, "", log)
+    bot.proc, bot.port = proc, panel
+    bot.api.base = f"http://127.0.0.1:{panel}"
+    return bot
+
+
+def stop_bot(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0
+
+
+def test_base_port_moves_the_panel_the_sandbox_and_the_actor_admin_together(tmp_path: Path) -> None:
+    base = free_ports(3)
+    data = tmp_path / "data"
+    proc = start_bot(data, tmp_path / "bot.log", "--base-port", str(base))
+    try:
+        bot = watch(proc, data, tmp_path / "bot.log", base)
+        bot.wait_healthy()
+        sandbox = wait_for(lambda: _sandbox_pid(proc.pid), 10, "the sandbox")
+        assert base in {p for _, _, p in listening_sockets([proc.pid])}  # the panel
+        assert base + 1 in {p for _, _, p in listening_sockets([sandbox])}
+        assert base + 2 in {p for _, _, p in listening_sockets(bot.pids()[1:])}  # the Thespian admin
+    finally:
+        stop_bot(proc)
+
+
+def _sandbox_pid(parent: int) -> int | None:
+    """The sandbox child run.py started."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_bytes()
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(raw[raw.rfind(b")") + 2:].split()[1]) == parent and b"sandbox" in cmd:
+            return int(entry)
+    return None
+
+
+def test_an_explicit_port_wins_over_the_base_port(tmp_path: Path) -> None:
+    base, panel = free_ports(3), free_port()
+    data = tmp_path / "data"
+    proc = start_bot(data, tmp_path / "bot.log", "--base-port", str(base), "--port", str(panel),
+                     "--set", "sandbox.autostart=false")
+    try:
+        bot = watch(proc, data, tmp_path / "bot.log", panel)
+        bot.wait_healthy()
+        assert panel in {p for _, _, p in listening_sockets([proc.pid])}
+        assert base + 2 in {p for _, _, p in listening_sockets(bot.pids()[1:])}
+    finally:
+        stop_bot(proc)
+
+
+def private(path: Path) -> bool:
+    """Nobody but the owner may read, write or enter it."""
+    return stat.S_IMODE(path.lstat().st_mode) & 0o077 == 0
+
+
+def test_the_data_dir_and_everything_the_bot_creates_in_it_are_private(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "logs").mkdir(parents=True)
+    data.chmod(0o755)
+    (data / "logs").chmod(0o755)
+    old_log = data / "logs" / "bot.log"
+    old_log.write_text("a line from an older version with a customer's number 8801711111111\n")
+    old_log.chmod(0o644)
+    base = free_ports(3)
+    proc = start_bot(data, tmp_path / "bot.log", "--base-port", str(base))
+    try:
+        bot = watch(proc, data, tmp_path / "bot.log", base)
+        bot.wait_healthy()
+        wait_for(lambda: (data / "sandbox.json").exists(), 10, "the sandbox's file")
+    finally:
+        stop_bot(proc)
+    everything = [data, *data.rglob("*")]
+    names = {p.relative_to(data).as_posix() for p in everything}
+    # The files the issue named, and the ones forked actors and the sandbox child create.
+    assert {"logs/bot.log", "logs/sandbox.log", "sandbox.json", "panel-users.json", "panel-secret.key",
+            "orders.journal.00000000", "bot.lock", "persistence.lock"} <= names
+    assert [p.relative_to(data).as_posix() for p in everything if not private(p)] == []
+    assert "readable by this user only" in (tmp_path / "bot.log").read_text()

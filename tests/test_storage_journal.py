@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from storage.errors import CorruptFile, FsyncFailed, StorageError
-from storage.journal import Journal, JournalScan, encode_record, scan_journal
+from storage.journal import Journal, JournalScan, encode_record, read_journal, scan_journal
 
 PAYLOADS = [
     orjson.dumps({"order": 1, "text": "৫০০ ডায়মন্ড", "note": "line\nbreak"}),
@@ -114,7 +114,9 @@ def test_corrupt_file_message_tells_the_operator_what_to_do(tmp_path: Path) -> N
     assert (again.path, again.reason, str(again)) == (err.path, err.reason, text)
 
 
-def test_flipped_byte_in_the_last_payload_is_a_torn_tail(tmp_path: Path) -> None:
+def test_flipped_byte_in_the_complete_last_record_is_damage_not_a_torn_tail(tmp_path: Path) -> None:
+    # A crash leaves a prefix of a record (no line end) or zeros; a whole line that fails its
+    # checksum was written and synced, perhaps acknowledged: dropping it would lose it silently.
     full = write_journal(tmp_path / "full", PAYLOADS)
     start, end = record_bounds(full)[-1]
     payload_start = end - 1 - len(PAYLOADS[-1])
@@ -123,10 +125,42 @@ def test_flipped_byte_in_the_last_payload_is_a_torn_tail(tmp_path: Path) -> None
         damaged = bytearray(full)
         damaged[offset] ^= 0x20
         path.write_bytes(bytes(damaged))
-        scan = scan_journal(path)
-        assert (scan.records, scan.valid_size, scan.torn_bytes) == (PAYLOADS[:2], start, end - start)
-        Journal.open(path, scan).close()
-        assert path.read_bytes() == full[:start]
+        with pytest.raises(CorruptFile, match=f"line 3 .byte offset {start}.*not a write cut short"):
+            scan_journal(path)
+        with pytest.raises(CorruptFile):
+            Journal.open(path)
+        assert path.read_bytes() == bytes(damaged)
+        contents = read_journal(path)
+        assert [r.payload for r in contents.records] == PAYLOADS[:2]
+        assert [(d.offset, d.line, d.raw, d.reason) for d in contents.damaged] == [
+            (start, 3, bytes(damaged[start:end]), "checksum mismatch")]
+        assert contents.torn_bytes == 0
+
+
+def test_every_damaged_line_is_listed_with_its_position_and_bytes(tmp_path: Path) -> None:
+    full = write_journal(tmp_path / "full", PAYLOADS + [b'{"order": 4}'])
+    bounds = record_bounds(full)
+    damaged = bytearray(full)
+    for which in (0, 2):  # two separate damaged records, intact ones between and after
+        damaged[bounds[which][0] + 12] ^= 0x01
+    path = tmp_path / "j"
+    path.write_bytes(bytes(damaged))
+    contents = read_journal(path)
+    assert [(d.line, d.offset, d.raw) for d in contents.damaged] == [
+        (1, bounds[0][0], bytes(damaged[slice(*bounds[0])])), (3, bounds[2][0], bytes(damaged[slice(*bounds[2])]))]
+    assert [(r.line, r.offset, r.end, r.payload) for r in contents.records] == [
+        (2, bounds[1][0], bounds[1][1], PAYLOADS[1]), (4, bounds[3][0], bounds[3][1], b'{"order": 4}')]
+    with pytest.raises(CorruptFile, match=r"line 1 .*\(2 damaged lines in all\)"):
+        scan_journal(path)
+
+
+def test_a_torn_tail_is_not_damage(tmp_path: Path) -> None:
+    full = write_journal(tmp_path / "full", PAYLOADS)
+    path = tmp_path / "j"
+    tail = b"0badc0de 999 {\"order\""
+    path.write_bytes(full + tail)
+    contents = read_journal(path)
+    assert (contents.damaged, contents.torn_at, contents.torn_bytes) == ([], len(full), len(tail))
 
 
 def test_zero_filled_tail_after_power_loss_is_torn(tmp_path: Path) -> None:

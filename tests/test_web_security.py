@@ -344,14 +344,17 @@ async def test_a_new_password_ends_the_sessions_begun_before_it(client: TestClie
     assert (await client.get("/api/orders")).status == 200
 
 
-async def test_an_unreadable_revocation_file_is_left_alone(data_dir: Path, bridge: FakeBridge) -> None:
+@pytest.mark.parametrize("content", [b"{not json", b'{"revoked": []}', b'{"revoked": {"sid": "soon"}}'])
+def test_an_unreadable_revocation_file_stops_the_panel_and_is_left_alone(
+        data_dir: Path, bridge: FakeBridge, content: bytes) -> None:
+    # Starting with no revocations would quietly accept every session logged out before.
     auth.ensure_admin(data_dir, {auth.ENV_PASSWORD: PASSWORD})
     broken = data_dir / "panel-revoked-sessions.json"
-    broken.write_bytes(b"{not json")
-    async with panel_client(make_config(data_dir), bridge) as c:
-        await login(c)
-        assert (await c.get("/api/orders")).status == 200
-    assert broken.read_bytes() == b"{not json"  # never repaired by overwriting
+    broken.write_bytes(content)
+    with pytest.raises(CorruptFile, match="panel-revoked-sessions.json") as err:
+        create_app(make_config(data_dir), bridge)
+    assert "delete it" in str(err.value)
+    assert broken.read_bytes() == content  # never repaired by overwriting
 
 
 # --- throttling -------------------------------------------------------------------------------

@@ -21,12 +21,35 @@ import orjson
 
 from domain.clock import from_iso
 from storage.atomic import atomic_write_bytes
-from storage.errors import StorageError
+from storage.errors import CorruptFile, StorageError
 from web.auth import load_users, users_path
 
 log = logging.getLogger("diamondbot.panel")
 
 REVOKED_FILE = "panel-revoked-sessions.json"
+
+
+def load_revoked(path: Path) -> dict[str, float]:
+    """The revoked session ids and when their cookies expire; CorruptFile when unreadable."""
+    # Never replaced by an empty list: that would quietly accept every session logged out before.
+    remedy = ("restore it from a backup, or delete it: sessions logged out before are then accepted "
+              "again until their cookies expire (at most 12 hours); `python run.py set-password USER` "
+              "ends every session of a user at once")
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise CorruptFile(path, f"it cannot be read ({e.strerror or e})", remedy) from None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise CorruptFile(path, f"it is not valid JSON ({e})", remedy) from None
+    revoked = data.get("revoked") if isinstance(data, dict) else None
+    if not isinstance(revoked, dict) or not all(
+            isinstance(e, (int, float)) and not isinstance(e, bool) for e in revoked.values()):
+        raise CorruptFile(path, 'expected an object {"revoked": {session id: expiry time}}', remedy)
+    return {str(s): float(e) for s, e in revoked.items()}
 
 
 class SessionRegistry:
@@ -73,18 +96,7 @@ class SessionRegistry:
             atomic_write_bytes(self.path, orjson.dumps({"revoked": self._revoked}), mode=0o600)
 
     def _load(self) -> dict[str, float]:
-        try:
-            data = orjson.loads(self.path.read_bytes())
-        except FileNotFoundError:
-            return {}
-        except (OSError, orjson.JSONDecodeError) as e:
-            # Never repaired by overwriting: logins keep working, the next logout rewrites it.
-            log.error("cannot read %s (%s); sessions logged out before this start are not refused", self.path, e)
-            return {}
-        revoked = data.get("revoked") if isinstance(data, dict) else None
-        if not isinstance(revoked, dict):
-            return {}
-        return {str(s): float(e) for s, e in revoked.items() if isinstance(e, (int, float))}
+        return load_revoked(self.path)
 
     def _password_set_at(self, user: str) -> float:
         """When the user's password was last set (0 if unknown); the users file is read again
