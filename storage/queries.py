@@ -22,7 +22,7 @@ from storage.database import Database
 MAX_PAGE = 500
 _ARCHIVED = {s.value for s in ARCHIVED}
 _STATUSES = {s.value for s in Status}
-_TEXT_FIELDS = ("id", "userId", "userAlt", "userName", "groupName", "messageId", "groupId")
+_TEXT_FIELDS = ("id", "userId", "userAlt", "userName", "playerId", "groupName", "messageId", "groupId")
 
 
 class QueryError(ValueError):

@@ -4,6 +4,11 @@ It keeps orders and payments as stored records in a real `storage.database.Datab
 queries (lists, ledgers, the daily report) with the real `storage.queries`, and runs commands
 through the real state machine (`domain.orders`), group settings rules (`domain.group`) and
 payment rules (`domain.payments`), so API tests exercise the same rules as the actors.
+
+The stored records follow the contract of issue 12 (/work/helpers/CONTRACT-12.md): an order may
+carry the player to top up (`playerId`; absent on old records), a group's settings a `rate` of
+null (nobody set it yet: such a group takes no order), `joinedAt` and `leftAt`; a group can be
+known before its first order.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from actors.messages import Changed, CommandDone, GatewayStatus, QueryResult
 from config import Config, load_config
-from domain.clock import FakeClock
+from domain.clock import FakeClock, to_iso
 from domain.money import money_str, parse_rate
 from domain.group import (
     GroupBook,
@@ -90,29 +95,57 @@ class FakeBridge:
     tz: tzinfo = field(default_factory=lambda: ZoneInfo("Asia/Dhaka"))  # the daily report's days
     _books: dict[str, GroupBook] = field(default_factory=dict)
     _change_seq: int = 0
+    _unrated: set[str] = field(default_factory=set)  # groups whose stored rate is null
+    _players: dict[str, str] = field(default_factory=dict)  # order id -> its stored playerId
 
     # -- setting up ------------------------------------------------------------------------
 
-    def add_group(self, name: str, rate: str = "100", group_id: str | None = None, **settings: Any) -> str:
+    def add_group(self, name: str, rate: str | None = "100", group_id: str | None = None, *,
+                  joined_at: float | None = None, old_record: bool = False, **settings: Any) -> str:
+        """A group the bot knows, with no order yet; `rate` None: nobody set its rate (it refuses
+        orders until then). It joined at `joined_at` (default now); an `old_record` has no joinedAt."""
         group_id = group_id or f"1203630000000{len(self._books) + 1:05d}@g.us"
         code = group_code(len(self._books) + 1)
-        book = GroupBook(GroupSettings(group_id=group_id, name=name, code=code, rate=parse_rate(rate), **settings))
+        book = GroupBook(GroupSettings(group_id=group_id, name=name, code=code,
+                                       rate=parse_rate(rate) if rate is not None else DEFAULT_RATE, **settings))
         self._books[group_id] = book
-        self.db.apply(GroupRecord(group_id, settings_record(book)))
+        if rate is None:
+            self._unrated.add(group_id)
+        joined = {} if old_record else {"joinedAt": to_iso(self.clock.now() if joined_at is None else joined_at)}
+        self.db.apply(GroupRecord(group_id, {**self._settings(group_id), **joined}))
         return group_id
+
+    def leave_group(self, group_id: str, at: float | None = None) -> None:
+        """The bot's number left the group (or was removed): it stays, marked with leftAt."""
+        self.db.apply(GroupRecord(group_id, {"leftAt": to_iso(self.clock.now() if at is None else at)}))
+
+    def _settings(self, group_id: str) -> dict[str, Any]:
+        """The group's settings record as the GroupActor writes it (rate null while unset)."""
+        record = settings_record(self._books[group_id])
+        if group_id in self._unrated:
+            record["rate"] = None
+        return record
 
     def add_order(self, group_id: str, diamonds: int, *, user_id: str = "76210050711676@lid",
                   user_name: str = "Rahim", created_at: float | None = None, recovered: bool = False,
-                  actions: tuple[Action, ...] = (), issues: tuple[Issue, ...] = ()) -> str:
-        """A new order from a chat message, moved on by `actions`, with `issues`; returns its id."""
+                  actions: tuple[Action, ...] = (), issues: tuple[Issue, ...] = (),
+                  player_id: str | None = "") -> str:
+        """A new order from a chat message, moved on by `actions`, with `issues`; returns its id.
+        `player_id`: whom to top up (its two-line message), "" for a `.N` order, None for an old
+        record without the field. A group without a rate takes no order (ValueError)."""
+        if group_id in self._unrated:
+            raise ValueError(f"group {group_id}: rate not set yet, the bot creates no order")
         book = self._books[group_id]
         now = self.clock.now()
         order = new_order(
             order_id=f"{book.settings.code}{book.next_seq}", group_id=group_id,
             group_name=book.settings.name, user_id=user_id, user_alt="8801712345678@s.whatsapp.net",
-            user_name=user_name, message_id=uuid.uuid4().hex[:20].upper(), text=f".{diamonds}",
+            user_name=user_name, message_id=uuid.uuid4().hex[:20].upper(),
+            text=f"{player_id}\n{diamonds}" if player_id else f".{diamonds}",
             diamonds=diamonds, rate=book.settings.rate,
             created_at=now if created_at is None else created_at, now=now, recovered=recovered)
+        if player_id is not None:
+            self._players[order.id] = player_id
         book.next_seq += 1
         for action in actions:
             order = transition(order, action, by="admin:setup", now=now)
@@ -130,7 +163,7 @@ class FakeBridge:
                               at=self.clock.now() if at is None else at, by=by)
         book.next_payment_seq += 1
         self.db.apply(PaymentRecord(group_id, payment_record(payment)))
-        self.db.apply(GroupRecord(group_id, settings_record(book)))
+        self.db.apply(GroupRecord(group_id, self._settings(group_id)))
         self._change_seq += 1
         self.live.publish(Changed(self._change_seq, (), (group_id,)))
         return payment.id
@@ -158,7 +191,10 @@ class FakeBridge:
         return orjson.dumps(self.db.snapshot(), option=orjson.OPT_SORT_KEYS)
 
     def _put(self, order: Any) -> None:
-        self.db.apply(OrderRecord.of(order))
+        record = to_record(order)
+        if order.id in self._players:  # what the GroupActor keeps on every later record of the order
+            record["playerId"] = self._players[order.id]
+        self.db.apply(OrderRecord(order.group_id, record))
         self._change_seq += 1  # what the PersistenceActor publishes after a durable write
         self.live.publish(Changed(self._change_seq, (queries.get_order(self.db, order.id),), ()))
 
@@ -191,7 +227,7 @@ class FakeBridge:
         except TransitionError as e:
             return CommandDone(rid, 409, error=str(e))
         self._put(updated)
-        view = {"record": to_record(updated), "check": self.db.check_of(gid, updated.id)}
+        view = {"record": dict(self.record(updated.id)), "check": self.db.check_of(gid, updated.id)}
         if updated.status is Status.APPROVED and self.deliver_on_approve:
             # What the GroupActor does once the transport confirms the delivery message.
             sent = updated.delivery.attempted(now).succeeded("BOTMSG" + updated.id, now)
@@ -205,14 +241,17 @@ class FakeBridge:
         book = self._books.get(group_id)
         if book is None:
             return CommandDone(rid, 404, error=f"no group {group_id}")
-        current = settings_from_record(group_id, self.db.groups[group_id].settings, DEFAULT_RATE)
+        stored = self.db.groups[group_id].settings
+        current = settings_from_record(group_id, {**stored, "rate": stored.get("rate") or DEFAULT_RATE}, DEFAULT_RATE)
         try:
             book.settings = apply_settings_patch(current, patch)
         except SettingsError as e:
             return CommandDone(rid, 400, error=str(e))
-        record = settings_record(book)
-        self.db.apply(GroupRecord(group_id, record))
-        return CommandDone(rid, 200, result={"group_id": group_id, **record})
+        if "rate" in patch:
+            self._unrated.discard(group_id)
+        self.db.apply(GroupRecord(group_id, self._settings(group_id)))
+        return CommandDone(rid, 200, result={"group_id": group_id, **self.db.groups[group_id].settings,
+                                             "due": money_str(self.due(group_id))})
 
     async def list_orders(self, **filters: Any) -> QueryResult:
         await self._call("list_orders", filters)

@@ -98,6 +98,7 @@ async def test_an_order_from_chat_to_delivery_live_in_the_browser(world: tuple[S
         await expect(row).to_have_attribute("data-status", "pending")
         await expect(row).to_contain_text("Alice")
         await expect(row).to_contain_text("৳1000")
+        await expect(row.locator("td.pid")).to_have_text("—")  # a `.10` order names no player
 
         # One click approves it; the row turns completed by itself once the delivery is sent.
         await row.locator('button[value="approve"]').click()

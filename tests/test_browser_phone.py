@@ -74,7 +74,7 @@ async def test_every_order_action_and_group_field_is_on_a_phones_screen(world: t
             for j in range(await buttons.count()):
                 await reachable(buttons.nth(j), f"{order} {await buttons.nth(j).get_attribute('value')}")
                 seen += 1
-            for cell in ("a", ".st", "time"):
+            for cell in ("a", ".st", "time", "td.pid"):
                 await reachable(row.locator(cell).first, f"{order} {cell}")
         assert seen == 4 + 3 + 4  # pending: process, approve, cancel, delete; processing: approve, cancel, delete
         await screenshot(page, "orders-phone-cards")

@@ -348,7 +348,8 @@ async def test_phone_cards_are_labelled_in_the_panels_language(tmp_path: Path, b
         resp = await c.get("/labels.css")
         css = await resp.text()
     assert resp.status == 200 and resp.content_type == "text/css"
-    assert '.orders td:nth-child(5) { --label: "ডায়মন্ড"; }' in css
+    assert '.orders td:nth-child(5) { --label: "প্লেয়ার আইডি"; }' in css
+    assert '.orders td:nth-child(6) { --label: "ডায়মন্ড"; }' in css
     assert '.groups td:nth-child(3) { --label: "রেট (প্রতি ডায়মন্ড ৳)"; }' in css
     assert ".groups td:nth-child(1)" not in css  # the group's name heads its card
     assert pages.css_string('a"b\\c\nd') == '"a\\22 b\\5c c\\a d"'
@@ -517,9 +518,9 @@ async def test_every_page_weighs_under_55_kb(tmp_path: Path, bridge: FakeBridge)
     """A full page of orders in Bengali, with its stylesheet, script and icon (cheap phones,
     poor connections). 55 KB since the tables became cards on a phone (their layout and column
     labels); the page was at 49.4 KB before."""
-    for i in range(30):
+    for i in range(30):  # orders with players to top up: phone numbers, the longest kind
         bridge.add_order(ALPHA, 10 + i, user_name=f"রহিম স্টোর {i}", created_at=NOW - 60 * i,
-                         issues=(Issue.STUCK_PENDING,) if i % 5 == 0 else ())
+                         issues=(Issue.STUCK_PENDING,) if i % 5 == 0 else (), player_id=f"+88017123456{i:02d}")
     async with await make_client(tmp_path, bridge, **{"bot.language": "bn"}) as c:
         await login(c)
         for path in PAGES:

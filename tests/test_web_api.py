@@ -157,7 +157,8 @@ async def test_groups_list_and_patch(client: TestClient[Any, Any], token: str, b
     alpha = groups[0]
     assert alpha == {
         "id": "120363000000000001@g.us", "name": "Alpha Resellers", "code": "A", "rate": "100.00",
-        "enabled": True, "auto_approve": False, "auto_approve_max": 0, "due_limit": None,
+        "rate_set": True, "enabled": True, "auto_approve": False, "auto_approve_max": 0, "due_limit": None,
+        "left": False, "left_at": None, "joined_at": "2025-11-24T22:00:00.000+06:00",
         "counts": {"pending": 1, "processing": 1, "approved": 0, "completed": 0, "cancelled": 0, "deleted": 0},
         "orders": 2, "billed": "0.00", "paid": "0.00", "due": "0.00",
     }

@@ -85,6 +85,8 @@ def order_json(view: Mapping[str, Any], tz: tzinfo, detail: bool = False) -> dic
         "user_id": _text(r.get("userId")),
         "user_alt": _text(r.get("userAlt")),
         "user_name": _text(r.get("userName")),
+        # Whom to top up: a game ID or a phone number; "" for a `.10` order (and older records).
+        "player_id": _text(r.get("playerId")),
         "message_id": _text(r.get("messageId")),
         "diamonds": _int(r.get("diamonds")),
         "rate": rate_str(r.get("rate")),
@@ -116,23 +118,31 @@ def order_json(view: Mapping[str, Any], tz: tzinfo, detail: bool = False) -> dic
     return out
 
 
-def group_json(group_id: str, settings: Mapping[str, Any]) -> dict[str, Any]:
-    """A group's settings for the API, from its stored settings record."""
+def group_json(group_id: str, settings: Mapping[str, Any], tz: tzinfo) -> dict[str, Any]:
+    """A group's settings for the API, from its stored settings record. `rate` is None (and
+    `rate_set` false) for a group whose rate nobody has set: its orders are refused until then."""
+    rate = rate_str(settings.get("rate"))
+    left_at = local_iso(settings.get("leftAt"), tz)
     return {
         "id": group_id,
         "name": _text(settings.get("groupName")),
         "code": _text(settings.get("code")),
-        "rate": rate_str(settings.get("rate")),
+        "rate": rate,
+        "rate_set": rate is not None,
         "enabled": bool(settings.get("enabled", True)),
         "auto_approve": bool(settings.get("autoApprove", False)),
         "auto_approve_max": _int(settings.get("autoApproveMax")),
         "due_limit": money(settings.get("dueLimit")),
+        # The bot's number left the group (or was removed): it stays listed, with its account.
+        "left": left_at is not None,
+        "left_at": left_at,
+        "joined_at": local_iso(settings.get("joinedAt"), tz),
     }
 
 
-def group_list_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+def group_list_entry(entry: Mapping[str, Any], tz: tzinfo) -> dict[str, Any]:
     """One entry of ListGroups ({"group_id", "settings", "counts", "orders"}) for the API."""
-    out = group_json(_text(entry.get("group_id")), entry.get("settings") or {})
+    out = group_json(_text(entry.get("group_id")), entry.get("settings") or {}, tz)
     out["counts"] = dict(entry.get("counts") or {})
     out["orders"] = _int(entry.get("orders"))
     for key in ("billed", "paid", "due"):  # the group's account: due = billed - paid

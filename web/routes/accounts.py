@@ -104,7 +104,7 @@ async def _payments(request: web.Request, *, form: Mapping[str, str] | None = No
     dates, since, until = day_bounds(q, panel.tz, errors)
     group = or_else(errors, lambda: params.text(q, "group"), "")
     limit, offset = page_window(q, errors)
-    groups = [group_list_entry(g) for g in unwrap(await panel.bridge.list_groups())]
+    groups = [group_list_entry(g, panel.tz) for g in unwrap(await panel.bridge.list_groups())]
     for g in groups:
         g["name"] = g["name"] or g["id"]
         g["fill"] = _fill(g["due"])

@@ -18,9 +18,12 @@ _PROBE = GroupSettings(group_id="", name="probe", code="A", rate=Decimal("1.00")
 
 
 async def list_groups(request: web.Request) -> web.Response:
-    """GET /api/groups → {"groups": [{id, name, code, rate, enabled, auto_approve, ..., counts, orders}]}."""
-    data = unwrap(await panel_of(request).bridge.list_groups())
-    return json_response({"groups": [group_list_entry(g) for g in data]})
+    """GET /api/groups → {"groups": [{id, name, code, rate, rate_set, enabled, auto_approve, ..., left,
+    left_at, joined_at, counts, orders, billed, paid, due}]}: every group the bot knows, also those
+    without orders; `rate` is null until someone sets it."""
+    panel = panel_of(request)
+    data = unwrap(await panel.bridge.list_groups())
+    return json_response({"groups": [group_list_entry(g, panel.tz) for g in data]})
 
 
 def check_patch(patch: dict[str, object]) -> None:
@@ -30,6 +33,10 @@ def check_patch(patch: dict[str, object]) -> None:
     unknown = sorted(k for k in patch if k not in FIELDS)
     if unknown:
         raise ApiError(400, f"{', '.join(unknown)}: not a group setting; use {', '.join(FIELDS)}")
+    if "rate" in patch and patch["rate"] in (None, ""):
+        # A rate can be changed, never taken away: a group without one refuses every order.
+        raise ApiError(400, "rate: required, a decimal string such as \"2.30\"; a group's rate can be "
+                            "changed but not unset")
     for key in ("rate", "due_limit"):
         if isinstance(patch.get(key), float):
             raise ApiError(400, f"{key}: send a decimal string such as \"2.30\" or a whole number; "
@@ -44,7 +51,8 @@ def check_patch(patch: dict[str, object]) -> None:
 
 
 async def update_group(request: web.Request) -> web.Response:
-    """PATCH /api/groups/{id} with any of FIELDS → {"group": {...}}; 400 bad value, 404 unknown."""
+    """PATCH /api/groups/{id} with any of FIELDS → {"group": {...}}; 400 bad value, 404 unknown.
+    A group that has never had an order is patched like any other (its rate set before the first)."""
     panel = panel_of(request)
     group_id = request.match_info["id"].strip()
     if not group_id or len(group_id) > 200:
@@ -52,7 +60,7 @@ async def update_group(request: web.Request) -> web.Response:
     patch = await read_json_object(request)
     check_patch(patch)
     result = command_result(await panel.bridge.update_group(group_id, patch, actor_by(request)))
-    return json_response({"group": group_json(str(result.get("group_id") or group_id), result)})
+    return json_response({"group": group_json(str(result.get("group_id") or group_id), result, panel.tz)})
 
 
 def add_routes(app: web.Application) -> None:

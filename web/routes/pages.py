@@ -156,8 +156,8 @@ def page(handler: Handler) -> Handler:
 def stacked_columns(t: i18n.Words) -> dict[str, tuple[str, ...]]:
     """Each stacked table's column names by position ("" for a cell that needs none)."""
     return {
-        "orders": (t._("Order"), t._("Time"), t._("Group"), t._("Reseller"), t._("Diamonds"), t._("Amount"),
-                   t._("Status"), t._("Checks"), t._("Issues")),
+        "orders": (t._("Order"), t._("Time"), t._("Group"), t._("Reseller"), t._("Player"), t._("Diamonds"),
+                   t._("Amount"), t._("Status"), t._("Checks"), t._("Issues")),
         "groups": ("", t._("Taking orders"), t._("Rate (৳ per diamond)"), t._("Auto-approve"),
                    t._("Auto-approve up to (diamonds)"), t._("Due limit (৳)"), t._("Orders"), t._("Due")),
     }
@@ -243,7 +243,8 @@ def _page_url(form: Mapping[str, str], limit: int, offset: int) -> str:
 
 
 BLANK_ORDER = {"id": "", "status": "pending", "created_at": "", "recovered": False, "group_name": "",
-               "user_name": "", "user_id": "", "diamonds": 0, "amount": None, "check_count": 0, "issues": []}
+               "user_name": "", "user_id": "", "player_id": "", "diamonds": 0, "amount": None, "check_count": 0,
+               "issues": []}
 
 
 @page
@@ -257,7 +258,7 @@ async def orders_page(request: web.Request) -> web.Response:
     orders = [order_json(v, panel.tz) for v in data["orders"]]
     total = int(data["total"])
     limit, offset = filters["limit"], filters["offset"]
-    group_list = [group_list_entry(g) for g in unwrap(groups)]
+    group_list = [group_list_entry(g, panel.tz) for g in unwrap(groups)]
     return await render(request, "orders.html", {
         "title": t._("Orders"), "nav": "orders", "script": "orders.js",
         "orders": orders, "total": total, "first": offset + 1 if orders else 0, "last": offset + len(orders),
@@ -333,7 +334,8 @@ async def reconciliation_page(request: web.Request) -> web.Response:
     t = texts_of(request)
     report_result, groups_result = await asyncio.gather(panel.bridge.report(), panel.bridge.list_groups())
     report = report_json(unwrap(report_result), panel.tz)
-    names = {g["id"]: g["name"] or g["id"] for g in (group_list_entry(x) for x in unwrap(groups_result))}
+    names = {g["id"]: g["name"] or g["id"]
+             for g in (group_list_entry(x, panel.tz) for x in unwrap(groups_result))}
     cycle_groups = [{"id": gid, "name": names.get(gid, gid), "cycles": cycles}
                     for gid, cycles in report["cycles"].items() if cycles]
     # Groups with open issues first, then by name.
@@ -349,16 +351,18 @@ async def reconciliation_page(request: web.Request) -> web.Response:
 
 @page
 async def groups_page(request: web.Request) -> web.Response:
-    """GET /groups: name, taking orders, rate, auto-approve and order counts, editable in place."""
+    """GET /groups: every group the bot knows (also those without orders, and those it left): name,
+    taking orders, rate (or that none is set), auto-approve, due limit and order counts, editable in place."""
     panel = panel_of(request)
     t = texts_of(request)
-    groups = [group_list_entry(g) for g in unwrap(await panel.bridge.list_groups())]
+    groups = [group_list_entry(g, panel.tz) for g in unwrap(await panel.bridge.list_groups())]
     for g in groups:
         counts = g["counts"]
         g["open"] = sum(int(counts.get(s, 0)) for s in OPEN.split(","))
         g["name"] = g["name"] or g["id"]
     return await render(request, "groups.html", {
         "title": t._("Groups"), "nav": "groups", "script": "groups.js", "groups": groups,
+        "unrated": sum(1 for g in groups if not g["rate_set"]),
         "js_labels": js_labels(t, "groups.", "error.network", "error.refused"),
     })
 
@@ -367,10 +371,14 @@ def settings_patch(form: Mapping[str, Any], t: i18n.Words) -> dict[str, Any]:
     """The settings a group row's form sends (unchecked boxes are absent: false)."""
     if form.get("settings") != "1":
         raise ApiError(400, "send the group's settings form (field settings=1)")
-    rate = form.get("rate")
-    patch: dict[str, Any] = {"rate": rate.strip() if isinstance(rate, str) else "",
-                             "enabled": form.get("enabled") is not None,
+    given = form.get("rate")
+    rate = given.strip() if isinstance(given, str) else ""
+    patch: dict[str, Any] = {"enabled": form.get("enabled") is not None,
                              "auto_approve": form.get("auto_approve") is not None}
+    # The row of a group without a rate says so (rate_set=0): its empty field leaves the rate
+    # unset and saves the rest; anywhere else an empty rate is refused by check_patch.
+    if rate or form.get("rate_set") != "0":
+        patch["rate"] = rate
     most = form.get("auto_approve_max")
     if isinstance(most, str) and most.strip():
         try:

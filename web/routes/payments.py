@@ -31,8 +31,10 @@ MAX_EXPORT_PAGES = 2000  # a million rows: far beyond any shop; a guard against 
 PAYMENT_FIELDS = ("group_id", "amount", "method", "reference", "note")
 BOM = "\ufeff"  # Excel reads a CSV as UTF-8 (Bengali names intact) only with it
 
-ORDER_COLUMNS = ("id", "created_at", "group_id", "group_name", "user_id", "user_name", "diamonds", "rate",
-                 "amount", "status", "approved_at", "completed_at", "cancelled_at", "deleted_at", "recovered",
+# A player ID is text (a leading "+" is defused like any cell a person wrote, which also keeps
+# a spreadsheet from reading a phone number as a number).
+ORDER_COLUMNS = ("id", "created_at", "group_id", "group_name", "user_id", "user_name", "player_id", "diamonds",
+                 "rate", "amount", "status", "approved_at", "completed_at", "cancelled_at", "deleted_at", "recovered",
                  "message_id")
 # A voided payment stays in the export (the audit) with `counted` 0.00: sum `counted`, not `amount`.
 PAYMENT_COLUMNS = ("id", "at", "group_id", "group_name", "amount", "counted", "method", "reference", "note", "by",
@@ -264,7 +266,7 @@ async def _export_filters(request: web.Request) -> tuple[dict[str, Any], list[di
     check_params(request, ("since", "until", "group"))
     since, until = date_range(request.query, panel.tz)
     group = params.text(request.query, "group")
-    groups = [group_list_entry(g) for g in unwrap(await panel.bridge.list_groups())]
+    groups = [group_list_entry(g, panel.tz) for g in unwrap(await panel.bridge.list_groups())]
     code = ""
     if group:
         match = next((g for g in groups if g["id"] == group), None)

@@ -12,6 +12,18 @@
     (m, k) => (k === undefined ? '%' : k in values ? values[k] : m));
   const FIELDS = ['enabled', 'rate', 'auto_approve', 'auto_approve_max', 'due_limit'];
 
+  // A group without a rate yet (data-rate-set="0"): its empty rate field leaves the rate unset.
+  const unsetAndEmpty = (tr, input) => input.name === 'rate' && tr.dataset.rateSet === '0' && !input.value.trim();
+
+  // Once a rate is stored, the row loses its "rate not set" mark and its rate becomes required.
+  function rated(tr) {
+    tr.dataset.rateSet = '1';
+    const rate = tr.querySelector('input[name="rate"]');
+    rate.required = true;
+    rate.removeAttribute('aria-describedby');
+    for (const e of tr.querySelectorAll('.unset, input[name="rate_set"]')) e.remove();
+  }
+
   function value(input) {
     if (input.type === 'checkbox') return input.checked;
     if (input.name === 'auto_approve_max') return input.value.trim() === '' ? 0 : Number(input.value);
@@ -44,6 +56,7 @@
         if (input.type === 'checkbox') input.checked = !!g[input.name];
         else input.value = g[input.name] === null ? '' : g[input.name];
       }
+      if (g.rate_set) rated(tr);
       note.textContent = labels['groups.saved'];
     } catch (e) {
       note.classList.add('bad');
@@ -62,7 +75,7 @@
   table.addEventListener('change', (ev) => {
     const input = ev.target;
     const tr = input.closest('tr[data-id]');
-    if (!tr || !FIELDS.includes(input.name)) return;
+    if (!tr || !FIELDS.includes(input.name) || unsetAndEmpty(tr, input)) return;
     if (!input.checkValidity()) { refuse(tr, input); return; }
     save(tr, { [input.name]: value(input) });
   });
@@ -72,7 +85,7 @@
     const tr = form.closest('tr[data-id]');
     if (!tr) return;
     ev.preventDefault();
-    const inputs = [...form.elements].filter((e) => FIELDS.includes(e.name));
+    const inputs = [...form.elements].filter((e) => FIELDS.includes(e.name) && !unsetAndEmpty(tr, e));
     for (const input of inputs) if (!input.checkValidity()) { refuse(tr, input); return; }
     save(tr, Object.fromEntries(inputs.map((input) => [input.name, value(input)])));
   });

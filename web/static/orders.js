@@ -88,7 +88,8 @@
     if (d.since && day < d.since.slice(0, 10)) return false;
     if (d.until && day > d.until.slice(0, 10)) return false;
     if (needle) {
-      const fields = [o.id, o.user_id, o.user_alt, o.user_name, o.group_name, o.message_id, o.group_id];
+      // The fields the server searches (storage.queries._TEXT_FIELDS).
+      const fields = [o.id, o.user_id, o.user_alt, o.user_name, o.player_id, o.group_name, o.message_id, o.group_id];
       if (!fields.some((v) => String(v || '').toLowerCase().includes(needle))) return false;
     }
     return true;
@@ -111,20 +112,21 @@
     const small = document.createElement('small');
     small.textContent = o.user_id;
     c[3].replaceChildren(document.createTextNode(o.user_name || ''), small);
-    c[4].textContent = o.diamonds;
-    c[5].textContent = taka(o.amount);
-    const badge = c[6].querySelector('.st');
+    c[4].textContent = o.player_id || '—';
+    c[5].textContent = o.diamonds;
+    c[6].textContent = taka(o.amount);
+    const badge = c[7].querySelector('.st');
     badge.className = 'st st-' + o.status;
     badge.textContent = labels['status.' + o.status] || o.status;
-    c[7].textContent = o.check_count;
-    c[8].replaceChildren(...(o.issues || []).map((issue) => {
+    c[8].textContent = o.check_count;
+    c[9].replaceChildren(...(o.issues || []).map((issue) => {
       const span = document.createElement('span');
       span.className = 'issue';
       span.textContent = labels['issue.' + issue] || issue;
       return span;
     }));
     const ok = allowed[o.status] || [];
-    for (const b of c[9].querySelectorAll('button')) {
+    for (const b of c[10].querySelectorAll('button')) {
       b.setAttribute('formaction', '/orders/' + encodeURIComponent(o.id));
       b.hidden = !ok.includes(b.value);
     }
