@@ -41,7 +41,7 @@ from actors.messages import (
     StopSystem,
 )
 from config import Config
-from domain.chat import ChatMessage, ConnectionState, OutboundText, SendOutcome, Source, parse_detail
+from domain.chat import ChatMessage, ConnectionDetail, ConnectionState, OutboundText, SendOutcome, Source
 from domain.desk import concerns_a_desk
 from domain.pacing import Item, Outbox, Pacing
 from gateway.transport import Transport, TransportSink
@@ -92,7 +92,7 @@ class StateChange:
     """The transport's connection state changed."""
 
     state: ConnectionState
-    detail: str
+    detail: ConnectionDetail
 
 
 TransportEvent = Received | SendOutcome | StateChange
@@ -155,7 +155,7 @@ class _Sink(TransportSink):
     def send_finished(self, outcome: SendOutcome) -> None:
         self.put(outcome)
 
-    def state_changed(self, state: ConnectionState, detail: str = "") -> None:
+    def state_changed(self, state: ConnectionState, detail: ConnectionDetail = ConnectionDetail()) -> None:
         self.put(StateChange(state, detail))
 
     def put(self, event: TransportEvent) -> None:
@@ -186,7 +186,7 @@ class GatewayActor(BotActor):
         self.reported: GatewayStatus | None = None  # the last status the Supervisor got
         self.supervisor: Any = None
         self.state = ConnectionState.STOPPED
-        self.detail = ""
+        self.detail = ConnectionDetail()
         self.pump_at: float | None = None
         self.sending_stopped = False  # after StopSystem: the outbox keeps what it holds
         self.stop_requester: Any = None
@@ -314,9 +314,10 @@ class GatewayActor(BotActor):
         for address, batch in by_address(results):
             self.send(address, batched(batch))
 
-    def state_changed(self, state: ConnectionState, detail: str) -> None:
+    def state_changed(self, state: ConnectionState, detail: ConnectionDetail) -> None:
         if state is not self.state:
-            log.info("transport %s: %s %s", self.transport.kind if self.transport else "?", state.value, detail)
+            kind = self.transport.kind if self.transport else "?"
+            log.info("transport %s: %s %s", kind, state.value, detail.message)
         self.state, self.detail = state, detail
         if state is ConnectionState.BANNED:
             self.banned(detail)
@@ -329,12 +330,10 @@ class GatewayActor(BotActor):
             self.send(self.supervisor, OwnIds(self.transport.own_ids))
         self.report_status()
 
-    def banned(self, detail: str) -> None:
+    def banned(self, detail: ConnectionDetail) -> None:
         """Pause all sending until the ban's expiry (or longer: pump waits for CONNECTED too)."""
-        fields = parse_detail(detail)
-        expires = fields.get("expires_at")
-        until = float(expires) if isinstance(expires, (int, float)) else self.clock.now() + MAX_PAUSE
-        self.outbox.pause(until, f"banned: {fields.get('reason') or fields.get('message') or 'temporary ban'}")
+        until = detail.expires_at if detail.expires_at is not None else self.clock.now() + MAX_PAUSE
+        self.outbox.pause(until, f"banned: {detail.reason or detail.message or 'temporary ban'}")
         self.ban_until = self.outbox.paused_until
         log.warning("sending paused until the ban ends (%.0f s)", until - self.clock.now())
 
@@ -415,13 +414,12 @@ class GatewayActor(BotActor):
     def receiveMsg_RePair(self, msg: RePair, sender: Any) -> None:
         """The panel's re-pair button: the transport forgets its session and pairs again."""
         reply_to = msg.reply_to or sender
-        repair = getattr(self.transport, "repair", None)
-        if repair is None:
+        if self.transport is None or not self.transport.pairing:
             kind = self.transport.kind if self.transport is not None else "unstarted"
             self.send(reply_to, QueryResult(msg.request_id, 409, error=f"the {kind} gateway has nothing to pair"))
             return
         try:
-            repair()
+            self.transport.repair()
         except Exception as e:
             self.send(reply_to, QueryResult(msg.request_id, 503, error=f"cannot re-pair now: {e}"))
             return

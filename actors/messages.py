@@ -21,7 +21,7 @@ from typing import Any
 
 from config import Config
 from domain.admins import AdminRoster
-from domain.chat import ChatMessage, ConnectionState, Quote
+from domain.chat import ChatMessage, ConnectionDetail, ConnectionState, Quote
 from domain.desk_events import SendKey, StoredGroup
 from domain.records import Record
 
@@ -245,8 +245,10 @@ class ReplayInbox:
 
 @dataclass(frozen=True)
 class GatewayStatus:
+    """The chat connection as the panel shows it: its state and what goes with it, the queue."""
+
     state: ConnectionState
-    detail: str = ""
+    detail: ConnectionDetail = ConnectionDetail()
     queued: int = 0
     paused_until: float | None = None
     sent_last_hour: int = 0

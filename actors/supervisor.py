@@ -473,7 +473,7 @@ class Supervisor(BotActor):
             "boot": self.boot,
             "started": self.started,
             "uptime": time.time() - self.started_at,
-            "gateway": {"state": g.state.value, "detail": g.detail, "queued": g.queued,
+            "gateway": {"state": g.state.value, "detail": g.detail.message, "queued": g.queued,
                         "paused_until": g.paused_until, "sent_last_hour": g.sent_last_hour,
                         "kind": self.config.gateway.kind if self.config else ""},
             "groups": {

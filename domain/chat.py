@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
-
-import orjson
 
 
 class Source(enum.Enum):
@@ -26,17 +23,7 @@ class Source(enum.Enum):
 
 
 class ConnectionState(enum.Enum):
-    """A transport's connection state, reported with a `detail` string (`TransportSink.state_changed`).
-
-    The detail is plain text (an error, "replaced", ...) except in two states, where it is a JSON
-    object so the panel can use its fields (`parse_detail` reads either form):
-
-    * PAIRING: `{"qr": "<QR payload>", "expires_at": <epoch s>}` while a QR code is shown;
-      with phone pairing also `"pair_code": "ABCD-EFGH"`; `{"expired": true, "message": "..."}`
-      when nobody scanned for several rounds and pairing waits for the re-pair button.
-    * BANNED: `{"expires_at": <epoch s>, "reason": "..."}`: when the ban ends (all sending stays
-      paused until then and until the transport is connected again).
-    """
+    """A transport's connection state, reported with a `ConnectionDetail` (`TransportSink.state_changed`)."""
 
     STOPPED = "stopped"
     CONNECTING = "connecting"
@@ -47,21 +34,23 @@ class ConnectionState(enum.Enum):
     BANNED = "banned"
 
 
-def state_detail(**fields: Any) -> str:
-    """A structured state detail (see ConnectionState), as compact JSON text."""
-    return orjson.dumps(fields).decode()
+@dataclass(frozen=True, slots=True)
+class ConnectionDetail:
+    """What goes with a connection state, as the panel and the log show it. Each field is set only
+    where it means something; none is ever parsed back out of another."""
 
-
-def parse_detail(detail: str) -> dict[str, Any]:
-    """The fields of a state detail: a JSON object as written by `state_detail`, else `{"message": detail}`."""
-    if detail.startswith("{"):
-        try:
-            data = orjson.loads(detail)
-        except orjson.JSONDecodeError:
-            data = None
-        if isinstance(data, dict):
-            return data
-    return {"message": detail} if detail else {}
+    # In words: what happened, what the bot does next, what the operator should do (may be "").
+    message: str = ""
+    # PAIRING: the QR code to scan now ("" while none is shown) and, with phone pairing, the code
+    # to type on the phone.
+    qr: str = ""
+    pair_code: str = ""
+    # PAIRING: when the code shown stops working; BANNED: when the ban ends (epoch seconds).
+    expires_at: float | None = None
+    # BANNED: WhatsApp's reason.
+    reason: str = ""
+    # PAIRING: nobody scanned for several rounds; no code is shown until the re-pair button.
+    expired: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Protocol, Sequence
 
-from domain.chat import ChatMessage, ConnectionState, GroupInfo, OutboundText, SendOutcome
+from domain.chat import ChatMessage, ConnectionDetail, ConnectionState, GroupInfo, OutboundText, SendOutcome
 
 
 class TransportError(Exception):
@@ -30,8 +30,8 @@ class TransportSink(Protocol):
     def send_finished(self, outcome: SendOutcome) -> None:
         """Report the result of one `Transport.send`."""
 
-    def state_changed(self, state: ConnectionState, detail: str = "") -> None:
-        """Report a connection state change (detail: a QR code, an error, a ban's expiry)."""
+    def state_changed(self, state: ConnectionState, detail: ConnectionDetail = ConnectionDetail()) -> None:
+        """Report a connection state change with what goes with it (a QR code, an error, a ban's end)."""
 
 
 class Transport(ABC):
@@ -42,6 +42,9 @@ class Transport(ABC):
     # it on every start). WhatsApp sends its history sync once, after pairing: what it delivers
     # must be recorded like any live message.
     history_replayable: bool = False
+    # Whether the transport is linked to an account that can be unlinked and paired again (the
+    # panel's re-pair button): see `repair`.
+    pairing: bool = False
 
     @abstractmethod
     def start(self, sink: TransportSink) -> None:
@@ -71,6 +74,12 @@ class Transport(ABC):
     @abstractmethod
     def state(self) -> ConnectionState:
         """The current connection state."""
+
+    def repair(self) -> None:
+        """Unlink the account and pair it again; returns at once (the outcome shows in the
+        connection state). Raises TransportError when it cannot start now; a transport whose
+        `pairing` is False has nothing to pair and refuses."""
+        raise TransportError(f"the {self.kind} gateway has nothing to pair", retryable=False)
 
     @property
     def own_ids(self) -> frozenset[str]:

@@ -54,7 +54,7 @@ from domain.orders import (
 )
 from domain.payments import PaymentError, billed_records, due, new_payment, paid_records
 from domain.payments import to_record as payment_record
-from domain.chat import ConnectionState
+from domain.chat import ConnectionDetail, ConnectionState
 from domain.payments import from_record as payment_from_record
 from domain.payments import to_record as payment_to_record
 from domain.payments import void as void_payment
@@ -86,7 +86,7 @@ class FakeBridge:
     closed: bool = False
     deliver_on_approve: bool = True  # the transport confirms the delivery message at once
     gateway_state: str = "connected"
-    gateway_detail: str = ""  # e.g. a PAIRING detail with a QR payload (domain.chat.state_detail)
+    gateway_detail: ConnectionDetail = ConnectionDetail()  # e.g. a PAIRING detail with a QR payload
     paused_until: float | None = None
     queued: int = 0
     repair_status: int = 200  # what the gateway answers to re-pair (409: a transport without pairing)

@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from domain.chat import ChatMessage, ConnectionState, SendOutcome, Source
+from domain.chat import ChatMessage, ConnectionDetail, ConnectionState, SendOutcome, Source
 
 
 WAIT = 10.0
@@ -32,7 +32,7 @@ class RecordingSink:
         self._lock = threading.Lock()
         self.batches: list[list[ChatMessage]] = []  # only the batches the sink accepted
         self.outcomes: list[SendOutcome] = []
-        self.states: list[tuple[ConnectionState, str]] = []
+        self.states: list[tuple[ConnectionState, ConnectionDetail]] = []
 
     def messages_received(self, messages: Any) -> None:
         with self._lock:
@@ -42,7 +42,7 @@ class RecordingSink:
         with self._lock:
             self.outcomes.append(outcome)
 
-    def state_changed(self, state: ConnectionState, detail: str = "") -> None:
+    def state_changed(self, state: ConnectionState, detail: ConnectionDetail = ConnectionDetail()) -> None:
         with self._lock:
             self.states.append((state, detail))
 
@@ -54,6 +54,6 @@ class RecordingSink:
         with self._lock:
             return [state for state, _ in self.states]
 
-    def last_state(self) -> tuple[ConnectionState, str] | None:
+    def last_state(self) -> tuple[ConnectionState, ConnectionDetail] | None:
         with self._lock:
             return self.states[-1] if self.states else None

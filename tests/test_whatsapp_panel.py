@@ -10,7 +10,7 @@ import pytest
 import segno
 from aiohttp.test_utils import TestClient
 
-from domain.chat import state_detail
+from domain.chat import ConnectionDetail
 from tests.fake_bridge import PASSWORD, FakeBridge, bridge_error, login, make_config, panel_client
 from web import auth
 
@@ -56,7 +56,7 @@ async def test_connected(client: TestClient[Any, Any], token: str, bridge: FakeB
 async def test_pairing_by_qr_shows_the_code_as_svg(client: TestClient[Any, Any], token: str,
                                                    bridge: FakeBridge) -> None:
     bridge.gateway_state = "pairing"
-    bridge.gateway_detail = state_detail(qr=QR, expires_at=NOW + 60)
+    bridge.gateway_detail = ConnectionDetail(qr=QR, expires_at=NOW + 60)
     data = await get_json(client, "/api/whatsapp")
     assert data["state"] == "pairing" and data["qr_available"] is True and data["pair_code"] is None
     assert data["expires_at"] == "2025-11-24T22:01:00.000+06:00"
@@ -76,7 +76,7 @@ def _svg_of(payload: str) -> bytes:
 
 async def test_pairing_by_phone_code(client: TestClient[Any, Any], token: str, bridge: FakeBridge) -> None:
     bridge.gateway_state = "pairing"
-    bridge.gateway_detail = state_detail(qr=QR, expires_at=NOW + 160, pair_code="ABCD-EFGH")
+    bridge.gateway_detail = ConnectionDetail(qr=QR, expires_at=NOW + 160, pair_code="ABCD-EFGH")
     data = await get_json(client, "/api/whatsapp")
     assert (data["pair_code"], data["qr_available"]) == ("ABCD-EFGH", True)
     assert data["expires_at"] == "2025-11-24T22:02:40.000+06:00" and "pairing code" in data["detail"]
@@ -85,7 +85,7 @@ async def test_pairing_by_phone_code(client: TestClient[Any, Any], token: str, b
 async def test_no_qr_code_is_a_json_404(client: TestClient[Any, Any], token: str, bridge: FakeBridge) -> None:
     assert await get_json(client, "/api/whatsapp/qr.svg", 404) == {"error": "no QR code to show now"}
     bridge.gateway_state = "pairing"
-    bridge.gateway_detail = state_detail(expired=True, message="nobody scanned the QR code in 5 attempts")
+    bridge.gateway_detail = ConnectionDetail("nobody scanned the QR code in 5 attempts", expired=True)
     data = await get_json(client, "/api/whatsapp")
     assert data["qr_available"] is False and "nobody scanned" in data["detail"]
     await get_json(client, "/api/whatsapp/qr.svg", 404)
@@ -93,7 +93,7 @@ async def test_no_qr_code_is_a_json_404(client: TestClient[Any, Any], token: str
 
 async def test_banned_shows_the_pause(client: TestClient[Any, Any], token: str, bridge: FakeBridge) -> None:
     bridge.gateway_state = "banned"
-    bridge.gateway_detail = state_detail(expires_at=NOW + 3600, reason="sent too many same message")
+    bridge.gateway_detail = ConnectionDetail(expires_at=NOW + 3600, reason="sent too many same message")
     bridge.paused_until, bridge.queued = NOW + 3600, 12
     data = await get_json(client, "/api/whatsapp")
     assert data["state"] == "banned" and "sent too many same message" in data["detail"]
@@ -102,9 +102,19 @@ async def test_banned_shows_the_pause(client: TestClient[Any, Any], token: str, 
 
 
 async def test_plain_details_are_passed_on(client: TestClient[Any, Any], token: str, bridge: FakeBridge) -> None:
-    bridge.gateway_state, bridge.gateway_detail = "stopped", "replaced: another instance connected"
+    bridge.gateway_state, bridge.gateway_detail = "stopped", ConnectionDetail("replaced: another instance connected")
     data = await get_json(client, "/api/whatsapp")
     assert data["detail"] == "replaced: another instance connected" and data["expires_at"] is None
+
+
+async def test_what_to_do_by_hand_shows_beside_the_code(client: TestClient[Any, Any], token: str,
+                                                       bridge: FakeBridge) -> None:
+    bridge.gateway_state = "pairing"
+    bridge.gateway_detail = ConnectionDetail("remove the old device under Linked devices", qr=QR, expires_at=NOW + 60)
+    data = await get_json(client, "/api/whatsapp")
+    assert data["detail"].startswith("scan the QR code") and data["detail"].endswith("remove the old device under "
+                                                                                    "Linked devices")
+    assert data["qr_available"] is True and QR not in data["detail"]
 
 
 async def test_repair(client: TestClient[Any, Any], token: str, bridge: FakeBridge) -> None:

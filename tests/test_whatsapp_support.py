@@ -8,11 +8,15 @@
   `NewClient.__onQr`, the callback neonize hands to Go for them.
 * FakeOps: the few neonize calls that would reach WhatsApp (connect, send, pairing code, group
   list, logout) replaced; the client itself is neonize's real NewClient, which never connects.
+* GoLibrary: where a test needs neonize's own Python code around a call (connect(), stop(),
+  send_message()), the client's Go library is replaced instead, and scripted: the call runs
+  neonize's real code up to the call into Go.
 """
 
 from __future__ import annotations
 
 import ctypes
+import io
 import itertools
 import json
 import threading
@@ -27,9 +31,11 @@ from neonize.events import EVENT_TO_INT
 from neonize.proto import Neonize_pb2 as N
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E
 
-from domain.chat import GroupInfo
-from gateway.whatsapp.transport import NeonizeOps
-from tests.sinks import wait_for
+from domain.chat import ConnectionState, GroupInfo
+from domain.clock import FakeClock
+from gateway.whatsapp.ops import NeonizeOps
+from gateway.whatsapp.transport import WhatsAppTransport
+from tests.sinks import RecordingSink, wait_for
 
 FIXTURES = Path(__file__).parent / "fixtures" / "whatsapp"
 GROUP = "120363000000000001@g.us"
@@ -132,6 +138,12 @@ def push_qr(client: Any, code: str) -> None:
     client._NewClient__onQr(0, ctypes.addressof(buffer))
 
 
+def push_login_status(client: Any, status: str) -> None:
+    """A login status through the callback neonize gives its Go side for it."""
+    buffer = ctypes.create_string_buffer(status.encode())
+    client._NewClient__onLoginStatus(0, ctypes.addressof(buffer))
+
+
 def connect(client: Any) -> None:
     """What neonize delivers when a session is up: the device, then Connected."""
     push(client, event("device"))
@@ -151,6 +163,49 @@ def no_threads_left() -> Iterator[None]:
     yield
     wait_for(lambda: set(threading.enumerate()) <= before,
              f"the transport's threads to end: {set(threading.enumerate()) - before}")
+
+
+Made = tuple["WhatsAppTransport", RecordingSink, "FakeOps"]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def make(tmp_path: Path, clock: FakeClock) -> Iterator[Callable[..., Made]]:
+    """Started transports on FakeOps (a session runs until ended); every one is stopped after."""
+    made: list[WhatsAppTransport] = []
+
+    def build(ops: FakeOps | None = None, **options: Any) -> Made:
+        ops = ops or FakeOps()
+        transport = WhatsAppTransport(str(tmp_path / "session.sqlite3"), ops=ops, clock=clock.now,
+                                      terminal=io.StringIO(), reconnect_min=0.01, reconnect_max=0.05,
+                                      read_grace=0.05, **options)
+        transport.end_poll = 0.02
+        sink = RecordingSink()
+        made.append(transport)
+        transport.start(sink)
+        return transport, sink, ops
+
+    yield build
+    for transport in made:
+        transport.stop()
+
+
+def connected(made: Made) -> Made:
+    """A transport whose session is up, with the group list fetched."""
+    transport, _, ops = made
+    wait_for(lambda: ops.running, "a session")
+    connect(transport.client)
+    wait_for(lambda: transport.state is ConnectionState.CONNECTED, "connected")
+    wait_for(lambda: groups_cached(transport, ops), "the group list")
+    return made
+
+
+def state_of(transport: WhatsAppTransport, state: ConnectionState) -> bool:
+    return transport.state is state
 
 
 class FakeOps(NeonizeOps):
@@ -234,3 +289,90 @@ class FakeOps(NeonizeOps):
         return [m.conversation or m.extendedTextMessage.text for _, m in self.sent]
 
 
+
+
+class GoLibrary:
+    """Stands in for neonize's Go library under one real client (`client._NewClient__client`):
+    neonize's Python code runs as it is, up to the call into Go, which is scripted here. Any call
+    not scripted would reach WhatsApp: it is recorded and fails."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.sent: list[E.Message] = []
+        self.answer_sends = threading.Event()  # cleared: SendMessage waits, as it may in whatsmeow
+        self.answer_sends.set()
+        self.sessions = 0
+        self.session_up = threading.Event()
+        self.ignore_stop = False  # as the Go side in its FetchMe wait after a pairing attempt
+        self._stopped = threading.Event()
+        self._callbacks: tuple[Any, ...] = ()
+
+    def install(self, client: Any) -> Any:
+        client._NewClient__client = self
+        return client
+
+    # connect(): the session, until Stop
+    def Neonize(self, name: bytes, uuid: bytes, *args: Any) -> None:  # noqa: N802
+        self.calls.append("Neonize")
+        self.sessions += 1
+        self._callbacks = args[4:6]  # (qr, login status), as goneonize receives them
+        self._stopped.clear()
+        self.session_up.set()
+        self._stopped.wait()
+        return None
+
+    def Stop(self, uuid: bytes) -> None:  # noqa: N802
+        self.calls.append("Stop")
+        if not self.ignore_stop:
+            self._stopped.set()
+
+    def release(self) -> None:
+        """Let every waiting call return (a test's cleanup)."""
+        self.ignore_stop = False
+        self._stopped.set()
+        self.answer_sends.set()
+
+    def login_status(self, status: str) -> None:
+        """What goneonize does when the QR channel ends: the login status, as a C string."""
+        buffer = ctypes.create_string_buffer(status.encode())
+        self._callbacks[1](0, ctypes.addressof(buffer))
+
+    def SendMessage(self, uuid: bytes, to: bytes, to_size: int, message: bytes, size: int) -> bytes:  # noqa: N802
+        self.calls.append("SendMessage")
+        self.sent.append(E.Message.FromString(message))
+        self.answer_sends.wait()
+        timings = N.MessageDebugTimings(**{f.name: 0 for f in N.MessageDebugTimings.DESCRIPTOR.fields})
+        response = N.SendResponse(ID=f"3EB0BOT{len(self.sent):06d}", Timestamp=1_764_000_100, ServerID=0,
+                                  DebugTimings=timings)
+        return N.SendMessageReturnFunction(SendResponse=response).SerializeToString()
+
+    def __getattr__(self, name: str) -> Any:
+        def call(*args: Any) -> Any:
+            self.calls.append(name)
+            raise RuntimeError(f"{name} would reach WhatsApp")
+
+        return call
+
+
+class GoSendOps(FakeOps):
+    """FakeOps whose sends go through neonize's real send_message into a GoLibrary."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.go = GoLibrary()
+
+    def new_client(self, session_db: str, on_login_status: Callable[[str], None]) -> Any:
+        return self.go.install(super().new_client(session_db, on_login_status))
+
+    def send(self, client: Any, to: Any, message: Any) -> Any:
+        return NeonizeOps.send(self, client, to, message)
+
+
+class GoSessionOps(GoSendOps):
+    """Sessions through neonize's real connect() and stop() into a GoLibrary."""
+
+    def run(self, client: Any) -> None:
+        NeonizeOps.run(self, client)
+
+    def end(self, client: Any) -> None:
+        NeonizeOps.end(self, client)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import ctypes
 import io
 import logging
+import re
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import neonize
 import pytest
@@ -20,12 +21,13 @@ from neonize.proto import Neonize_pb2 as N
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E
 
 from domain.clock import FakeClock
-from domain.chat import ChatMessage, ConnectionState, OutboundText, Quote, Source, parse_detail
+from domain.chat import ChatMessage, ConnectionState, OutboundText, Quote, Source
 from gateway.transport import TransportError
 from gateway.whatsapp import convert, outbound
 from gateway.whatsapp import transport as whatsapp_transport
 from gateway.whatsapp.pairing import QR_ROUNDS
-from gateway.whatsapp.transport import NeonizeOps, WhatsAppTransport
+from gateway.whatsapp.ops import NeonizeOps
+from gateway.whatsapp.transport import WhatsAppTransport
 from tests.sinks import RecordingSink, wait_for
 from tests.test_whatsapp_support import (
     BOT_LID,
@@ -37,69 +39,36 @@ from tests.test_whatsapp_support import (
     RAHIM_LID,
     RAHIM_PHONE,
     FakeOps,
+    GoSendOps,
+    Made,
+    clock,  # noqa: F401  (fixture)
     connect,
+    connected,
     edit,
     event,
     group_message,
-    groups_cached,
     history,
+    make,  # noqa: F401  (fixture)
     no_threads_left,  # noqa: F401  (autouse fixture)
     push,
     push_qr,
     revoke,
+    state_of,
 )
 
-Made = tuple[WhatsAppTransport, RecordingSink, FakeOps]
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def make(tmp_path: Path, clock: FakeClock) -> Iterator[Callable[..., Made]]:
-    """Started transports on FakeOps (a session runs until ended); every one is stopped after."""
-    made: list[WhatsAppTransport] = []
-
-    def build(ops: FakeOps | None = None, **options: Any) -> Made:
-        ops = ops or FakeOps()
-        transport = WhatsAppTransport(str(tmp_path / "session.sqlite3"), ops=ops, clock=clock.now,
-                                      terminal=io.StringIO(), reconnect_min=0.01, reconnect_max=0.05, **options)
-        transport.end_poll = 0.02
-        sink = RecordingSink()
-        made.append(transport)
-        transport.start(sink)
-        return transport, sink, ops
-
-    yield build
-    for transport in made:
-        transport.stop()
-
-
-def connected(made: Made) -> Made:
-    """A transport whose session is up, with the group list fetched."""
-    transport, _, ops = made
-    wait_for(lambda: ops.running, "a session")
-    connect(transport.client)
-    wait_for(lambda: transport.state is ConnectionState.CONNECTED, "connected")
-    wait_for(lambda: groups_cached(transport, ops), "the group list")
-    return made
-
-
-def state_of(transport: WhatsAppTransport, state: ConnectionState) -> bool:
-    return transport.state is state
-
+ROOT = Path(__file__).parent.parent
 
 # --- the library itself -------------------------------------------------------------------
 
 
 def test_neonize_runs_from_the_pinned_wheel_without_a_download() -> None:
-    assert neonize.__version__ == "0.5.2" == __GONEONIZE_VERSION__
+    pin = re.search(r"^\s*neonize==(\S+)$", (ROOT / "setup.cfg").read_text(), re.MULTILINE)
+    assert pin is not None, "setup.cfg pins neonize (see README: Upgrading neonize)"
+    assert neonize.__version__ == pin[1] == __GONEONIZE_VERSION__
     library = Path(_binder.gocode._name)
     assert library.parent == Path(neonize.__file__).parent  # the wheel's own copy
     _binder.gocode.GetVersion.restype = ctypes.c_char_p
-    assert _binder.gocode.GetVersion().decode() == "0.5.2"
+    assert _binder.gocode.GetVersion().decode() == pin[1]
 
 
 def test_importing_the_gateway_package_or_the_panel_does_not_load_neonize() -> None:
@@ -108,7 +77,7 @@ def test_importing_the_gateway_package_or_the_panel_does_not_load_neonize() -> N
 
     code = ("import sys, actors.gateway, actors.supervisor, web.routes.whatsapp, gateway.whatsapp.pairing; "
             "print('neonize' in sys.modules)")
-    run = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent, capture_output=True,
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, timeout=60)
     assert (run.returncode, run.stdout.strip()) == (0, "False"), run.stderr
 
@@ -379,7 +348,7 @@ def test_a_sink_that_keeps_failing_stops_the_receiving(
     sink.messages_received = failing  # type: ignore[method-assign]
     push(transport.client, group_message(".10"))
     wait_for(lambda: state_of(transport, ConnectionState.RECONNECTING), "receiving paused")
-    assert "cannot record incoming messages (OSError: disk full)" in transport.detail
+    assert "cannot record incoming messages (OSError: disk full)" in transport.detail.message
     wait_for(lambda: ops.ends == 1 and not ops.running, "the session to end")
     broken = False  # the disk has room again
     clock.advance(1)
@@ -419,7 +388,7 @@ def test_a_failed_first_connect_is_retried_with_backoff(make: Callable[..., Made
     ops.fail_connect = [NeonizeError("dial tcp: lookup web.whatsapp.com: no such host")] * 2
     transport, sink, _ = make(ops)
     wait_for(lambda: ops.running == 3, "the third attempt")
-    reconnecting = [d for s, d in sink.states if s is ConnectionState.RECONNECTING]
+    reconnecting = [d.message for s, d in sink.states if s is ConnectionState.RECONNECTING]
     assert [("no such host" in d, f"attempt {n}" in d) for n, d in enumerate(reconnecting, 1)] == [(True, True)] * 2
     connect(transport.client)
     wait_for(lambda: state_of(transport, ConnectionState.CONNECTED), "connected")
@@ -433,14 +402,14 @@ def test_logged_out_goes_back_to_pairing(make: Callable[..., Made]) -> None:
     states = sink.state_names()
     assert states[-2:] == [ConnectionState.LOGGED_OUT, ConnectionState.PAIRING]
     push_qr(transport.client, "2@new-code")
-    wait_for(lambda: parse_detail(transport.detail).get("qr") == "2@new-code", "the new QR code")
+    wait_for(lambda: transport.detail.qr == "2@new-code", "the new QR code")
 
 
 def test_a_replaced_stream_stops_without_fighting_back(make: Callable[..., Made]) -> None:
     transport, sink, ops = connected(make())
     push(transport.client, event("stream_replaced"))
     wait_for(lambda: ops.ends == 1 and not ops.running, "the session to end")
-    assert transport.state is ConnectionState.STOPPED and transport.detail.startswith("replaced")
+    assert transport.state is ConnectionState.STOPPED and transport.detail.message.startswith("replaced")
     assert ops.sessions == 1
 
 
@@ -448,8 +417,8 @@ def test_a_temporary_ban_pauses_until_it_expires(make: Callable[..., Made], cloc
     transport, sink, ops = connected(make())
     push(transport.client, event("temporary_ban"))  # Expire: 3600 s
     wait_for(lambda: state_of(transport, ConnectionState.BANNED), "banned")
-    detail = parse_detail(transport.detail)
-    assert detail == {"expires_at": clock.now() + 3600, "reason": "sent too many same message"}
+    detail = transport.detail
+    assert (detail.expires_at, detail.reason) == (clock.now() + 3600, "sent too many same message")
     wait_for(lambda: not ops.running, "the session to end")
     transport.send(OutboundText("r1", GROUP, "hello"))
     wait_for(lambda: transport_outcomes(transport), "an outcome")
@@ -466,7 +435,8 @@ def test_a_refused_connection_ends_the_session_and_a_new_one_follows(make: Calla
     push(transport.client, N.ConnectFailure(Reason=N.ConnectFailureReason.GENERIC, Message="unknown",
                                             Raw=N.Node(Tag="failure")))
     wait_for(lambda: state_of(transport, ConnectionState.RECONNECTING), "reconnecting")
-    assert "refused the connection: generic unknown" in transport.detail and "next try in" in transport.detail
+    message = transport.detail.message
+    assert "refused the connection: generic unknown" in message and "next try in" in message
     wait_for(lambda: ops.ends == 1 and not ops.running, "the session to end")
     clock.advance(1)  # the backoff (at most 0.05 s here)
     wait_for(lambda: ops.sessions == 2, "a new session")
@@ -482,7 +452,7 @@ def test_a_ban_without_its_length_is_waited_out_too(make: Callable[..., Made], c
     ban.Expire = 0  # the server did not say
     push(transport.client, ban)
     wait_for(lambda: state_of(transport, ConnectionState.BANNED), "banned")
-    assert parse_detail(transport.detail)["expires_at"] == clock.now() + UNKNOWN_BAN_WAIT
+    assert transport.detail.expires_at == clock.now() + UNKNOWN_BAN_WAIT
     wait_for(lambda: not ops.running, "the session to end")
     clock.advance(60)
     time.sleep(0.2)
@@ -534,28 +504,28 @@ def test_the_qr_code_is_shown_printed_and_renewed_when_it_expires(make: Callable
                                                                    clock: FakeClock) -> None:
     transport, sink, ops = make(FakeOps(paired=False))
     wait_for(lambda: ops.running, "a session")
-    assert transport.state is ConnectionState.PAIRING and parse_detail(transport.detail)["qr"] == ""
+    assert transport.state is ConnectionState.PAIRING and transport.detail.qr == ""
     push_qr(transport.client, "2@first,code")
-    wait_for(lambda: parse_detail(transport.detail).get("qr") == "2@first,code", "the first QR code")
-    assert parse_detail(transport.detail)["expires_at"] == clock.now() + 60
+    wait_for(lambda: transport.detail.qr == "2@first,code", "the first QR code")
+    assert transport.detail.expires_at == clock.now() + 60
     terminal = transport.terminal.getvalue()  # type: ignore[union-attr]
     assert "█" in terminal and "Linked devices" in terminal  # drawn for the operator, on stderr
     clock.advance(50)
     push_qr(transport.client, "2@second,code")
-    wait_for(lambda: parse_detail(transport.detail).get("qr") == "2@second,code", "the second QR code")
-    assert parse_detail(transport.detail)["expires_at"] == clock.now() + 20
+    wait_for(lambda: transport.detail.qr == "2@second,code", "the second QR code")
+    assert transport.detail.expires_at == clock.now() + 20
     assert transport.terminal.getvalue().count("Linked devices") == 2  # type: ignore[union-attr]
     # whatsmeow gives up after its last code without telling neonize: the transport notices.
     clock.advance(26)
     wait_for(lambda: ops.sessions == 2 and ops.running == 2, "a new pairing attempt")
-    assert ops.ends == 1 and parse_detail(transport.detail)["qr"] == ""
+    assert ops.ends == 1 and transport.detail.qr == ""
 
 
 def test_a_scan_at_the_last_moment_is_not_cut_off(make: Callable[..., Made], clock: FakeClock) -> None:
     transport, sink, ops = make(FakeOps(paired=False))
     wait_for(lambda: ops.running, "a session")
     push_qr(transport.client, "2@code")
-    wait_for(lambda: transport.state is ConnectionState.PAIRING and parse_detail(transport.detail)["qr"], "a QR")
+    wait_for(lambda: transport.state is ConnectionState.PAIRING and transport.detail.qr, "a QR")
     ops.paired = True  # the phone scanned it; whatsmeow stored the device and is logging in
     clock.advance(66)
     wait_for(lambda: transport.state is ConnectionState.CONNECTING, "logging in")
@@ -571,7 +541,7 @@ def test_a_login_after_a_last_moment_scan_that_never_completes_connects_again(
     transport, sink, ops = make(FakeOps(paired=False))
     wait_for(lambda: ops.running, "a session")
     push_qr(transport.client, "2@code")
-    wait_for(lambda: transport.state is ConnectionState.PAIRING and parse_detail(transport.detail)["qr"], "a QR")
+    wait_for(lambda: transport.state is ConnectionState.PAIRING and transport.detail.qr, "a QR")
     ops.paired = True  # scanned, but whatsmeow never finishes logging in
     clock.advance(66)
     wait_for(lambda: ops.sessions == 2 and ops.running == 2, "a new session")
@@ -584,10 +554,10 @@ def test_after_several_unscanned_attempts_pairing_waits_for_re_pair(make: Callab
     for attempt in range(1, QR_ROUNDS + 1):
         wait_for(lambda: ops.running == attempt, f"attempt {attempt}")
         push_qr(transport.client, f"2@code-{attempt}")
-        wait_for(lambda: parse_detail(transport.detail).get("qr") == f"2@code-{attempt}", "its QR code")
+        wait_for(lambda: transport.detail.qr == f"2@code-{attempt}", "its QR code")
         clock.advance(66)
         wait_for(lambda: ops.ends == attempt, f"attempt {attempt} ended")
-    wait_for(lambda: parse_detail(transport.detail).get("expired"), "pairing given up")
+    wait_for(lambda: transport.detail.expired, "pairing given up")
     assert transport.state is ConnectionState.PAIRING and ops.sessions == QR_ROUNDS
     transport.repair()
     wait_for(lambda: ops.running == QR_ROUNDS + 1, "a new attempt after re-pair")
@@ -597,14 +567,14 @@ def test_pairing_by_phone_code_after_the_first_qr(make: Callable[..., Made], clo
     transport, sink, ops = make(FakeOps(paired=False), pair_phone="8801712345678")
     wait_for(lambda: ops.running, "a session")
     push_qr(transport.client, "2@code")
-    wait_for(lambda: parse_detail(transport.detail).get("pair_code"), "a pairing code")
-    detail = parse_detail(transport.detail)
-    assert detail["pair_code"] == "ABCD-EFGH" and ops.pair_codes == ["8801712345678"]
-    assert detail["expires_at"] == clock.now() + 160  # the whole attempt, not one QR code
+    wait_for(lambda: transport.detail.pair_code, "a pairing code")
+    detail = transport.detail
+    assert detail.pair_code == "ABCD-EFGH" and ops.pair_codes == ["8801712345678"]
+    assert detail.expires_at == clock.now() + 160  # the whole attempt, not one QR code
     terminal = transport.terminal.getvalue()  # type: ignore[union-attr]
     assert "ABCD-EFGH" in terminal and "+8801712345678" in terminal and "█" not in terminal
     push_qr(transport.client, "2@code-2")
-    wait_for(lambda: parse_detail(transport.detail).get("qr") == "2@code-2", "the next QR code")
+    wait_for(lambda: transport.detail.qr == "2@code-2", "the next QR code")
     assert ops.pair_codes == ["8801712345678"]  # one code per attempt
 
 
@@ -616,17 +586,6 @@ def test_re_pair_logs_out_and_pairs_again(make: Callable[..., Made]) -> None:
     assert transport.state is ConnectionState.PAIRING
 
 
-def test_re_pair_without_a_connection_moves_the_session_aside(make: Callable[..., Made]) -> None:
-    ops = FakeOps()
-    ops.fail_connect = [NeonizeError("no network")] * 50
-    transport, sink, _ = make(ops)
-    wait_for(lambda: transport.state is ConnectionState.RECONNECTING, "reconnecting")
-    ops.fail_connect.clear()
-    transport.repair()
-    wait_for(lambda: ops.discarded == 1 and ops.running, "a fresh session")
-    assert ops.logouts == 0
-
-
 def test_re_pair_before_start_is_refused(tmp_path: Path) -> None:
     transport = WhatsAppTransport(str(tmp_path / "s.sqlite3"), ops=FakeOps())
     with pytest.raises(TransportError):
@@ -636,17 +595,20 @@ def test_re_pair_before_start_is_refused(tmp_path: Path) -> None:
 # --- outbound -----------------------------------------------------------------------------
 
 
-def test_a_reply_quotes_the_stored_order_message(make: Callable[..., Made]) -> None:
-    transport, sink, ops = connected(make())
+def test_a_reply_quotes_the_stored_order_message_and_its_text_stays_text(make: Callable[..., Made]) -> None:
+    """Through neonize's own send_message, up to its Go library: the bytes it would send."""
+    transport, sink, ops = connected(make(GoSendOps()))
     quote = Quote("3EB0C431D9A5F2B7E1AA", RAHIM_LID, ".10")  # as the order stored it: works after a restart
-    transport.send(OutboundText("r1", GROUP, "📥 অর্ডার গ্রহণ করা হয়েছে", quote))
+    text = "📥 অর্ডার গ্রহণ করা হয়েছে: call @8801711111111 (group @120363000000000001@g.us)"
+    transport.send(OutboundText("r1", GROUP, text, quote))
     wait_for(lambda: sink.outcomes, "the outcome")
-    [(to, message)] = ops.sent
-    assert (to.User, to.Server) == ("120363000000000001", "g.us")
-    assert message.extendedTextMessage.text == "📥 অর্ডার গ্রহণ করা হয়েছে"
+    [message] = ops.go.sent
+    assert ops.go.calls == ["SendMessage"]  # no group lookup on the network for "@…@g.us"
+    assert message.extendedTextMessage.text == text
     context = message.extendedTextMessage.contextInfo
     assert (context.stanzaID, context.participant) == ("3EB0C431D9A5F2B7E1AA", RAHIM_LID)
-    assert context.quotedMessage.conversation == ".10"
+    assert context.quotedMessage == E.Message(conversation=".10")
+    assert list(context.mentionedJID) == [] and list(context.groupMentions) == []  # "@digits" mentions nobody
     assert sink.outcomes == [outbound.SendOutcome("r1", True, message_id="3EB0BOT000001", timestamp=1_764_000_100.0)]
 
 
@@ -731,27 +693,10 @@ def test_the_session_file_is_kept_private(make: Callable[..., Made], tmp_path: P
 # --- the real neonize calls that stay on this machine ---------------------------------------
 
 
-def test_the_session_database_is_read_and_moved_aside_offline(tmp_path: Path) -> None:
+def test_the_session_database_is_moved_aside_offline(tmp_path: Path) -> None:
     ops = NeonizeOps()
     db = str(tmp_path / "session.sqlite3")
-    assert ops.has_session(db) is False  # neonize's GetAllDevices: creates the schema, no device
-    assert ops.has_session(str(tmp_path / "missing" / "s.sqlite3")) is None
-    ops.end(ops.new_client(db))  # stop() without a session does nothing
+    ops.end(ops.new_client(db, lambda status: None))  # stop() without a session does nothing
+    Path(db).write_bytes(b"")
     ops.discard_session(db)
     assert not Path(db).exists() and len(list(tmp_path.glob("session.sqlite3.old-*"))) == 1
-
-
-def test_an_abandoned_session_does_not_hold_up_the_exit(tmp_path: Path) -> None:
-    ops = NeonizeOps()
-    client = ops.new_client(str(tmp_path / "session.sqlite3"))
-    release = threading.Event()
-    # As neonize's connect(): a non-daemon worker named after the session, here one that never ends.
-    worker = threading.Thread(target=release.wait, name=client.uuid.decode(), daemon=False)
-    worker.start()
-    try:
-        assert worker._tstate_lock in threading._shutdown_locks  # type: ignore[attr-defined]
-        ops.abandon(client)
-        assert worker._tstate_lock not in threading._shutdown_locks  # type: ignore[attr-defined]
-    finally:
-        release.set()
-        worker.join()

@@ -22,7 +22,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from domain.chat import ChatMessage, ConnectionState, GroupInfo, OutboundText, SendOutcome, Source
+from domain.chat import ChatMessage, ConnectionDetail, ConnectionState, GroupInfo, OutboundText, SendOutcome, Source
 from gateway.transport import Transport, TransportError, TransportSink
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ class SandboxTransport(Transport):
         self._started = False
         self._stopped = False
         self._state = ConnectionState.STOPPED
-        self._detail = ""
+        self._detail = ConnectionDetail()
         self._own_ids: frozenset[str] = frozenset()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -527,7 +527,8 @@ class SandboxTransport(Transport):
         if not queued and self._sink is not None:
             self._sink.send_finished(SendOutcome(request.request_id, **outcome))
 
-    def _set_state(self, state: ConnectionState, detail: str = "") -> None:
+    def _set_state(self, state: ConnectionState, message: str = "") -> None:
+        detail = ConnectionDetail(message)
         if (state, detail) == (self._state, self._detail):
             return
         self._state, self._detail = state, detail

@@ -16,6 +16,8 @@ class Timer(enum.Enum):
     BAN = "ban"  # the ban should be over
     QR = "qr"  # the QR code's time is up
     QR_LOGIN = "qr_login"  # the login after a last-moment scan should be done
+    SILENT = "silent"  # a new session should have shown a QR code or connected by now
+    REPAIR = "repair"  # re-pair gives up connecting to log the old device out
 
 
 class After(enum.Enum):
@@ -43,6 +45,13 @@ class QrCode:
     """whatsmeow shows a new QR code."""
 
     payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoginStatus:
+    """How whatsmeow's QR channel ended ("success", "timeout", "err-client-outdated", ...)."""
+
+    status: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,5 +127,5 @@ class TimerDue:
     timer: Timer
 
 
-Command = (Stop | Repair | QrCode | Paired | Connected | Disconnected | ConnectFailure | SinkFailed | LoggedOut
-           | Banned | Replaced | Outdated | SessionEnded | TimerDue)
+Command = (Stop | Repair | QrCode | LoginStatus | Paired | Connected | Disconnected | ConnectFailure | SinkFailed
+           | LoggedOut | Banned | Replaced | Outdated | SessionEnded | TimerDue)

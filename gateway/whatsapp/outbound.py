@@ -1,5 +1,5 @@
-"""Outbound: a reply built with neonize's own builders, quoting the order message from what the
-order stored (so it works after a restart), and neonize's send errors mapped to a SendOutcome."""
+"""Outbound: the message to send, built here (a reply quotes the order message from what the
+order stored, so it works after a restart), and neonize's send errors mapped to a SendOutcome."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from neonize.proto import Neonize_pb2 as neonize_proto
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
 
 from domain.chat import OutboundText, Quote, SendOutcome
-from gateway.whatsapp.convert import GROUP_SERVER, parse_jid, to_seconds
+from gateway.whatsapp.convert import GROUP_SERVER, jid_text, parse_jid, to_seconds
 
 log = logging.getLogger(__name__)
 
@@ -33,26 +33,26 @@ def group_jid(group_id: str) -> neonize_proto.JID:
     return jid
 
 
-def quoted_message(group_id: str, quote: Quote) -> neonize_proto.Message:
-    """The quoted order message as neonize's reply builder reads it (id, sender, chat, text),
-    rebuilt from the stored Quote. SenderAlt stays unset: the builder would prefer it."""
-    source = neonize_proto.MessageSource(Chat=group_jid(group_id), Sender=parse_jid(quote.sender),
-                                         IsGroup=True, IsFromMe=False)
-    return neonize_proto.Message(Info=neonize_proto.MessageInfo(ID=quote.message_id, MessageSource=source),
-                                 Message=wa.Message(conversation=quote.text))
+def reply_context(quote: Quote) -> wa.ContextInfo:
+    """What makes a message a reply: the quoted message's id, its sender (without device) and its
+    text. Raises ValueError if the sender is not a WhatsApp id."""
+    return wa.ContextInfo(stanzaID=quote.message_id, participant=jid_text(parse_jid(quote.sender)),
+                          quotedMessage=wa.Message(conversation=quote.text))
 
 
-def build_message(client: Any, request: OutboundText) -> wa.Message:
-    """The message to send: a reply quoting `request.quote` (neonize's build_reply_message sets
-    the stanza id, the participant and the quoted text), or plain text."""
+def build_message(request: OutboundText) -> wa.Message:
+    """The message to send: the text as it is, quoting `request.quote` when there is one.
+
+    Built here rather than with neonize's build_reply_message, which turns every "@<digits>" of
+    the text into a mention and looks every "@<id>@g.us" up on the network."""
     if request.quote is not None and request.quote.message_id:
         try:
-            quoted = quoted_message(request.group_id, request.quote)
+            context = reply_context(request.quote)
         except ValueError as e:
             # Better the text without its quote than no text at all.
             log.warning("sending %s without its quote: %s", request.request_id, e)
         else:
-            return client.build_reply_message(request.text, quoted)
+            return wa.Message(extendedTextMessage=wa.ExtendedTextMessage(text=request.text, contextInfo=context))
     return wa.Message(conversation=request.text)
 
 

@@ -15,7 +15,7 @@ from typing import TextIO
 
 import segno
 
-from domain.chat import state_detail
+from domain.chat import ConnectionDetail
 
 QR_FIRST = 60.0  # the first code of an attempt
 QR_NEXT = 20.0  # each later one
@@ -34,6 +34,7 @@ class Pairing:
     round_ends_at: float | None = None  # the last QR code of this attempt (and its pairing code)
     codes: int = 0  # QR codes seen in this attempt
     rounds: int = 0  # attempts that ended without a scan
+    note: str = ""  # something the operator should know while pairing (the old device left linked)
 
     def new_round(self) -> None:
         """A new attempt starts (a new connection): nothing shown until its first code arrives."""
@@ -45,6 +46,7 @@ class Pairing:
         """Paired, or the operator asked to pair again: forget the attempts so far."""
         self.new_round()
         self.rounds = 0
+        self.note = ""
 
     def qr_received(self, payload: str, now: float) -> bool:
         """Record a QR code from whatsmeow; True if it is a new one."""
@@ -80,15 +82,12 @@ class Pairing:
     def exhausted(self) -> bool:
         return self.rounds >= QR_ROUNDS
 
-    def detail(self) -> str:
-        """The PAIRING state's detail (see domain.chat.ConnectionState)."""
+    def detail(self) -> ConnectionDetail:
+        """What the PAIRING state shows."""
         if self.exhausted and not self.qr:
-            return state_detail(expired=True, message=(
-                f"nobody scanned the QR code in {self.rounds} attempts; press re-pair to show a new one"))
-        fields: dict[str, object] = {"qr": self.qr, "expires_at": self.expires_at}
-        if self.pair_code:
-            fields["pair_code"] = self.pair_code
-        return state_detail(**fields)
+            given_up = f"nobody scanned the QR code in {self.rounds} attempts; press re-pair to show a new one"
+            return ConnectionDetail(f"{given_up}. {self.note}" if self.note else given_up, expired=True)
+        return ConnectionDetail(self.note, qr=self.qr, pair_code=self.pair_code, expires_at=self.expires_at)
 
 
 def print_qr(payload: str, expires_in: float, out: TextIO | None = None) -> None:

@@ -8,34 +8,37 @@ Threads (the transport's own are daemons, and stop() ends them all):
   and enqueue. neonize swallows a handler's exception, so each handler catches and logs its own.
 * "whatsapp-supervisor" owns the connection. Each connection ("session") is neonize's blocking
   connect() on a "whatsapp-session" thread. The supervisor renews the QR code when whatsmeow
-  gives up on it, asks for a pairing code, waits out a ban, re-pairs, and backs off when a
-  connect fails at once. It never calls connect() from a handler: after a first successful
-  connect, whatsmeow reconnects by itself.
-* "whatsapp-send" builds each reply with neonize's builders and sends it, one at a time, and
+  gives up on it, asks for a pairing code, waits out a ban, re-pairs (logging the old device out
+  first), and backs off when a connect fails. A new session that neither shows a QR code nor
+  connects in time is ended and tried again later: while pairing, neonize delivers no event at
+  all until the QR attempt is over, and only the login status (gateway.whatsapp.client) says how
+  it ended. It never calls connect() from a handler: after a first successful connect, whatsmeow
+  reconnects by itself.
+* "whatsapp-send" builds each message and sends it, one at a time, each with a deadline, and
   reports exactly one SendOutcome per request. The GatewayActor paces what it hands over.
 * "whatsapp-groups" fetches group names with get_joined_groups() after each connect and when a
   group event or an unknown group asks for it (never once per message).
 
-neonize calls that read its Go side's client table (send, pairing code, groups, logout, stop)
-are serialised under one lock and made only while a session has set that table up: a
-concurrent write from a starting session would be a fatal Go map race, and some calls abort the
-whole process when no session exists.
+neonize calls that read its Go side's client table (send, pairing code, groups, logout) run
+through a Gate (gateway.whatsapp.calls): only while a session has set the table up, each on a
+thread of its own with a deadline; ending a session waits for them only while they may still
+read the table, never for an answer from WhatsApp.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
-import os
 import queue
 import random
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
-from domain.chat import ChatMessage, ConnectionState, GroupInfo, OutboundText, SendOutcome, Source, state_detail
+from domain.chat import ChatMessage, ConnectionDetail, ConnectionState, GroupInfo, OutboundText, SendOutcome, Source
 from gateway.transport import Transport, TransportError, TransportSink
 from gateway.whatsapp import convert, outbound
+from gateway.whatsapp.calls import READ_GRACE, Call, CallTimedOut, Gate, Halted, NoSession
 from gateway.whatsapp.control import (
     After,
     Banned,
@@ -44,6 +47,7 @@ from gateway.whatsapp.control import (
     Connected,
     Disconnected,
     LoggedOut,
+    LoginStatus,
     Outdated,
     Paired,
     QrCode,
@@ -55,6 +59,7 @@ from gateway.whatsapp.control import (
     Timer,
     TimerDue,
 )
+from gateway.whatsapp.ops import NeonizeOps, restrict
 from gateway.whatsapp.pairing import QR_FIRST, QR_NEXT, Pairing, print_pair_code, print_qr
 
 log = logging.getLogger(__name__)
@@ -67,90 +72,22 @@ GROUPS_MIN_INTERVAL = 60.0  # unknown groups trigger at most one get_joined_grou
 PAIRED_WAIT = 30.0  # scanned at the last moment: time for whatsmeow to finish logging in
 STOP_JOIN = 10.0
 BAN_MARGIN = 5.0
+SEND_TIMEOUT = 60.0  # s a send waits for WhatsApp's answer; then it counts as failed (and may be tried again)
+CALL_TIMEOUT = 30.0  # s for the other calls that wait for WhatsApp: logout, pairing code, group list
+SILENT_WAIT = 45.0  # s a new session has to show a QR code or connect
+REPAIR_WAIT = 60.0  # s re-pair tries to connect, to log the old device out, before it pairs anyway
+LINKED_DEVICES = "on the bot's phone: WhatsApp → Settings → Linked devices"
 
 
-class NeonizeOps:
-    """Every neonize call the transport makes, in one place. Tests replace it; none of these is
-    made before a session set up neonize's client table, unless its docstring says so."""
-
-    def __init__(self) -> None:
-        self._kept: list[Any] = []
-
-    def new_client(self, session_db: str) -> Any:
-        """A client on the session database (no network, no disk until connect)."""
-        from neonize.client import NewClient
-
-        return NewClient(session_db)
-
-    def run(self, client: Any) -> None:
-        """One session: connect and block until it ends. Raises at once if the first connection fails."""
-        client.connect()
-
-    def end(self, client: Any) -> None:
-        """Make a running `run` return (safe without a session)."""
-        client.stop()
-
-    def send(self, client: Any, to: Any, message: Any) -> Any:
-        """Send a built message; returns neonize's SendResponse, raises SendMessageError."""
-        return client.send_message(to, message)
-
-    def pair_code(self, client: Any, phone: str) -> str:
-        """A pairing code for `phone` (after the session's first QR code)."""
-        return str(client.PairPhone(phone, show_push_notification=True))
-
-    def joined_groups(self, client: Any) -> list[GroupInfo]:
-        """The groups the number is in (after Connected)."""
-        return convert.group_infos(client.get_joined_groups())
-
-    def logout(self, client: Any) -> None:
-        """Unlink this device from the phone and delete the session's keys (after Connected)."""
-        client.logout()
-
-    def has_session(self, session_db: str) -> bool | None:
-        """Whether the session database holds a paired device (reads the database only; safe any
-        time); None if it cannot tell."""
-        from neonize.client import ClientFactory
-
-        try:
-            return bool(ClientFactory.get_all_devices_from_db(session_db))
-        except Exception as e:  # neonize returns "error: ..." text that its parser trips over
-            log.warning("cannot read the WhatsApp session database %s: %s", session_db, e)
-            return None
-
-    def discard_session(self, session_db: str) -> None:
-        """Move a session database aside (kept as a backup), so the next session pairs afresh."""
-        if "://" in session_db:
-            log.error("cannot discard a session kept at %s: delete its device rows by hand", session_db)
-            return
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            path = Path(session_db + suffix)
-            if path.exists():
-                path.rename(path.with_name(f"{path.name}.old-{stamp}"))
-                log.warning("WhatsApp session file moved aside: %s.old-%s", path, stamp)
-
-    def abandon(self, client: Any) -> None:
-        """A session that does not end: after a QR attempt expires, neonize 0.5.2's Go side waits
-        for a device id that never comes and ignores stop() (goneonize main.go, FetchMe). Its
-        worker thread is not a daemon; leave it out of the interpreter's exit join so the
-        gateway process can still exit."""
-        # Its Go side still holds the callbacks of that connect(): keep them from being freed
-        # when the next connect() replaces them.
-        self._kept.append(getattr(client, "_connect_refs", None))
-        name = client.uuid.decode() if isinstance(client.uuid, bytes) else str(client.uuid)
-        for thread in threading.enumerate():
-            if thread.name == name and not thread.daemon and thread.is_alive():
-                _forget_at_exit(thread)
-
-
-def _forget_at_exit(thread: threading.Thread) -> None:
-    """CPython joins every non-daemon thread at exit through `threading._shutdown_locks`."""
-    lock = getattr(thread, "_tstate_lock", None)
-    locks = getattr(threading, "_shutdown_locks", None)
-    guard = getattr(threading, "_shutdown_locks_lock", None)
-    if lock is not None and locks is not None and guard is not None:
-        with guard:
-            locks.discard(lock)
+def outdated_message() -> str:
+    """What the panel and the log say when WhatsApp refuses this neonize as too old (405)."""
+    try:
+        version = importlib.metadata.version("neonize")
+    except importlib.metadata.PackageNotFoundError:
+        version = "?"
+    return (f"WhatsApp refuses this client as outdated (405): neonize {version} is too old. Move to a newer "
+            f"neonize as the README says (Upgrading neonize): set neonize==<new version> in setup.cfg, run "
+            f"`make test`, then `.venv/bin/pip install -e .` and restart the bot")
 
 
 class _Backoff:
@@ -172,12 +109,17 @@ class WhatsAppTransport(Transport):
     """WhatsApp through neonize: pairing, inbound group messages, quoted replies, bans."""
 
     kind = "whatsapp"
+    pairing = True
     end_poll = 1.0  # a session asked to end is checked this often (real seconds) ...
     end_tries = 8  # ... this many times before it is abandoned
+    send_timeout = SEND_TIMEOUT  # real seconds
+    call_timeout = CALL_TIMEOUT  # real seconds
+    silent_wait = SILENT_WAIT  # on self.clock
+    repair_wait = REPAIR_WAIT  # on self.clock
 
     def __init__(self, session_db: str, *, pair_phone: str = "", ops: NeonizeOps | None = None,
                  clock: Callable[[], float] = time.time, terminal: TextIO | None = None,
-                 reconnect_min: float = 2.0, reconnect_max: float = 300.0) -> None:
+                 reconnect_min: float = 2.0, reconnect_max: float = 300.0, read_grace: float = READ_GRACE) -> None:
         if not 0 < reconnect_min <= reconnect_max:
             raise ValueError("need 0 < reconnect_min <= reconnect_max")
         self.session_db = session_db
@@ -186,18 +128,18 @@ class WhatsAppTransport(Transport):
         self.clock = clock
         self.terminal = terminal
         self._lock = threading.Lock()  # state, names, own ids, lifecycle flags
-        self._call_lock = threading.Lock()  # neonize calls that read its client table
+        self._gate = Gate(read_grace)  # neonize calls that read its client table
         self._sink: TransportSink | None = None
         self._client: Any = None
         self._started = self._stopped = False
         self._state = ConnectionState.STOPPED
-        self._detail = ""
+        self._detail = ConnectionDetail()
         self._own_ids: frozenset[str] = frozenset()
         self._names: dict[str, str] = {}
-        self._live = False  # a session set up neonize's client table (under _call_lock)
         self._offline_sync = False  # between OfflineSyncPreview and OfflineSyncCompleted (event thread)
         self._control: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self._sends: queue.SimpleQueue[OutboundText | None] = queue.SimpleQueue()
+        self._unanswered_send: Call[Any] | None = None  # a send that timed out, maybe still waiting (send thread)
         self._groups_wanted = threading.Event()
         self._groups_asked_at = float("-inf")
         self._threads: list[threading.Thread] = []
@@ -210,11 +152,13 @@ class WhatsAppTransport(Transport):
         self._session_connected = False
         self._ending: After | None = None  # what to do once the session has ended
         self._end_tries = 0
-        # timer -> (on self.clock?, when): code and ban expiries are times on the clock (epoch
-        # seconds, as the panel shows them); retries and waits are durations (time.monotonic).
+        # timer -> (on self.clock?, when): code and ban expiries and the deadlines of a new session
+        # and of re-pair are times on the clock (epoch seconds, as the panel shows them); retries
+        # and waits are durations (time.monotonic).
         self._timers: dict[Timer, tuple[bool, float]] = {}
         self._ban_until = 0.0
         self._paired: bool | None = None  # the session database holds a device (None: unknown)
+        self._repair_pending = False  # re-pair waits for a connection to log the old device out
 
     # -- Transport -------------------------------------------------------------------------
 
@@ -223,7 +167,7 @@ class WhatsAppTransport(Transport):
         return self._state
 
     @property
-    def detail(self) -> str:
+    def detail(self) -> ConnectionDetail:
         return self._detail
 
     @property
@@ -241,7 +185,7 @@ class WhatsAppTransport(Transport):
                 raise TransportError("WhatsAppTransport.start() called twice", retryable=False)
             self._started = True
         self._sink = sink
-        self._client = self.ops.new_client(self.session_db)
+        self._client = self.ops.new_client(self.session_db, self._on_login_status)
         self._register(self._client)
         for target, name in ((self._supervise, "whatsapp-supervisor"), (self._send_loop, "whatsapp-send"),
                              (self._groups_loop, "whatsapp-groups")):
@@ -255,6 +199,7 @@ class WhatsAppTransport(Transport):
                 self._stopped = True
                 return
             self._stopped = True
+        self._gate.halt()  # whoever waits for neonize stops waiting
         self._control.put(Stop())
         self._sends.put(None)
         self._groups_wanted.set()
@@ -263,7 +208,7 @@ class WhatsAppTransport(Transport):
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 log.warning("%s did not stop within %.0f s", thread.name, STOP_JOIN)
-        self._report(ConnectionState.STOPPED, "stopped")
+        self._report(ConnectionState.STOPPED, ConnectionDetail("stopped"))
 
     def send(self, request: OutboundText) -> None:
         if self._sink is None:
@@ -286,14 +231,14 @@ class WhatsAppTransport(Transport):
             return [GroupInfo(g, n) for g, n in sorted(self._names.items())]
 
     def repair(self) -> None:
-        """Forget this number's session and pair again (the panel's re-pair button). Returns at once."""
+        """Unlink this number's device and pair again (the panel's re-pair button). Returns at once."""
         if not self._started or self._stopped:
             raise TransportError("the WhatsApp transport is not running", retryable=False)
         self._control.put(Repair())
 
     # -- reporting -------------------------------------------------------------------------
 
-    def _report(self, state: ConnectionState, detail: str = "") -> None:
+    def _report(self, state: ConnectionState, detail: ConnectionDetail) -> None:
         with self._lock:
             if (state, detail) == (self._state, self._detail):
                 return
@@ -321,7 +266,7 @@ class WhatsAppTransport(Transport):
                     log.exception("recording %d WhatsApp messages failed; trying again in %.1f s", len(batch), delay)
                     time.sleep(delay)
 
-    # -- neonize's event thread --------------------------------------------------------------
+    # -- neonize's event thread and the login status callback ------------------------------------
 
     def _register(self, client: Any) -> None:
         """Register every handler before connect(): neonize subscribes to what is registered."""
@@ -363,6 +308,10 @@ class WhatsAppTransport(Transport):
     def _on_qr(self, client: Any, data: bytes) -> None:
         payload = data.decode("utf-8", "replace") if isinstance(data, (bytes, bytearray)) else str(data)
         self._event(QrCode(payload))
+
+    def _on_login_status(self, status: str) -> None:
+        """How a pairing attempt ended (on a Go thread; neonize 0.5.2 only printed it)."""
+        self._event(LoginStatus(status))
 
     def _on_message(self, client: Any, message: Any) -> None:
         chat = convert.jid_text(message.Info.MessageSource.Chat)
@@ -436,7 +385,10 @@ class WhatsAppTransport(Transport):
     def _on_connect_failure(self, client: Any, failure: Any) -> None:
         from neonize.proto.Neonize_pb2 import ConnectFailureReason
 
-        self._event(ConnectFailure(_enum_name(ConnectFailureReason, failure.Reason), failure.Message))
+        if failure.Reason == ConnectFailureReason.CLIENT_OUTDATED:  # 405, should whatsmeow not say ClientOutdated
+            self._event(Outdated())
+        else:
+            self._event(ConnectFailure(_enum_name(ConnectFailureReason, failure.Reason), failure.Message))
 
     def _on_group_event(self, client: Any, event: Any) -> None:
         """Joined a group or a group changed: the event carries the new name when there is one."""
@@ -470,11 +422,12 @@ class WhatsAppTransport(Transport):
             self._groups_wanted.clear()
             if self._stopped:
                 return
+            if self._state is not ConnectionState.CONNECTED:
+                continue  # the next Connected asks again
             try:
-                with self._call_lock:
-                    if not self._live or self._state is not ConnectionState.CONNECTED:
-                        continue  # the next Connected asks again
-                    groups = self.ops.joined_groups(self._client)
+                groups = self._gate.call(lambda: self.ops.joined_groups(self._client), self.call_timeout, "groups")
+            except (NoSession, Halted):
+                continue
             except Exception as e:
                 log.warning("cannot list the WhatsApp groups: %s", e)
                 continue
@@ -504,21 +457,31 @@ class WhatsAppTransport(Transport):
                 self._sink.send_finished(SendOutcome(request.request_id, False, error="transport stopped"))
 
     def _send_one(self, request: OutboundText) -> SendOutcome:
-        """Build and send one text; its outcome."""
+        """Build and send one text, waiting at most `send_timeout` for WhatsApp; its outcome."""
         try:
             to = outbound.group_jid(request.group_id)
-            message = outbound.build_message(self._client, request)
+            message = outbound.build_message(request)
         except Exception as e:
             return SendOutcome(request.request_id, False, error=f"cannot build the message: {e}", retryable=False)
-        with self._call_lock:
-            if not self._live or self._state is not ConnectionState.CONNECTED:
-                return SendOutcome(request.request_id, False, error="not connected to WhatsApp", retryable=True)
-            try:
-                response = self.ops.send(self._client, to, message)
-            except Exception as e:
-                outcome = outbound.failed(request.request_id, e)
-                log.warning("WhatsApp send to %s failed: %s", request.group_id, outcome.error)
-                return outcome
+        if self._state is not ConnectionState.CONNECTED:
+            return SendOutcome(request.request_id, False, error="not connected to WhatsApp", retryable=True)
+        unanswered = self._unanswered_send
+        if unanswered is not None and not unanswered.finished:
+            # One send left waiting is enough: more would only pile up behind the same trouble.
+            return SendOutcome(request.request_id, False, error="WhatsApp has not answered an earlier send yet",
+                               retryable=True)
+        try:
+            response = self._gate.call(lambda: self.ops.send(self._client, to, message), self.send_timeout, "send")
+        except CallTimedOut as e:
+            self._unanswered_send = e.call
+            log.warning("WhatsApp send to %s: %s", request.group_id, e)
+            return SendOutcome(request.request_id, False, error=f"{e} (it may still arrive)", retryable=True)
+        except (NoSession, Halted) as e:
+            return SendOutcome(request.request_id, False, error=str(e), retryable=True)
+        except Exception as e:
+            outcome = outbound.failed(request.request_id, e)
+            log.warning("WhatsApp send to %s failed: %s", request.group_id, outcome.error)
+            return outcome
         return outbound.sent(request.request_id, response, self.clock())
 
     # -- the supervisor ----------------------------------------------------------------------
@@ -541,6 +504,8 @@ class WhatsAppTransport(Transport):
         match command:
             case QrCode(payload):
                 self._cmd_qr(payload)
+            case LoginStatus(status):
+                self._cmd_login_status(status)
             case Paired(ok, error):
                 self._cmd_paired(ok, error)
             case Connected():
@@ -573,6 +538,10 @@ class WhatsAppTransport(Transport):
                 self._timer_qr()
             case TimerDue(Timer.QR_LOGIN):
                 self._timer_qr_login()
+            case TimerDue(Timer.SILENT):
+                self._timer_silent()
+            case TimerDue(Timer.REPAIR):
+                self._timer_repair()
             case _:
                 raise TypeError(f"not a supervisor command: {command!r}")
 
@@ -605,16 +574,21 @@ class WhatsAppTransport(Transport):
 
     def _start_session(self) -> None:
         """Connect (a new session thread), showing what the operator should expect."""
-        self._cancel(Timer.RETRY, Timer.BAN, Timer.QR, Timer.QR_LOGIN)
+        self._cancel(Timer.RETRY, Timer.BAN, Timer.QR, Timer.QR_LOGIN, Timer.SILENT)
         self._pairing.new_round()
         self._session_connected = False
         if self._paired is None:
             self._paired = self.ops.has_session(self.session_db)
-            _restrict(self.session_db)
+            restrict(self.session_db)
         if self._paired is False:
             self._report(ConnectionState.PAIRING, self._pairing.detail())
+        elif self._repair_pending:
+            self._report(ConnectionState.CONNECTING,
+                         ConnectionDetail("re-pair: connecting to WhatsApp to log the old device out first"))
         else:
-            self._report(ConnectionState.CONNECTING, "connecting to WhatsApp")
+            self._report(ConnectionState.CONNECTING, ConnectionDetail("connecting to WhatsApp"))
+        # neonize says nothing while a pairing attempt has shown no code: a deadline does.
+        self._at(Timer.SILENT, self.clock() + self.silent_wait)
         self._sessions += 1
         number = self._sessions
         thread = threading.Thread(target=self._session_main, args=(number,), name=f"whatsapp-session-{number}",
@@ -633,8 +607,8 @@ class WhatsAppTransport(Transport):
 
     def _end_session(self, then: After) -> None:
         """End the running session, then do `then` (see _after); at once if none runs."""
-        with self._call_lock:
-            self._live = False
+        self._gate.close()
+        self._cancel(Timer.SILENT)
         if self._session is None:
             self._after(then)
             return
@@ -644,11 +618,20 @@ class WhatsAppTransport(Transport):
         self._in(Timer.END_WAIT, self.end_poll)
 
     def _stop_client(self) -> None:
+        """Ask neonize to end the session: once no call may still be reading its client table."""
+        self._gate.settle()
         try:
-            with self._call_lock:
-                self.ops.end(self._client)
+            self.ops.end(self._client)
         except Exception as e:
             log.warning("stopping the WhatsApp session: %s", e)
+
+    def _session_failed(self, what: str) -> None:
+        """This session brings nothing (refused, silent, pairing failed): end it, try again after the backoff."""
+        self._retry_in = self._backoff.next()
+        log.warning("%s; trying again in %.0f s", what, self._retry_in)
+        self._report(ConnectionState.RECONNECTING, ConnectionDetail(
+            f"{what} (attempt {self._backoff.failures}); next try in {self._retry_in:.0f} s"))
+        self._end_session(After.RETRY)
 
     def _timer_end_wait(self) -> None:
         if self._session is None:
@@ -669,9 +652,8 @@ class WhatsAppTransport(Transport):
         if self._session is None or self._session[0] != number:
             return
         self._session = None
-        self._cancel(Timer.END_WAIT)
-        with self._call_lock:
-            self._live = False
+        self._cancel(Timer.END_WAIT, Timer.SILENT)
+        self._gate.close()
         then, self._ending = self._ending, None
         if then is not None:
             self._after(then)
@@ -684,8 +666,8 @@ class WhatsAppTransport(Transport):
         delay = self._backoff.next()
         reason = f"cannot connect to WhatsApp: {error}" if error is not None else "the WhatsApp session ended"
         log.warning("%s; trying again in %.0f s", reason, delay)
-        self._report(ConnectionState.RECONNECTING,
-                     f"{reason} (attempt {self._backoff.failures}); next try in {delay:.0f} s")
+        self._report(ConnectionState.RECONNECTING, ConnectionDetail(
+            f"{reason} (attempt {self._backoff.failures}); next try in {delay:.0f} s"))
         self._in(Timer.RETRY, delay)
 
     def _after(self, then: After) -> None:
@@ -717,10 +699,21 @@ class WhatsAppTransport(Transport):
             log.info("the WhatsApp ban should be over; connecting again")
             self._start_session()
 
+    def _timer_silent(self) -> None:
+        """A new session has shown no QR code and not connected in time: neonize would wait for ever."""
+        if self._session is None or self._ending is not None or self._session_connected or self._pairing.codes:
+            return
+        wait = self.silent_wait
+        if self._paired is False:
+            what = (f"WhatsApp showed no QR code within {wait:.0f} s and gave no reason (is web.whatsapp.com "
+                    f"reachable from this machine?)")
+        else:
+            what = f"WhatsApp did not confirm the connection within {wait:.0f} s"
+        self._session_failed(what)
+
     def _shut_session(self) -> None:
         """On stop: end the session and wait for it, briefly."""
-        with self._call_lock:
-            self._live = False
+        self._gate.close()
         if self._session is None:
             return
         number, thread = self._session
@@ -737,8 +730,8 @@ class WhatsAppTransport(Transport):
     def _cmd_qr(self, payload: str) -> None:
         if self._session is None or self._ending is not None:
             return
-        with self._call_lock:
-            self._live = True  # a QR code comes from a session that set neonize up
+        self._gate.open()  # a QR code comes from a session that set neonize up
+        self._cancel(Timer.SILENT)
         now = self.clock()
         if not self._pairing.qr_received(payload, now):
             return
@@ -754,14 +747,40 @@ class WhatsAppTransport(Transport):
 
     def _ask_pair_code(self) -> None:
         try:
-            with self._call_lock:
-                code = self.ops.pair_code(self._client, self.pair_phone)
+            code = self._gate.call(lambda: self.ops.pair_code(self._client, self.pair_phone), self.call_timeout,
+                                   "pairing code")
         except Exception as e:
             log.error("no pairing code for +%s (%s); scan the QR code instead", self.pair_phone, e)
             return
         self._pairing.pair_code = code
         log.info("WhatsApp pairing code issued for +%s", self.pair_phone)
         print_pair_code(code, self.pair_phone, self.terminal)
+
+    def _cmd_login_status(self, status: str) -> None:
+        """How whatsmeow's QR channel ended. This session brings nothing more unless it paired:
+        neonize's Go side now waits for a device id and delivers no event."""
+        if self._session is None or self._ending is not None:
+            return
+        self._cancel(Timer.SILENT)
+        match status:
+            case "success":
+                self._cmd_paired(True, "")
+                self._in(Timer.QR_LOGIN, PAIRED_WAIT)
+            case "err-client-outdated":
+                self._cmd_outdated()
+            case "timeout" if self._pairing.codes:
+                log.info("WhatsApp ended the pairing attempt: its QR codes ran out")
+                self._qr_round_over()
+            case "err-scanned-without-multidevice":
+                self._pairing.note = ("the phone that scanned the code cannot link devices: update WhatsApp "
+                                      "on it, then scan again")
+                log.warning("WhatsApp pairing: %s", self._pairing.note)
+                self._report(ConnectionState.PAIRING, self._pairing.detail())
+            case "timeout":
+                self._session_failed("WhatsApp closed the connection before showing a QR code "
+                                     "(login status: timeout)")
+            case _:
+                self._session_failed(f"WhatsApp ended the pairing attempt (login status: {status or 'none'})")
 
     def _timer_qr(self) -> None:
         """The QR code's time is up: renew the pairing attempt unless someone just scanned."""
@@ -771,10 +790,15 @@ class WhatsAppTransport(Transport):
         if not self._pairing.expired(now):
             self._at(Timer.QR, self._pairing.check_at() or now)
             return
+        self._qr_round_over()
+
+    def _qr_round_over(self) -> None:
+        """A pairing attempt's codes are used up: wait for a last-moment scan, or start a new attempt."""
+        self._cancel(Timer.QR)
         if self.ops.has_session(self.session_db):
             log.info("the QR code was scanned; waiting for WhatsApp to finish the login")
             self._pairing.new_round()
-            self._report(ConnectionState.CONNECTING, "paired; logging in")
+            self._report(ConnectionState.CONNECTING, ConnectionDetail("paired; logging in"))
             self._in(Timer.QR_LOGIN, PAIRED_WAIT)
             return
         self._pairing.rounds += 1
@@ -796,9 +820,9 @@ class WhatsAppTransport(Transport):
         if ok:
             self._paired = True
             self._pairing.reset()
-            self._cancel(Timer.QR)
+            self._cancel(Timer.QR, Timer.SILENT)
             log.info("WhatsApp paired")
-            self._report(ConnectionState.CONNECTING, "paired; logging in")
+            self._report(ConnectionState.CONNECTING, ConnectionDetail("paired; logging in"))
         else:
             log.warning("WhatsApp pairing failed: %s", error)
 
@@ -809,32 +833,32 @@ class WhatsAppTransport(Transport):
         self._paired = True
         self._backoff.reset()
         self._pairing.reset()
-        self._cancel(Timer.QR, Timer.QR_LOGIN, Timer.RETRY)
-        with self._call_lock:
-            self._live = True
-        _restrict(self.session_db)
+        self._cancel(Timer.QR, Timer.QR_LOGIN, Timer.RETRY, Timer.SILENT)
+        self._gate.open()
+        restrict(self.session_db)
         ids = convert.own_ids(getattr(self._client, "me", None))
         with self._lock:
             self._own_ids = ids or self._own_ids
+        if self._repair_pending:
+            self._repair_pending = False
+            self._cancel(Timer.REPAIR)
+            self._logout_and_relink()
+            return
         log.info("connected to WhatsApp as %s", ", ".join(sorted(ids)) or "?")
-        self._report(ConnectionState.CONNECTED, "")
+        self._report(ConnectionState.CONNECTED, ConnectionDetail())
         self._want_groups(force=True)
 
     def _cmd_disconnected(self) -> None:
         if self._state is ConnectionState.CONNECTED and self._ending is None:
-            self._report(ConnectionState.RECONNECTING, "connection lost; whatsmeow is reconnecting")
+            self._report(ConnectionState.RECONNECTING,
+                         ConnectionDetail("connection lost; whatsmeow is reconnecting"))
 
     def _cmd_connect_failure(self, reason: str, message: str) -> None:
         # whatsmeow sends ConnectFailure only for failures it does not reconnect from by itself
         # (it expects the disconnect): this session is over; a new one after the backoff.
         if self._state not in (ConnectionState.CONNECTED, ConnectionState.CONNECTING, ConnectionState.RECONNECTING):
             return
-        self._retry_in = self._backoff.next()
-        detail = f"WhatsApp refused the connection: {reason} {message}".strip()
-        log.warning("%s; trying again in %.0f s", detail, self._retry_in)
-        self._report(ConnectionState.RECONNECTING,
-                     f"{detail} (attempt {self._backoff.failures}); next try in {self._retry_in:.0f} s")
-        self._end_session(After.RETRY)
+        self._session_failed(f"WhatsApp refused the connection: {reason} {message}".strip())
 
     def _cmd_sink_failed(self, error: str) -> None:
         """The bot could not record received messages (a disk error): end the session so that
@@ -844,13 +868,13 @@ class WhatsAppTransport(Transport):
         self._retry_in = self._backoff.next()
         log.error("receiving from WhatsApp paused: the bot cannot record messages (%s); trying again in %.0f s",
                   error, self._retry_in)
-        self._report(ConnectionState.RECONNECTING, f"the bot cannot record incoming messages ({error}); "
-                                                   f"receiving paused, next try in {self._retry_in:.0f} s")
+        self._report(ConnectionState.RECONNECTING, ConnectionDetail(
+            f"the bot cannot record incoming messages ({error}); receiving paused, next try in {self._retry_in:.0f} s"))
         self._end_session(After.RETRY)
 
     def _cmd_logged_out(self, reason: str) -> None:
         log.error("WhatsApp logged this bot out (%s): pairing again", reason)
-        self._report(ConnectionState.LOGGED_OUT, f"logged out by WhatsApp ({reason}); pairing again")
+        self._report(ConnectionState.LOGGED_OUT, ConnectionDetail(f"logged out by WhatsApp ({reason}); pairing again"))
         self._pairing.reset()
         self._end_session(After.RELINK)
 
@@ -858,47 +882,73 @@ class WhatsAppTransport(Transport):
         # A ban without its length (no expiry from the server) is waited out for a while too,
         # rather than connecting again at once, against the ban.
         self._ban_until = self.clock() + (expire if expire > 0 else UNKNOWN_BAN_WAIT)
-        log.error("WhatsApp banned this number temporarily (%s) for %.0f s: all sending is paused", reason,
-                  self._ban_until - self.clock())
-        self._report(ConnectionState.BANNED, state_detail(expires_at=self._ban_until, reason=reason))
+        seconds = self._ban_until - self.clock()
+        log.error("WhatsApp banned this number temporarily (%s) for %.0f s: all sending is paused", reason, seconds)
+        self._report(ConnectionState.BANNED, ConnectionDetail(
+            f"temporarily banned by WhatsApp for {seconds:.0f} s ({reason}); all sending is paused",
+            expires_at=self._ban_until, reason=reason))
         self._end_session(After.BAN)
 
     def _cmd_replaced(self) -> None:
         log.error("another instance connected with this WhatsApp session; this one stops")
-        self._report(ConnectionState.STOPPED, "replaced: another instance connected with this WhatsApp session; "
-                                              "stop it, then restart this bot")
+        self._report(ConnectionState.STOPPED, ConnectionDetail(
+            "replaced: another instance connected with this WhatsApp session; stop it, then restart this bot"))
         self._end_session(After.IDLE)
 
     def _cmd_outdated(self) -> None:
-        log.error("WhatsApp refused this client version; update neonize")
-        self._report(ConnectionState.STOPPED, "WhatsApp says this client is outdated: update neonize")
+        message = outdated_message()
+        log.error("%s", message)
+        self._report(ConnectionState.STOPPED, ConnectionDetail(message))
         self._end_session(After.IDLE)
 
     def _cmd_repair(self) -> None:
+        """Unlink the old device (logging it out needs a connection) and pair a new one."""
         log.warning("re-pairing WhatsApp: this session is unlinked and a new one is paired")
-        if self._session is not None and self._state is ConnectionState.CONNECTED:
-            try:
-                with self._call_lock:
-                    if self._live:
-                        self.ops.logout(self._client)
-            except Exception as e:  # the session file is moved aside instead
-                log.warning("WhatsApp logout failed: %s", e)
         self._pairing.reset()
-        self._cancel(Timer.RETRY, Timer.BAN, Timer.QR, Timer.QR_LOGIN)
-        self._end_session(After.RELINK)
+        self._repair_pending = False
+        self._cancel(Timer.RETRY, Timer.BAN, Timer.QR, Timer.QR_LOGIN, Timer.SILENT, Timer.REPAIR)
+        if self._session is not None and self._state is ConnectionState.CONNECTED and self._gate.is_open:
+            self._logout_and_relink()
+            return
+        if self._state is ConnectionState.BANNED:
+            self._relink(f"the old device could not be logged out during the ban (connecting would go against "
+                         f"it): remove it {LINKED_DEVICES}")
+            return
+        linked = self._paired if self._paired is not None else self.ops.has_session(self.session_db)
+        if not linked:
+            self._relink("")  # nothing linked, nothing to log out
+            return
+        # Linked but not connected: connect first, for a while, so that the phone forgets it.
+        self._repair_pending = True
+        self._at(Timer.REPAIR, self.clock() + self.repair_wait)
+        if self._session is None:
+            self._start_session()
+        else:  # a session is reconnecting: its Connected logs the old device out
+            self._report(ConnectionState.CONNECTING,
+                         ConnectionDetail("re-pair: connecting to WhatsApp to log the old device out first"))
 
+    def _timer_repair(self) -> None:
+        if self._repair_pending:
+            self._repair_pending = False
+            self._relink(f"WhatsApp could not be reached within {self.repair_wait:.0f} s to log the old device "
+                         f"out: remove it {LINKED_DEVICES}")
 
-def _restrict(session_db: str) -> None:
-    """The session database holds the link's keys: readable by the bot's user only."""
-    if "://" in session_db:
-        return
-    for suffix in ("", "-wal", "-shm", "-journal"):
+    def _logout_and_relink(self) -> None:
         try:
-            os.chmod(session_db + suffix, 0o600)
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            log.warning("cannot restrict %s%s to its owner: %s", session_db, suffix, e)
+            self._gate.call(lambda: self.ops.logout(self._client), self.call_timeout, "logout")
+        except Exception as e:  # the session file is moved aside all the same
+            self._relink(f"the old device could not be logged out ({e}): remove it {LINKED_DEVICES}")
+            return
+        log.info("the old WhatsApp device is logged out")
+        self._relink("")
+
+    def _relink(self, note: str) -> None:
+        """End the session, move its file aside and pair a new device; `note` says what the
+        operator still has to do (shown while pairing, and logged)."""
+        if note:
+            log.warning("re-pair: %s", note)
+        self._pairing.note = note
+        self._end_session(After.RELINK)
 
 
 def _guarded(handler: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:

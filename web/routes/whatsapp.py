@@ -15,7 +15,7 @@ from aiohttp import web
 
 from actors.messages import GatewayStatus
 from domain.clock import to_iso
-from domain.chat import ConnectionState, parse_detail
+from domain.chat import ConnectionState
 from web.qr import qr_svg
 from web.routes import json_response, panel_of, unwrap
 from web.security import ApiError
@@ -28,40 +28,40 @@ async def _status(request: web.Request) -> GatewayStatus:
     return status
 
 
-def _time(value: Any, tz: tzinfo) -> str | None:
-    return to_iso(float(value), tz) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+def _time(value: float | None, tz: tzinfo) -> str | None:
+    return to_iso(value, tz) if value is not None else None
 
 
-def _describe(status: GatewayStatus, fields: dict[str, Any]) -> str:
-    """The state's detail in words: the structured details carry a QR payload, not a sentence."""
-    state = status.state
-    if state is ConnectionState.PAIRING:
-        if fields.get("expired"):
-            return str(fields.get("message") or "the QR code expired; press re-pair")
-        if fields.get("pair_code"):
-            return ("on the bot's phone: WhatsApp → Settings → Linked devices → Link a device → "
+def _describe(status: GatewayStatus) -> str:
+    """The state's detail in words: while pairing, what to do with the code shown."""
+    detail = status.detail
+    if status.state is ConnectionState.PAIRING and not detail.expired:
+        if detail.pair_code:
+            todo = ("on the bot's phone: WhatsApp → Settings → Linked devices → Link a device → "
                     "Link with phone number instead, and enter the pairing code")
-        if fields.get("qr"):
-            return "scan the QR code with the bot's phone: WhatsApp → Settings → Linked devices → Link a device"
-        return "waiting for a QR code from WhatsApp"
-    if state is ConnectionState.BANNED:
-        reason = fields.get("reason") or "no reason given"
+        elif detail.qr:
+            todo = "scan the QR code with the bot's phone: WhatsApp → Settings → Linked devices → Link a device"
+        else:
+            todo = "waiting for a QR code from WhatsApp"
+        return f"{todo}. {detail.message}" if detail.message else todo
+    if status.state is ConnectionState.BANNED:
+        reason = detail.reason or "no reason given"
         return f"temporarily banned by WhatsApp ({reason}); all sending is paused until the ban ends"
-    return str(fields.get("message") or "")
+    return detail.message
 
 
 def whatsapp_json(kind: str, status: GatewayStatus, tz: tzinfo) -> dict[str, Any]:
     """The WhatsApp page's data; times in ISO 8601 with the panel's offset."""
-    fields = parse_detail(status.detail)
+    detail = status.detail
     pairing = status.state is ConnectionState.PAIRING
     shows_expiry = pairing or status.state is ConnectionState.BANNED
     return {
         "kind": kind,
         "state": status.state.value,
-        "detail": _describe(status, fields),
-        "qr_available": pairing and bool(fields.get("qr")),
-        "pair_code": (str(fields["pair_code"]) if pairing and fields.get("pair_code") else None),
-        "expires_at": _time(fields.get("expires_at"), tz) if shows_expiry else None,
+        "detail": _describe(status),
+        "qr_available": pairing and bool(detail.qr),
+        "pair_code": detail.pair_code if pairing and detail.pair_code else None,
+        "expires_at": _time(detail.expires_at, tz) if shows_expiry else None,
         "paused_until": _time(status.paused_until, tz),
         "queued": status.queued,
     }
@@ -76,10 +76,9 @@ async def whatsapp_status(request: web.Request) -> web.Response:
 async def whatsapp_qr(request: web.Request) -> web.Response:
     """GET /api/whatsapp/qr.svg: the QR code to scan now, rendered with segno."""
     status = await _status(request)
-    payload = parse_detail(status.detail).get("qr") if status.state is ConnectionState.PAIRING else None
-    if not isinstance(payload, str) or not payload:
+    if status.state is not ConnectionState.PAIRING or not status.detail.qr:
         raise ApiError(404, "no QR code to show now")
-    return web.Response(body=qr_svg(payload), content_type="image/svg+xml")
+    return web.Response(body=qr_svg(status.detail.qr), content_type="image/svg+xml")
 
 
 async def whatsapp_repair(request: web.Request) -> web.Response:
