@@ -26,6 +26,7 @@ from actors.messages import (
     GetGatewayStatus,
     GroupInbound,
     GroupRoute,
+    GroupsSeen,
     InboundBatch,
     InboundHandled,
     InboundItem,
@@ -41,7 +42,15 @@ from actors.messages import (
     StopSystem,
 )
 from config import Config
-from domain.chat import ChatMessage, ConnectionDetail, ConnectionState, OutboundText, SendOutcome, Source
+from domain.chat import (
+    ChatMessage,
+    ConnectionDetail,
+    ConnectionState,
+    GroupsChange,
+    OutboundText,
+    SendOutcome,
+    Source,
+)
 from domain.desk import concerns_a_desk
 from domain.pacing import Item, Outbox, Pacing
 from gateway.transport import Transport, TransportSink
@@ -95,7 +104,7 @@ class StateChange:
     detail: ConnectionDetail
 
 
-TransportEvent = Received | SendOutcome | StateChange
+TransportEvent = Received | SendOutcome | StateChange | GroupsChange
 
 
 def relevant(message: ChatMessage) -> bool:
@@ -154,6 +163,9 @@ class _Sink(TransportSink):
 
     def send_finished(self, outcome: SendOutcome) -> None:
         self.put(outcome)
+
+    def groups_changed(self, change: GroupsChange) -> None:
+        self.put(change)
 
     def state_changed(self, state: ConnectionState, detail: ConnectionDetail = ConnectionDetail()) -> None:
         self.put(StateChange(state, detail))
@@ -280,6 +292,8 @@ class GatewayActor(BotActor):
                     self.finished(event)
                 case StateChange(state, detail):
                     self.state_changed(state, detail)
+                case GroupsChange():
+                    self.send(self.supervisor, GroupsSeen(event))
         self.route(inbound)
         self.pump()
         self.flush_results()

@@ -21,7 +21,7 @@ from typing import Any
 
 from config import Config
 from domain.admins import AdminRoster
-from domain.chat import ChatMessage, ConnectionDetail, ConnectionState, Quote
+from domain.chat import ChatMessage, ConnectionDetail, ConnectionState, GroupsChange, Quote
 from domain.desk_events import SendKey, StoredGroup
 from domain.records import Record
 
@@ -303,6 +303,21 @@ class GroupRoute:
 
     group_id: str
     address: Any
+
+
+@dataclass(frozen=True)
+class GroupsSeen:
+    """GatewayActor → Supervisor: what the transport learned of the groups the bot is in."""
+
+    change: GroupsChange
+
+
+@dataclass(frozen=True)
+class GroupNews:
+    """Supervisor → GroupActor: the group's name, and whether the bot's number is in it."""
+
+    name: str
+    present: bool = True
 
 
 @dataclass(frozen=True)

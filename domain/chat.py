@@ -109,3 +109,14 @@ class SendOutcome:
 class GroupInfo:
     group_id: str
     name: str
+
+
+@dataclass(frozen=True, slots=True)
+class GroupsChange:
+    """What a transport learned of the groups the bot's number is in."""
+
+    present: tuple[GroupInfo, ...] = ()  # groups it is in: joined, renamed, or listed
+    gone: tuple[str, ...] = ()  # groups it is no longer in: left, removed
+    # `present` is every group it is in (the list fetched at connect): any other group the
+    # bot knows of was left meanwhile.
+    complete: bool = False

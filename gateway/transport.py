@@ -9,7 +9,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Protocol, Sequence
 
-from domain.chat import ChatMessage, ConnectionDetail, ConnectionState, GroupInfo, OutboundText, SendOutcome
+from domain.chat import (
+    ChatMessage,
+    ConnectionDetail,
+    ConnectionState,
+    GroupInfo,
+    GroupsChange,
+    OutboundText,
+    SendOutcome,
+)
 
 
 class TransportError(Exception):
@@ -29,6 +37,10 @@ class TransportSink(Protocol):
 
     def send_finished(self, outcome: SendOutcome) -> None:
         """Report the result of one `Transport.send`."""
+
+    def groups_changed(self, change: GroupsChange) -> None:
+        """Report the groups the bot's number is in: all of them when connected (complete), and
+        each join, rename and leave as it happens."""
 
     def state_changed(self, state: ConnectionState, detail: ConnectionDetail = ConnectionDetail()) -> None:
         """Report a connection state change with what goes with it (a QR code, an error, a ban's end)."""
