@@ -25,6 +25,7 @@ from actors.messages import (
     GatewayMoved,
     GroupInbound,
     GroupLoaded,
+    GroupNews,
     GroupReady,
     GroupStopped,
     InboundHandled,
@@ -221,6 +222,10 @@ class GroupActor(BotActor):
             self.init = replace(self.init, admins=msg.roster)
         if self.desk is not None:
             self._decide(ev.AdminsChanged(msg.roster))
+
+    def receiveMsg_GroupNews(self, msg: GroupNews, sender: Any) -> None:
+        if self._ready(msg, sender) is not None:
+            self._decide(ev.GroupNews(msg.name, msg.present))
 
     def receiveMsg_GatewayMoved(self, msg: GatewayMoved, sender: Any) -> None:
         if self.init is not None:

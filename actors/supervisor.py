@@ -38,7 +38,9 @@ from actors.messages import (
     GetStatus,
     GroupInbound,
     GroupReady,
+    GroupNews,
     GroupRoute,
+    GroupsSeen,
     GroupStopped,
     InboundBatch,
     InboundItem,
@@ -311,6 +313,24 @@ class Supervisor(BotActor):
             if entry is None:
                 entry = self._new_group(gid, items[0].message.group_name)
             self._deliver(entry, GroupInbound(tuple(items)), sender)
+
+    def receiveMsg_GroupsSeen(self, msg: GroupsSeen, sender: Any) -> None:
+        """The groups the bot's number is in: each is known (and takes its rate) before its
+        first order; one it left is told so, and stays in the ledger."""
+        change = msg.change
+        present = set()
+        for info in change.present:
+            present.add(info.group_id)
+            entry = self.groups.get(info.group_id) or self._new_group(info.group_id, info.name)
+            entry.name = info.name or entry.name
+            self._deliver(entry, GroupNews(info.name, True), sender)
+        gone = set(change.gone) - present
+        if change.complete:
+            gone |= set(self.groups) - present
+        for group_id in gone:
+            entry = self.groups.get(group_id)
+            if entry is not None:
+                self._deliver(entry, GroupNews(entry.name, False), sender)
 
     def receiveMsg_OwnIds(self, msg: OwnIds, sender: Any) -> None:
         self.own_ids = msg.ids

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from domain.chat import ChatMessage, ConnectionState, GroupInfo, OutboundText, SendOutcome, Source
+from domain.chat import ChatMessage, ConnectionState, GroupInfo, GroupsChange, OutboundText, SendOutcome, Source
 from gateway.transport import Transport, TransportSink
 
 BOT_ID = "100000000000001@lid"
@@ -29,6 +29,7 @@ class FakeTransport(Transport):
     fail_next: int = 0  # the next N sends fail (retryable)
     rate_limit_next: int = 0
     hold: bool = False  # keep sends pending until release()
+    announce_groups: bool = False  # tell the bot its groups on start, as WhatsApp and the sandbox do
     _held: list[OutboundText] = field(default_factory=list)
     _sink: TransportSink | None = None
     _state: ConnectionState = ConnectionState.STOPPED
@@ -42,6 +43,17 @@ class FakeTransport(Transport):
         self._sink = sink
         self._state = ConnectionState.CONNECTED
         sink.state_changed(ConnectionState.CONNECTED)
+        if self.announce_groups:
+            sink.groups_changed(GroupsChange(tuple(self.list_groups()), complete=True))
+
+    def group_news(self, change: GroupsChange) -> None:
+        """The bot is added to a group, a group is renamed, or the bot leaves one."""
+        assert self._sink is not None, "news before start"
+        for info in change.present:
+            self.groups[info.group_id] = info.name
+        for group_id in change.gone:
+            self.groups.pop(group_id, None)
+        self._sink.groups_changed(change)
 
     def stop(self) -> None:
         self._state = ConnectionState.STOPPED

@@ -138,3 +138,27 @@ def test_an_order_deleted_while_its_receipt_waits_in_the_outbox_is_taken_back(ma
     bot.advance(3601)  # the gap has passed: whatever still waits goes out with the next send
     bot.post(GROUP, BOB, ".6")
     assert [t.splitlines()[1] for t in bot.replies(GROUP)] == ["🆔 A1", "🆔 A3"]  # nothing of A2
+
+
+def test_groups_are_known_before_their_first_order(make_bot) -> None:
+    """Issue 12: the transport lists the bot's groups at connect; a group's rate can be set
+    before anyone writes in it, and its first order is billed at that rate."""
+    from domain.chat import GroupInfo, GroupsChange
+    from gateway.fake import FakeTransport
+    fake = FakeTransport(groups={GROUP: "Rahim Store", GROUP2: "Karim Telecom"}, announce_groups=True)
+    bot = make_bot(fake=fake, **{"orders.default_rate": ""})
+    bot.pump(0.1)
+    groups = {g["group_id"]: g["settings"] for g in bot.groups()}
+    assert set(groups) == {GROUP, GROUP2} and groups[GROUP]["rate"] is None
+    assert bot.update_group(GROUP, rate="2.50").status == 200
+    bot.post(GROUP, ALICE, "576515275\n100")
+    [order] = bot.orders()
+    assert (order["amount"], order["playerId"]) == ("250.00", "576515275")
+    bot.post(GROUP2, ALICE, ".10")  # no rate there yet: answered, nothing billed
+    assert len(bot.orders()) == 1 and bot.last_reply(GROUP2).startswith("⏳")
+    # The bot is added to a new group, and leaves another.
+    fake.group_news(GroupsChange((GroupInfo("120363000000000003@g.us", "New Shop"),), gone=(GROUP2,)))
+    bot.pump(0.1)
+    groups = {g["group_id"]: g["settings"] for g in bot.groups()}
+    assert groups["120363000000000003@g.us"]["groupName"] == "New Shop"
+    assert groups[GROUP2]["leftAt"] and not groups[GROUP]["leftAt"]
