@@ -1,5 +1,7 @@
-"""The cycle board: every group's recent reconciliation cycles in shared memory, so the panel's
-figures are at most one cycle old without a message or a disk write per cycle.
+"""The board: every group's recent reconciliation cycles in shared memory, so the panel's
+figures are at most one cycle old without a message or a disk write per cycle — and, in slot 0,
+whether the shop is open and how many diamonds are left, which every group reads for each
+order it takes in.
 
 The Supervisor maps an anonymous shared region before it creates any actor; every actor
 process is forked from it (or from one of its children) and inherits the mapping. A
@@ -16,6 +18,7 @@ import mmap
 import struct
 
 from domain.reconcile import CycleSummary, DayTally, LiveCycles
+from domain.shop import ShopNow
 
 RING = 128  # cycles kept per group: 21 minutes at 10 s, longer than a checkpoint interval
 _HEAD = struct.Struct("<QQIIQ")  # sequence, cycles written, day (yyyymmdd), cycles today, checks today
@@ -23,6 +26,8 @@ _CYCLE = struct.Struct("<dfIIHHI")  # started_at, duration, checked, open, new, 
 _CYCLE_SIZE = 32
 SLOT = _HEAD.size + RING * _CYCLE_SIZE
 DEFAULT_CAPACITY = 4096  # groups; pages of slots never written cost no memory
+_NOT_COUNTED = -(2**63)  # the stock's value when the shop does not count it
+_OPEN_AT = 8  # slot 0: the stock left (8 bytes), then open and "written" (a byte each)
 
 _inherited: Board | None = None
 
@@ -31,6 +36,22 @@ class Board:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.memory = mmap.mmap(-1, SLOT * (capacity + 1), flags=mmap.MAP_SHARED)
+
+    # -- the shop (slot 0): the Supervisor writes whether it is open, the PersistenceActor the stock
+
+    def set_open(self, is_open: bool) -> None:
+        struct.pack_into("<BB", self.memory, _OPEN_AT, 1 if is_open else 0, 1)
+
+    def set_stock(self, left: int | None) -> None:
+        struct.pack_into("<q", self.memory, 0, _NOT_COUNTED if left is None else left)
+
+    def shop_now(self) -> ShopNow | None:
+        """The shop as it is this moment (None: nobody has written it yet)."""
+        is_open, known = struct.unpack_from("<BB", self.memory, _OPEN_AT)
+        if not known:
+            return None
+        (left,) = struct.unpack_from("<q", self.memory, 0)
+        return ShopNow(bool(is_open), None if left == _NOT_COUNTED else left)
 
     # -- writing (a GroupActor, its own slot only) ------------------------------------------
 

@@ -1,4 +1,4 @@
-"""A desk's rules, taken from the config the Supervisor hands every GroupActor."""
+"""A desk's rules and the shop's defaults, taken from the config the Supervisor hands on."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ from domain.admins import AdminRoster
 from domain.desk import DeskSetup
 from domain.intake import Limits
 from domain.parsing import OrderForms
+from config.loader import LANGUAGES, PLACEHOLDERS, TEMPLATE_NAMES
 from domain.reconcile import Policy
+from domain.shop import ShopSettings, TextRules, from_config
 from domain.texts import Texts
 
 
 def desk_setup(cfg: Config, group_id: str, code: str, name: str, *, floor: float = 0.0,
-               admins: AdminRoster = AdminRoster(), own_ids: frozenset[str] = frozenset()) -> DeskSetup:
+               admins: AdminRoster = AdminRoster(), own_ids: frozenset[str] = frozenset(),
+               shop: ShopSettings | None = None) -> DeskSetup:
     """A desk's rules, from the config the Supervisor handed over."""
     return DeskSetup(
         group_id=group_id,
@@ -38,4 +41,16 @@ def desk_setup(cfg: Config, group_id: str, code: str, name: str, *, floor: float
         keep_cycles=cfg.reconciliation.keep_cycles,
         checkpoint_interval=cfg.reconciliation.checkpoint_interval,
         max_age=cfg.history.max_age,
+        shop=shop if shop is not None else shop_defaults(cfg),
     )
+
+
+def shop_defaults(cfg: Config) -> ShopSettings:
+    """The shop before the panel changed anything: what the config file says."""
+    return from_config(cfg.approvals.undo_window, cfg.approvals.delivery_waits_for_undo, cfg.payment_numbers.enabled,
+                       cfg.payment_numbers.keywords, cfg.payment_numbers.cooldown)
+
+
+def text_rules(cfg: Config) -> TextRules:
+    """What the shop's own texts may contain (the config loader's rules for templates)."""
+    return TextRules(TEMPLATE_NAMES, frozenset(PLACEHOLDERS), LANGUAGES, cfg.bot.language)

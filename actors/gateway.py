@@ -36,6 +36,7 @@ from actors.messages import (
     ReplayInbox,
     SendResult,
     SendText,
+    ShopChanged,
     WithdrawSend,
     SendingStopped,
     StartGateway,
@@ -53,6 +54,7 @@ from domain.chat import (
 )
 from domain.desk import concerns_a_desk
 from domain.pacing import Item, Outbox, Pacing
+from domain.shop import ShopSettings
 from gateway.transport import Transport, TransportSink
 from storage.inbox import Inbox
 
@@ -107,10 +109,10 @@ class StateChange:
 TransportEvent = Received | SendOutcome | StateChange | GroupsChange
 
 
-def relevant(message: ChatMessage) -> bool:
+def relevant(message: ChatMessage, shop: ShopSettings | None = None) -> bool:
     """Whether a message can matter to the bot (domain.desk decides which); everything else
     is not even recorded."""
-    return concerns_a_desk(message)
+    return concerns_a_desk(message, shop)
 
 
 def make_transport(config: Config) -> Transport:
@@ -148,7 +150,7 @@ class _Sink(TransportSink):
         self._wake_pending = False
 
     def messages_received(self, messages: Sequence[ChatMessage]) -> None:
-        keep = [m for m in messages if relevant(m)]
+        keep = [m for m in messages if relevant(m, self.actor.shop)]
         if not keep:
             return
         transport = self.actor.transport
@@ -193,6 +195,7 @@ class GatewayActor(BotActor):
         self.transport: Transport | None = None
         self.inbox: Inbox
         self.sink = _Sink(self)
+        self.shop: ShopSettings | None = None
         self.outbox = Outbox(Pacing.off())
         self.in_flight: dict[str, Item] = {}
         self.reported: GatewayStatus | None = None  # the last status the Supervisor got
@@ -216,6 +219,7 @@ class GatewayActor(BotActor):
         self.config = cfg = msg.config
         self.supervisor = sender
         self.adopt(msg.owner, msg.clock)
+        self.shop = msg.shop
         o = cfg.outbox
         self.outbox = Outbox(Pacing(o.min_gap, o.jitter, o.per_group_gap, o.hourly_cap, o.backlog_threshold))
         self.rate_limit_pause = o.rate_limit_pause
@@ -380,6 +384,9 @@ class GatewayActor(BotActor):
         self.outbox.push(Item(msg.key, msg.group_id, msg.text, msg.quote, msg.priority,
                               reply_to=msg.reply_to or sender, enqueued_at=self.clock.now()))
         self.pump()
+
+    def receiveMsg_ShopChanged(self, msg: ShopChanged, sender: Any) -> None:
+        self.shop = msg.settings  # the payment-number keywords decide which messages are recorded
 
     def receiveMsg_WithdrawSend(self, msg: WithdrawSend, sender: Any) -> None:
         item = self.outbox.withdraw(msg.key)

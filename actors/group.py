@@ -38,6 +38,7 @@ from actors.messages import (
     RecordPayment,
     SendResult,
     SendText,
+    ShopChanged,
     StopSystem,
     UpdateGroup,
     VoidPayment,
@@ -91,7 +92,7 @@ class GroupActor(BotActor):
             return
         try:
             setup = desk_setup(init.config, init.group_id, init.code, init.name, floor=init.floor,
-                               admins=init.admins, own_ids=self.own_ids)
+                               admins=init.admins, own_ids=self.own_ids, shop=init.shop)
             self.desk = Desk.restore(setup, msg.stored, self.clock.now())
         except SettingsError as e:
             log.error("group %s cannot start: %s", init.group_id, e)
@@ -185,7 +186,8 @@ class GroupActor(BotActor):
         assert self.init is not None
         seqs = tuple(item.inbox_seq for item in msg.items if item.inbox_seq)
         handled = [(self.init.gateway, InboundHandled(seqs))] if seqs else []
-        self._decide(ev.ChatReceived(tuple(item.message for item in msg.items)), None, *handled)
+        shop = self.board.shop_now() if self.board is not None else None
+        self._decide(ev.ChatReceived(tuple(item.message for item in msg.items), shop), None, *handled)
 
     def receiveMsg_SendResult(self, msg: SendResult, sender: Any) -> None:
         if self._ready(msg, sender) is not None and not self.stopped:
@@ -222,6 +224,12 @@ class GroupActor(BotActor):
             self.init = replace(self.init, admins=msg.roster)
         if self.desk is not None:
             self._decide(ev.AdminsChanged(msg.roster))
+
+    def receiveMsg_ShopChanged(self, msg: ShopChanged, sender: Any) -> None:
+        if self.init is not None:
+            self.init = replace(self.init, shop=msg.settings)
+        if self.desk is not None:
+            self._decide(ev.ShopChanged(msg.settings))
 
     def receiveMsg_GroupNews(self, msg: GroupNews, sender: Any) -> None:
         if self._ready(msg, sender) is not None:

@@ -24,6 +24,7 @@ from domain.admins import AdminRoster
 from domain.chat import ChatMessage, ConnectionDetail, ConnectionState, GroupsChange, Quote
 from domain.desk_events import SendKey, StoredGroup
 from domain.records import Record
+from domain.shop import ShopSettings
 
 # --- system lifecycle -------------------------------------------------------------------------
 
@@ -100,6 +101,9 @@ class DatabaseOpened:
     groups: tuple[tuple[str, str, str], ...]  # (group id, code, name) of every known group
     pid: int = 0
     admins: AdminRoster = AdminRoster()  # the shop's admins, with when each was one
+    shop: dict[str, Any] = field(default_factory=dict)  # the shop's settings as the panel left them
+    shop_audit: tuple[dict[str, Any], ...] = ()  # who changed the shop's settings, oldest first
+    stock_left: int | None = None
 
 
 @dataclass(frozen=True)
@@ -234,6 +238,7 @@ class StartGateway:
     transport: Any = None  # tests pass a FakeTransport; otherwise built from config.gateway.kind
     owner: Owner | None = None
     clock: Any = None
+    shop: ShopSettings | None = None  # its payment-number keywords decide which messages are recorded
 
 
 @dataclass(frozen=True)
@@ -283,6 +288,7 @@ class InitGroup:
     gateway: Any
     own_ids: frozenset[str] = frozenset()
     admins: AdminRoster = AdminRoster()
+    shop: ShopSettings = ShopSettings()
     floor: float = 0.0  # install time: history before it never becomes an order
     owner: Owner | None = None
     clock: Any = None  # tests inject a FakeClock (simpleSystemBase passes it by reference)
@@ -303,6 +309,37 @@ class GroupRoute:
 
     group_id: str
     address: Any
+
+
+@dataclass(frozen=True)
+class ShopChanged:
+    """Supervisor → every GroupActor and the GatewayActor: the shop's settings changed."""
+
+    settings: ShopSettings
+
+
+@dataclass(frozen=True)
+class SaveShop:
+    """Supervisor → PersistenceActor: write the shop's records (settings, admins); answered with
+    ShopSaved once they are durable."""
+
+    request: Any  # the Supervisor's own: what to do once it is saved
+    records: tuple[Record, ...]
+
+
+@dataclass(frozen=True)
+class ShopSaved:
+    request: Any
+    ok: bool = True
+    error: str = ""
+    stock_left: int | None = None  # the diamonds left once the records are applied
+
+
+@dataclass(frozen=True)
+class StockOut:
+    """PersistenceActor → Supervisor: approvals took the last of the stock (it is `left` now)."""
+
+    left: int
 
 
 @dataclass(frozen=True)
@@ -536,3 +573,35 @@ class SendDailyReport:
     this to the Supervisor at reports.daily_at)."""
 
     day: str = ""
+
+
+# --- the shop's day (issue 13) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GetShop:
+    """→ QueryResult(200, <ShopView>) (answered by the Supervisor; see CONTRACT in docs)."""
+
+    request_id: str
+    reply_to: Any = None
+
+
+@dataclass(frozen=True)
+class UpdateShop:
+    """→ CommandDone(200, result=<ShopView>) | CommandDone(400, error="<field>: why")."""
+
+    request_id: str
+    patch: dict[str, Any]
+    by: str  # "admin:<username>"
+    reply_to: Any = None
+
+
+@dataclass(frozen=True)
+class SendReminders:
+    """Send groups their due → CommandDone(200, result={"sent": [group ids], "skipped": {group id: why}})."""
+
+    request_id: str
+    group_ids: tuple[str, ...] = ()  # () = every group whose due is over `min_due`
+    min_due: str = "0"  # decimal string; groups with due > min_due
+    by: str = ""
+    reply_to: Any = None

@@ -41,6 +41,9 @@ from actors.messages import (
     PersistRefused,
     Persisted,
     QueryResult,
+    SaveShop,
+    ShopSaved,
+    StockOut,
     StopSystem,
     Subscribe,
     SystemStopped,
@@ -89,6 +92,8 @@ class PersistenceActor(BotActor):
         # Panel listeners: (address, lease expiry on the monotonic clock).
         self.subscribers: list[tuple[Any, float]] = []
         self.board = board.inherited()
+        self.supervisor: Any = None
+        self.stock_left: int | None = None  # as last told (board, Supervisor)
         self.change_seq = 0
 
     # -- open --------------------------------------------------------------------------------
@@ -136,8 +141,13 @@ class PersistenceActor(BotActor):
         log.info("database open: %d groups, %d orders, boot %d", len(groups),
                  len(self.db.order_group), meta["boot"])
         roster = AdminRoster.from_record(self.db.admins or [])
+        self.supervisor = sender
+        self.stock_left = self.db.stock_left()
+        if self.board is not None:
+            self.board.set_stock(self.stock_left)
         self.send(sender, DatabaseOpened(meta["boot"], float(self.db.meta["installedAt"]), groups,
-                                         os.getpid(), roster))
+                                         os.getpid(), roster, dict(self.db.shop), tuple(self.db.shop_audit[-100:]),
+                                         self.stock_left))
 
     def _admins(self, cfg: Config, now: float, first_since: float) -> AdminRoster | None:
         """The admin roster after this start's config (None: unchanged). Admins the config adds
@@ -146,6 +156,11 @@ class PersistenceActor(BotActor):
         if self.db.admins is None:
             return AdminRoster().with_admins(cfg.whatsapp.admins, float(first_since), "config")
         stored = AdminRoster.from_record(self.db.admins)
+        if any(not t.by.startswith("config") for t in stored.tenures):
+            # The panel manages the admins now: the config's list was only where they began.
+            if set(stored.current()) != set(cfg.whatsapp.admins):
+                log.info("whatsapp.admins in the config is not used: the admins are managed on the panel")
+            return None
         updated = stored.with_admins(cfg.whatsapp.admins, now, "config")
         return updated if updated != stored else None
 
@@ -239,7 +254,42 @@ class PersistenceActor(BotActor):
         self.commits += 1
         self.records_written += len(records)
         self._publish(records)
+        self._watch_stock()
         self._maybe_compact()
+
+    def _watch_stock(self) -> None:
+        """The stock follows every approval (it is derived from the orders): put it on the board,
+        and tell the Supervisor when the last of it is gone."""
+        left = self.db.stock_left()
+        if left == self.stock_left:
+            return
+        before, self.stock_left = self.stock_left, left
+        if self.board is not None:
+            self.board.set_stock(left)
+        if left is not None and left <= 0 and (before is None or before > 0) and self.supervisor is not None:
+            self.send(self.supervisor, StockOut(left))
+
+    def receiveMsg_SaveShop(self, msg: SaveShop, sender: Any) -> None:
+        """The shop's own records (settings, admins): durable before the Supervisor acts on them."""
+        if self.store is None or self.broken:
+            self.send(sender, ShopSaved(msg.request, False, self.broken or "database not open"))
+            return
+        self.flush()  # what came before is durable first, so the stock counts every approval
+        self.store.append([orjson.dumps(r.encode()) for r in msg.records])
+        try:
+            self.store.sync()
+        except StorageError as e:
+            self.broken = f"fsync failed: {e}"
+            log.critical("%s; refusing all writes until restart", self.broken)
+            self.send(sender, ShopSaved(msg.request, False, self.broken))
+            return
+        for record in msg.records:
+            self.db.apply(record)
+        self.records_written += len(msg.records)
+        self.stock_left = self.db.stock_left()
+        if self.board is not None:
+            self.board.set_stock(self.stock_left)
+        self.send(sender, ShopSaved(msg.request, True, stock_left=self.stock_left))
 
     # -- live updates ------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,8 +39,17 @@ from actors.messages import (
     GetStatus,
     GroupInbound,
     GroupReady,
+    AdminsChanged,
+    GetShop,
     GroupNews,
     GroupRoute,
+    ListGroups,
+    SaveShop,
+    SendReminders,
+    ShopChanged,
+    ShopSaved,
+    StockOut,
+    UpdateShop,
     GroupsSeen,
     GroupStopped,
     InboundBatch,
@@ -72,6 +82,22 @@ from config import Config
 from domain.group import code_number, group_code, payment_group_code, split_order_id
 from domain.admins import AdminRoster
 from domain.reports import ReportKey, admin_chats, daily_report_text, report_day, seconds_until
+from domain.money import MoneyError, parse_amount
+from domain.records import AdminsRecord, ShopRecord
+from actors.desk_setup import shop_defaults, text_rules
+from domain.shop import (
+    SYSTEM_STOCK,
+    ReminderKey,
+    ShopError,
+    ShopNoticeKey,
+    ShopSettings,
+    apply_patch,
+    check_admins,
+    reminder_targets,
+    shop_view,
+    stored,
+    with_stored,
+)
 from domain.texts import Texts
 from domain.chat import ConnectionState
 
@@ -100,6 +126,32 @@ class _GroupsStopped:
 @dataclass(frozen=True)
 class _DailyReportDue:
     pass
+
+
+@dataclass(frozen=True)
+class _ShopUpdate:
+    """A panel's change of the shop, waiting for its records to be durable."""
+
+    request: UpdateShop
+    reply_to: Any
+    settings: ShopSettings
+    roster: AdminRoster
+    what: str  # what changed, in words (the audit's)
+
+
+@dataclass(frozen=True)
+class _Notice:
+    """Post the shop's open/closed notice to every group that takes orders (ListGroups answer)."""
+
+    opened: bool
+
+
+@dataclass(frozen=True)
+class _Reminders:
+    """Send dues reminders once the groups' dues are known (ListGroups answer)."""
+
+    request: SendReminders
+    reply_to: Any
 
 
 @dataclass(frozen=True)
@@ -141,6 +193,10 @@ class Supervisor(BotActor):
         self.next_code = 1
         self.gateway_status = GatewayStatus(ConnectionState.STOPPED)
         self.own_ids: frozenset[str] = frozenset()
+        self.shop = ShopSettings()
+        self.shop_audit: list[dict[str, Any]] = []
+        self.stock_left: int | None = None
+        self.board: board.Board | None = None
         self.admins = AdminRoster()
         self.started = False
         self.stopping = False
@@ -160,7 +216,7 @@ class Supervisor(BotActor):
         self.start, self.starter, self.config = msg, sender, msg.config
         self.adopt(msg.owner, msg.clock, kill_system=True)
         _raise_fd_limit()
-        board.create()  # before any child: every actor process inherits it
+        self.board = board.create()  # before any child: every actor process inherits it
         self.persistence = self.createActor(PersistenceActor)
         self.send(self.persistence, OpenDatabase(msg.config, msg.owner, msg.clock))
 
@@ -178,6 +234,11 @@ class Supervisor(BotActor):
         self.boot, self.installed_at = msg.boot, msg.installed_at
         self.pids["persistence"] = msg.pid
         self.admins = msg.admins
+        self.shop = with_stored(shop_defaults(self.start.config), msg.shop)
+        self.shop_audit = list(msg.shop_audit)
+        self.stock_left = msg.stock_left
+        if self.board is not None:
+            self.board.set_open(self.shop.open)
         for gid, code, name in msg.groups:
             if not code or gid in self.groups:
                 continue
@@ -198,11 +259,17 @@ class Supervisor(BotActor):
         self.gateway = self.createActor(GatewayActor)
         self.gateway_request = uuid.uuid4().hex
         self.send(self.gateway, StartGateway(self.gateway_request, self.start.config,
-                                             self.start.transport, self.start.owner, self.start.clock))
+                                             self.start.transport, self.start.owner, self.start.clock, self.shop))
 
     def receiveMsg_QueryResult(self, msg: QueryResult, sender: Any) -> None:
         if isinstance(msg.request_id, DailyReportRequest):
             self._send_daily_report(msg)
+            return
+        if isinstance(msg.request_id, _Notice):
+            self._post_notice(msg.request_id.opened, msg.data if msg.status == 200 else [])
+            return
+        if isinstance(msg.request_id, _Reminders):
+            self._send_reminders(msg.request_id, msg)
             return
         if msg.request_id != self.gateway_request:
             return
@@ -276,7 +343,7 @@ class Supervisor(BotActor):
         self._route(entry)
         self.send(entry.address, InitGroup(
             entry.group_id, entry.code, entry.name, Epoch(self.boot, entry.n), self.config,
-            self.persistence, self.gateway, self.own_ids, self.admins, floor=self.installed_at,
+            self.persistence, self.gateway, self.own_ids, self.admins, self.shop, floor=self.installed_at,
             owner=self.start.owner if self.start else None,
             clock=self.start.clock if self.start else None,
         ))
@@ -337,6 +404,127 @@ class Supervisor(BotActor):
         for entry in self.groups.values():
             if entry.address is not None:
                 self.send(entry.address, msg)
+
+    # -- the shop's day (issue 13): open/closed, stock, texts, admins — changed on the panel -----
+
+    def _texts(self) -> Texts:
+        assert self.config is not None
+        cfg = self.config
+        return Texts(cfg.language_messages, cfg.orders.min_diamonds, cfg.orders.max_diamonds,
+                     cfg.bot.language).with_shop(self.shop)
+
+    def _shop_view(self) -> dict[str, Any]:
+        assert self.config is not None
+        now = self.board.shop_now() if self.board is not None else None  # the stock as of the last approval
+        left = now.stock_left if now is not None else self.stock_left
+        return shop_view(self.shop, left, self.config.messages, self.admins, self.shop_audit,
+                         self.config.bot.language)
+
+    def receiveMsg_GetShop(self, msg: GetShop, sender: Any) -> None:
+        self.send(msg.reply_to or sender, QueryResult(msg.request_id, 200, self._shop_view()))
+
+    def receiveMsg_UpdateShop(self, msg: UpdateShop, sender: Any) -> None:
+        """Validate a panel change, write it, and only then act on it (_shop_saved)."""
+        assert self.config is not None
+        reply_to = msg.reply_to or sender
+        now = self.clock.now()
+        try:
+            settings, what = apply_patch(self.shop, msg.patch, text_rules(self.config), now)
+            roster = self.admins
+            if "admins" in msg.patch:
+                roster = roster.with_admins(check_admins(msg.patch["admins"]), now, msg.by)
+                what = "; ".join(x for x in (what if what != "no change" else "", "admins changed") if x)
+        except ShopError as e:
+            self.send(reply_to, CommandDone(msg.request_id, 400, error=str(e)))
+            return
+        records: list[Any] = [ShopRecord(stored(settings), now, msg.by, what)]
+        if roster != self.admins:
+            records.append(AdminsRecord.of(roster))
+        self.send(self.persistence, SaveShop(_ShopUpdate(msg, reply_to, settings, roster, what), tuple(records)))
+
+    def receiveMsg_ShopSaved(self, msg: ShopSaved, sender: Any) -> None:
+        update = msg.request
+        if not isinstance(update, _ShopUpdate):
+            return
+        if not msg.ok:
+            self.send(update.reply_to, CommandDone(update.request.request_id, 503, error=msg.error))
+            return
+        self._shop_changed(update.settings, update.roster, update.request.by, update.what)
+        self.stock_left = msg.stock_left if update.settings.stock is not None else None
+        if update.reply_to is not None:
+            self.send(update.reply_to, CommandDone(update.request.request_id, 200, result=self._shop_view()))
+
+    def _shop_changed(self, settings: ShopSettings, roster: AdminRoster, by: str, what: str) -> None:
+        """Tell everyone who acts on the shop's settings; post the notice if it opened or closed."""
+        opened = settings.open and not self.shop.open
+        closed = self.shop.open and not settings.open
+        self.shop_audit.append({"at": self.clock.now(), "by": by, "what": what})
+        self.shop = settings
+        if self.board is not None:
+            self.board.set_open(settings.open)
+        for target in [e.address for e in self.groups.values() if e.address is not None] + [self.gateway]:
+            if target is not None:
+                self.send(target, ShopChanged(settings))
+        if roster != self.admins:
+            self.admins = roster
+            for entry in self.groups.values():
+                if entry.address is not None:
+                    self.send(entry.address, AdminsChanged(roster))
+        if opened or closed:
+            log.info("the shop is %s (%s)", "open" if opened else "closed", by)
+            self.send(self.persistence, ListGroups(_Notice(opened), reply_to=self.myAddress))
+
+    def _post_notice(self, opened: bool, groups: list[dict[str, Any]]) -> None:
+        """The open/closed notice to every group that takes orders, paced like every message."""
+        text = self._texts().shop_notice(opened)
+        now = self.clock.now()
+        for g in groups:
+            settings = g["settings"]
+            if settings.get("enabled", True) and not settings.get("leftAt") and self.gateway is not None:
+                self.send(self.gateway, SendText(ShopNoticeKey(opened, g["group_id"], now), g["group_id"], text,
+                                                 priority=2, reply_to=self.myAddress))
+
+    def receiveMsg_StockOut(self, msg: StockOut, sender: Any) -> None:
+        """The stock ran out: the shop closes itself, with its notice, and the admins are told."""
+        self.stock_left = msg.left
+        if not self.shop.open:
+            return
+        log.warning("stock out (%d diamonds left): closing the shop", msg.left)
+        settings = replace(self.shop, open=False)
+        now = self.clock.now()
+        self.send(self.persistence, SaveShop(_ShopUpdate(UpdateShop("stock-out", {"open": False}, SYSTEM_STOCK),
+                                                         None, settings, self.admins, "stock out: closed the shop"),
+                                             (ShopRecord(stored(settings), now, SYSTEM_STOCK, "stock out: closed the shop"),)))
+        text = self._texts().stock_out()
+        for chat in admin_chats(self.admins.current()):
+            if self.gateway is not None:
+                self.send(self.gateway, SendText(ShopNoticeKey(False, chat, now), chat, text, priority=2,
+                                                 reply_to=self.myAddress))
+
+    def receiveMsg_SendReminders(self, msg: SendReminders, sender: Any) -> None:
+        reply_to = msg.reply_to or sender
+        try:
+            parse_amount(msg.min_due)
+        except MoneyError as e:
+            self.send(reply_to, CommandDone(msg.request_id, 400, error=f"min_due: {e}"))
+            return
+        self.send(self.persistence, ListGroups(_Reminders(msg, reply_to), reply_to=self.myAddress))
+
+    def _send_reminders(self, pending: _Reminders, result: QueryResult) -> None:
+        msg = pending.request
+        if result.status != 200:
+            self.send(pending.reply_to, CommandDone(msg.request_id, result.status, error=result.error))
+            return
+        chosen = reminder_targets(result.data, msg.group_ids, Decimal(msg.min_due))
+        texts, now = self._texts(), self.clock.now()
+        for g in chosen.send:
+            self.send(self.gateway, SendText(ReminderKey(g["group_id"], now), g["group_id"],
+                                             texts.due_reminder(g["settings"].get("groupName") or g["group_id"],
+                                                                Decimal(g["due"])),
+                                             priority=2, reply_to=self.myAddress))
+        log.info("dues reminders sent to %d groups by %s", len(chosen.send), msg.by)
+        self.send(pending.reply_to, CommandDone(msg.request_id, 200, result={
+            "sent": [g["group_id"] for g in chosen.send], "skipped": chosen.skipped}))
 
     # -- restarts -----------------------------------------------------------------------------
 

@@ -26,11 +26,12 @@ MaybeMoney = Annotated[Optional[Decimal], "money or unset"]
 
 LANGUAGES = ("bn", "en")
 TEMPLATE_NAMES = ("received", "recovered", "delivered", "cancelled", "invalid", "invalid_player", "rate_not_set",
-                  "rate_missing", "held_due", "duplicate",
+                  "rate_missing", "closed_order", "out_of_stock", "shop_closed", "shop_opened", "stock_out",
+                  "undone", "auto_approved", "payment_numbers", "due_reminder", "held_due", "duplicate",
                   "edited", "withdrawn", "due", "help", "pending_list", "rate_set", "paid", "command_error",
                   "daily_report")
 PLACEHOLDERS = ("diamonds", "amount", "order_id", "player_id", "min", "max", "rate", "due", "limit", "minutes",
-                "ago", "count",
+                "ago", "stock", "count",
                 "list", "method", "reference", "error", "date", "group", "orders", "revenue", "payments")
 SYSTEM_BASES = ("multiprocTCPBase", "multiprocQueueBase", "simpleSystemBase")
 GATEWAY_KINDS = ("sandbox", "whatsapp")
@@ -183,6 +184,23 @@ class ReportsConfig:
 
 
 @dataclass(frozen=True)
+class ApprovalsConfig:
+    """[approvals]"""
+
+    undo_window: Seconds  # an approval can be undone this long after it ("0s": never)
+    delivery_waits_for_undo: bool  # hold the delivery message until the window has passed
+
+
+@dataclass(frozen=True)
+class PaymentNumbersConfig:
+    """[payment_numbers]"""
+
+    enabled: bool
+    keywords: tuple[str, ...]
+    cooldown: Seconds  # one answer per person per this long
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration; picklable, so it can be sent to actor processes."""
 
@@ -200,6 +218,8 @@ class Config:
     whatsapp: WhatsAppConfig
     groups: GroupsConfig
     reports: ReportsConfig
+    approvals: ApprovalsConfig
+    payment_numbers: PaymentNumbersConfig
     # A plain dict (not a proxy) so it pickles; left out of the hash because dicts have none.
     messages: dict[str, dict[str, str]] = field(hash=False)
 
@@ -231,7 +251,7 @@ _TYPES: dict[str, Any] = {f"{name}.{f.name}": f.type for name, cls in SECTIONS.i
 BASE_PORT_OFFSETS = {"panel.port": 0, "sandbox.url": 1, "actors.admin_port": 2}
 
 _ZERO_DURATIONS = {"outbox.min_gap", "outbox.jitter", "outbox.per_group_gap", "persistence.commit_delay",
-                   "orders.duplicate_window"}
+                   "orders.duplicate_window", "approvals.undo_window", "payment_numbers.cooldown"}
 
 _UNITS = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600), "d": Decimal(86400)}
 _DURATION_HINT = 'write e.g. "10s", "30m" (units ms, s, m, h, d; compounds like "1h30m")'

@@ -34,6 +34,13 @@ class Cancel:
 
 
 @dataclass(frozen=True, slots=True)
+class Undo:
+    """"ভুল" / "wrong" / "undo" as a reply to an order, its delivery, or the "done" that approved it."""
+
+    target_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class SetRate:
     rate: Decimal
 
@@ -78,9 +85,10 @@ class CommandError:
         return self.bn if language == "bn" and self.bn else self.message
 
 
-Command = Union[Approve, Cancel, SetRate, RecordPaid, ListPending, ShowDue, Help, ConfirmDuplicate, CommandError]
+Command = Union[Approve, Cancel, Undo, SetRate, RecordPaid, ListPending, ShowDue, Help, ConfirmDuplicate,
+                CommandError]
 
-ADMIN_ONLY: frozenset[type] = frozenset({Approve, Cancel, SetRate, RecordPaid, ListPending})
+ADMIN_ONLY: frozenset[type] = frozenset({Approve, Cancel, Undo, SetRate, RecordPaid, ListPending})
 
 
 # Admin commands that are plainly commands (a dot and a name): a reseller who writes one is told
@@ -92,6 +100,8 @@ def tell_not_admin(command: Command) -> bool:
     """Whether a non-admin writing it is told it is for admins (instead of silence)."""
     if isinstance(command, (Approve, Cancel)):
         return command.explicit
+    if isinstance(command, Undo):
+        return True
     kind = command.command if isinstance(command, CommandError) else type(command)
     return kind in SAYS_ADMIN_ONLY
 
@@ -116,6 +126,7 @@ class _Meaning(enum.Enum):
     APPROVE = "approve"
     CANCEL = "cancel"
     YES = "yes"
+    UNDO = "undo"
     COURTESY = "courtesy"  # "ভাই", "thanks": said around a reply word, means nothing by itself
 
 
@@ -129,6 +140,7 @@ _REPLY_WORDS: dict[str, tuple[_Meaning, bool]] = {
     **dict.fromkeys(("cancel", "cancelled", "canceled", "বাতিল"), (_Meaning.CANCEL, True)),
     **dict.fromkeys(("❌", "✖"), (_Meaning.CANCEL, False)),
     **dict.fromkeys(("yes", "y", "হ্যাঁ", "হ্যা", "হা", "ha", "haa"), (_Meaning.YES, False)),
+    **dict.fromkeys(("undo", "wrong", "ভুল", "vul", "bhul", "oops"), (_Meaning.UNDO, True)),
     **dict.fromkeys(("ভাই", "ভাইয়া", "vai", "bhai", "bhaiya", "bro", "boss", "sir", "dada", "দাদা", "আপু", "apu",
                      "thanks", "thank", "you", "ty", "ধন্যবাদ", "please", "pls", "plz", "ji", "জি"),
                     (_Meaning.COURTESY, False)),
@@ -269,6 +281,8 @@ def parse_command(text: str, quoted_id: str) -> Command | None:
             return Approve(quoted_id, explicit)
         if meaning is _Meaning.CANCEL:
             return Cancel(quoted_id, explicit)
+        if meaning is _Meaning.UNDO:
+            return Undo(quoted_id)
         return ConfirmDuplicate(quoted_id)
     for row in _TABLE:
         match = row.pattern.fullmatch(stripped)

@@ -31,6 +31,7 @@ from domain.commands import (
     RecordPaid,
     SetRate,
     ShowDue,
+    Undo,
     looks_like_command,
     needs_admin,
     parse_command,
@@ -56,6 +57,7 @@ from domain.desk_events import (
     SendDone,
     SendKey,
     SettingsPatch,
+    ShopChanged,
     Stopping,
     StoredGroup,
 )
@@ -92,6 +94,7 @@ from domain.orders import (
     from_record,
     to_record,
     transition,
+    undo_approval,
     with_issue,
 )
 from domain.parsing import InvalidOrderText, OrderText, looks_like_order, parse_order
@@ -102,6 +105,7 @@ from domain.payments import void as void_payment
 from domain.payments import to_record as payment_record
 from domain.records import ChecksRecord, GroupRecord, HeldRecord, OrderRecord, PaymentRecord, Record, SeenRecord
 from domain.reconcile import CheckState, CycleSummary, DayTally, Policy, backoff, reconcile, send_due
+from domain.shop import ShopNow, ShopSettings
 from domain.texts import Texts
 
 log = logging.getLogger("diamondbot.group")
@@ -128,6 +132,7 @@ class DeskSetup:
     keep_cycles: int = 20
     checkpoint_interval: float = 60.0
     max_age: float = 7 * 86400.0
+    shop: ShopSettings = ShopSettings()
 
 
 class PaymentConflict(PaymentError):
@@ -157,7 +162,10 @@ class Desk:
     def __init__(self, setup: DeskSetup, book: GroupBook, now: float) -> None:
         self.setup = setup
         self.book = book
-        self.texts = setup.texts
+        self.shop = setup.shop
+        self.shop_now = ShopNow(setup.shop.open, setup.shop.stock)
+        self.texts = setup.texts.with_shop(setup.shop)
+        self.numbers_told: dict[str, float] = {}  # sender -> when the payment numbers were last said
         self.tz = ZoneInfo(setup.timezone)
         self.admins = setup.admins
         self.own_ids = setup.own_ids
@@ -234,7 +242,9 @@ class Desk:
     def handle(self, event: Event, now: float) -> Decision:
         """What `event` changes in the book, and what must be written and said because of it."""
         match event:
-            case ChatReceived(messages=messages):
+            case ChatReceived(messages=messages, shop=shop):
+                if shop is not None:
+                    self.shop_now = shop
                 if not self.stopped:
                     self._chat(messages, now)
             case SendDone():
@@ -268,6 +278,10 @@ class Desk:
                 self.admins = roster
             case GroupNews():
                 self._group_news(event, now)
+            case ShopChanged(settings=settings):
+                self.shop = settings
+                self.shop_now = ShopNow(settings.open, self.shop_now.stock_left if settings.stock is not None else None)
+                self.texts = self.setup.texts.with_shop(settings)
         return self._finish()
 
     # -- the decision being built --------------------------------------------------------------
@@ -326,10 +340,22 @@ class Desk:
             command = parse_command(m.text, m.quoted_id)
             if command is not None:
                 self._on_command(command, m, now)
-            elif m.quoted_id and self._is_admin(m):
-                self._admin_reply(m)
+            elif m.quoted_id and self._is_admin(m) and self._admin_reply(m):
+                continue
+            elif not looks_like_order(m.text) and self.shop.keyword_in(m.text):
+                self._payment_numbers(m)
             else:
                 self._take_orders([_inbound(m)], now)
+
+    def _payment_numbers(self, m: ChatMessage) -> None:
+        """Someone asked for the payment numbers ("bkash number?"): say them, once a cooldown."""
+        if not self.texts.enabled("payment_numbers") or not self._first_time(m.message_id, m.timestamp):
+            return
+        last = self.numbers_told.get(m.sender)
+        if last is not None and m.timestamp - last < self.shop.cooldown:
+            return
+        self.numbers_told[m.sender] = m.timestamp
+        self._reply(m, self.texts.payment_numbers())
 
     def _first_time(self, message_id: str, at: float) -> bool:
         """Record a message as handled; False if it was handled before (a replay)."""
@@ -355,7 +381,10 @@ class Desk:
         what each gets back."""
         book = self.book
         watermark, settings = book.watermark, book.settings
-        result = take_in(book, messages, now=now, limits=self.setup.limits, own_ids=self.own_ids)
+        limits = self.setup.limits
+        if not self.texts.enabled("duplicate"):
+            limits = replace(limits, duplicate_window=0.0)  # no question to ask: no guard
+        result = take_in(book, messages, now=now, limits=limits, own_ids=self.own_ids, shop=self.shop_now)
         if result.seen:
             order_ids = {o.message_id for o in result.new_orders}
             others = {mid: ts for mid, ts in result.seen.items() if mid not in order_ids}
@@ -364,8 +393,13 @@ class Desk:
         if result.new_orders or book.settings != settings or book.watermark != watermark:
             self._settings_changed = True
         for m, why in result.invalid:
-            self._send(About.INVALID, m.message_id, self.texts.invalid(why.player_form),
-                       Quote(m.message_id, m.sender, m.text))
+            if self.texts.enabled("invalid_player" if why.player_form else "invalid"):
+                self._send(About.INVALID, m.message_id, self.texts.invalid(why.player_form),
+                           Quote(m.message_id, m.sender, m.text))
+        for m in result.closed:
+            self._send(About.REPLY, m.message_id, self.texts.closed_order(), Quote(m.message_id, m.sender, m.text))
+        for m, left in result.over_stock:
+            self._send(About.REPLY, m.message_id, self.texts.out_of_stock(left), Quote(m.message_id, m.sender, m.text))
         for m in result.unpriced:
             self._send(About.REPLY, m.message_id, self.texts.rate_not_set(), Quote(m.message_id, m.sender, m.text))
             self._alert_rate_missing()
@@ -382,7 +416,9 @@ class Desk:
                 approved = transition(order, Action.APPROVE, by=AUTO_APPROVER, now=now)
                 self._put(approved)
                 log.info("order %s: approved automatically", order.id)
-                self._send_tracked(approved, About.DELIVERY, now)
+                if self.texts.enabled("auto_approved"):
+                    self._send(About.AUTO_APPROVED, order.id, self.texts.auto_approved(approved), _quote(approved), 1)
+                self._deliver(approved, now)
             else:
                 self._send_tracked(order, About.RECEIPT, now)  # says "on hold" when the due limit is reached
         return result.new_orders
@@ -407,7 +443,7 @@ class Desk:
                                   note="the due is within the limit again")
             self._put(approved)
             log.info("order %s: approved automatically, the due is within the limit again", order.id)
-            self._send_tracked(approved, About.DELIVERY, now)
+            self._deliver(approved, now)
 
     def _held_text(self, order: Order) -> str | None:
         """The receipt's text when taking the order went over the group's due limit."""
@@ -452,6 +488,11 @@ class Desk:
         # The caller's copy may be stale (an order approved meanwhile): start from the book.
         order = self.book.orders.get(order.id, order)
         kind = about.value
+        held = about is About.RECEIPT and self._held_text(order)
+        if about is About.RECEIPT and not held and not self.texts.enabled("recovered" if order.recovered else "received"):
+            # The shop switched receipts off: nothing to send, nothing for reconciliation to chase.
+            self._put(replace(order, receipt=order.receipt.succeeded("", now)), lazy=True)
+            return
         order = replace(order, **{kind: getattr(order, kind).attempted(now)})
         self.book.put(order)
         self.in_flight[(order.id, kind)] = now
@@ -464,9 +505,24 @@ class Desk:
     def _announce(self, order: Order, now: float) -> None:
         """Tell the chat what a transition means for the reseller."""
         if order.status is Status.APPROVED:
-            self._send_tracked(order, About.DELIVERY, now)
-        elif order.status is Status.CANCELLED:
+            self._deliver(order, now)
+        elif order.status is Status.CANCELLED and self.texts.enabled("cancelled"):
             self._send(About.CANCELLED, order.id, self.texts.cancelled(order), _quote(order))
+
+    def _deliver(self, order: Order, now: float) -> None:
+        """Send an approved order's delivery message — or, where the shop wants an undo to be
+        silent, once the undo window has passed (the desk asks to be woken then)."""
+        wait = self._delivery_wait(order, now)
+        if wait > 0:
+            self._retry_within(wait)
+        else:
+            self._send_tracked(order, About.DELIVERY, now)
+
+    def _delivery_wait(self, order: Order, now: float) -> float:
+        """Seconds until an approved order's delivery may go (0: now)."""
+        if not self.shop.delivery_waits_for_undo or order.approved_at is None:
+            return 0.0
+        return max(order.approved_at + self.shop.undo_window - now, 0.0)
 
     def _send_done(self, ev: SendDone, now: float) -> None:
         key = ev.key
@@ -485,6 +541,11 @@ class Desk:
             self.untold.discard(key.subject)
             if ev.ok:  # it went out before it could be taken back: say what became of it
                 self._send(About.WITHDRAWN, order.id, self.texts.withdrawn(order), None)
+        if key.about is About.DELIVERY and order.status not in (Status.APPROVED, Status.COMPLETED):
+            # Its approval was undone while the message was on its way: if it went out, correct it.
+            if ev.ok:
+                self._send(About.UNDONE, order.id, self.texts.undone(order), _quote(order))
+            return
         if ev.withdrawn:
             return
         sent = getattr(order, kind)
@@ -516,7 +577,7 @@ class Desk:
             if order.status is Status.APPROVED and not d.confirmed and send_due(
                     d.attempts, d.last_attempt_at, d.last_error, self.in_flight.get((order.id, "delivery")), now,
                     policy):
-                self._send_tracked(order, About.DELIVERY, now)
+                self._deliver(order, now)
 
     def _gateway_restarted(self) -> None:
         # Sends in flight died with the old gateway: count them as failed so reconciliation
@@ -543,6 +604,12 @@ class Desk:
                 self._act_on_reply(target, Action.APPROVE, m, now)
             case Cancel(target_id=target):
                 self._act_on_reply(target, Action.CANCEL, m, now)
+            case Undo(target_id=target):
+                order = self._approved_by(target) or find_by_message(self.book.orders.values(), target)
+                if order is None:
+                    self._reply(m, self.texts.say("no_order"))
+                else:
+                    self._undo(order, f"whatsapp:{m.sender}", now, m)
             case SetRate(rate=rate):
                 self._set_rate(rate, m)
             case RecordPaid():
@@ -561,13 +628,41 @@ class Desk:
             case CommandError():
                 self._reply(m, self.texts.wrong(command))
 
-    def _admin_reply(self, m: ChatMessage) -> None:
+    def _admin_reply(self, m: ChatMessage) -> bool:
         """An admin's short reply to an order that is no command: say how, instead of silence
-        (the admin may believe the order was approved)."""
+        (the admin may believe the order was approved). False if it is no such reply."""
         if len(m.text.split()) > MAX_ADMIN_HINT_WORDS or find_by_message(self.book.orders.values(), m.quoted_id) is None:
-            return
+            return False
         if self._first_time(m.message_id, m.timestamp):
             self._reply(m, self.texts.say("admin_hint"))
+        return True
+
+    def _approved_by(self, message_id: str) -> Order | None:
+        """The order a chat message ("done") approved, if it did."""
+        if not message_id:
+            return None
+        return next((o for o in self.book.orders.values()
+                     if any(a.message_id == message_id and a.to_status == Status.APPROVED for a in o.audit)), None)
+
+    def _undo(self, order: Order, by: str, now: float, m: ChatMessage | None = None) -> None:
+        """An approval undone within the window: the order goes back; the group never keeps a
+        wrong delivery message uncorrected (taken back if still waiting, corrected if sent)."""
+        try:
+            undone = undo_approval(order, by=by, now=now, window=self.shop.undo_window)
+        except TransitionError as e:
+            if m is not None:
+                self._reply(m, self.texts.command_error(str(e)))
+            else:
+                self._refuse(409, str(e))
+            return
+        self._put(undone)
+        log.info("order %s: approval undone by %s", order.id, by)
+        if order.delivery.confirmed:
+            self._send(About.UNDONE, order.id, self.texts.undone(undone), _quote(undone))
+        elif (order.id, About.DELIVERY.value) in self.in_flight:
+            self._d.withdraw.append(SendKey(About.DELIVERY, order.id))  # corrected if it went out anyway
+        if m is None:
+            self._answer(200, self.order_view(undone))
 
     def _act_on_reply(self, target_id: str, action: Action, m: ChatMessage, now: float) -> None:
         order = find_by_message(self.book.orders.values(), target_id)
@@ -575,7 +670,7 @@ class Desk:
             self._reply(m, self.texts.say("no_order"))
             return
         try:
-            updated = transition(order, action, by=f"whatsapp:{m.sender}", now=now)
+            updated = transition(order, action, by=f"whatsapp:{m.sender}", now=now, message_id=m.message_id)
         except TransitionError:
             self._reply(m, self.texts.refusal(order, action.value))
             return
@@ -637,6 +732,12 @@ class Desk:
     def _on_edit(self, m: ChatMessage, now: float) -> None:
         """`.10` edited to `.100`: a pending order changes; a message that was not an order
         and now is one becomes one."""
+        approved = self._approved_by(m.edits)
+        if approved is not None:
+            # An admin's "done" edited into something else: the approval is undone.
+            if self._is_admin(m) and not isinstance(parse_command(m.text, "quoted"), Approve):
+                self._undo(approved, f"whatsapp:{m.sender}", now, m)
+            return
         limits = self.setup.limits
         parsed = parse_order(m.text, limits.min_diamonds, limits.max_diamonds, limits.forms)
         order = self._order_of_message(m.edits)
@@ -661,9 +762,15 @@ class Desk:
         self._send(About.EDITED, m.message_id, self.texts.edited(edited), _quote(edited))
 
     def _on_revoke(self, m: ChatMessage, now: float) -> None:
-        """A deleted order message cancels its still-pending order (or drops a held one)."""
+        """A deleted order message cancels its still-pending order (or drops a held one); a
+        deleted "done" undoes its approval, within the undo window."""
         if m.revokes in self.book.held:
             self._release(m.revokes)
+            return
+        approved = self._approved_by(m.revokes)
+        if approved is not None:
+            if self._is_admin(m):
+                self._undo(approved, f"whatsapp:{m.sender}", now, m)
             return
         order = self._order_of_message(m.revokes)
         if order is None:
@@ -693,6 +800,9 @@ class Desk:
         order = self.book.orders.get(ev.order_id)
         if order is None:
             self._refuse(404, f"no order {ev.order_id}")
+            return
+        if ev.action == "undo":
+            self._undo(order, ev.by, now)
             return
         try:
             action = Action(ev.action)
@@ -821,7 +931,7 @@ class Desk:
         for order, issue in outcome.raised:
             log.warning("order %s: issue %s", order.id, issue.value)
         for order in outcome.send_deliveries:
-            self._send_tracked(book.orders[order.id], About.DELIVERY, now)
+            self._deliver(book.orders[order.id], now)
         for order in outcome.send_receipts:
             self._send_tracked(book.orders[order.id], About.RECEIPT, now)
         for order_id, count in outcome.milestones:
@@ -860,14 +970,16 @@ class Desk:
                     sync=False)
 
 
-def concerns_a_desk(m: ChatMessage) -> bool:
+def concerns_a_desk(m: ChatMessage, shop: ShopSettings | None = None) -> bool:
     """Whether a message may matter to a desk (the gateway records only those, durably): an
-    order, a command, an edit or a delete, or a short reply (an admin's answer to an order)."""
+    order, a command, an edit or a delete, a short reply (an admin's answer to an order), or a
+    question for the payment numbers."""
     if m.from_me:
         return False
     return bool(m.edits or m.revokes or looks_like_order(m.text) or looks_like_command(m.text, m.quoted_id)
                 or (m.quoted_id and len(m.text) <= MAX_COMMAND_LENGTH
-                    and len(m.text.split()) <= MAX_ADMIN_HINT_WORDS))
+                    and len(m.text.split()) <= MAX_ADMIN_HINT_WORDS)
+                or (shop is not None and shop.keyword_in(m.text)))
 
 
 def _quote(order: Order) -> Quote | None:

@@ -17,15 +17,18 @@ from domain.admins import AdminRoster
 from domain.chat import ChatMessage, Quote
 from domain.records import Record
 from domain.reconcile import CycleSummary
+from domain.shop import ShopNow, ShopSettings
 
 # -- events --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class ChatReceived:
-    """Messages of the group, in the order they arrived (live, recovered or replayed)."""
+    """Messages of the group, in the order they arrived (live, recovered or replayed), and the
+    shop as it is now (None: as the desk last heard)."""
 
     messages: tuple[ChatMessage, ...]
+    shop: ShopNow | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,13 @@ class AdminsChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class ShopChanged:
+    """The shop's settings changed on the panel (texts, payment numbers, undo, open/closed)."""
+
+    settings: ShopSettings
+
+
+@dataclass(frozen=True, slots=True)
 class GroupNews:
     """What the transport says of the group: its name, and whether the bot's number is in it."""
 
@@ -115,7 +125,7 @@ class GroupNews:
 
 
 Event = (ChatReceived | SendDone | OrderAction | SettingsPatch | PaymentIn | PaymentVoid | CycleDue | RetryDue
-         | Stopping | GatewayRestarted | OwnIdsKnown | AdminsChanged | GroupNews)
+         | Stopping | GatewayRestarted | OwnIdsKnown | AdminsChanged | GroupNews | ShopChanged)
 
 
 # -- what a chat message is about ----------------------------------------------------------
@@ -132,6 +142,8 @@ class About(enum.Enum):
     INVALID = "invalid"  # order-looking text that is not an order
     QUESTION = "question"  # the duplicate guard's question about a held message
     REPLY = "reply"  # any other answer to a chat message (commands, refusals)
+    UNDONE = "undone"  # the correction after an approval was undone
+    AUTO_APPROVED = "auto_approved"  # the (optional) word that an order was approved automatically
     ALERT = "alert"  # a word to the shop's admins (a group without a rate)
 
 

@@ -12,6 +12,7 @@ from typing import Iterable
 from domain.group import GroupBook, GroupSettings
 from domain.orders import Order, Status, new_order
 from domain.parsing import InvalidOrderText, OrderForms, OrderText, parse_order
+from domain.shop import ShopNow
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,8 @@ class IntakeResult:
     invalid: list[tuple[Inbound, InvalidOrderText]] = field(default_factory=list)  # to answer once
     # Orders in a group whose rate nobody has set: answered, never billed at a guessed price.
     unpriced: list[Inbound] = field(default_factory=list)
+    closed: list[Inbound] = field(default_factory=list)  # the shop is closed: answered, nothing taken
+    over_stock: list[tuple[Inbound, int]] = field(default_factory=list)  # (message, diamonds left)
     # Held by the duplicate guard: (message, diamonds, the earlier order it repeats).
     held: list[tuple[Inbound, int, Order]] = field(default_factory=list)
     seen: dict[str, float] = field(default_factory=dict)  # ids to record as handled
@@ -65,6 +68,7 @@ def take_in(
     now: float,
     limits: Limits,
     own_ids: frozenset[str] = frozenset(),
+    shop: ShopNow = ShopNow(),
 ) -> IntakeResult:
     """Decide what a batch of messages does, and apply it to the book.
 
@@ -104,8 +108,14 @@ def take_in(
                 result.invalid.append((msg, parsed))
             continue
         assert isinstance(parsed, OrderText)
+        if not shop.open:
+            result.closed.append(msg)
+            continue
         if book.settings.rate is None:
             result.unpriced.append(msg)
+            continue
+        if shop.stock_left is not None and parsed.diamonds > shop.stock_left:
+            result.over_stock.append((msg, shop.stock_left))
             continue
         if not msg.confirmed and limits.duplicate_window > 0:
             earlier = find_duplicate(book.orders.values(), user_id=msg.sender, user_alt=msg.sender_alt,

@@ -93,6 +93,7 @@ class AuditEntry:
     to_status: str
     by: str
     note: str = ""
+    message_id: str = ""  # the chat message that did it (an admin's "done"), when one did
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +215,7 @@ def allowed_from(action: Action) -> frozenset[Status]:
     return TRANSITIONS[action][0]
 
 
-def transition(order: Order, action: Action, *, by: str, now: float, note: str = "") -> Order:
+def transition(order: Order, action: Action, *, by: str, now: float, note: str = "", message_id: str = "") -> Order:
     """Apply one lifecycle action, or raise TransitionError saying why it is not allowed."""
     sources, target = TRANSITIONS[action]
     if order.status not in sources:
@@ -228,9 +229,26 @@ def transition(order: Order, action: Action, *, by: str, now: float, note: str =
         "status": target,
         _STAMP[target]: now,
         "issues": issues,
-        "audit": order.audit + (AuditEntry(now, order.status, target, by, note),),
+        "audit": order.audit + (AuditEntry(now, order.status, target, by, note, message_id),),
     }
     return replace(order, **changes)
+
+
+def undo_approval(order: Order, *, by: str, now: float, window: float, note: str = "") -> Order:
+    """An approval undone within `window` seconds: the order goes back to the status it had
+    (pending or processing), its delivery to be sent afresh if it is approved again."""
+    if order.status not in (Status.APPROVED, Status.COMPLETED):
+        raise TransitionError(f"order {order.id} is {order.status.value}; only an approved order can be undone")
+    approved = next((a for a in reversed(order.audit) if a.to_status == Status.APPROVED), None)
+    if order.approved_at is None or approved is None or now - order.approved_at > window:
+        raise TransitionError(f"order {order.id} was approved more than {window / 60:g} min ago; "
+                              "the undo window has passed")
+    before = Status(approved.from_status) if approved.from_status in (Status.PENDING, Status.PROCESSING) \
+        else Status.PENDING
+    entry = AuditEntry(now, order.status, before, by, note or "approval undone")
+    return replace(order, status=before, approved_at=None, completed_at=None, delivery=Delivery(),
+                   issues=tuple(i for i in order.issues if _ISSUE_STATE.get(Issue(i)) is before),
+                   audit=order.audit + (entry,))
 
 
 _PAST = {
@@ -326,7 +344,8 @@ def to_record(order: Order) -> dict[str, Any]:
         "delivery": _delivery_record(order.delivery),
         "issues": list(order.issues),
         "audit": [
-            {"at": to_iso(a.at), "from": a.from_status, "to": a.to_status, "by": a.by, "note": a.note}
+            {"at": to_iso(a.at), "from": a.from_status, "to": a.to_status, "by": a.by, "note": a.note,
+             **({"messageId": a.message_id} if a.message_id else {})}
             for a in order.audit
         ],
     }
@@ -427,6 +446,7 @@ def from_record(record: Mapping[str, Any], *, group_id: str = "", group_name: st
                     to_status=str(entry.get("to", "")),
                     by=str(entry.get("by", "")),
                     note=str(entry.get("note", "")),
+                    message_id=str(entry.get("messageId") or ""),
                 )
             )
     raw_issues = record.get("issues")

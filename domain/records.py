@@ -137,8 +137,22 @@ class AdminsRecord:
         return {"t": self.KIND, "v": self.roster}
 
 
+@dataclass(frozen=True, slots=True)
+class ShopRecord:
+    """The shop's settings as the panel left them (domain.shop.stored), and what changed."""
+
+    KIND: ClassVar[str] = "shop"
+    settings: dict[str, Any]
+    at: float
+    by: str
+    what: str
+
+    def encode(self) -> dict[str, Any]:
+        return {"t": self.KIND, "v": {"set": self.settings, "at": self.at, "by": self.by, "what": self.what}}
+
+
 Record = Union[MetaRecord, GroupRecord, OrderRecord, SeenRecord, ChecksRecord, HeldRecord, PaymentRecord,
-               AdminsRecord]
+               AdminsRecord, ShopRecord]
 
 
 def _value(raw: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -167,6 +181,11 @@ def decode(raw: object) -> Record:
         if not isinstance(roster, list):
             raise RecordError(f"admins record without a list: {dict(raw)!r:.200}")
         return AdminsRecord(list(roster))
+    if kind == ShopRecord.KIND:
+        v = _value(raw)
+        if not isinstance(v.get("set"), Mapping):
+            raise RecordError(f"shop record without settings: {dict(raw)!r:.200}")
+        return ShopRecord(dict(v["set"]), float(v.get("at") or 0.0), str(v.get("by") or ""), str(v.get("what") or ""))
     gid = _group(raw)
     value = _value(raw)
     if kind == OrderRecord.KIND:

@@ -13,6 +13,7 @@ from domain.commands import CommandError
 from domain.money import taka
 from domain.orders import Order, Status
 from domain.payments import METHOD_LABELS, Payment
+from domain.shop import ShopSettings
 
 PENDING_LIST_MAX = 15  # lines of `pending_list`; the rest is summed up as "… +N"
 
@@ -30,12 +31,56 @@ class Texts:
     chat's language."""
 
     def __init__(self, templates: Mapping[str, str], min_diamonds: int, max_diamonds: int,
-                 language: str = "bn") -> None:
+                 language: str = "bn", off: frozenset[str] = frozenset()) -> None:
+        self.base = dict(templates)  # the config's, before the shop's changes
         self.templates = dict(templates)
         self.min_diamonds = min_diamonds
         self.max_diamonds = max_diamonds
         self.language = language if language in _PHRASES else "bn"
         self._phrases = _PHRASES[self.language]
+        self.off = off  # texts the shop switched off (domain.shop.OPTIONAL_TEXTS)
+
+    def with_shop(self, shop: ShopSettings) -> Texts:
+        """The same texts with the shop's own wording and the ones it switched off."""
+        texts = Texts(self.base, self.min_diamonds, self.max_diamonds, self.language, shop.texts_off)
+        texts.templates = shop.templates(self.language, self.base)
+        return texts
+
+    def enabled(self, name: str) -> bool:
+        """Whether the bot says this text (the optional ones can be switched off)."""
+        return name not in self.off
+
+    def closed_order(self) -> str:
+        """An order while the shop is closed."""
+        return self._render("closed_order")
+
+    def out_of_stock(self, left: int) -> str:
+        """An order bigger than the diamonds left."""
+        return self._render("out_of_stock", stock=max(left, 0))
+
+    def undone(self, order: Order) -> str:
+        """The correction after an approval was undone (the delivery message had gone out)."""
+        return self._render("undone", order)
+
+    def auto_approved(self, order: Order) -> str:
+        """An order approved without an admin (sent only when the shop switches it on)."""
+        return self._render("auto_approved", order)
+
+    def payment_numbers(self) -> str:
+        """The shop's payment numbers and how to pay."""
+        return self._render("payment_numbers")
+
+    def due_reminder(self, group: str, due: Decimal) -> str:
+        """A group's due, as a reminder."""
+        return self._render("due_reminder", group=group, due=taka(due))
+
+    def shop_notice(self, opened: bool) -> str:
+        """What every group is told when the shop closes or opens."""
+        return self._render("shop_opened" if opened else "shop_closed")
+
+    def stock_out(self) -> str:
+        """To the admins: the stock ran out and the shop closed."""
+        return self._render("stock_out")
 
     def _render(self, name: str, order: Order | None = None, **extra: object) -> str:
         values = _Blank(min=self.min_diamonds, max=self.max_diamonds)

@@ -29,6 +29,7 @@ from domain.records import (
     Record,
     RecordError,
     SeenRecord,
+    ShopRecord,
     decode,
 )
 from storage.store import Store
@@ -37,6 +38,8 @@ FORMAT = 1
 STORE_NAME = "orders"  # the files orders.snapshot.json and orders.journal.*
 
 _ARCHIVED_VALUES = {s.value for s in ARCHIVED}
+_TAKES_STOCK = frozenset({"approved", "completed"})
+SHOP_AUDIT_KEPT = 500  # the shop's newest changes a snapshot keeps (the journal has them all)
 # Keys of a snapshot's group object that are not the group's settings.
 _NOT_SETTINGS = frozenset({"entries", "seen", "checks", "cycles", "stats", "held"})
 
@@ -65,6 +68,10 @@ class Database:
     payments: list[dict[str, Any]] = field(default_factory=list)
     order_group: dict[str, str] = field(default_factory=dict)  # order id -> group id
     payment_index: dict[str, int] = field(default_factory=dict)  # payment id -> position in payments
+    shop: dict[str, Any] = field(default_factory=dict)  # the shop's settings as the panel left them
+    shop_audit: list[dict[str, Any]] = field(default_factory=list)  # who changed what, oldest first
+    # Diamonds approved since the stock was set: derived from the orders, never written.
+    stock_used: int = 0
 
     # -- loading and writing --------------------------------------------------------------
 
@@ -84,6 +91,11 @@ class Database:
         if admins is not None and not isinstance(admins, list):
             raise DatabaseError("snapshot's 'admins' is not a list")
         db.admins = admins
+        shop = data.get("shop", {})
+        if not isinstance(shop, Mapping):
+            raise DatabaseError("snapshot's 'shop' is not an object")
+        db.shop = dict(shop)
+        db.shop_audit = list(data.get("shopAudit") or [])
         db.payments = list(data.get("payments") or [])
         for i, payment in enumerate(db.payments):
             if isinstance(payment, Mapping) and payment.get("id"):
@@ -104,6 +116,7 @@ class Database:
             image.stats = dict(g.get("stats") or {})
             image.held = dict(g.get("held") or {})
             db.groups[gid] = image
+        db._recount_stock()
         return db
 
     def snapshot(self) -> dict[str, Any]:
@@ -112,6 +125,7 @@ class Database:
             "format": FORMAT,
             "meta": self.meta,
             **({"admins": self.admins} if self.admins is not None else {}),
+            **({"shop": self.shop, "shopAudit": self.shop_audit[-SHOP_AUDIT_KEPT:]} if self.shop else {}),
             "groups": {
                 gid: {
                     **g.settings,
@@ -138,7 +152,10 @@ class Database:
         match record:
             case OrderRecord(group_id=gid, order=order):
                 oid = str(order["id"])
-                self._group(gid).entries[oid] = dict(order)
+                image = self._group(gid)
+                if self.shop.get("stock") is not None:
+                    self.stock_used += self._stock_taken(order) - self._stock_taken(image.entries.get(oid))
+                image.entries[oid] = dict(order)
                 self.order_group[oid] = gid
             case SeenRecord(group_id=gid, seen=seen):
                 self._group(gid).seen.update(seen)
@@ -170,8 +187,39 @@ class Database:
                 self.meta.update(values)
             case AdminsRecord(roster=roster):
                 self.admins = roster
+            case ShopRecord(settings=settings, at=at, by=by, what=what):
+                recount = settings.get("stockSetAt") != self.shop.get("stockSetAt")
+                self.shop = dict(settings)
+                self.shop_audit.append({"at": at, "by": by, "what": what})
+                if recount:
+                    self._recount_stock()
             case _:
                 raise TypeError(f"not a journal record: {record!r:.200}")
+
+    # -- the diamond stock ------------------------------------------------------------------
+
+    def stock_left(self) -> int | None:
+        """Diamonds left: the stock set on the panel minus every approval since (None: not counted)."""
+        stock = self.shop.get("stock")
+        return None if stock is None else int(stock) - self.stock_used
+
+    def _stock_taken(self, entry: Mapping[str, Any] | None) -> int:
+        """The diamonds an order takes from the stock: approved (or completed) since it was set."""
+        if entry is None or entry.get("status") not in _TAKES_STOCK:
+            return 0
+        set_at = self.shop.get("stockSetAt")
+        approved = entry.get("approvedAt")
+        try:
+            if set_at is not None and (not isinstance(approved, str) or from_iso(approved) < float(set_at)):
+                return 0
+        except ValueError:
+            return 0
+        diamonds = entry.get("diamonds")
+        return diamonds if isinstance(diamonds, int) and not isinstance(diamonds, bool) and diamonds > 0 else 0
+
+    def _recount_stock(self) -> None:
+        self.stock_used = (sum(self._stock_taken(e) for _, e in self.all_entries())
+                           if self.shop.get("stock") is not None else 0)
 
     def prune_seen(self, horizon: float) -> None:
         """Drop seen ids older than the horizon (they can no longer become orders anyway)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Iterable
 
@@ -39,10 +39,12 @@ from domain.desk_events import (
     Send,
     SendDone,
     SettingsPatch,
+    ShopChanged,
     Stopping,
     StoredGroup,
 )
 from domain.orders import Order
+from domain.shop import ShopNow, ShopSettings
 from storage.database import Database
 
 GROUP = "120363000000000001@g.us"
@@ -84,6 +86,7 @@ class DeskChat:
     sent: list[Sent] = field(default_factory=list)
     held: list[Send] = field(default_factory=list)
     roster: AdminRoster | None = None
+    shop_now: ShopNow | None = None  # what the board says of the shop (None: as the desk last heard)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -151,7 +154,13 @@ class DeskChat:
         return self.post(ADMIN, text, sender_alt=ADMIN_ALT, **kw)
 
     def deliver(self, *messages: ChatMessage) -> Decision:
-        return self.handle(ChatReceived(tuple(messages)))
+        return self.handle(ChatReceived(tuple(messages), self.shop_now))
+
+    def set_shop(self, **changes: Any) -> ShopSettings:
+        """The panel changed the shop's settings (what the Supervisor tells every desk)."""
+        settings = replace(self.desk.shop, **changes)
+        self.handle(ShopChanged(settings))
+        return settings
 
     def command(self, order_id: str, action: str, by: str = "admin:test") -> Answer:
         return self._answered(OrderAction(order_id, action, by))

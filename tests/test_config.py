@@ -25,7 +25,7 @@ from config import (
 from config.loader import KEYS, LANGUAGES, SECTIONS, TEMPLATE_NAMES
 
 DEFAULT_TOML = Path(config.__file__).with_name("default.toml")
-SAMPLE = {"diamonds": 10, "amount": "1000", "order_id": "A1", "player_id": "576515275", "min": 1, "max": 100, "rate": "100", "due": "500",
+SAMPLE = {"diamonds": 10, "amount": "1000", "order_id": "A1", "player_id": "576515275", "stock": 40, "min": 1, "max": 100, "rate": "100", "due": "500",
           "limit": "5000", "minutes": 2, "ago": "2 minutes ago", "count": 3, "list": "A1 .10", "method": "bKash", "reference": "TRX1",
           "error": "no", "date": "2026-11-25", "group": "Shop", "orders": 4, "revenue": "4000", "payments": "500"}
 

@@ -20,6 +20,7 @@ from domain.commands import (
     RecordPaid,
     SetRate,
     ShowDue,
+    Undo,
     looks_like_command,
     needs_admin,
     parse_command,
@@ -56,6 +57,12 @@ def test_casual_approve_words_as_replies(text: str) -> None:
 @pytest.mark.parametrize("text", CANCEL_WORDS)
 def test_cancel_words_as_replies(text: str) -> None:
     assert parse_command(text, Q) == Cancel(Q, explicit=text != "❌")
+
+
+@pytest.mark.parametrize("text", ["ভুল", "wrong", "Undo", "ভুল ভাই", "wrong!", "oops"])
+def test_undo_words_as_replies(text: str) -> None:
+    assert parse_command(text, Q) == Undo(Q)
+    assert parse_command(text, "") is None  # not a reply: chat
 
 
 @pytest.mark.parametrize("text", YES_WORDS)
@@ -229,7 +236,7 @@ def test_very_long_texts_are_not_commands() -> None:
 
 
 def test_admin_only_commands() -> None:
-    assert ADMIN_ONLY == frozenset({Approve, Cancel, SetRate, RecordPaid, ListPending})
+    assert ADMIN_ONLY == frozenset({Approve, Cancel, Undo, SetRate, RecordPaid, ListPending})
     for cmd in (Approve(Q), Cancel(Q), SetRate(D("2.30")), RecordPaid(D("1.00"), "cash", ""), ListPending(),
                 CommandError("x", "", SetRate), CommandError("x", "", RecordPaid)):
         assert needs_admin(cmd)

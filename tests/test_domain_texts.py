@@ -141,7 +141,8 @@ def payment(amount: str = "500", method: str = "bkash", reference: str = "TRX123
 def test_every_configured_template_has_a_text() -> None:
     # config.loader.TEMPLATE_NAMES is the one list; each name is rendered by a Texts method.
     rendered_by = {"received": "receipt", "recovered": "receipt", "invalid_player": "invalid",
-                   "rate_missing": "rate_missing", "rate_not_set": "rate_not_set"}
+                   "rate_missing": "rate_missing", "rate_not_set": "rate_not_set", "shop_closed": "shop_notice",
+                   "shop_opened": "shop_notice"}
     for name in TEMPLATE_NAMES:
         assert callable(getattr(Texts, rendered_by.get(name, name))), name
 
@@ -252,7 +253,11 @@ def test_every_new_template_renders_fully_in_both_languages(bn: Texts, en: Texts
                                                Decimal("-441.25")),
         }
         rendered.update(invalid_player=texts.invalid(player_form=True), rate_not_set=texts.rate_not_set(),
-                        rate_missing=texts.rate_missing("Shop"))
+                        rate_missing=texts.rate_missing("Shop"), closed_order=texts.closed_order(),
+                        out_of_stock=texts.out_of_stock(40), shop_closed=texts.shop_notice(False),
+                        shop_opened=texts.shop_notice(True), stock_out=texts.stock_out(), undone=texts.undone(o),
+                        auto_approved=texts.auto_approved(o), payment_numbers=texts.payment_numbers(),
+                        due_reminder=texts.due_reminder("Shop", Decimal("12.50")))
         assert set(rendered) | {"received", "recovered", "delivered", "cancelled", "invalid"} == set(TEMPLATE_NAMES)
         for name, text in rendered.items():
             assert text.strip() and "{" not in text and "}" not in text, (name, text)
