@@ -280,6 +280,11 @@ class SeedImport:
         image = self.db.groups.get(gid)
         if image is not None and image.settings:
             g = self._existing_group(gid, image.settings, seed_rate, where)
+            # The bot's own name and auto-approval stay; the seed's, where they differ, are kept.
+            if raw_name is not None and seed_name != g.name:
+                fields.unread(name_key)
+            if isinstance(auto_approve, bool) and auto_approve != image.settings.get("autoApprove", False):
+                fields.unread("autoApprove")
         else:
             if seed_rate is None:
                 given = (f"gets orders.default_rate {self.default_rate} (check it in the panel)"
@@ -621,8 +626,9 @@ class SeedImport:
         text = text_of(raw)
         if raw is None:
             return ""
-        if text and text in (user_id, user_alt):
-            # `playerIdNumber: playerIdNumber || userId`: the old bot had no player for it.
+        own = {user_id, user_alt, user_id.partition("@")[0], user_alt.partition("@")[0]} - {""}
+        if text in own:
+            # `playerIdNumber: playerIdNumber || userId` (its number alone, in some bots): no player.
             self.report.notes[f"{key} that only repeats the user's WhatsApp id (the old bot wrote that when no "
                               "player was given): no player ID"] += 1
             return ""

@@ -224,6 +224,7 @@ def load_payments(path: str | os.PathLike[str]) -> tuple[SeedFile, str]:
             return found, lists[0]
         if len(lists) == 2:
             raise SeedImportError(f"{path} holds both \"payments\" and \"transactions\": which of them are the "
-                                  f"payments cannot be told; give a file with one of them. Expected {EXPECTED_PAYMENTS}")
+                                  f"payments cannot be told; give a file with one of them. Expected "
+                                  f"{EXPECTED_PAYMENTS}")
     raise SeedImportError(f"{path} holds a JSON {json_type(doc)} without a list of payments; expected "
                           f"{EXPECTED_PAYMENTS}")

@@ -266,7 +266,8 @@ class PaymentImport:
         if len(ours) == 1:
             return gid, ours[0]
         fields.unread(order_key)
-        why = "names no order of that group that came in" if not ours else f"names {len(ours)} orders ({', '.join(ours)})"
+        why = (f"names {len(ours)} orders ({', '.join(ours)})" if ours else
+               "names no order of that group that came in")
         self.report.problem(where, f"{order_key} {order_ref} {why}: not linked to an order (kept as it was in the "
                                    "payment's imported fields)", "note")
         return gid, ""
@@ -292,9 +293,9 @@ class PaymentImport:
         elif kind in _KIND_PAYMENT:
             notes.append(f"{kind_key}: {raw_kind}")
         elif kind in _KIND_DEPOSIT:
-            void = (f"a deposit into the reseller's balance in the old bot ({kind_key} {show(raw_kind)}), not a payment "
-                    "of the group's due: the old bot counted only what it took from the balance for dues (its "
-                    "auto-deduction entries)")
+            void = (f"a deposit into the reseller's balance in the old bot ({kind_key} {show(raw_kind)}), not a "
+                    "payment of the group's due: the old bot counted only what it took from the balance for dues "
+                    "(its auto-deduction entries)")
         else:
             refusals.append(f"{kind_key} {show(raw_kind)} is neither a payment method nor a kind of payment the "
                             "import knows: whether it lowers the due cannot be told")

@@ -197,18 +197,22 @@ def test_the_player_to_top_up_comes_in_as_orders_keep_it(data_dir: Path, tmp_pat
         entry(11, playerIdNumber="Rahim bhai"),  # no player ID: kept as it was, reported
         entry(12, playerIdNumber="123"),  # too short to be one
         {k: v for k, v in entry(13).items() if k != "playerIdNumber"},  # older entries had none
+        entry(14, playerIdNumber=None, uid="76210050711676"),  # the user's own number, without its @lid
     ]
     report = do_import(data_dir, write(tmp_path / "database.json", database(entries)))
-    assert report.refused == [] and report.orders_imported == 13
+    assert report.refused == [] and report.orders_imported == 14
     got = {k[-2:]: (e["playerId"], e.get("imported", {})) for k, e in orders(load(data_dir)).items()}
     assert got == {
         "01": ("576515275", {}), "02": ("576515276", {}), "03": ("576515277", {}), "04": ("576515278", {}),
         "05": ("+8801711000001", {}), "06": ("", {}), "07": ("576515279", {}), "08": ("576515280", {}),
         "09": ("576515281", {}), "10": ("576515282", {}),
         "11": ("", {"playerIdNumber": "Rahim bhai"}), "12": ("", {"playerIdNumber": "123"}), "13": ("", {}),
+        "14": ("", {}),
     }
     assert report.notes["playerIdNumber that only repeats the user's WhatsApp id (the old bot wrote that when no "
                         "player was given): no player ID"] == 1
+    assert report.notes["uid that only repeats the user's WhatsApp id (the old bot wrote that when no player was "
+                        "given): no player ID"] == 1
     assert report.notes["player IDs written with spaces, dashes or Bengali digits read as digits "
                         "(playerIdNumber)"] == 2
     said = {p.where.split(" → ")[0].rsplit(" ", 1)[-1].rstrip(")"): p.what for p in report.problems}
@@ -323,6 +327,8 @@ def test_a_group_the_bot_knew_before_takes_the_seeds_rate_and_due_limit_only_whe
     settings = {gid: g.settings for gid, g in load(data_dir).groups.items()}
     assert (settings[SHOP]["rate"], settings[SHOP]["dueLimit"]) == ("2.30", "5000.00")
     assert settings[SHOP]["joinedAt"] == "2025-12-08T00:00:00.000+00:00"  # the rest stays as the bot had it
+    assert settings[SHOP]["groupName"] == "Rahim Store"  # WhatsApp's name; the old bot's is kept beside it
+    assert settings[SHOP]["imported"] == {"groupName": "রহিম স্টোর"}
     assert (settings[OTHER]["rate"], settings[OTHER]["dueLimit"]) == ("3.00", "900.00")
     assert settings[OTHER]["imported"] == {"color": "blue"}
     said = [p.what for p in report.problems]
@@ -595,14 +601,15 @@ def test_without_a_default_rate_a_group_without_one_stays_without_and_is_named(d
     label = f"A রহিম স্টোর ({SHOP})"
     assert report.groups_without_rate == [label]
     text = Path(report.log_path).read_text()
-    assert f"WITHOUT A RATE (1): set each one's rate on the panel's Groups page" in text and f"  {label}" in text
+    assert "WITHOUT A RATE (1): set each one's rate on the panel's Groups page" in text and f"  {label}" in text
     assert "has no rate until you set it in the panel (its orders are refused until then)" in text
 
 
 def test_a_group_without_a_rate_reaches_the_bot_without_one(make_bot, data_dir: Path, tmp_path: Path) -> None:
     do_import(data_dir, write(tmp_path / "database.json", database([entry(1, rate="2.40")], rate=None)),
               default_rate=None)
-    bot = make_bot(clock=FakeClock(NOW), fake=FakeTransport(groups={SHOP: "রহিম স্টোর"}), **{"orders.default_rate": ""})
+    bot = make_bot(clock=FakeClock(NOW), fake=FakeTransport(groups={SHOP: "রহিম স্টোর"}),
+                   **{"orders.default_rate": ""})
     shop = next(g for g in bot.groups() if g["group_id"] == SHOP)
     assert shop["settings"]["rate"] is None
     assert bot.update_group(SHOP, rate="2.50").status == 200
@@ -632,7 +639,8 @@ def test_the_actors_keep_the_imported_fields_through_every_change_a_void_and_a_s
     assert (payment["orderId"], payment["imported"]) == ("A1", {"reason": "auto-deduction"})
     done = bot.asys.ask(bot.supervisor, VoidPayment("v", "", "P1", "entered twice in the old bot", "admin:x"), T)
     assert done.status == 200, done
-    assert (done.result["payment"]["orderId"], done.result["payment"]["imported"]) == ("A1", {"reason": "auto-deduction"})
+    voided = done.result["payment"]
+    assert (voided["orderId"], voided["imported"]) == ("A1", {"reason": "auto-deduction"})
     bot.stop()
 
     db = load(data_dir)
