@@ -385,7 +385,7 @@ class SeedImport:
             kept = dict(kept) if isinstance(kept, Mapping) else {}
             if any(kept.get(k) != v for k, v in rest.items()):
                 changes["imported"] = {**kept, **rest}
-            self.report.keep("groups", rest)
+                self.report.keep("groups", rest)
         return changes
 
     def _existing_group(self, gid: str, settings: dict[str, Any], seed_rate: Decimal | None,

@@ -336,6 +336,7 @@ def test_a_group_the_bot_knew_before_takes_the_seeds_rate_and_due_limit_only_whe
     assert any("already here with due limit 900.00; the seed's 700.00 is not used" in w for w in said)
     again = do_import(data_dir, path)
     assert again.groups_updated == [] and len(again.groups_unchanged) == 2
+    assert not again.kept  # kept the first time; nothing written now
 
 
 def test_what_the_import_does_not_understand_is_kept_verbatim_and_counted(data_dir: Path, tmp_path: Path) -> None:
