@@ -3,15 +3,17 @@
 
     python run.py [--config FILE] [--set KEY=VALUE ...]     start the bot, gateway and panel
     python run.py [--config FILE] set-password USER         set a panel user's password
-    python run.py [--config FILE] import-json PATH          import the old Node bot's database.json
+    python run.py [--config FILE] import-json PATH [--payments FILE]
+                                                            import the old Node bot's database.json (and
+                                                            payments file), or its folder holding both
     python run.py [--config FILE] check-data                read every data file, report any damage
     python run.py [--config FILE] repair-data               move damaged journal records into a side file
 
 Exit status of a start: 0 stopped cleanly; 2 refused to start (bad configuration, a data file that
 cannot be read, a busy port, the bot already running), with the reason on the last line of stderr;
 3 the actor system was lost while running (start it again). The commands: 0 done, 1 failed or
-found damage, 2 refused because the bot is running; import-json 3: imported, except the entries
-its report lists as not imported.
+found damage, 2 refused because the bot is running; import-json 3: imported, except what its
+report lists as not imported.
 """
 
 from __future__ import annotations
@@ -313,24 +315,24 @@ def cmd_set_password(config: Config, user: str) -> int:
     return 0
 
 
-def cmd_import_json(config: Config, path: str) -> int:
-    """Import the seed's database.json into the stopped bot's data dir: 0 everything imported (or
-    there already), 1 the file or the data dir cannot be read, 2 the bot is running, 3 imported
-    except the entries and payments the report lists as not imported."""
+def cmd_import_json(config: Config, path: str, payments: str | None = None) -> int:
+    """Import the old bot's database.json (and payments file, or its folder holding both) into the
+    stopped bot's data dir: 0 everything imported (or there already), 1 a file or the data dir
+    cannot be read, 2 the bot is running, 3 imported except what the report lists as not imported."""
     from zoneinfo import ZoneInfo
 
-    from storage.importer import SeedImportError, format_report, import_json
+    from storage.importer import SeedImportError, format_report, import_json, not_imported
 
     try:
         report = import_json(path, Path(config.bot.data_dir).resolve(), default_rate=config.orders.default_rate,
                              tz=ZoneInfo(config.bot.timezone), min_diamonds=config.orders.min_diamonds,
-                             max_diamonds=config.orders.max_diamonds)
+                             max_diamonds=config.orders.max_diamonds, payments=payments)
     except SeedImportError as e:
         print(f"import-json: {e}", file=sys.stderr)
         return e.exit_code
     print(format_report(report))
     if report.refused:
-        print(f"import-json: {len(report.refused)} entries and payments were not imported (listed above).",
+        print(f"import-json: {not_imported(report)} were not imported (listed above under NOT IMPORTED).",
               file=sys.stderr)
         return EXIT_IMPORT_PARTIAL
     return 0
@@ -491,7 +493,10 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("user")
     ij = commands.add_parser("import-json", help="import a database.json of the old Node bot (the bot must be "
                                                  "stopped; a second run imports nothing twice)")
-    ij.add_argument("path", metavar="PATH", help="the Node bot's database.json")
+    ij.add_argument("path", metavar="PATH", help="the Node bot's database.json, or its folder (config/) holding "
+                                                 "database.json and payment-transactions.json")
+    ij.add_argument("--payments", metavar="FILE", help="the Node bot's payments file (payment-transactions.json), "
+                                                       "when PATH is database.json itself")
     commands.add_parser("check-data", help="read every data file without changing anything and report damaged "
                                            "journal records: where they are and what they held")
     commands.add_parser("repair-data", help="with the bot stopped, move damaged journal records into a side file "
@@ -505,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "set-password":
         return cmd_set_password(config, args.user)
     if args.command == "import-json":
-        return cmd_import_json(config, args.path)
+        return cmd_import_json(config, args.path, args.payments)
     if args.command == "check-data":
         return cmd_check_data(config)
     if args.command == "repair-data":

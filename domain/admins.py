@@ -74,7 +74,11 @@ class AdminRoster:
         return [t.who for t in self.tenures if t.until is None]
 
     def with_admins(self, wanted: Iterable[str], now: float, by: str) -> AdminRoster:
-        """The roster after making `wanted` the admins from `now` on: new ones start, missing ones end."""
+        """The roster after making `wanted` the admins from `now` on: new ones start, missing ones end.
+
+        Times are whole seconds, as message timestamps are: a message written in the second an
+        admin was added counts as theirs."""
+        now = float(math.floor(now))
         wanted = list(dict.fromkeys(w for w in wanted if entry_identity(w) is not None))
         tenures = []
         for t in self.tenures:

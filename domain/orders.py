@@ -158,6 +158,9 @@ class Order:
     imported_id: str = ""
     # Whom to top up: the player's game ID, or "+" and a phone number ("" for a `.10` order).
     player_id: str = ""
+    # Fields of the seed's entry that no field here holds, exactly as the seed wrote them
+    # (stored as "imported"); carried through every change so a rewrite never drops them.
+    imported_fields: dict[str, Any] | None = field(default=None, hash=False)
 
     @property
     def archived(self) -> bool:
@@ -348,6 +351,7 @@ def to_record(order: Order) -> dict[str, Any]:
              **({"messageId": a.message_id} if a.message_id else {})}
             for a in order.audit
         ],
+        **({"imported": order.imported_fields} if order.imported_fields else {}),
     }
 
 
@@ -473,6 +477,7 @@ def from_record(record: Mapping[str, Any], *, group_id: str = "", group_name: st
         received_at=r.time("receivedAt") or created_at or 0.0,
         recovered=bool(record.get("recovered", False)),
         imported_id=str(record.get("importedId") or ""),
+        imported_fields=dict(record["imported"]) if isinstance(record.get("imported"), Mapping) else None,
         processing_at=r.time("processingAt"),
         approved_at=r.time("approvedAt"),
         completed_at=r.time("completedAt"),

@@ -130,6 +130,12 @@ def parse_order(text: str, min_diamonds: int, max_diamonds: int, forms: OrderFor
     return _amount(amount.group(1), min_diamonds, max_diamonds, player_id)
 
 
+def player_id_of(text: str) -> str | None:
+    """A player ID as an order keeps it (digits, or + and a phone number's digits; spaces and
+    dashes dropped, Bengali digits read), or None when it is none (imported orders use it)."""
+    return _player_id(text.strip())
+
+
 def _player_id(line: str) -> str | None:
     """The ID as digits (a phone number with its +); None when it is no plausible ID."""
     digits = _ascii(line).replace(" ", "").replace("-", "")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Iterable, Literal, Mapping
 
@@ -119,6 +119,11 @@ class Payment:
     voided_at: float | None = None
     voided_by: str = ""
     void_reason: str = ""
+    # The order a payment was for, where the old bot's payment named one (an imported payment).
+    order_id: str = ""
+    # Fields of the old bot's payment that no field here holds, exactly as written (stored as
+    # "imported"); kept through a void.
+    imported_fields: dict[str, Any] | None = field(default=None, hash=False)
 
     @property
     def voided(self) -> bool:
@@ -174,8 +179,10 @@ def to_record(p: Payment) -> dict[str, Any]:
         "at": to_iso(p.at) if p.at else None,
         "by": p.by,
         **({"clientKey": p.client_key} if p.client_key else {}),
+        **({"orderId": p.order_id} if p.order_id else {}),
         **({"voidedAt": to_iso(p.voided_at), "voidedBy": p.voided_by, "voidReason": p.void_reason}
            if p.voided_at is not None else {}),
+        **({"imported": p.imported_fields} if p.imported_fields else {}),
     }
 
 
@@ -219,7 +226,8 @@ def from_record(d: Mapping[str, Any]) -> Payment:
                    reference=_text(d, "reference"), note=_text(d, "note"), at=_time(d.get("at")) or 0.0,
                    by=_text(d, "by"), imported_id=_text(d, "importedId"), client_key=_text(d, "clientKey"),
                    voided_at=_time(d.get("voidedAt")) if d.get("voidedAt") else None,
-                   voided_by=_text(d, "voidedBy"), void_reason=_text(d, "voidReason"))
+                   voided_by=_text(d, "voidedBy"), void_reason=_text(d, "voidReason"), order_id=_text(d, "orderId"),
+                   imported_fields=dict(d["imported"]) if isinstance(d.get("imported"), Mapping) else None)
 
 
 # ---------------------------------------------------------------------------------------------

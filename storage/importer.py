@@ -1,16 +1,17 @@
-"""Import the seed's database.json (`python run.py import-json PATH`).
+"""Import the old bot's files (`python run.py import-json PATH [--payments FILE]`).
 
 The seed, the Node bot this one replaces, kept everything in one file:
 
-    {"groups": {"<id>@g.us": {"groupName": ..., "rate": 100, "entries": [
-        {"id": 1765040834207, "userId": "76210050711676@lid", "status": "pending", "diamonds": 10,
-         "approvedAt": ..., ...}, ...]}, ...},
+    {"groups": {"<id>@g.us": {"groupName": ..., "rate": 100, "dueLimit": 5000, "entries": [
+        {"id": 1765040834207, "userId": "76210050711676@lid", "playerIdNumber": "576515275",
+         "status": "approved", "diamonds": 10, "approvedAt": ..., "approvedBy": ..., ...}, ...]}, ...},
      "payments": [{"groupId": ..., "amount": ..., "method": ..., "trxId": ..., "date": ...}, ...]}
 
-with ids and times in epoch milliseconds (times also as ISO text). Each seed group becomes a
-group (a letter code after the highest one in use), each entry an order with our id (`B1`, `B2`
-…) that keeps the seed's id as `importedId` and in its first audit entry, each payment a
-payment (`P1` …).
+with ids and times in epoch milliseconds (times also as ISO text); the bots with reseller
+balances kept their payments in `payment-transactions.json` beside it (storage.seed_files reads
+the files). Each seed group becomes a group (a letter code after the highest one in use), each
+entry an order with our id (`B1`, `B2` …) that keeps the seed's id as `importedId` and in its
+first audit entry, each payment a payment (`P1` …).
 
 Nothing comes in different from what the seed had: an entry or payment whose diamonds, amount,
 rate, status, time or group cannot be taken as written (25.5 diamonds, more than
@@ -18,11 +19,19 @@ orders.max_diamonds, a negative or NaN amount, an unknown status, an unreadable 
 for a group nobody knows) is refused, listed in the report with its position and why, and left
 for the operator; the rest is imported. An entry that is merely incomplete (no user, an approved
 one without its approval time) comes in as it is and reconciliation flags it `invalid` (never
-messaging anyone about it).
+messaging anyone about it). Every field is either read into ours (the player, who approved or
+deleted it and why, when processing began, a group's due limit, a payment's order) or kept
+exactly as written in the record's `imported` object, and the report counts those by name.
+
+Payments: one the old bot did not count (status pending, failed, cancelled, refunded …; a
+deposit into a reseller's balance, which the old bot counted only through its auto-deduction
+entries) comes in void, its reason saying why, so the due is the one the old bot had. A payment
+finds its group by its `groupId`, else by the order it names (`orderId`), else by its user's
+orders when they are all in one group; otherwise it is refused.
 
 Only appends: the import writes journal records in the shapes the actors write and never
 touches what is there. It runs only while the bot is stopped (it takes the bot's locks), and a
-second run of the same file imports nothing: what was imported before is recognised by its
+second run of the same files imports nothing: what was imported before is recognised by its
 `importedId`, by the import's audit entry (which survives the bot rewriting the order), and
 by the chat message id.
 
@@ -32,47 +41,47 @@ by the chat message id.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import shlex
-import sys
 import time
-from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone, tzinfo
+from datetime import tzinfo
 from decimal import Decimal
 from pathlib import Path
-from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
 
 import orjson
 
-from domain.clock import to_iso
-from domain.group import GroupBook, GroupSettings, code_number, group_code, settings_record, split_order_id
-from domain.money import MoneyError, exact_decimal, money_str, order_amount, parse_amount, parse_rate
+from domain.group import (GroupBook, GroupSettings, SettingsError, apply_settings_patch, code_number, group_code,
+                          settings_record, split_order_id)
+from domain.money import money_str, order_amount, parse_rate
 from domain.orders import AuditEntry, Delivery, Order, Status, to_record, validation_problems
+from domain.parsing import player_id_of
 from domain.payments import MAX_AMOUNT
-from domain.records import GroupRecord, OrderRecord, PaymentRecord
+from domain.records import GroupRecord, OrderRecord
 from storage.database import Database
+from storage.import_report import (PROGRESS_LINE_EVERY, Problem, Progress, Report, format_report, not_imported,
+                                    write_log)
+from storage.seed_files import (EXPECTED, MAX_FILE_BYTES, SeedFile, SeedImportError, Sources, load_payments,
+                                load_seed, sources)
+from storage.seed_files import json_type as _json_type
+from storage.seed_payments import TXN_PREFIX, GroupIndex, PaymentImport, payments_in
+from storage.seed_values import (IMPORTER, Fields, actor, digest, exact_amount, rate_of, read_time, seed_id, show,
+                                 text_field, text_of, user_keys, verbatim, writable)
 
-IMPORTER = "system:import"
+__all__ = ["EXPECTED", "IMPORTER", "MAX_FILE_BYTES", "NOTE_PREFIX", "PROGRESS_LINE_EVERY", "TXN_PREFIX", "Plan",
+           "Problem", "Progress", "Report", "SeedImport", "SeedImportError", "format_report", "import_json",
+           "load_seed", "not_imported"]
+
 # The first audit entry of every imported order: "<prefix><importedId>)". Orders rewritten by
-# the bot keep their audit trail (not unknown fields), so this is what a later run recognises.
+# the bot keep their audit trail, so this is what a later run recognises.
 NOTE_PREFIX = "imported from the seed's database.json (id "
+# Audit entries of what the old bot recorded about an order: who approved or deleted it, and why.
+HISTORY_NOTE = "import: in the old bot"
 SYNC_EVERY = 1000  # an fsync at least every this many records (between groups)
-PROGRESS_LINE_EVERY = 1000  # without a terminal: one progress line per this many items
-METHODS = ("bkash", "nagad", "rocket", "bank", "cash", "other")
-EXPECTED = ('the seed\'s database.json: a JSON object {"groups": {"<group id>@g.us": {"groupName": …, '
-            '"rate": …, "entries": [ … ]}, …}, "payments": [ … ]}')
-# Times before WhatsApp existed, or more than a day ahead of the import, are not the seed's.
-_EARLIEST = datetime(2009, 1, 1, tzinfo=timezone.utc).timestamp()
-_FUTURE_SLACK = 86400.0
-# The largest file the import reads (it is parsed in memory): far above any shop's database.json.
-MAX_FILE_BYTES = 256 * 1024 * 1024
-# A JS float's binary noise (16.099999999999998 for 16.1) is no poisha anyone meant.
-_FLOAT_NOISE = Decimal("0.000001")
+_MAX_DUE_LIMIT = Decimal("1000000000000")
 
 _STATUS = {
     **dict.fromkeys(("pending", "new", "waiting", "received", "queued"), Status.PENDING),
@@ -86,7 +95,8 @@ _STATUS = {
 }
 _TIMES = {
     "created": ("date", "createdAt", "created_at", "timestamp", "time", "orderTime", "orderedAt"),
-    "processing_at": ("processingAt", "processing_at", "processingStartedAt", "processedAt"),
+    "processing_at": ("processingAt", "processing_at", "processingStartedAt", "processingStartAt",
+                      "processingStart", "startedProcessingAt", "processStartedAt", "startedAt", "processedAt"),
     "approved_at": ("approvedAt", "approved_at", "approvedTime"),
     "completed_at": ("completedAt", "completed_at", "deliveredAt", "confirmedAt", "confirmationSentAt",
                      "doneAt"),
@@ -95,227 +105,37 @@ _TIMES = {
 }
 _STAMP_OF = {Status.PROCESSING: "processing_at", Status.APPROVED: "approved_at",
              Status.COMPLETED: "completed_at", Status.CANCELLED: "cancelled_at", Status.DELETED: "deleted_at"}
+# Who moved an entry into a state, and why (the reason explains the last move a person made).
+_BY = {
+    Status.PROCESSING: ("processingBy", "processedBy", "processingStartedBy"),
+    Status.APPROVED: ("approvedBy", "approved_by", "approver"),
+    Status.CANCELLED: ("cancelledBy", "canceledBy", "cancelled_by", "rejectedBy"),
+    Status.DELETED: ("deletedBy", "deleted_by", "removedBy"),
+}
+_REASON = ("correctionReason", "correction_reason", "reason", "cancelReason", "cancellationReason",
+           "deleteReason", "deletionReason", "rejectReason", "rejectionReason")
+_CORRECTED_BY = ("correctedBy", "corrected_by")
 _DELIVERED_FLAGS = ("confirmed", "deliveryConfirmed", "delivered", "confirmationSent", "autoConfirmed")
+_ARCHIVED_FLAGS = ("archived", "isArchived")
 _USER = ("userId", "user", "sender", "senderId", "from", "author", "participant")
 _USER_NAME = ("userName", "name", "pushName", "senderName", "displayName")
 _USER_ALT = ("userAlt", "phone", "userPhone", "senderPn", "phoneJid")
+# The player to top up. The old bots wrote `playerIdNumber: playerIdNumber || userId`: the
+# user's own id there means none was given.
+_PLAYER = ("playerIdNumber", "playerId", "playerID", "player_id", "gameId", "gameID", "game_id", "uid")
 _MESSAGE_ID = ("messageId", "msgId", "message_id", "messageID")
 _TEXT = ("text", "message", "body")
 _DIAMONDS = ("diamonds", "diamond", "quantity")
-_PAY_GROUP = ("groupId", "group", "gid", "group_id")
-_PAY_REFERENCE = ("reference", "trxId", "trxID", "trxid", "txnId", "transactionId", "ref")
-_PAY_NOTE = ("note", "notes", "remark", "comment")
-_PAY_TIME = ("date", "at", "createdAt", "created_at", "timestamp", "time", "paidAt")
-_PAY_BY = ("by", "addedBy", "admin", "recordedBy")
-_JS_DATE = re.compile(r"^\w{3} (\w{3} \d{1,2} \d{4} \d{2}:\d{2}:\d{2}) GMT([+-]\d{4})")
-
-
-class SeedImportError(Exception):
-    """The import did not run; the message says why and what to do. exit_code: 1 or 2."""
-
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    where: str  # "group 1203…@g.us (name) entry 1765040834207", "payment #3 (id …)"
-    what: str
-    # "refused" (not imported: it cannot come in as the seed had it), "skipped" (a duplicate),
-    # "flagged" (imported; reconciliation raises `invalid`), "note"
-    kind: str
-
-
-@dataclass(slots=True)
-class Report:
-    source: str = ""
-    data_dir: str = ""
-    groups_created: list[str] = field(default_factory=list)  # "B Karim Telecom (<id>)"
-    groups_updated: list[str] = field(default_factory=list)
-    groups_unchanged: list[str] = field(default_factory=list)
-    groups_skipped: int = 0
-    orders_imported: int = 0
-    orders_flagged: int = 0
-    orders_already: int = 0
-    orders_refused: int = 0
-    orders_duplicate: int = 0
-    deliveries_due: int = 0  # approved orders whose delivery message the bot will now send
-    payments_imported: int = 0
-    payments_already: int = 0
-    payments_refused: int = 0
-    payments_duplicate: int = 0
-    notes: Counter[str] = field(default_factory=Counter)  # conversions that need no one's attention
-    problems: list[Problem] = field(default_factory=list)
-    log_path: str = ""
-
-    def problem(self, where: str, what: str, kind: str) -> None:
-        self.problems.append(Problem(where, what, kind))
-
-    @property
-    def refused(self) -> list[Problem]:
-        return [p for p in self.problems if p.kind == "refused"]
+_AMOUNT = ("amount", "price", "total")
+_GROUP_NAME = ("groupName", "name")
+_DUE_LIMIT = ("dueLimit", "due_limit", "maxDue")
+_DOC_KEYS = frozenset(("groups", "payments"))
 
 
 @dataclass(slots=True)
 class Plan:
     records: list[dict[str, Any]]
     report: Report
-
-
-# -- reading the file -----------------------------------------------------------------------
-
-
-def load_seed(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The seed's document, numbers with a fraction as exact Decimals; SeedImportError (exit 1)."""
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            # It is parsed in memory: a file this size would end in MemoryError, not an import.
-            raise SeedImportError(f"{path} is {size / 2**20:.0f} MB, more than the {MAX_FILE_BYTES // 2**20} MB "
-                                  f"the import reads; the seed's database.json is far smaller: is it the right "
-                                  f"file? Expected {EXPECTED}")
-        raw = path.read_bytes()
-    except OSError as e:
-        raise SeedImportError(f"cannot read {path}: {e.strerror or e}") from None
-    except MemoryError:
-        raise SeedImportError(f"{path} does not fit in memory; expected {EXPECTED}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-        # parse_float: 2.3 stays the Decimal 2.3 its text says, never the binary float near it.
-        doc = json.loads(text, parse_float=Decimal, parse_constant=Decimal)
-    except UnicodeDecodeError as e:
-        raise SeedImportError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); expected {EXPECTED}") \
-            from None
-    except json.JSONDecodeError as e:
-        raise SeedImportError(f"{path} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); "
-                              f"expected {EXPECTED}") from None
-    except RecursionError:
-        raise SeedImportError(f"{path} is nested too deeply to be the seed's database.json; expected {EXPECTED}") \
-            from None
-    if not isinstance(doc, dict):
-        raise SeedImportError(f"{path} holds a JSON {_json_type(doc)}; expected {EXPECTED}")
-    if {"format", "journal_gen", "data"} <= doc.keys():
-        raise SeedImportError(f"{path} is a snapshot of this bot's own data directory, not the seed's "
-                              f"database.json; expected {EXPECTED}")
-    if not isinstance(doc.get("groups"), dict):
-        found = "no \"groups\"" if "groups" not in doc else f"\"groups\" is a JSON {_json_type(doc['groups'])}"
-        raise SeedImportError(f"{path} has {found}; expected {EXPECTED}")
-    return doc
-
-
-def _json_type(value: Any) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
-        type(value), "number")
-
-
-# -- reading values leniently -----------------------------------------------------------------
-
-
-def _first(entry: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str, Any]:
-    """(key, value) of the first key present with a value other than null/""; ("", None) if none."""
-    for key in keys:
-        value = entry.get(key)
-        if value is not None and value != "":
-            return key, value
-    return "", None
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return ""
-
-
-def _show(value: Any) -> str:
-    """A seed value in a message, as the file wrote it."""
-    text = str(value) if isinstance(value, Decimal) else json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _seed_id(value: Any) -> str | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, Decimal) and value.is_finite():
-        return str(int(value)) if value == value.to_integral_value() else str(value)
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    return None
-
-
-def _epoch(number: Decimal | int) -> float:
-    # The seed wrote epoch milliseconds; a number this small is seconds.
-    return float(number) / 1000.0 if number > 100_000_000_000 else float(number)
-
-
-def read_time(value: Any, tz: tzinfo, now: float) -> tuple[float | None, str]:
-    """(seconds since the epoch, "") for epoch ms/s or ISO text; (…, "naive") when a time without an
-    offset was read in `tz`; (None, "") when absent; (None, why) when unreadable."""
-    if value is None or value == "":
-        return None, ""
-    naive = ""
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        if isinstance(value, (int, Decimal)):
-            ts = _epoch(value)
-        elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-            ts = _epoch(int(value.strip()))
-        elif isinstance(value, str):
-            text = value.strip()
-            js = _JS_DATE.match(text)  # Date.toString(): "Sat Dec 06 2025 23:07:14 GMT+0600 (…)"
-            if js:
-                dt = datetime.strptime(f"{js.group(1)} {js.group(2)}", "%b %d %Y %H:%M:%S %z")
-            else:
-                dt = datetime.fromisoformat(text)
-            if dt.tzinfo is None:
-                dt, naive = dt.replace(tzinfo=tz), "naive"
-            ts = dt.timestamp()
-        else:
-            raise ValueError
-        datetime.fromtimestamp(ts, timezone.utc)  # NaN, year 1e9: not a time to_iso can write
-    except (ValueError, OverflowError, OSError, ArithmeticError):
-        return None, f"{_show(value)} is not a time"
-    if not _EARLIEST <= ts <= now + _FUTURE_SLACK:
-        return None, f"{_show(value)} is not a plausible time ({to_iso(ts)})"
-    return ts, naive
-
-
-def _rate(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
-        return None
-    try:
-        return parse_rate(value)
-    except MoneyError:
-        return None
-
-
-def _exact_amount(value: Any, most: Decimal) -> tuple[Decimal | None, str]:
-    """(the amount, "") if `value` is one to the poisha (a JS float's noise aside), at most `most`;
-    else (None, why)."""
-    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
-        return None, f"{_show(value)} is not an amount"
-    try:
-        amount = parse_amount(value)
-        written = exact_decimal(value)
-    except MoneyError as e:
-        return None, f"{_show(value)} is not a usable amount ({e})"
-    except (ArithmeticError, ValueError):
-        return None, f"{_show(value)} is not an amount"
-    if abs(amount - written) > _FLOAT_NOISE:
-        return None, f"{_show(value)} has fractions of a poisha"
-    if amount > most:
-        return None, f"{_show(value)} is more than {money_str(most)}, the most one payment or order may be"
-    return amount, ""
-
-
-def _digest(value: Any) -> str:
-    return hashlib.sha1(orjson.dumps(value, default=str, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
 # -- deciding what to write -----------------------------------------------------------------
@@ -337,13 +157,15 @@ class _Group:
 
 
 class SeedImport:
-    """Decides, from the database as it is and the seed's document, the records an import
+    """Decides, from the database as it is and the old bot's documents, the records an import
     appends and the report; touches no file."""
 
     def __init__(self, db: Database, seed: Mapping[str, Any], *, default_rate: Decimal | None, tz: tzinfo,
-                 max_diamonds: int, min_diamonds: int = 1, now: float | None = None) -> None:
+                 max_diamonds: int, min_diamonds: int = 1, now: float | None = None,
+                 transactions: list[Any] | None = None) -> None:
         self.db = db
         self.seed = seed
+        self.transactions = transactions  # the payments file's payments (None: no such file)
         self.default_rate = None if default_rate is None else parse_rate(default_rate)
         self.tz = tz
         self.now = time.time() if now is None else now
@@ -353,27 +175,50 @@ class SeedImport:
         # (group id, importedId) and (group id, message id) -> our order id, already in the database.
         self.imported: dict[tuple[str, str], str] = {}
         self.by_message: dict[tuple[str, str], str] = {}
+        self.index = GroupIndex()  # what the payments are placed by
         for gid, image in db.groups.items():
             for oid, entry in image.entries.items():
-                for key in _imported_ids(entry):
+                for key in set(_imported_ids(entry)):
                     self.imported[(gid, key)] = oid
+                    self._remember_order(gid, key, oid)
                 message_id = entry.get("messageId")
                 if isinstance(message_id, str) and message_id:
                     self.by_message[(gid, message_id)] = oid
+                for user in (entry.get("userId"), entry.get("userAlt")):
+                    self._remember_user(gid, user)
+        for gid, raw_group in seed["groups"].items():
+            for raw in _raw_entries(raw_group):
+                if isinstance(raw, Mapping):
+                    sid = seed_id(raw.get("id"))
+                    if sid is not None:
+                        self.index.order_groups.setdefault(sid, set()).add(gid)
+                    for key in _USER + _USER_ALT:
+                        self._remember_user(gid, raw.get(key))
         codes = [str(g.settings.get("code") or "") for g in db.groups.values()]
         numbers = [code_number(c) for c in codes if _is_code(c)]
         self.next_code = max(numbers, default=0) + 1
-        self.payments_imported = {str(p.get("importedId")) for p in db.payments
-                                  if isinstance(p, Mapping) and p.get("importedId")}
-        numbers = [int(m.group(1)) for p in db.payments if isinstance(p, Mapping)
-                   and (m := re.fullmatch(r"P([0-9]{1,18})", str(p.get("id") or "")))]
-        self.next_payment = max(numbers, default=0) + 1
+        unread = sorted(k for k in seed if k not in _DOC_KEYS)
+        if unread:
+            self.report.unread.append("database.json's " + ", ".join(f'"{k}"' for k in unread) + " (not groups or "
+                                      "payments: nothing of Diamond Bot holds them)")
+
+    def _remember_order(self, gid: str, imported_id: str, oid: str) -> None:
+        if imported_id.startswith("seed:") and not imported_id.startswith("seed:noid-"):
+            ref = imported_id[5:].split("#")[0]
+            ours = self.index.orders_of.setdefault((gid, ref), [])
+            if oid not in ours:
+                ours.append(oid)
+            self.index.order_groups.setdefault(ref, set()).add(gid)
+
+    def _remember_user(self, gid: str, user: Any) -> None:
+        if isinstance(user, (str, int)) and not isinstance(user, bool):
+            for key in user_keys(str(user)):
+                self.index.user_groups.setdefault(key, set()).add(gid)
 
     def items(self) -> int:
-        """How many entries and payments the document holds (the progress bar's total)."""
-        n = sum(len(g["entries"]) for g in self.seed["groups"].values()
-                if isinstance(g, Mapping) and isinstance(g.get("entries"), (list, dict)))
-        return n + sum(1 for _ in self._payments())
+        """How many entries and payments the documents hold (the progress bar's total)."""
+        n = sum(len(_raw_entries(g)) for g in self.seed["groups"].values())
+        return n + len(payments_in(self.seed)) + len(self.transactions or ())
 
     def batches(self, tick: Callable[[int], None] | None = None) -> Iterator[list[dict[str, Any]]]:
         """The records to append, a group (its settings first, then its orders) at a time, then the
@@ -383,7 +228,9 @@ class SeedImport:
             records = self._group(gid, raw_group, tick)
             if records:
                 yield records
-        payments = self._all_payments(tick)
+        self.index.known = set(self.db.groups) | self.groups_read
+        payments = PaymentImport(self.db, self.seed, self.transactions, self.index, self.report, tz=self.tz,
+                                 now=self.now).records(tick)
         if payments:
             yield payments
 
@@ -401,19 +248,43 @@ class SeedImport:
             why = "an empty group id" if not gid.strip() else f"a JSON {_json_type(raw)}, not a group object"
             report.problem(f"group {gid}", f"not imported: {why}", "refused")
             return []
-        seed_name = _text(raw.get("groupName")) or _text(raw.get("name"))
+        fields = Fields(raw)
+        name_key, raw_name = fields.first(_GROUP_NAME)
+        seed_name = text_of(raw_name)
         where = f"group {gid}" + (f" ({seed_name})" if seed_name else "")
+        if not writable({"g": gid, "v": verbatim({k: v for k, v in raw.items() if k not in ("entries", "payments")})}):
+            n = len(_raw_entries(raw))
+            report.groups_skipped += 1
+            report.orders_refused += n
+            report.problem(where, f"not imported, nor its {n} entries: its id or settings hold text that is not "
+                                  "valid Unicode (a lone surrogate)", "refused")
+            tick(n)
+            return []
         if not gid.strip().endswith("@g.us"):
             report.problem(where, "not a WhatsApp group id (…@g.us): imported as it is, but no chat "
                                   "will ever match it", "note")
-        if raw.get("groupName") is not None and not isinstance(raw.get("groupName"), str):
-            report.problem(where, f"groupName {_show(raw.get('groupName'))} is not text: used as text", "note")
-        seed_rate = _rate(raw.get("rate"))
-        if seed_rate is None and raw.get("rate") not in (None, ""):
-            report.problem(where, f"rate {_show(raw.get('rate'))} is not a usable rate", "note")
+        if raw_name is not None and not isinstance(raw_name, str):
+            report.problem(where, f"{name_key} {show(raw_name)} is not text: used as text", "note")
+        raw_rate = fields.get("rate")
+        seed_rate = rate_of(raw_rate)
+        if seed_rate is None and raw_rate not in (None, ""):
+            report.problem(where, f"rate {show(raw_rate)} is not a usable rate", "note")
+        due_limit = self._due_limit(fields, where)
+        if fields.get("groupId") not in (None, gid):
+            fields.unread("groupId")
+            report.problem(where, f"its groupId {show(raw['groupId'])} is not the id it is filed under: kept as it "
+                                  "was in the group's imported fields", "note")
+        auto_approve = fields.get("autoApprove")
+        if not isinstance(auto_approve, bool):
+            fields.unread("autoApprove")
         image = self.db.groups.get(gid)
         if image is not None and image.settings:
             g = self._existing_group(gid, image.settings, seed_rate, where)
+            # The bot's own name and auto-approval stay; the seed's, where they differ, are kept.
+            if raw_name is not None and seed_name != g.name:
+                fields.unread(name_key)
+            if isinstance(auto_approve, bool) and auto_approve != image.settings.get("autoApprove", False):
+                fields.unread("autoApprove")
         else:
             if seed_rate is None:
                 given = (f"gets orders.default_rate {self.default_rate} (check it in the panel)"
@@ -425,7 +296,7 @@ class SeedImport:
             self.next_code += 1
             g = _Group(gid, seed_name, code, seed_rate, 1, 0.0, None)
 
-        entries = raw.get("entries")
+        entries = fields.get("entries")
         if isinstance(entries, dict):  # entries keyed by id
             entries = [dict(e, id=e.get("id", k)) if isinstance(e, Mapping) else e for k, e in entries.items()]
         elif entries is None:
@@ -433,6 +304,7 @@ class SeedImport:
         elif not isinstance(entries, list):
             report.problem(where, f"\"entries\" is a JSON {_json_type(entries)}, not a list: no orders read",
                            "note")
+            fields.unread("entries")
             entries = []
         for pos, entry in enumerate(entries):
             self._entry(g, where, pos, entry)
@@ -440,24 +312,81 @@ class SeedImport:
         if g.priced_at_group_rate:
             report.notes["entries without a rate of their own priced at their group's rate"] += \
                 g.priced_at_group_rate
+        if isinstance(raw.get("payments"), list):
+            fields.get("payments")  # read with the payments
+        rest = fields.rest()
 
         self.groups_read.add(gid)
         label = f"{g.code} {g.name or '(no name)'} ({gid})"
         if g.settings is None:
             book = GroupBook(GroupSettings(gid, g.name, g.code, g.rate or self.default_rate,
-                                           auto_approve=raw.get("autoApprove") is True),
+                                           auto_approve=auto_approve is True, due_limit=due_limit),
                              next_seq=g.next_seq, watermark=g.watermark)
             settings = settings_record(book)
+            if rest:
+                settings["imported"] = rest
+                self.report.keep("groups", rest)
             report.groups_created.append(label)
-        elif g.orders:
-            settings = dict(g.settings, code=g.code, nextSeq=g.next_seq,
-                            watermark=max(float(g.settings.get("watermark") or 0.0), g.watermark))
-            report.groups_updated.append(label)
         else:
-            report.groups_unchanged.append(label)
-            return []
+            changes = self._settings_changes(g, seed_rate, due_limit, rest, where)
+            if not g.orders and not changes:
+                report.groups_unchanged.append(label)
+                if rate_of(g.settings.get("rate")) is None:
+                    report.groups_without_rate.append(label)
+                return []
+            settings = dict(g.settings, code=g.code, nextSeq=g.next_seq,
+                            watermark=max(float(g.settings.get("watermark") or 0.0), g.watermark), **changes)
+            report.groups_updated.append(label)
+        if settings.get("rate") is None:
+            report.groups_without_rate.append(label)
         # The group (its code and a nextSeq past every imported id) before its orders.
         return [GroupRecord(gid, settings).encode()] + [OrderRecord(gid, o).encode() for o in g.orders]
+
+    def _due_limit(self, fields: Fields, where: str) -> Decimal | None:
+        """The group's due limit as the seed had it, validated as the panel validates one; None
+        (and the field kept verbatim, the setting listed as not imported) when it cannot be one."""
+        key, raw = fields.first(_DUE_LIMIT)
+        if raw is None:
+            return None
+        amount, why = exact_amount(raw, _MAX_DUE_LIMIT)
+        if amount is not None:
+            try:
+                probe = GroupSettings("", "", "", None)
+                return apply_settings_patch(probe, {"due_limit": money_str(amount)}).due_limit
+            except SettingsError as e:
+                why = f"{show(raw)}: {str(e).removeprefix('due_limit: ')}"
+        why = f"{key} {why}"
+        fields.unread(key)
+        self.report.settings_refused += 1
+        self.report.problem(where, f"not imported: {why}; the group has no due limit from the import (the value "
+                                   "is kept in the group's imported fields): set it in the panel", "refused")
+        return None
+
+    def _settings_changes(self, g: _Group, seed_rate: Decimal | None, due_limit: Decimal | None,
+                          rest: dict[str, Any], where: str) -> dict[str, Any]:
+        """What an existing group takes from the seed: the rate and due limit it has none of (a
+        group the bot learned of before the import has neither), and the fields kept verbatim."""
+        assert g.settings is not None
+        changes: dict[str, Any] = {}
+        ours = rate_of(g.settings.get("rate"))
+        if ours is None and seed_rate is not None:
+            changes["rate"] = str(seed_rate)
+            self.report.problem(where, f"had no rate here: takes the seed's rate {seed_rate}", "note")
+        ours_due = g.settings.get("dueLimit")
+        if due_limit is not None:
+            if ours_due in (None, ""):
+                changes["dueLimit"] = str(due_limit)
+                self.report.problem(where, f"had no due limit here: takes the seed's {money_str(due_limit)}", "note")
+            elif exact_amount(ours_due, _MAX_DUE_LIMIT)[0] != due_limit:
+                self.report.problem(where, f"already here with due limit {ours_due}; the seed's {money_str(due_limit)} "
+                                           "is not used (change it in the panel if the seed's is right)", "note")
+        if rest:
+            kept = g.settings.get("imported")
+            kept = dict(kept) if isinstance(kept, Mapping) else {}
+            if any(kept.get(k) != v for k, v in rest.items()):
+                changes["imported"] = {**kept, **rest}
+                self.report.keep("groups", rest)
+        return changes
 
     def _existing_group(self, gid: str, settings: dict[str, Any], seed_rate: Decimal | None,
                         where: str) -> _Group:
@@ -469,7 +398,7 @@ class SeedImport:
         stored_seq = settings.get("nextSeq")
         next_seq = max(stored_seq if isinstance(stored_seq, int) and not isinstance(stored_seq, bool) else 1,
                        max(seqs, default=0) + 1)
-        ours = _rate(settings.get("rate"))
+        ours = rate_of(settings.get("rate"))
         if seed_rate is not None and ours is not None and seed_rate != ours:
             self.report.problem(where, f"already here with rate {ours}; the seed's rate {seed_rate} is used "
                                        "only to price its own entries (the group keeps "
@@ -483,19 +412,20 @@ class SeedImport:
         if not isinstance(raw, Mapping):
             report.orders_refused += 1
             report.problem(f"{group_where} entry #{pos + 1}",
-                           f"not imported: a JSON {_json_type(raw)} ({_show(raw)}), not an entry", "refused")
+                           f"not imported: a JSON {_json_type(raw)} ({show(raw)}), not an entry", "refused")
             return
-        seed_id = _seed_id(raw.get("id"))
-        _, raw_diamonds = _first(raw, _DIAMONDS)
-        where = f"{group_where} entry #{pos + 1}" + (f" (id {seed_id})" if seed_id is not None else "")
-        if seed_id is None and raw_diamonds is None:
+        fields = Fields(raw)
+        sid = seed_id(fields.get("id"))
+        _, raw_diamonds = fields.first(_DIAMONDS)
+        where = f"{group_where} entry #{pos + 1}" + (f" (id {sid})" if sid is not None else "")
+        if sid is None and raw_diamonds is None:
             report.orders_refused += 1
-            report.problem(where, f"not imported: no id and no diamonds ({_show(raw)})", "refused")
+            report.problem(where, f"not imported: no id and no diamonds ({show(raw)})", "refused")
             return
-        key = f"seed:{seed_id}" if seed_id is not None else f"seed:noid-{_digest(raw)}"
-        _, message_id = _first(raw, _MESSAGE_ID)
-        message_id = _text(message_id)
-        fingerprint = _digest([raw.get(k) for k in _USER + _DIAMONDS + _MESSAGE_ID + _TIMES["created"]])
+        key = f"seed:{sid}" if sid is not None else f"seed:noid-{digest(raw)}"
+        _, message_id = fields.first(_MESSAGE_ID)
+        message_id = text_of(message_id)
+        fingerprint = digest([raw.get(k) for k in _USER + _DIAMONDS + _MESSAGE_ID + _TIMES["created"]])
         if key in g.keys:
             if g.keys[key] == fingerprint:
                 report.orders_duplicate += 1
@@ -527,7 +457,7 @@ class SeedImport:
         refusals: list[str] = []  # why it cannot come in as the seed had it
 
         def time_of(what: str) -> float | None:
-            name, value = _first(raw, _TIMES[what])
+            name, value = fields.first(_TIMES[what])
             ts, issue = read_time(value, self.tz, self.now)
             if issue == "naive":
                 report.notes[f"times without an offset read as {self.tz}"] += 1
@@ -539,19 +469,19 @@ class SeedImport:
 
         # Amount and rate: the entry's own, the one its amount implies, or the seed's rate of its
         # group; never a guess (orders.default_rate would bill an order the seed never had).
-        amount_key, raw_amount = _first(raw, ("amount", "price", "total"))
-        amount, why = (None, "") if raw_amount is None else _exact_amount(raw_amount, MAX_AMOUNT)
+        amount_key, raw_amount = fields.first(_AMOUNT)
+        amount, why = (None, "") if raw_amount is None else exact_amount(raw_amount, MAX_AMOUNT)
         if why:
             refusals.append(f"{amount_key} {why}")
-        raw_rate = raw.get("rate")
-        rate = _rate(raw_rate)
+        raw_rate = fields.get("rate")
+        rate = rate_of(raw_rate)
         if rate is None and raw_rate not in (None, ""):
-            refusals.append(f"rate {_show(raw_rate)} is not a usable rate")
+            refusals.append(f"rate {show(raw_rate)} is not a usable rate")
         elif rate is None and g.rate is not None:
             rate = g.rate
             g.priced_at_group_rate += 1
             notes.append(f"no rate of its own: priced at the group's rate {rate} in the seed")
-        elif rate is None and amount and diamonds and (implied := _rate(amount / diamonds)) is not None \
+        elif rate is None and amount and diamonds and (implied := rate_of(amount / diamonds)) is not None \
                 and order_amount(diamonds, implied) == amount:
             rate = implied
             notes.append(f"no rate of its own or of its group: rate {rate} from its amount")
@@ -559,17 +489,17 @@ class SeedImport:
             refusals.append("no rate of its own, and its group has no usable rate in the file")
 
         # Status: only one the seed evidently meant.
-        raw_status = raw.get("status")
+        raw_status = fields.get("status")
         status_text = str(raw_status).strip().lower() if isinstance(raw_status, str) else ""
         status = _STATUS.get(status_text)
         if status is None:
             refusals.append("no status: whether it was delivered cannot be told" if raw_status in (None, "")
-                            else f"unknown status {_show(raw_status)}")
+                            else f"unknown status {show(raw_status)}")
         elif status_text != status.value:
             report.notes[f"status {status_text!r} read as {status.value}"] += 1
 
         created = time_of("created")
-        if created is None and not any(raw.get(k) not in (None, "") for k in _TIMES["created"]) and seed_id:
+        if created is None and not any(raw.get(k) not in (None, "") for k in _TIMES["created"]) and sid:
             # The seed's ids are Date.now() at creation.
             from_id, issue = read_time(raw.get("id"), self.tz, self.now)
             if from_id is not None and not issue and isinstance(raw.get("id"), int):
@@ -588,41 +518,51 @@ class SeedImport:
         elif amount != computed:
             problems.append(f"{amount_key} {money_str(amount)} differs from diamonds × rate "
                             f"({money_str(computed)}): kept the seed's {amount_key}")
-        delivered = any(raw.get(k) is True for k in _DELIVERED_FLAGS)
+        delivered = fields.flag(_DELIVERED_FLAGS)
         if status is Status.APPROVED and (delivered or stamps["completed_at"] is not None):
             status = Status.COMPLETED
             stamps["completed_at"] = stamps["completed_at"] or stamps["approved_at"]
             report.notes["approved entries the seed had delivered imported as completed"] += 1
-        archived_flag = raw.get("archived") is True or raw.get("isArchived") is True
-        if raw.get("deleted") is True and status is not Status.COMPLETED and status is not Status.DELETED:
+        archived_flag = fields.flag(_ARCHIVED_FLAGS)
+        if fields.flag(("deleted",)) and status is not Status.COMPLETED and status is not Status.DELETED:
             notes.append(f"marked deleted in the seed while {status.value}")
             status = Status.DELETED
         elif archived_flag and not status.archived:
             to = Status.COMPLETED if status is Status.APPROVED else Status.DELETED
             problems.append(f"archived in the seed while {status.value}: imported as {to.value}")
             status = to
+        recovered = fields.flag(("recovered",))
 
-        user_key, user = _first(raw, _USER)
-        user_id = _text(user)
+        user_key, user = fields.first(_USER)
+        user_id = text_of(user)
         if user is not None and not user_id:
-            problems.append(f"{user_key} {_show(user)} is not a user id")
+            fields.unread(user_key)
+            problems.append(f"{user_key} {show(user)} is not a user id: kept as it was in the order's imported "
+                            "fields")
+        user_alt = text_field(fields, _USER_ALT)
+        user_name = text_field(fields, _USER_NAME)
+        text = text_field(fields, _TEXT)
+        player_id = self._player(fields, user_id, user_alt, problems)
+        history = self._history(fields, status, stamps)
         receipt_at = created if created is not None else self.now
+        rest = fields.rest()
         order = Order(
             id=f"{g.code}{g.next_seq}",
             group_id=g.gid,
             group_name=g.name,
             user_id=user_id,
-            user_alt=_text(_first(raw, _USER_ALT)[1]),
-            user_name=_text(_first(raw, _USER_NAME)[1]),
+            user_alt=user_alt,
+            user_name=user_name,
+            player_id=player_id,
             message_id=message_id,
-            text=_text(_first(raw, _TEXT)[1]),
+            text=text,
             diamonds=diamonds,
             rate=rate,
             amount=amount,
             status=status,
             created_at=created,
             received_at=receipt_at,
-            recovered=raw.get("recovered") is True,
+            recovered=recovered,
             processing_at=stamps["processing_at"],
             approved_at=stamps["approved_at"],
             completed_at=stamps["completed_at"],
@@ -633,19 +573,27 @@ class SeedImport:
             delivery=(Delivery(attempts=1, last_attempt_at=stamps["completed_at"],
                                confirmed_at=stamps["completed_at"])
                       if status is Status.COMPLETED and stamps["completed_at"] is not None else Delivery()),
-            audit=(AuditEntry(self.now, None, status.value, IMPORTER, f"{NOTE_PREFIX}{key})"),)
+            audit=(AuditEntry(self.now, None, status.value, IMPORTER, f"{NOTE_PREFIX}{key})"),) + history
             + ((AuditEntry(self.now, status.value, status.value, IMPORTER,
                            "import: " + "; ".join(notes + problems)),)
                if notes or problems else ()),
+            imported_fields=rest or None,
         )
         record = to_record(order)
         record = {"id": record.pop("id"), "importedId": key, **record}
+        if not writable(record):
+            report.orders_refused += 1
+            report.problem(where, "not imported: it holds text that is not valid Unicode (a lone surrogate)",
+                           "refused")
+            return
+        self.report.keep("orders", rest)
         # What reconciliation will find (the stored record reads back as this very order).
         invalid = validation_problems(order)
         g.next_seq += 1
         if created is not None:
             g.watermark = max(g.watermark, created)
         g.orders.append(record)
+        self._remember_order(g.gid, key, order.id)
         report.orders_imported += 1
         label = f"{where} → {order.id}"
         seed_said = f" ({'; '.join(problems)})" if problems else ""
@@ -672,6 +620,72 @@ class SeedImport:
             if status is Status.APPROVED:
                 report.deliveries_due += 1
 
+    def _player(self, fields: Fields, user_id: str, user_alt: str, problems: list[str]) -> str:
+        """The player to top up, as an order keeps it; "" when the entry names none."""
+        key, raw = fields.first(_PLAYER)
+        text = text_of(raw)
+        if raw is None:
+            return ""
+        own = {user_id, user_alt, user_id.partition("@")[0], user_alt.partition("@")[0]} - {""}
+        if text in own:
+            # `playerIdNumber: playerIdNumber || userId` (its number alone, in some bots): no player.
+            self.report.notes[f"{key} that only repeats the user's WhatsApp id (the old bot wrote that when no "
+                              "player was given): no player ID"] += 1
+            return ""
+        player = player_id_of(text) if text else None
+        if player is None:
+            fields.unread(key)
+            problems.append(f"{key} {show(raw)} is not a player ID (digits, or + and a phone number): the order has "
+                            "none; the value is kept as it was in its imported fields")
+            return ""
+        if player != text:
+            self.report.notes[f"player IDs written with spaces, dashes or Bengali digits read as digits "
+                              f"({key})"] += 1
+        return player
+
+    def _history(self, fields: Fields, status: Status, stamps: Mapping[str, float | None]) -> tuple[AuditEntry, ...]:
+        """What the seed recorded of the entry's way to its status, as audit entries: who moved it
+        (approvedBy, deletedBy …) and why (correctionReason …), at the seed's times. The reason
+        explains the last move a person made (for a completed order: its approval)."""
+        path = [Status.PENDING]
+        by_keys = {s: fields.first(keys) for s, keys in _BY.items()}
+        for state in (Status.PROCESSING, Status.APPROVED, Status.CANCELLED, Status.COMPLETED, Status.DELETED):
+            passed = stamps[_STAMP_OF[state]] is not None or by_keys.get(state, ("", None))[1] is not None
+            approval = state is Status.APPROVED and status is Status.COMPLETED
+            if state is status or approval or (passed and state is not Status.COMPLETED and _before(state, status)):
+                path.append(state)
+        reason_key, raw_reason = fields.first(_REASON)
+        reason = text_of(raw_reason) if isinstance(raw_reason, str) else ""
+        if raw_reason is not None and not reason:
+            fields.unread(reason_key)
+        corrected_key, raw_corrected = fields.first(_CORRECTED_BY)
+        explained = next((s for s in reversed(path) if s is not Status.COMPLETED), Status.PENDING)
+        entries = []
+        used_by: set[str] = set()
+        for before, state in zip([None, *path], path):
+            key, raw_by = by_keys.get(state, ("", None))
+            by = actor(raw_by)
+            note_reason = reason if state is explained else ""
+            if state is explained and not by and actor(raw_corrected):
+                by, key = actor(raw_corrected), corrected_key
+            if before is None and not note_reason:
+                continue  # created: the import's own entry says it
+            if not by and not note_reason:
+                continue
+            at = stamps.get(_STAMP_OF.get(state, ""), None) if state is not Status.PENDING else None
+            note = HISTORY_NOTE + ("" if at is not None else ", time not recorded")
+            if note_reason:
+                note += f"; {reason_key}: {note_reason}"
+            entries.append(AuditEntry(at if at is not None else self.now, (before or state).value, state.value,
+                                      by or IMPORTER, note))
+            used_by.add(key)
+        for key, _ in by_keys.values():
+            if key not in used_by:
+                fields.unread(key)  # a move the entry's status does not show: kept as written
+        if raw_corrected is not None and corrected_key not in used_by:
+            fields.unread(corrected_key)
+        return tuple(entries)
+
     def _diamonds(self, raw: Any, refusals: list[str]) -> int | None:
         """The entry's diamonds if they are a whole number within orders' limits; else None and why."""
         if isinstance(raw, int) and not isinstance(raw, bool):
@@ -682,7 +696,7 @@ class SeedImport:
             diamonds = int(raw.strip())  # int() reads Bengali digits too
             self.report.notes["diamonds written as text read as a number"] += 1
         else:
-            refusals.append("no diamonds" if raw is None else f"diamonds {_show(raw)} is not a whole number")
+            refusals.append("no diamonds" if raw is None else f"diamonds {show(raw)} is not a whole number")
             return None
         if diamonds < self.min_diamonds:
             refusals.append(f"diamonds {diamonds} is below orders.min_diamonds ({self.min_diamonds})")
@@ -693,126 +707,24 @@ class SeedImport:
             return None
         return diamonds
 
-    # -- payments ----------------------------------------------------------------------------
-
-    def _payments(self) -> list[tuple[str, int, Any]]:
-        """(group id from the container or "", position, raw payment) for every payment in the file."""
-        raw = self.seed.get("payments")
-        out: list[tuple[str, int, Any]] = []
-        if isinstance(raw, list):
-            out.extend(("", i, p) for i, p in enumerate(raw))
-        elif isinstance(raw, dict):
-            for k, v in raw.items():
-                if isinstance(v, list):  # payments[groupId] = [...]
-                    out.extend((k, i, p) for i, p in enumerate(v))
-                elif isinstance(v, Mapping):  # payments[paymentId] = {...}
-                    out.append(("", len(out), dict(v, id=v.get("id", k))))
-                else:
-                    out.append(("", len(out), v))
-        for gid, g in self.seed["groups"].items():
-            if isinstance(g, Mapping) and isinstance(g.get("payments"), list):
-                out.extend((gid, i, p) for i, p in enumerate(g["payments"]))
-        return out
-
-    def _all_payments(self, tick: Callable[[int], None]) -> list[dict[str, Any]]:
-        raw = self.seed.get("payments")
-        if raw is not None and not isinstance(raw, (list, dict)):
-            self.report.problem("payments", f"a JSON {_json_type(raw)}, not a list: no payments read", "note")
-        records = []
-        seen: dict[str, str] = {}
-        for n, (container_gid, pos, payment) in enumerate(self._payments(), 1):
-            record = self._payment(container_gid, n, payment, seen)
-            if record is not None:
-                records.append(record)
-            tick(1)
-        return records
-
-    def _payment(self, container_gid: str, n: int, raw: Any, seen: dict[str, str]) -> dict[str, Any] | None:
-        report = self.report
-        if not isinstance(raw, Mapping):
-            report.payments_refused += 1
-            report.problem(f"payment #{n}", f"not imported: a JSON {_json_type(raw)} ({_show(raw)}), not a payment",
-                           "refused")
-            return None
-        seed_id = _seed_id(raw.get("id"))
-        where = f"payment #{n}" + (f" (id {seed_id})" if seed_id else "")
-        gid = container_gid or _text(_first(raw, _PAY_GROUP)[1])
-        key = f"seed:{seed_id}" if seed_id else f"seed:noid-{_digest(raw)}"
-        fingerprint = _digest(raw)
-        if key in seen:
-            if seen[key] == fingerprint:
-                report.payments_duplicate += 1
-                report.problem(where, "skipped: the same payment appears again in the file", "skipped")
-                return None
-            i = 2
-            while f"{key}#{i}" in seen:
-                i += 1
-            key = f"{key}#{i}"
-            report.problem(where, f"another payment has the same id with different data: imported both, "
-                                  f"this one as {key} (check them)", "note")
-        seen[key] = fingerprint
-        if key in self.payments_imported:
-            report.payments_already += 1
-            return None
-
-        # Refused rather than changed: a payment counts against a group's due.
-        refusals = []
-        if not gid:
-            refusals.append("no group id")
-        elif gid not in self.db.groups and gid not in self.groups_read:
-            refusals.append(f"group {gid} is neither a readable group of the file nor one of the bot's, so it "
-                            "would lower no group's due")
-        amount_key, raw_amount = _first(raw, ("amount", "paid", "value"))
-        amount, why = (None, "") if raw_amount is None else _exact_amount(raw_amount, MAX_AMOUNT)
-        if raw_amount is None:
-            refusals.append("no amount")
-        elif why:
-            refusals.append(f"{amount_key} {why}")
-        elif amount is not None and amount <= 0:
-            refusals.append(f"{amount_key} {_show(raw_amount)} is not more than 0")
-        at_key, raw_at = _first(raw, _PAY_TIME)
-        at, issue = read_time(raw_at, self.tz, self.now)
-        if issue and issue != "naive":
-            refusals.append(f"{at_key} {issue}")
-        if refusals:
-            report.payments_refused += 1
-            report.problem(where, "not imported: " + "; ".join(refusals), "refused")
-            return None
-        assert amount is not None
-        notes = []
-        _, raw_method = _first(raw, ("method", "via", "type", "paymentMethod"))
-        method = _method(raw_method)
-        if method == "other" and raw_method is not None:
-            notes.append(f"method: {_text(raw_method) or _show(raw_method)}")
-        _, raw_by = _first(raw, _PAY_BY)
-        if _text(raw_by):
-            notes.append(f"recorded by {_text(raw_by)} in the seed")
-        if issue == "naive":
-            report.notes[f"times without an offset read as {self.tz}"] += 1
-        elif at is None:
-            report.problem(where, "no date: imported without one", "note")
-        note = _text(_first(raw, _PAY_NOTE)[1])
-        value = {
-            "id": f"P{self.next_payment}",
-            "importedId": key,
-            "groupId": gid,
-            "amount": money_str(amount),
-            "method": method,
-            "reference": _text(_first(raw, _PAY_REFERENCE)[1]),
-            "note": "; ".join([note] * bool(note) + notes),
-            "at": to_iso(at),
-            "by": IMPORTER,
-        }
-        self.next_payment += 1
-        report.payments_imported += 1
-        return PaymentRecord(gid, value).encode()
+def _before(state: Status, final: Status) -> bool:
+    """Whether an entry that ended in `final` may have passed through `state` on its way."""
+    earlier = {Status.PENDING: (), Status.PROCESSING: (Status.PENDING,),
+               Status.APPROVED: (Status.PENDING, Status.PROCESSING),
+               Status.CANCELLED: (Status.PENDING, Status.PROCESSING),
+               Status.COMPLETED: (Status.PENDING, Status.PROCESSING, Status.APPROVED),
+               Status.DELETED: (Status.PENDING, Status.PROCESSING, Status.APPROVED, Status.CANCELLED)}
+    return state in earlier[final]
 
 
-def _method(value: Any) -> str:
-    text = re.sub(r"[^a-z]", "", value.lower()) if isinstance(value, str) else ""
-    if text.startswith("bank") or text in ("banktransfer", "transfer"):
-        return "bank"
-    return text if text in METHODS else "other"
+def _raw_entries(raw_group: Any) -> list[Any]:
+    """A seed group's entries as a list (they may be keyed by id); [] for anything else."""
+    if not isinstance(raw_group, Mapping):
+        return []
+    entries = raw_group.get("entries")
+    if isinstance(entries, dict):
+        return [dict(e, id=e.get("id", k)) if isinstance(e, Mapping) else e for k, e in entries.items()]
+    return entries if isinstance(entries, list) else []
 
 
 def _is_code(code: str) -> bool:
@@ -841,58 +753,24 @@ def _imported_ids(entry: Mapping[str, Any]) -> list[str]:
 # -- running it -----------------------------------------------------------------------------
 
 
-class Progress:
-    """A progress bar on a terminal; elsewhere one line per PROGRESS_LINE_EVERY items."""
-
-    def __init__(self, label: str, total: int, stream: TextIO | None = None) -> None:
-        self.label = label
-        self.total = total
-        self.stream = stream if stream is not None else sys.stderr
-        try:
-            self.tty = self.stream.isatty()
-        except (AttributeError, ValueError):
-            self.tty = False
-        self.done = 0
-        self.drawn = 0.0
-
-    def update(self, n: int = 1) -> None:
-        before, self.done = self.done, self.done + n
-        if self.tty:
-            if time.monotonic() - self.drawn >= 0.1 or self.done >= self.total:
-                self._draw()
-        elif self.done // PROGRESS_LINE_EVERY > before // PROGRESS_LINE_EVERY:
-            self.stream.write(f"{self.label}: {self.done // PROGRESS_LINE_EVERY * PROGRESS_LINE_EVERY}"
-                              f"/{self.total}\n")
-            self.stream.flush()
-
-    def _draw(self) -> None:
-        self.drawn = time.monotonic()
-        width = 30
-        share = self.done / self.total if self.total else 1.0
-        bar = "█" * int(share * width) + "░" * (width - int(share * width))
-        self.stream.write(f"\r{self.label} {bar} {share:4.0%} {self.done}/{self.total}")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty:
-            self._draw()
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 def import_json(path: str | os.PathLike[str], data_dir: str | os.PathLike[str], *, default_rate: Decimal | None,
                 tz: tzinfo, max_diamonds: int, min_diamonds: int = 1, now: float | None = None,
-                progress: TextIO | None = None) -> Report:
-    """Import the seed's file into the (stopped) bot's data directory and write the report file.
+                progress: TextIO | None = None, payments: str | os.PathLike[str] | None = None) -> Report:
+    """Import the old bot's files into the (stopped) bot's data directory and write the report file:
+    `path` is its database.json or its folder (with payment-transactions.json when there), `payments`
+    a payments file named on its own.
 
-    SeedImportError: exit_code 1 when the file (or the data directory) cannot be read, 2 when the
+    SeedImportError: exit_code 1 when a file (or the data directory) cannot be read, 2 when the
     bot is running. Nothing is written in either case."""
     from storage.database import DatabaseError, open_database  # the same reading as the bot's
     from storage.errors import StorageError
     from storage.lock import FileLock, LockHeld
 
     try:
-        seed = load_seed(path)  # before anything is created: an unreadable file writes nothing
+        # Every file before anything is created: an unreadable one writes nothing.
+        found = sources(path, payments)
+        seed = load_seed(found.database)
+        transactions = load_payments(found.payments) if found.payments is not None else None
     except SeedImportError as e:
         raise SeedImportError(f"{e}. Nothing was imported.") from None
     data_dir = Path(data_dir).resolve()
@@ -917,8 +795,10 @@ def import_json(path: str | os.PathLike[str], data_dir: str | os.PathLike[str], 
         except (StorageError, DatabaseError) as e:
             raise SeedImportError(f"the data directory cannot be read: {e} Nothing was imported.") from None
         try:
-            importer = SeedImport(db, seed, default_rate=default_rate, tz=tz, now=now,
-                                  min_diamonds=min_diamonds, max_diamonds=max_diamonds)
+            importer = SeedImport(db, seed.doc, default_rate=default_rate, tz=tz, now=now,
+                                  min_diamonds=min_diamonds, max_diamonds=max_diamonds,
+                                  transactions=_payment_list(transactions))
+            _describe_files(importer.report, found, seed, transactions)
             bar = Progress("importing", importer.items(), progress)
             written = unsynced = 0
             try:
@@ -942,10 +822,35 @@ def import_json(path: str | os.PathLike[str], data_dir: str | os.PathLike[str], 
         for lock in reversed(held):
             lock.release()
     report = importer.report
-    report.source, report.data_dir = str(Path(path).resolve()), str(data_dir)
-    report.log_path = str(_write_log(data_dir, report, tz, importer.now))
+    report.source, report.data_dir = str(found.database.resolve()), str(data_dir)
+    if found.payments is not None:
+        report.payments_source = str(found.payments.resolve())
+    report.log_path = str(write_log(data_dir, report, tz, importer.now))
     return report
 
+
+def _payment_list(found: tuple[SeedFile, str] | None) -> list[Any] | None:
+    if found is None:
+        return None
+    seed_file, key = found
+    return seed_file.doc[key] if key else seed_file.doc
+
+
+def _describe_files(report: Report, found: Sources, seed: SeedFile,
+                    transactions: tuple[SeedFile, str] | None) -> None:
+    """The report's account of the files: which were read, in which encoding, and what of them
+    has no place in Diamond Bot."""
+    report.files.append(f"{found.database} ({seed.encoding})")
+    if transactions is not None:
+        payments_file, key = transactions
+        report.files.append(f"{payments_file.path} ({payments_file.encoding}"
+                            + (f", its \"{key}\" list" if key else "") + ")")
+        if isinstance(payments_file.doc, dict):
+            other = sorted(k for k in payments_file.doc if k != key)
+            if other:
+                report.unread.append(f"{payments_file.path.name}'s " + ", ".join(f'"{k}"' for k in other)
+                                     + " (not payments: nothing of Diamond Bot holds them)")
+    report.unread.extend(found.notes)
 
 def _holder(e: Any) -> str:
     """Who holds a lock, from LockHeld's owner info."""
@@ -956,61 +861,3 @@ def _holder(e: Any) -> str:
     return f"{Path(e.path).name} is held by pid {owner.get('pid', 'unknown')} ({command}){since}"
 
 
-def _write_log(data_dir: Path, report: Report, tz: tzinfo, now: float) -> Path:
-    logs = data_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.fromtimestamp(now, tz).strftime("%Y%m%d-%H%M%S")
-    n = 1
-    while True:
-        path = logs / (f"import-{stamp}.txt" if n == 1 else f"import-{stamp}-{n}.txt")
-        try:
-            with open(path, "x", encoding="utf-8") as f:
-                f.write(format_report(report, full=True) + "\n")
-            return path
-        except FileExistsError:
-            n += 1
-
-
-def format_report(report: Report, full: bool = False) -> str:
-    """The summary; unless `full`, long lists are cut short with a pointer to the report file."""
-    r = report
-
-    def listed(items: list[str], limit: int) -> list[str]:
-        if full or len(items) <= limit:
-            return items
-        return items[:limit] + [f"  … and {len(items) - limit} more in {r.log_path or 'the report file'}"]
-
-    lines = [f"Imported {r.source or 'the seed file'} into {r.data_dir or 'the data directory'}"]
-    groups = [f"{len(r.groups_created)} created", f"{len(r.groups_updated)} updated",
-              f"{len(r.groups_unchanged)} unchanged"]
-    if r.groups_skipped:
-        groups.append(f"{r.groups_skipped} unreadable")
-    lines.append("  groups:   " + ", ".join(groups))
-    lines.extend(listed([f"            created {g}" for g in r.groups_created], 20))
-    lines.extend(listed([f"            updated {g}" for g in r.groups_updated], 20))
-    flagged = f" ({r.orders_flagged} flagged invalid for review)" if r.orders_flagged else ""
-    lines.append(f"  orders:   {r.orders_imported} imported{flagged}; {r.orders_refused} NOT imported; skipped: "
-                 f"{r.orders_already} already imported, {r.orders_duplicate} duplicate")
-    lines.append(f"  payments: {r.payments_imported} imported; {r.payments_refused} NOT imported; skipped: "
-                 f"{r.payments_already} already imported, {r.payments_duplicate} duplicate")
-    if not r.orders_imported and not r.payments_imported and not r.groups_created:
-        lines.append("  Nothing new to import: everything readable in the file is already here.")
-    if r.deliveries_due:
-        lines.append(f"  {r.deliveries_due} approved orders have no delivery recorded in the seed: the bot will "
-                     "send their delivery message when it starts, as the seed would have.")
-    if r.notes:
-        lines.append("Conversions:")
-        lines.extend(f"  {what}" + (f" ({n})" if n > 1 else "") for what, n in r.notes.items())
-    others = [p for kind in ("skipped", "flagged", "note") for p in r.problems if p.kind == kind]
-    if others:
-        lines.append(f"Problems ({len(others)}):")
-        lines.extend(listed([f"  [{p.kind}] {p.where}: {p.what}" for p in others], 200))
-    if r.refused:
-        # Last, where the eye lands: what did not come in and has to be entered another way.
-        lines.append(f"NOT IMPORTED ({len(r.refused)}): these cannot come in as the seed had them, and were left "
-                     "out rather than changed. Correct them in the file and run the import again (what came in "
-                     "is not imported twice), or enter them in the panel:")
-        lines.extend(listed([f"  {p.where}: {p.what.removeprefix('not imported: ')}" for p in r.refused], 200))
-    if not full and r.log_path:
-        lines.append(f"This report is also in {r.log_path}")
-    return "\n".join(lines)

@@ -93,3 +93,10 @@ def test_stored_form_round_trips_and_bad_records_are_refused() -> None:
                 [{"who": PHONE, "since": 1.0, "until": float("nan")}]):
         with pytest.raises(ValueError):
             AdminRoster.from_record(bad)
+
+
+def test_a_message_of_the_second_an_admin_was_added_counts() -> None:
+    # WhatsApp stamps messages in whole seconds: 500.7 is when the start added the admin, and
+    # the admin's message written a moment later carries 500.
+    roster = AdminRoster().with_admins([], 100.0, "config").with_admins([PHONE], 500.7, "config")
+    assert roster.is_admin(SENDER, ALT, 500.0) and not roster.is_admin(SENDER, ALT, 499.0)
