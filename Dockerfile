@@ -8,11 +8,11 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends tini \
     && rm -rf /var/lib/apt/lists/*
 
-# The bot's own user; the data dir (a volume) is the only place it writes.
+# The bot's own user; the data dir (a volume) and its backups (mount one there) are where it writes.
 RUN groupadd --system --gid 10001 diamondbot \
     && useradd --system --uid 10001 --gid diamondbot --home-dir /var/lib/diamondbot --no-create-home \
        --shell /usr/sbin/nologin diamondbot \
-    && install -d -o diamondbot -g diamondbot -m 0700 /var/lib/diamondbot
+    && install -d -o diamondbot -g diamondbot -m 0700 /var/lib/diamondbot /var/backups/diamondbot
 
 WORKDIR /opt/diamond-bot
 

@@ -8,12 +8,15 @@
                                                             payments file), or its folder holding both
     python run.py [--config FILE] check-data                read every data file, report any damage
     python run.py [--config FILE] repair-data               move damaged journal records into a side file
+    python run.py [--config FILE] backup DEST               copy the data dir into DEST, also while the bot runs
+    python run.py [--config FILE] restore [--force] SRC     put a backup in place as the data dir (bot stopped)
 
 Exit status of a start: 0 stopped cleanly; 2 refused to start (bad configuration, a data file that
 cannot be read, a busy port, the bot already running), with the reason on the last line of stderr;
 3 the actor system was lost while running (start it again). The commands: 0 done, 1 failed or
-found damage, 2 refused because the bot is running; import-json 3: imported, except what its
-report lists as not imported.
+found damage (restore: also refused over data without --force), 2 refused because the bot is
+running (backup runs beside it); import-json 3: imported, except the entries its report lists
+as not imported.
 """
 
 from __future__ import annotations
@@ -468,6 +471,68 @@ def cmd_repair_data(config: Config) -> int:
     return 0
 
 
+def cmd_backup(config: Config, dest: str) -> int:
+    """Copy the data dir into DEST consistently, also while the bot runs: 0 done, 1 failed."""
+    from storage.backup import take_backup
+    from storage.errors import StorageError
+
+    data_dir = Path(config.bot.data_dir).resolve()
+    sources, left_out = _backup_sources(config, data_dir)
+    try:
+        report = take_backup(data_dir, dest, sources, check=check_panel_files)
+    except StorageError as e:
+        print(f"backup: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"Backed up {data_dir} into {report.path}: {report.groups} groups, {report.orders} orders, "
+          f"{report.payments} payments; {len(report.files)} files, {sum(report.files.values())} bytes.")
+    for note in left_out:
+        print(f"Not in the backup: {note}", file=sys.stderr)
+    return 0
+
+
+def _backup_sources(config: Config, data_dir: Path) -> tuple[Any, list[str]]:
+    """What a backup copies beside the stores, and what it cannot (said to the operator)."""
+    from storage.backup import Sources
+    from web.auth import INITIAL_PASSWORD_FILE, SECRET_FILE, USERS_FILE
+    from web.sessions import REVOKED_FILE
+
+    session, left_out = config.whatsapp.session_db, []
+    path = (data_dir / session).resolve()
+    if "://" in session:
+        left_out.append("the WhatsApp session is kept in a database server (whatsapp.session_db): back it up there")
+    elif data_dir not in path.parents and path.exists():
+        left_out.append(f"the WhatsApp session {path} is outside the data directory: back it up separately")
+    inside = "://" not in session and data_dir in path.parents
+    return Sources(files=(USERS_FILE, SECRET_FILE, REVOKED_FILE, INITIAL_PASSWORD_FILE),
+                   # repair-data's side files and originals, sessions moved aside, the sandbox's torn tails
+                   patterns=("damaged-*.jsonl", "*.before-repair-*", "*.old-*", "*.torn-*"),
+                   logs=("sandbox.json",),
+                   sqlite=(path.relative_to(data_dir).as_posix(),) if inside else ()), left_out
+
+
+def cmd_restore(config: Config, src: str, force: bool) -> int:
+    """Put a backup in place as the data dir: 0 done, 1 failed or refused (data there and no
+    --force), 2 the bot is running."""
+    from storage.backup import restore_backup
+    from storage.errors import StorageError
+    from storage.lock import LockHeld
+
+    data_dir = Path(config.bot.data_dir).resolve()
+    try:
+        report = restore_backup(src, data_dir, force=force)
+    except LockHeld as e:
+        print(f"restore: Diamond Bot is running on {data_dir}: {e}. Nothing was changed.", file=sys.stderr)
+        return EXIT_REFUSED
+    except (StorageError, OSError) as e:
+        print(f"restore: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"Restored {src} into {data_dir}: {report.groups} groups, {report.orders} orders, "
+          f"{report.payments} payments; {len(report.files)} files.")
+    if report.aside is not None:
+        print(f"What was in {data_dir} before is kept in {report.aside} (delete it once the bot runs well).")
+    return 0
+
+
 def _read_from(path: Path, offset: int) -> str:
     """A text file from `offset` on ("" if it cannot be read)."""
     try:
@@ -501,6 +566,13 @@ def main(argv: list[str] | None = None) -> int:
                                            "journal records: where they are and what they held")
     commands.add_parser("repair-data", help="with the bot stopped, move damaged journal records into a side file "
                                             "(never deleting them) and rewrite the journals without them")
+    bk = commands.add_parser("backup", help="copy the data directory into DEST (a new directory), consistently, "
+                                            "also while the bot runs and takes orders")
+    bk.add_argument("dest", metavar="DEST")
+    rs = commands.add_parser("restore", help="with the bot stopped, put a backup in place as the data directory")
+    rs.add_argument("src", metavar="SRC", help="a directory written by `run.py backup`")
+    rs.add_argument("--force", action="store_true", help="restore over a data directory that holds data: it is "
+                                                         "moved aside into before-restore-<time>/, not deleted")
     args = parser.parse_args(argv)
     try:
         config = config_from_args(args)
@@ -515,6 +587,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_check_data(config)
     if args.command == "repair-data":
         return cmd_repair_data(config)
+    if args.command == "backup":
+        return cmd_backup(config, args.dest)
+    if args.command == "restore":
+        return cmd_restore(config, args.src, args.force)
     setup_logging(config)
     return asyncio.run(Bot(config).run())
 

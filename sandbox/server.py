@@ -27,11 +27,13 @@ from sandbox.state import (
     MAX_TEXT,
     REVOKE,
     BotAcked,
+    BotMembership,
     Change,
     DataFile,
     Event,
     Group,
     GroupCreated,
+    GroupRenamed,
     Inbound,
     InvalidEvent,
     Message,
@@ -194,33 +196,53 @@ def message_frame(message: Inbound, group_name: str, *, offline: bool) -> dict[s
     }
 
 
-class BotConnection:
-    """One bot session: its socket, the offline queue it was given and the live ones after it."""
+@dataclass(frozen=True, slots=True)
+class GroupNotice:
+    """A change of the groups the bot's number is in, as its connected device is told of it
+    (WhatsApp's group notifications): added to a group (or created it), a group renamed, removed."""
 
-    def __init__(self, ws: web.WebSocketResponse, offline: list[Inbound], cursor: int) -> None:
+    event: str  # "joined", "renamed" or "left"
+    group: Group
+
+    def frame(self) -> dict[str, Any]:
+        return {"type": "group", "event": self.event, "group": self.group.info()}
+
+
+class BotConnection:
+    """One bot session: its socket, the groups and offline queue it was given and the live
+    messages and group notices after them."""
+
+    def __init__(self, ws: web.WebSocketResponse, offline: list[Inbound], cursor: int, groups: list[Group]) -> None:
         self.ws = ws
         self._offline = offline
-        self._live: asyncio.Queue[Inbound] = asyncio.Queue(BOT_QUEUE_MAX)
+        self._groups = groups
+        self._live: asyncio.Queue[Inbound | GroupNotice] = asyncio.Queue(BOT_QUEUE_MAX)
         self.sent_seq = cursor  # acks are clamped to it: nobody acknowledges what it never got
 
-    def push(self, message: Inbound) -> bool:
-        """Queue a live message; False when the bot is too far behind."""
+    def push(self, item: Inbound | GroupNotice) -> bool:
+        """Queue a live message or group notice; False when the bot is too far behind."""
         try:
-            self._live.put_nowait(message)
+            self._live.put_nowait(item)
         except asyncio.QueueFull:
             return False
         return True
 
     async def pump(self, state: SandboxState) -> None:
-        """Send hello, the offline queue, offline_done, then live messages until the socket closes."""
+        """Send hello (with the groups the bot is in), the offline queue, offline_done, then live
+        messages and group notices until the socket closes."""
         try:
-            await self._send({"type": "hello", "bot": {"phone": BOT_PHONE, "lid": BOT_LID, "name": BOT_NAME}})
+            await self._send({"type": "hello", "bot": {"phone": BOT_PHONE, "lid": BOT_LID, "name": BOT_NAME},
+                              "groups": [g.info() for g in self._groups]})
             offline, self._offline = self._offline, []
             for message in offline:
                 await self._deliver(message, state, offline=True)
             await self._send({"type": "offline_done", "count": len(offline)})
             while True:
-                await self._deliver(await self._live.get(), state, offline=False)
+                item = await self._live.get()
+                if isinstance(item, GroupNotice):
+                    await self._send(item.frame())
+                else:
+                    await self._deliver(item, state, offline=False)
         except ConnectionError:
             pass  # the socket closed under us; the handler cleans up
 
@@ -245,11 +267,12 @@ class BotHub:
         self._closing: set[asyncio.Task[Any]] = set()
 
     def connect(self, ws: web.WebSocketResponse) -> BotConnection:
-        """Make `ws` the bot's connection, with everything after the durable cursor queued."""
+        """Make `ws` the bot's connection, with its groups and everything after the durable cursor queued."""
         old = self.current
         # Snapshot and registration happen without an await between them, so every message
-        # is either in this offline list or pushed live later, never both or neither.
-        conn = BotConnection(ws, self._state.inbound_after(self._state.cursor), self._state.cursor)
+        # and group change is either in this snapshot or pushed live later, never both or neither.
+        state = self._state
+        conn = BotConnection(ws, state.inbound_after(state.cursor), state.cursor, state.bot_groups())
         self.current = conn
         if old is not None:
             self._close(old, CLOSE_REPLACED, "replaced")
@@ -269,15 +292,26 @@ class BotHub:
         return True
 
     def on_applied(self, event: Event) -> None:
-        """Deliver a newly durable message, edit or delete to the connected bot (not its own)."""
-        if isinstance(event, MessagePosted):
-            item: Inbound = event.message
-        elif isinstance(event, MessageChanged):
-            item = event.change
+        """Deliver a newly durable message, edit or delete to the connected bot (not its own,
+        nor one of a group it is not in), and tell it of changes of its groups."""
+        item: Inbound | GroupNotice
+        if isinstance(event, (MessagePosted, MessageChanged)):
+            item = event.message if isinstance(event, MessagePosted) else event.change
+            if not self._state.reaches_bot(item):
+                return
+        elif isinstance(event, GroupCreated):
+            item = GroupNotice("joined", event.group)  # its creator's number is in a new group
+        elif isinstance(event, GroupRenamed):
+            group = self._state.groups[event.group_id]
+            if not group.bot_member:
+                return  # only members hear of a rename
+            item = GroupNotice("renamed", group)
+        elif isinstance(event, BotMembership):
+            item = GroupNotice("joined" if event.member else "left", self._state.groups[event.group_id])
         else:
             return
-        if item.from_bot or self.current is None:
-            return
+        if self.current is None:
+            return  # the next hello lists the groups; the offline queue holds the messages
         if not self.current.push(item):
             self.disconnect(CLOSE_TOO_SLOW, "too slow; reconnect for the rest")
 
@@ -365,6 +399,15 @@ def user_id(value: str, what: str) -> str:
     return value
 
 
+def limit_of(request: web.Request) -> int:
+    """The `limit` query parameter (default DEFAULT_LIMIT); raises ApiError(400)."""
+    raw = request.query.get("limit", str(DEFAULT_LIMIT))
+    # Not str.isdigit(): it accepts "²", which int() then rejects.
+    if not LIMIT_RE.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
+        raise ApiError(400, f"limit must be an integer from 1 to {MAX_LIMIT}")
+    return int(raw)
+
+
 def int_field(body: dict[str, Any], key: str, *, maximum: int) -> int | None:
     """An optional integer field in 0..maximum."""
     value = body.get(key)
@@ -389,6 +432,7 @@ class Sandbox:
         self.committer: Committer | None = None
         self.clock: Callable[[], float] = time.time  # tests move it to check the time limits
         self._changing: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        self._membership = asyncio.Lock()  # a membership change is checked against the one before it
 
     async def startup(self, app: web.Application) -> None:
         """Start the committer on the app's loop."""
@@ -513,8 +557,32 @@ class Sandbox:
         return json_response(group.to_json(), 201)
 
     async def list_groups(self, request: web.Request) -> web.Response:
-        """GET /api/groups → [{"id", "name"}] in creation order."""
+        """GET /api/groups → [{"id", "name", "bot_member"}] in creation order."""
         return json_response([g.to_json() for g in self.state.groups.values()])
+
+    async def rename_group(self, request: web.Request) -> web.Response:
+        """PATCH /api/groups/{id} {"name"}: a member renames the group → 200 the group. The bot
+        is told, if it is in the group."""
+        group = self.group(request.match_info["group_id"])
+        body = await json_object(request)
+        name = string_field(body, "name", max_len=MAX_GROUP_NAME).strip()
+        if name != group.name:
+            await self.commit(GroupRenamed(group.id, name))
+        return json_response(self.group(group.id).to_json())
+
+    async def set_bot_member(self, request: web.Request) -> web.Response:
+        """POST /api/groups/{id}/bot {"member": false|true}: an admin removes the bot's number
+        from the group or adds it again → 200 the group. The bot is told either way."""
+        group_id = request.match_info["group_id"]
+        self.group(group_id)
+        body = await json_object(request)
+        member = body.get("member")
+        if not isinstance(member, bool):
+            raise ApiError(400, "field 'member' must be true or false")
+        async with self._membership:
+            if self.group(group_id).bot_member != member:
+                await self.commit(BotMembership(group_id, member))
+        return json_response(self.group(group_id).to_json())
 
     async def post_message(self, request: web.Request) -> web.Response:
         """POST /api/groups/{id}/messages: a user writes in the group."""
@@ -557,11 +625,7 @@ class Sandbox:
     async def list_messages(self, request: web.Request) -> web.Response:
         """GET /api/groups/{id}/messages?limit=N → the last N messages, oldest first."""
         group = self.group(request.match_info["group_id"])
-        raw = request.query.get("limit", str(DEFAULT_LIMIT))
-        # Not str.isdigit(): it accepts "²", which int() then rejects.
-        if not LIMIT_RE.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
-            raise ApiError(400, f"limit must be an integer from 1 to {MAX_LIMIT}")
-        return json_response([m.to_json() for m in self.state.recent(group.id, int(raw))])
+        return json_response([m.to_json() for m in self.state.recent(group.id, limit_of(request))])
 
     async def status(self, request: web.Request) -> web.Response:
         """GET /api/status."""
@@ -629,6 +693,8 @@ class Sandbox:
         group = self.group(group_id)
         text = string_field(body, "text", max_len=MAX_TEXT)
         quoted_id = self.quoted(body, group)
+        if not group.bot_member:
+            raise ApiError(403, f"the bot is not in group {group.id}: WhatsApp refuses to send there")
         fault = self.faults.take()
         if fault == 429:
             response = json_response({"error": "rate-overlimit (test control)"}, 429)
@@ -637,6 +703,16 @@ class Sandbox:
         if fault == 503:
             return json_response({"error": "service unavailable (test control)"}, 503)
         return await self.post(group, BOT_LID, BOT_PHONE, BOT_NAME, text, quoted_id, from_bot=True)
+
+    async def bot_groups(self, request: web.Request) -> web.Response:
+        """GET /api/bot/groups → [{"id", "name"}]: the groups the bot's number is in."""
+        return json_response([g.info() for g in self.state.bot_groups()])
+
+    async def bot_history(self, request: web.Request) -> web.Response:
+        """GET /api/bot/groups/{id}/messages?limit=N → the bot's own history of the group: the
+        last N messages posted while it was in it, oldest first."""
+        group = self.group(request.match_info["group_id"])
+        return json_response([m.to_json() for m in self.state.recent_for_bot(group.id, limit_of(request))])
 
     # -- TEST CONTROLS: not part of the WhatsApp-like world; for tests and training only --
 
@@ -738,6 +814,8 @@ def make_app(data_file: DataFile, state: SandboxState, *, loopback_only: bool = 
     r.add_static("/static/", STATIC_DIR)
     r.add_post("/api/groups", sandbox.create_group)
     r.add_get("/api/groups", sandbox.list_groups)
+    r.add_patch("/api/groups/{group_id}", sandbox.rename_group)
+    r.add_post("/api/groups/{group_id}/bot", sandbox.set_bot_member)
     r.add_post("/api/groups/{group_id}/messages", sandbox.post_message)
     r.add_get("/api/groups/{group_id}/messages", sandbox.list_messages)
     r.add_patch("/api/groups/{group_id}/messages/{message_id}", sandbox.edit_message)
@@ -745,6 +823,8 @@ def make_app(data_file: DataFile, state: SandboxState, *, loopback_only: bool = 
     r.add_get("/api/status", sandbox.status)
     r.add_get("/api/bot/connect", sandbox.bot_connect)
     r.add_post("/api/bot/send", sandbox.bot_send)
+    r.add_get("/api/bot/groups", sandbox.bot_groups)
+    r.add_get("/api/bot/groups/{group_id}/messages", sandbox.bot_history)
     r.add_post("/api/control/faults", sandbox.set_faults)
     r.add_get("/api/control/faults", sandbox.get_faults)
     r.add_post("/api/control/disconnect", sandbox.disconnect)

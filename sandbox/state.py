@@ -39,6 +39,11 @@ FORMAT_VERSION = 1
 _HEADER = {"type": "sandbox", "version": FORMAT_VERSION}
 
 
+def valid_group_name(name: str) -> bool:
+    """A group subject as WhatsApp takes it: not blank, at most MAX_GROUP_NAME characters."""
+    return bool(name.strip()) and len(name) <= MAX_GROUP_NAME and name == name.strip()
+
+
 def is_user_id(value: str) -> bool:
     """Whether `value` is a WhatsApp user id in LID or phone form."""
     return bool(LID_RE.fullmatch(value) or PHONE_RE.fullmatch(value))
@@ -55,9 +60,14 @@ def other_form(a: str, b: str) -> bool:
 class Group:
     id: str
     name: str
+    bot_member: bool = True  # whether the bot's number is in the group (it is in those it creates)
 
     def to_json(self) -> dict[str, Any]:
         """The API form."""
+        return {"id": self.id, "name": self.name, "bot_member": self.bot_member}
+
+    def info(self) -> dict[str, Any]:
+        """What the bot is told of a group: its id and name."""
         return {"id": self.id, "name": self.name}
 
 
@@ -83,14 +93,20 @@ class Message:
     # What happened to it later (history shows it; the offline queue keeps it as first posted).
     edited: bool = False
     deleted: bool = False  # "delete for everyone": its text is gone
+    # Whether the bot's number was in the group when it was posted: only then did its device
+    # get it (live or offline) and only then is it in the bot's history. Derived when applied.
+    to_bot: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        """The API form (the group is implied by the URL); `edited`/`deleted` only when true."""
+        """The API form (the group is implied by the URL); `edited`/`deleted` only when true,
+        `to_bot` only when false (posted while the bot was not in the group)."""
         data = _wire(self, self.quoted_id)
         if self.edited:
             data["edited"] = True
         if self.deleted:
             data["deleted"] = True
+        if not self.to_bot:
+            data["to_bot"] = False
         return data
 
 
@@ -137,11 +153,25 @@ class MessageChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupRenamed:
+    group_id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class BotMembership:
+    """The bot's number was added to a group (member) or removed from it."""
+
+    group_id: str
+    member: bool
+
+
+@dataclass(frozen=True, slots=True)
 class BotAcked:
     seq: int
 
 
-Event = Union[GroupCreated, MessagePosted, MessageChanged, BotAcked]
+Event = Union[GroupCreated, GroupRenamed, BotMembership, MessagePosted, MessageChanged, BotAcked]
 # What the bot is sent: new messages and changes of earlier ones, in seq order.
 Inbound = Union[Message, Change]
 
@@ -179,6 +209,26 @@ class SandboxState:
     def recent(self, group_id: str, limit: int) -> list[Message]:
         """The last `limit` messages of a group, oldest first."""
         return self._messages.get(group_id, [])[-limit:] if limit > 0 else []
+
+    def recent_for_bot(self, group_id: str, limit: int) -> list[Message]:
+        """The bot's own history of a group: the last `limit` messages posted while it was in
+        it, oldest first (what its device received; nothing of the time it was not a member)."""
+        found: list[Message] = []
+        for message in reversed(self._messages.get(group_id, [])):
+            if len(found) >= limit:
+                break
+            if message.to_bot:
+                found.append(message)
+        return found[::-1]
+
+    def bot_groups(self) -> list[Group]:
+        """The groups the bot's number is in, in creation order."""
+        return [g for g in self.groups.values() if g.bot_member]
+
+    def reaches_bot(self, item: Inbound) -> bool:
+        """Whether the bot's device gets `item` (not its own; its number is in the group now)."""
+        group = self.groups.get(item.group_id)
+        return not item.from_bot and group is not None and group.bot_member
 
     def inbound_after(self, seq: int) -> list[Inbound]:
         """Messages and changes not from the bot with a seq above `seq`, in order."""
@@ -218,6 +268,16 @@ class SandboxState:
         """Apply one durable event; raises InvalidEvent and changes nothing if it does not fit."""
         if isinstance(event, GroupCreated):
             self._apply_group(event.group)
+        elif isinstance(event, GroupRenamed):
+            group = self._known(event.group_id)
+            if not valid_group_name(event.name):
+                raise InvalidEvent(f"bad name for group {event.group_id}: {event.name!r}")
+            self.groups[group.id] = dataclasses.replace(group, name=event.name)
+        elif isinstance(event, BotMembership):
+            group = self._known(event.group_id)
+            if group.bot_member == event.member:
+                raise InvalidEvent(f"the bot is {'already' if event.member else 'not'} in group {group.id}")
+            self.groups[group.id] = dataclasses.replace(group, bot_member=event.member)
         elif isinstance(event, MessagePosted):
             self._apply_message(event.message)
         elif isinstance(event, MessageChanged):
@@ -229,9 +289,17 @@ class SandboxState:
         else:  # pragma: no cover - the Union is closed
             raise InvalidEvent(f"unknown event {event!r}")
 
+    def _known(self, group_id: str) -> Group:
+        group = self.groups.get(group_id)
+        if group is None:
+            raise InvalidEvent(f"unknown group {group_id}")
+        return group
+
     def _apply_group(self, group: Group) -> None:
         if not GROUP_ID_RE.fullmatch(group.id):
             raise InvalidEvent(f"bad group id {group.id!r}")
+        if not group.bot_member:
+            raise InvalidEvent(f"group {group.id} created without the bot")
         if group.id in self.groups:
             raise InvalidEvent(f"group {group.id} created twice")
         self.groups[group.id] = group
@@ -248,9 +316,9 @@ class SandboxState:
             raise InvalidEvent(f"duplicate or malformed message id {item.id!r}")
 
     def _appended(self, item: Inbound) -> None:
-        """An applied message or change takes its seq; one not from the bot waits for the bot."""
+        """An applied message or change takes its seq; one the bot's device gets waits for it."""
         self._taken.discard(item.id)
-        if not item.from_bot:
+        if self.reaches_bot(item):
             self._inbound.append(item)
             self._inbound_seqs.append(item.seq)
         self.last_seq = item.seq
@@ -262,6 +330,7 @@ class SandboxState:
             quoted = self._by_id.get(m.quoted_id)
             if quoted is None or quoted.group_id != m.group_id:
                 raise InvalidEvent(f"message {m.id} quotes {m.quoted_id}, not a message of its group")
+        m = dataclasses.replace(m, to_bot=self.groups[m.group_id].bot_member)
         self._messages[m.group_id].append(m)
         self._by_id[m.id] = m
         self._appended(m)
@@ -305,6 +374,10 @@ def event_record(event: Event) -> dict[str, Any]:
     """The JSON record of an event."""
     if isinstance(event, GroupCreated):
         return {"type": "group", "id": event.group.id, "name": event.group.name}
+    if isinstance(event, GroupRenamed):
+        return {"type": "rename", "id": event.group_id, "name": event.name}
+    if isinstance(event, BotMembership):
+        return {"type": "membership", "id": event.group_id, "member": event.member}
     if isinstance(event, MessagePosted):
         m = event.message
         return {"type": "message", "group_id": m.group_id, **m.to_json()}
@@ -333,6 +406,10 @@ def record_event(record: Any) -> Event:
     kind = record.get("type")
     if kind == "group":
         return GroupCreated(Group(_field(record, "id", str), _field(record, "name", str)))
+    if kind == "rename":
+        return GroupRenamed(_field(record, "id", str), _field(record, "name", str))
+    if kind == "membership":
+        return BotMembership(_field(record, "id", str), _field(record, "member", bool))
     if kind == "message":
         return MessagePosted(
             Message(

@@ -65,13 +65,13 @@ class Store:
         if layout.older:
             # Left by a crash after a snapshot that already holds them was written.
             for gen in layout.older:
-                _journal_path(directory, name, gen).unlink()
+                journal_path(directory, name, gen).unlink()
                 log.info("%s: removed journal generation %d, already in the snapshot", directory, gen)
             fsync_dir(directory)
         if layout.current:
             journal = Journal.open(layout.current[-1][1], scans[-1])
         else:
-            journal = Journal.create(_journal_path(directory, name, layout.first_gen))
+            journal = Journal.create(journal_path(directory, name, layout.first_gen))
         older_bytes = sum(s.valid_size for s in scans[:-1])
         records = [r for s in scans for r in s.records]
         return (cls(directory, name, layout.first_gen, journal, older_bytes, layout.snapshot_bytes),
@@ -128,7 +128,7 @@ class Store:
 
     def _start_generation(self, gen: int) -> None:
         """Compaction step 1: create generation `gen` durably and append to it from now on."""
-        journal = Journal.create(_journal_path(self.directory, self.name, gen))
+        journal = Journal.create(journal_path(self.directory, self.name, gen))
         old, self._journal, self._gen = self._journal, journal, gen
         self._older_bytes += old.size
         old.close()
@@ -142,9 +142,9 @@ class Store:
 
     def _delete_generations_before(self, gen: int) -> None:
         """Compaction step 3: delete the journal generations the snapshot now holds."""
-        old = [g for g in _generations(self.directory, self.name) if g < gen]
+        old = [g for g in generations(self.directory, self.name) if g < gen]
         for g in old:
-            _journal_path(self.directory, self.name, g).unlink(missing_ok=True)
+            journal_path(self.directory, self.name, g).unlink(missing_ok=True)
         if old:
             fsync_dir(self.directory)
 
@@ -191,28 +191,29 @@ def read_layout(directory: str | os.PathLike[str], name: str) -> Layout:
     remedy = restore_remedy(directory, name)
     snapshot = _read_snapshot(snapshot_path, remedy)
     data, first_gen, snapshot_bytes = snapshot if snapshot is not None else (None, 0, 0)
-    gens = _generations(directory, name) if directory.is_dir() else []
+    gens = generations(directory, name) if directory.is_dir() else []
     older = [g for g in gens if g < first_gen]
     current = [g for g in gens if g >= first_gen]
     if current and current[0] != first_gen:
-        missing = _journal_path(directory, name, first_gen)
+        missing = journal_path(directory, name, first_gen)
         if snapshot is None:
             raise CorruptFile(snapshot_path, f"it is missing, but journal generation {current[0]} exists, "
                               "so the snapshot holding the data before it was lost", remedy)
         raise CorruptFile(missing, f"it is missing, but {snapshot_path.name} says records continue in it",
                           remedy)
     if not current and snapshot is not None:
-        raise CorruptFile(_journal_path(directory, name, first_gen),
+        raise CorruptFile(journal_path(directory, name, first_gen),
                           f"it is missing, but {snapshot_path.name} says records continue in it", remedy)
     for a, b in zip(current, current[1:]):
         if b != a + 1:
-            raise CorruptFile(_journal_path(directory, name, a + 1),
+            raise CorruptFile(journal_path(directory, name, a + 1),
                               f"it is missing between generations {a} and {b}", remedy)
     return Layout(snapshot_path, data, snapshot_bytes, first_gen, older,
-                  [(g, _journal_path(directory, name, g)) for g in current])
+                  [(g, journal_path(directory, name, g)) for g in current])
 
 
-def _journal_path(directory: Path, name: str, gen: int) -> Path:
+def journal_path(directory: Path, name: str, gen: int) -> Path:
+    """The file of journal generation `gen` of store `name`."""
     return directory / f"{name}.journal.{gen:08d}"
 
 
@@ -220,7 +221,8 @@ def _gen_of(path: Path, name: str) -> int:
     return int(path.name[len(name) + len(".journal."):])
 
 
-def _generations(directory: Path, name: str) -> list[int]:
+def generations(directory: Path, name: str) -> list[int]:
+    """The journal generations of store `name` in `directory`, oldest first."""
     pattern = re.compile(re.escape(name) + r"\.journal\.([0-9]+)")
     return sorted(int(m.group(1)) for e in os.scandir(directory) if (m := pattern.fullmatch(e.name)))
 

@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from domain.chat import ChatMessage, ConnectionDetail, ConnectionState, SendOutcome, Source
+from domain.chat import ChatMessage, ConnectionDetail, ConnectionState, GroupsChange, SendOutcome, Source
 
 
 WAIT = 10.0
@@ -24,7 +24,7 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float = WAIT) -> 
 
 
 class RecordingSink:
-    """Records every batch, send outcome and state change."""
+    """Records every batch, send outcome, state change and change of the bot's groups."""
 
     accepts_changes = True  # it reads ChatMessage.edits and revokes
 
@@ -33,6 +33,7 @@ class RecordingSink:
         self.batches: list[list[ChatMessage]] = []  # only the batches the sink accepted
         self.outcomes: list[SendOutcome] = []
         self.states: list[tuple[ConnectionState, ConnectionDetail]] = []
+        self.group_changes: list[GroupsChange] = []
 
     def messages_received(self, messages: Any) -> None:
         with self._lock:
@@ -45,6 +46,14 @@ class RecordingSink:
     def state_changed(self, state: ConnectionState, detail: ConnectionDetail = ConnectionDetail()) -> None:
         with self._lock:
             self.states.append((state, detail))
+
+    def groups_changed(self, change: GroupsChange) -> None:
+        with self._lock:
+            self.group_changes.append(change)
+
+    def groups(self) -> list[GroupsChange]:
+        with self._lock:
+            return list(self.group_changes)
 
     def messages(self, source: Source | None = None) -> list[ChatMessage]:
         with self._lock:

@@ -6,6 +6,7 @@ settings and the security rules need."""
 from __future__ import annotations
 
 import configparser
+import os
 import re
 import shlex
 import shutil
@@ -131,6 +132,67 @@ def test_the_service_keeps_its_privileges_low(unit: dict) -> None:
     families = set(service["RestrictAddressFamilies"].split())
     assert {"AF_INET", "AF_INET6", "AF_UNIX"} <= families  # WhatsApp, the panel, Thespian, multiprocessing
     assert "MemoryDenyWriteExecute" not in service  # would break neonize's ctypes callbacks
+
+
+# --- the backup service and its timer ----------------------------------------------------------
+
+BACKUP_UNIT = ROOT / "deploy" / "diamondbot-backup.service"
+BACKUP_TIMER = ROOT / "deploy" / "diamondbot-backup.timer"
+
+
+def entries_of(path: Path) -> dict[str, dict[str, list[str]]]:
+    result: dict[str, dict[str, list[str]]] = {}
+    for section, entries in unit_entries(path.read_text()).items():
+        for key, value in entries:
+            result.setdefault(section, {}).setdefault(key, []).append(value)
+    return result
+
+
+def test_systemd_accepts_the_backup_service_and_timer(tmp_path: Path) -> None:
+    verifier = shutil.which("systemd-analyze")
+    if verifier is None:
+        assert set(unit_entries(BACKUP_TIMER.read_text())) == {"Unit", "Timer", "Install"}
+        assert set(unit_entries(BACKUP_UNIT.read_text())) == {"Unit", "Service"}
+        return
+    for path in (BACKUP_UNIT, BACKUP_TIMER):
+        (tmp_path / path.name).write_text(path.read_text().replace(VENV_PYTHON, sys.executable))
+    check = subprocess.run([verifier, "verify", "--man=no", str(tmp_path / BACKUP_TIMER.name),
+                            str(tmp_path / BACKUP_UNIT.name)], capture_output=True, text=True, timeout=60)
+    assert (check.returncode, check.stdout + check.stderr) == (0, ""), check.stderr
+
+
+def test_the_backup_service_backs_up_the_bots_data_dir_as_its_user(unit: dict, tmp_path: Path) -> None:
+    """Its commands, run here on a data dir and a backups dir of the test's (as systemd runs them:
+    `%%` is a literal %): a new directory named by the time, a restorable backup; older ones pruned."""
+    backup = entries_of(BACKUP_UNIT)
+    assert one(backup, "Service", "User") == one(unit, "Service", "User")
+    assert backup["Service"]["Environment"] == [v for v in unit["Service"]["Environment"] if "DATA_DIR" in v]
+    assert one(unit, "Service", "StateDirectory") in one(backup, "Service", "StateDirectory").split()
+    assert one(backup, "Service", "UMask") == "0077" and one(backup, "Service", "Type") == "oneshot"
+    data, backups = tmp_path / "data", tmp_path / "backups"
+    backups.mkdir()
+    from web.auth import ensure_admin
+    ensure_admin(data, {"DIAMONDBOT_ADMIN_PASSWORD": "a-long-password"})
+
+    def as_here(command: str) -> str:
+        return (command.replace("%%", "%").replace(VENV_PYTHON, sys.executable)
+                .replace("--config /etc/diamondbot/diamondbot.toml", f"--data-dir {data}")
+                .replace("/var/lib/diamondbot-backups", str(backups)))
+
+    [start] = shlex.split(one(backup, "Service", "ExecStart"))[2:]  # /bin/sh -c '…'
+    done = subprocess.run(["/bin/sh", "-c", as_here(start)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    [made] = backups.iterdir()
+    assert re.fullmatch(r"20\d{6}-\d{6}", made.name) and (made / "panel-users.json").exists()
+    old, other = backups / "20200101-000000", backups / "keep-me"
+    old.mkdir(), other.mkdir()
+    os.utime(old, (0, 0)), os.utime(other, (0, 0))
+    pruned = subprocess.run(shlex.split(as_here(one(backup, "Service", "ExecStartPost"))), capture_output=True,
+                            text=True, timeout=60)
+    assert pruned.returncode == 0, pruned.stderr
+    assert sorted(p.name for p in backups.iterdir()) == sorted([made.name, "keep-me"])
+    timer = entries_of(BACKUP_TIMER)
+    assert one(timer, "Timer", "Persistent") == "yes" and one(timer, "Install", "WantedBy") == "timers.target"
 
 
 # --- the container image ------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -339,6 +339,69 @@ def test_the_panel_follows_every_cycle_across_processes(tmp_path: Path) -> None:
         wait_for(lambda: bot.api.get("/api/orders/A1")["check_count"] >= first + 3, 10, "three more checks")
         report = bot.api.get("/api/reconciliation")
         assert report["last_check"] is not None
+    finally:
+        try:
+            if bot.proc is not None:
+                bot.stop()
+        finally:
+            sandbox.stop()
+
+
+def test_groups_are_known_before_their_first_order_on_the_real_system(tmp_path: Path) -> None:
+    """Issue 12 end to end: a group created in the sandbox while the bot runs is known at once,
+    its rate is set before anyone writes in it, and its first order (a player order) is billed at
+    that rate, names the player in the chat, the API and the CSV; a group created while the bot is
+    stopped is known after the start; one the bot is removed from is marked as left."""
+    import csv
+    import io
+
+    sandbox = Sandbox(tmp_path / "sandbox.json", tmp_path / "sandbox.log")
+    sandbox.start()
+    # No default rate (the shipped default): a group's orders wait for its own rate.
+    bot = Bot(tmp_path / "data", sandbox.url, tmp_path / "bot.log", "--set", "orders.default_rate=")
+    try:
+        bot.start()
+        group = sandbox.create_group("Rahim Store")
+        groups = wait_for(lambda: {g["id"]: g for g in bot.api.get("/api/groups")["groups"]
+                                   if g["id"] == group}, 15, "the new group in the panel")
+        assert (groups[group]["name"], groups[group]["rate"], groups[group]["rate_set"]) == ("Rahim Store", None, False)
+        assert groups[group]["joined_at"] and not groups[group]["left"]
+        assert sandbox.messages(group) == []  # nobody has written in it
+        status, body = bot.api.call("PATCH", f"/api/groups/{group}", {"rate": "2.50"})
+        assert status == 200, body
+
+        posted = sandbox.post(group, ALICE, "576515275\n50", "Alice")
+        [order] = wait_for(lambda: bot.orders(), 15, "the first order")
+        assert (order["message_id"], order["diamonds"], order["rate"], order["amount"], order["player_id"]) == \
+            (posted["id"], 50, "2.50", "125.00", "576515275")
+        receipt = wait_for(lambda: [m for m in sandbox.messages(group)
+                                    if m["from_bot"] and m["quoted_id"] == posted["id"]], 15, "the receipt")[0]
+        assert "🎮 576515275" in receipt["text"] and "৳125" in receipt["text"]
+        status, body = bot.api.post(f"/api/orders/{order['id']}/approve")
+        assert status == 200, body
+        delivered = wait_for(lambda: [m for m in sandbox.messages(group)
+                                      if m["from_bot"] and m["text"].startswith("✅")], 15, "the delivery message")
+        assert "🎮 576515275" in delivered[0]["text"] and delivered[0]["quoted_id"] == posted["id"]
+        status, raw = bot.api.call("GET", "/api/export/orders.csv")
+        assert status == 200
+        [row] = list(csv.DictReader(io.StringIO(raw.lstrip("\ufeff"))))
+        assert (row["id"], row["player_id"], row["amount"]) == (order["id"], "576515275", "125.00")
+
+        # The bot's number is removed from the group: it stays in the ledger, marked as left.
+        assert sandbox.api.post(f"/api/groups/{group}/bot", {"member": False})[0] == 200
+        wait_for(lambda: [g for g in bot.api.get("/api/groups")["groups"] if g["id"] == group and g["left"]],
+                 15, "the group marked as left")
+        bot.stop()
+
+        later = sandbox.create_group("Karim Telecom")  # while the bot is stopped
+        bot.start()
+        def known() -> dict[str, Any] | None:
+            listed = {g["id"]: g for g in bot.api.get("/api/groups")["groups"]}
+            return listed if later in listed else None
+
+        groups = wait_for(known, 30, "the group created while the bot was stopped")
+        assert groups[later]["name"] == "Karim Telecom" and groups[later]["rate"] is None
+        assert not groups[later]["left"] and groups[group]["left"]
     finally:
         try:
             if bot.proc is not None:

@@ -137,10 +137,15 @@ async def receive(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
     return orjson.loads(msg.data)
 
 
-async def connect_bot(client: Any) -> tuple[aiohttp.ClientWebSocketResponse, list[dict[str, Any]]]:
-    """Connect as the bot and read hello, the offline queue and offline_done."""
+async def connect_bot(client: Any, groups: list[dict[str, Any]] | None = None
+                      ) -> tuple[aiohttp.ClientWebSocketResponse, list[dict[str, Any]]]:
+    """Connect as the bot and read hello, the offline queue and offline_done; hello lists the
+    groups the bot is in (`groups`, when given, else every group)."""
+    if groups is None:
+        groups = [{"id": g["id"], "name": g["name"]} for g in (await call(client, "GET", "/api/groups"))[1]]
     ws = await client.ws_connect("/api/bot/connect")
-    assert await receive(ws) == {"type": "hello", "bot": {"phone": BOT_PHONE, "lid": BOT_LID, "name": BOT_NAME}}
+    assert await receive(ws) == {"type": "hello", "bot": {"phone": BOT_PHONE, "lid": BOT_LID, "name": BOT_NAME},
+                                 "groups": groups}
     offline = []
     while (frame := await receive(ws))["type"] == "message":
         offline.append(frame)
@@ -157,7 +162,8 @@ async def test_groups_are_created_and_listed(client: TestClient) -> None:
     assert GROUP_ID.fullmatch(first) and GROUP_ID.fullmatch(second) and first != second
     status, groups = await call(client, "GET", "/api/groups")
     assert status == 200
-    assert groups == [{"id": first, "name": "Rahim Store"}, {"id": second, "name": "নুসরাত টপআপ"}]
+    assert groups == [{"id": first, "name": "Rahim Store", "bot_member": True},
+                      {"id": second, "name": "নুসরাত টপআপ", "bot_member": True}]
 
 
 async def test_messages_are_stored_and_listed_oldest_first(client: TestClient) -> None:
@@ -1008,3 +1014,190 @@ async def test_the_chat_page_edits_and_deletes_your_own_messages(sandbox_process
             assert watch.errors == []
         messages = await history(http, group)
     assert [(m["text"], m.get("deleted", False)) for m in messages] == [("", True), (".20", False)]
+
+
+# -- the groups the bot is in ----------------------------------------------------------------
+
+
+async def rename(client: Any, group_id: str, name: str) -> dict[str, Any]:
+    status, body = await call(client, "PATCH", f"/api/groups/{group_id}", {"name": name})
+    assert status == 200, body
+    return body
+
+
+async def bot_member(client: Any, group_id: str, member: bool) -> dict[str, Any]:
+    status, body = await call(client, "POST", f"/api/groups/{group_id}/bot", {"member": member})
+    assert status == 200, body
+    return body
+
+
+async def bot_history(client: Any, group_id: str) -> list[str]:
+    status, messages = await call(client, "GET", f"/api/bot/groups/{group_id}/messages?limit=100")
+    assert status == 200, messages
+    return [m["text"] for m in messages]
+
+
+async def test_hello_lists_the_bots_groups_and_each_change_is_pushed(client: TestClient) -> None:
+    shop = await new_group(client, "Rahim Store")
+    other = await new_group(client, "Karim Telecom")
+    assert await bot_member(client, other, False) == {"id": other, "name": "Karim Telecom", "bot_member": False}
+    ws, _ = await connect_bot(client, groups=[{"id": shop, "name": "Rahim Store"}])
+    assert (await call(client, "GET", "/api/bot/groups"))[1] == [{"id": shop, "name": "Rahim Store"}]
+
+    new = await new_group(client, "নুসরাত টপআপ")  # its creator adds the bot: it is in every group it creates
+    assert await receive(ws) == {"type": "group", "event": "joined", "group": {"id": new, "name": "নুসরাত টপআপ"}}
+    assert await rename(client, shop, "  Rahim Store 2 ") == {"id": shop, "name": "Rahim Store 2", "bot_member": True}
+    assert await receive(ws) == {"type": "group", "event": "renamed", "group": {"id": shop, "name": "Rahim Store 2"}}
+    await rename(client, other, "Karim 2")  # the bot is not in it: it hears nothing
+    await rename(client, shop, "Rahim Store 2")  # no change: nothing is stored or pushed
+    await bot_member(client, new, False)
+    assert await receive(ws) == {"type": "group", "event": "left", "group": {"id": new, "name": "নুসরাত টপআপ"}}
+    await bot_member(client, new, False)  # already out: nothing happens
+    await bot_member(client, other, True)
+    assert await receive(ws) == {"type": "group", "event": "joined", "group": {"id": other, "name": "Karim 2"}}
+    assert (await call(client, "GET", "/api/groups"))[1] == [
+        {"id": shop, "name": "Rahim Store 2", "bot_member": True},
+        {"id": other, "name": "Karim 2", "bot_member": True},
+        {"id": new, "name": "নুসরাত টপআপ", "bot_member": False},
+    ]
+    await ws.close()
+    ws, _ = await connect_bot(client, groups=[{"id": shop, "name": "Rahim Store 2"}, {"id": other, "name": "Karim 2"}])
+    await ws.close()
+
+
+async def test_messages_of_a_group_without_the_bot_never_reach_it(client: TestClient) -> None:
+    group = await new_group(client)
+    await post(client, group, ".10")
+    await bot_member(client, group, False)
+    await post(client, group, ".20")  # written while the bot is out: never its message
+    status, refused = await call(client, "POST", "/api/bot/send", {"group_id": group, "text": "hi"})
+    assert status == 403 and "not in group" in refused["error"]
+    await bot_member(client, group, True)
+    await post(client, group, ".30")
+    assert (await call(client, "GET", "/api/status"))[1]["pending_for_bot"] == 2
+    ws, offline = await connect_bot(client)
+    assert [m["text"] for m in offline] == [".10", ".30"]  # the offline queue skips .20
+
+    await bot_member(client, group, False)
+    assert (await receive(ws))["event"] == "left"
+    await post(client, group, ".40")  # not delivered live either
+    await bot_member(client, group, True)
+    assert (await receive(ws))["event"] == "joined"
+    fifty = await post(client, group, ".50")
+    assert (await receive(ws))["id"] == fifty["id"]  # the next frame: nothing of .40 came before it
+    await ws.close()
+
+    # The bot's own history holds what its device got; the people in the group see everything.
+    assert await bot_history(client, group) == [".10", ".30", ".50"]
+    people = await history(client, group)
+    assert [(m["text"], m.get("to_bot", True)) for m in people] == [
+        (".10", True), (".20", False), (".30", True), (".40", False), (".50", True)]
+    status, _ = await call(client, "GET", "/api/bot/groups/120363000000000000@g.us/messages")
+    assert status == 404
+
+
+async def test_renames_and_memberships_are_in_the_data_file_and_survive_a_restart(tmp_path: Path) -> None:
+    client = await open_client(tmp_path / "sandbox.json")
+    try:
+        shop = await new_group(client, "Rahim Store")
+        gone = await new_group(client, "Karim Telecom")
+        await rename(client, shop, "Rahim Store 2")
+        await post(client, gone, ".10")
+        await bot_member(client, gone, False)
+        await post(client, gone, ".20")
+    finally:
+        await client.close()
+    records = [orjson.loads(line)["r"] for line in (tmp_path / "sandbox.json").read_bytes().splitlines()]
+    assert {"type": "rename", "id": shop, "name": "Rahim Store 2"} in records
+    assert {"type": "membership", "id": gone, "member": False} in records
+    client = await open_client(tmp_path / "sandbox.json")
+    try:
+        assert (await call(client, "GET", "/api/groups"))[1] == [
+            {"id": shop, "name": "Rahim Store 2", "bot_member": True},
+            {"id": gone, "name": "Karim Telecom", "bot_member": False},
+        ]
+        assert await bot_history(client, gone) == [".10"]
+        ws, offline = await connect_bot(client, groups=[{"id": shop, "name": "Rahim Store 2"}])
+        assert [m["text"] for m in offline] == [".10"]
+        await ws.close()
+    finally:
+        await client.close()
+
+
+async def test_concurrent_membership_changes_store_one_event(client: TestClient) -> None:
+    group = await new_group(client)
+    answers = await asyncio.gather(*(call(client, "POST", f"/api/groups/{group}/bot", {"member": False})
+                                     for _ in range(5)))
+    assert {status for status, _ in answers} == {200}
+    sandbox = client.app[SANDBOX_KEY]
+    assert sandbox.committer is not None and sandbox.committer.failure == ""
+    await post(client, group, ".10")  # the data file still takes writes
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status"), [
+    ("PATCH", "/api/groups/{g}", b"{}", 400),
+    ("PATCH", "/api/groups/{g}", orjson.dumps({"name": "   "}), 400),
+    ("PATCH", "/api/groups/{g}", orjson.dumps({"name": 7}), 400),
+    ("PATCH", "/api/groups/{g}", orjson.dumps({"name": "x" * 101}), 400),
+    ("PATCH", "/api/groups/120363000000000000@g.us", orjson.dumps({"name": "x"}), 404),
+    ("POST", "/api/groups/{g}/bot", b"{}", 400),
+    ("POST", "/api/groups/{g}/bot", orjson.dumps({"member": "no"}), 400),
+    ("POST", "/api/groups/{g}/bot", orjson.dumps({"member": 0}), 400),
+    ("POST", "/api/groups/120363000000000000@g.us/bot", orjson.dumps({"member": False}), 404),
+    ("GET", "/api/bot/groups/{g}/messages?limit=0", b"", 400),
+])
+async def test_bad_group_changes_are_json_client_errors(
+    client: TestClient, method: str, path: str, body: bytes, status: int
+) -> None:
+    group = await new_group(client)
+    before = (await call(client, "GET", "/api/groups"))[1]
+    got, answer = await call(client, method, path.replace("{g}", group), data=body)
+    assert got == status and set(answer) == {"error"} and answer["error"]
+    assert (await call(client, "GET", "/api/groups"))[1] == before
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        pytest.param([{"type": "rename", "id": "120363000000000000@g.us", "name": "x"}], id="rename-of-an-unknown-group"),
+        pytest.param([{"type": "rename", "id": GROUP["id"], "name": " "}], id="blank-name"),
+        pytest.param([{"type": "membership", "id": GROUP["id"], "member": True}], id="added-while-in"),
+        pytest.param([{"type": "membership", "id": GROUP["id"], "member": "no"}], id="member-not-a-flag"),
+    ],
+)
+def test_a_group_change_that_does_not_fit_is_corruption(sandbox_process: SandboxProcess,
+                                                        records: list[dict[str, Any]]) -> None:
+    data = write_log(sandbox_process.data_file, [GROUP, message(1, ".10"), *records])
+    result = sandbox_process.run_to_exit()
+    assert result.returncode == 2 and "corrupt" in result.stderr and "Traceback" not in result.stderr
+    assert sandbox_process.data_file.read_bytes() == data
+
+
+async def test_the_chat_page_renames_the_group_and_removes_and_adds_the_bot(
+        sandbox_process: SandboxProcess, browser: Any) -> None:
+    sandbox_process.start()
+    async with aiohttp.ClientSession(sandbox_process.url) as http:
+        group = await new_group(http)
+        await post(http, group, ".10")
+        async with open_page(browser, locale="en-US") as (page, watch):
+            page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+            await page.goto(sandbox_process.url)
+            await page.get_by_text("The bot is in this group.").wait_for()
+            await page.get_by_label("Name of this group").fill("Rahim Telecom")
+            await page.get_by_role("button", name="Rename").click()
+            await page.locator("#chat-title", has_text="Rahim Telecom").wait_for()
+            assert (await call(http, "GET", "/api/groups"))[1][0]["name"] == "Rahim Telecom"
+
+            await page.get_by_role("button", name="Remove the bot from this group").click()
+            await page.get_by_text("The bot is not in this group", exact=False).wait_for()
+            assert (await call(http, "GET", "/api/groups"))[1][0]["bot_member"] is False
+            assert await page.locator(".groups button", has_text="without the bot").count() == 1
+            await post(http, group, ".20")
+            await page.locator(".msg", has_text=".20").locator(".unseen").wait_for()
+            assert await page.locator(".msg", has_text=".10").locator(".unseen").count() == 0
+            await screenshot(page, "sandbox-without-the-bot")
+
+            await page.get_by_role("button", name="Add the bot to this group").click()
+            await page.get_by_text("The bot is in this group.").wait_for()
+            assert (await call(http, "GET", "/api/groups"))[1][0]["bot_member"] is True
+            assert watch.errors == []

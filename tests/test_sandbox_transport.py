@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, Sequence
 import orjson
 import pytest
 
-from domain.chat import ChatMessage, ConnectionState, GroupInfo, OutboundText, Quote, SendOutcome, Source
+from domain.chat import ChatMessage, ConnectionState, GroupInfo, GroupsChange, OutboundText, Quote, SendOutcome, Source
 from gateway.sandbox.transport import SandboxTransport, chat_message
 from gateway.transport import TransportError
 from sandbox.state import BOT_LID, BOT_PHONE
@@ -90,6 +90,12 @@ class World:
 
     def status(self) -> dict[str, Any]:
         return api(self.url, "GET", "/api/status")[1]
+
+    def rename(self, group_id: str, name: str) -> None:
+        assert api(self.url, "PATCH", f"/api/groups/{group_id}", {"name": name})[0] == 200
+
+    def bot_member(self, group_id: str, member: bool) -> None:
+        assert api(self.url, "POST", f"/api/groups/{group_id}/bot", {"member": member})[0] == 200
 
 
 @pytest.fixture
@@ -420,3 +426,58 @@ def test_change_frames_map_to_chat_messages_and_bad_ones_are_refused() -> None:
     ):
         with pytest.raises(ValueError):
             chat_message(bad, Source.LIVE)
+
+
+def test_the_bots_groups_come_complete_at_connect_then_each_change(world: World, make_transport: Any) -> None:
+    """Issue 12: hello lists every group the bot is in; creating, renaming, removing the bot and
+    adding it again reach the sink as they happen."""
+    shop = world.group("Rahim Store")
+    gone = world.group("Karim Telecom")
+    world.bot_member(gone, False)
+    world.post(gone, ".10")
+    world.post(shop, ".5")
+    transport, sink = make_transport()
+    wait_for(lambda: sink.groups(), "the group list")
+    assert sink.groups()[0] == GroupsChange((GroupInfo(shop, "Rahim Store"),), complete=True)
+    assert transport.list_groups() == [GroupInfo(shop, "Rahim Store")]
+    wait_for(lambda: sink.messages(Source.HISTORY), "history")
+    # Offline, then history: the .10 written in a group it is not in was never its message.
+    assert [(m.text, m.source) for m in sink.messages()] == [(".5", Source.OFFLINE), (".5", Source.HISTORY)]
+
+    new = world.group("নুসরাত টপআপ")
+    world.rename(shop, "Rahim Store 2")
+    world.rename(gone, "Karim 2")  # not the bot's group: nothing comes
+    world.bot_member(new, False)
+    world.bot_member(gone, True)
+    wait_for(lambda: len(sink.groups()) == 5, "four changes")
+    assert sink.groups()[1:] == [
+        GroupsChange(present=(GroupInfo(new, "নুসরাত টপআপ"),)),
+        GroupsChange(present=(GroupInfo(shop, "Rahim Store 2"),)),
+        GroupsChange(gone=(new,)),
+        GroupsChange(present=(GroupInfo(gone, "Karim 2"),)),
+    ]
+    assert sink.threads <= {"sandbox-inbound"}  # groups do not come on the inbound thread
+
+    # After a reconnect the list is complete again, as it is now.
+    assert api(world.url, "POST", "/api/control/disconnect") == (200, {"disconnected": True})
+    wait_for(lambda: len(sink.groups()) == 6, "the list again")
+    assert sink.groups()[-1] == GroupsChange((GroupInfo(shop, "Rahim Store 2"), GroupInfo(gone, "Karim 2")),
+                                             complete=True)
+
+
+def test_history_replay_holds_only_what_the_bot_received(world: World, make_transport: Any) -> None:
+    shop = world.group("Rahim Store")
+    world.post(shop, ".10")
+    world.bot_member(shop, False)
+    world.post(shop, ".20")
+    world.bot_member(shop, True)
+    world.post(shop, ".30")
+    transport, sink = make_transport()
+    wait_for(lambda: len(sink.messages(Source.HISTORY)) == 2, "history")
+    assert [m.text for m in sink.messages(Source.HISTORY)] == [".10", ".30"]
+    assert [m.text for m in sink.messages(Source.OFFLINE)] == [".10", ".30"]
+    assert [m.text for m in transport.history(shop, 10)] == [".10", ".30"]
+    world.bot_member(shop, False)
+    transport.send(OutboundText("out", shop, "hello"))
+    outcome = wait_for(lambda: sink.outcomes, "the outcome")[0]
+    assert (outcome.ok, outcome.retryable) == (False, False) and "not in group" in outcome.error

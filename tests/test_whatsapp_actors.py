@@ -42,12 +42,14 @@ from tests.test_whatsapp_support import (
     RAHIM_LID,
     RAHIM_PHONE,
     FakeOps,
+    changed,
     connect,
     edit,
     event,
     group_message,
     groups_cached,
     history,
+    joined,
     no_threads_left,  # noqa: F401  (autouse fixture)
     push,
     revoke,
@@ -348,3 +350,24 @@ def test_gateway_kind_whatsapp_builds_the_transport(data_dir: Path) -> None:
     assert transport.session_db == str(data_dir.resolve() / "whatsapp-session.sqlite3")
     assert transport.pair_phone == "8801712345678"
     transport.stop()  # never started: nothing to do
+
+
+def test_groups_from_whatsapp_are_known_before_their_first_order(
+        wa_bot: tuple[ChatBot, WhatsAppTransport, FakeOps]) -> None:
+    """Issue 12: the joined-groups list makes every group known; being added to one, renamed
+    or removed reaches the ledger from neonize's events."""
+    bot, transport, ops = wa_bot
+    settle(bot, lambda: {g["group_id"] for g in bot.groups()} == {GROUP, GROUP2})
+    new = "120363000000000003@g.us"
+    push(transport.client, joined(new, "Nusrat Topup"))
+    settle(bot, lambda: any(g["group_id"] == new for g in bot.groups()))
+    push(transport.client, changed(GROUP2, leave=(BOT_LID,)))
+    settle(bot, lambda: {g["group_id"]: g["settings"]["leftAt"] for g in bot.groups()}[GROUP2])
+    groups = {g["group_id"]: g["settings"] for g in bot.groups()}
+    assert groups[new]["groupName"] == "Nusrat Topup" and groups[new]["joinedAt"]
+    assert not groups[GROUP]["leftAt"] and not groups[new]["leftAt"]
+    assert bot.update_group(new, rate="2.50").status == 200
+    push(transport.client, group_message("576515275\n100", group=new, timestamp_ms=int(bot.clock.now() * 1000)))
+    settle(bot, lambda: bot.orders())
+    [order] = bot.orders()
+    assert (order["groupId"], order["amount"], order["playerId"]) == (new, "250.00", "576515275")

@@ -9,8 +9,8 @@
 * FakeOps: the few neonize calls that would reach WhatsApp (connect, send, pairing code, group
   list, logout) replaced; the client itself is neonize's real NewClient, which never connects.
 * GoLibrary: where a test needs neonize's own Python code around a call (connect(), stop(),
-  send_message()), the client's Go library is replaced instead, and scripted: the call runs
-  neonize's real code up to the call into Go.
+  send_message(), get_joined_groups()), the client's Go library is replaced instead, and
+  scripted: the call runs neonize's real code up to the call into Go.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ GROUP_NAME = "Rahim Store"
 RAHIM_LID, RAHIM_PHONE = "76210050711676@lid", "8801712345678@s.whatsapp.net"
 KARIM_LID, KARIM_PHONE = "76210050711677@lid", "8801712345679@s.whatsapp.net"
 BOT_PHONE, BOT_LID = "8801900000001@s.whatsapp.net", "100000000000001@lid"
+OTHER, OTHER_NAME = "120363000000000002@g.us", "Karim Telecom"  # the group of the group fixtures
+ADMIN_LID = "76210050711690@lid"  # its admin
 _ids = itertools.count(1)
 
 
@@ -122,6 +124,38 @@ def history(*messages: tuple[str, str, str, int], group: str = GROUP, name: str 
         web.key.remoteJID, web.key.ID, web.key.participant = group, mid, sender
         web.participant, web.messageTimestamp = sender, ts
         web.message.conversation = text
+    return ev
+
+
+def group_info(gid: str, name: str) -> N.GroupInfo:
+    """One group as get_joined_groups() answers it (the fixture's, renamed)."""
+    info = N.GroupInfo()
+    info.CopyFrom(event("joined_group").GroupInfo)
+    info.JID.CopyFrom(jid(gid))
+    info.GroupName.Name = name
+    return info
+
+
+def joined(gid: str = OTHER, name: str = OTHER_NAME) -> N.JoinedGroup:
+    """The bot's number was added to a group (the `joined_group` fixture)."""
+    ev = event("joined_group")
+    ev.GroupInfo.CopyFrom(group_info(gid, name))
+    return ev
+
+
+def changed(gid: str = OTHER, *, name: str = "", join: tuple[str, ...] = (), leave: tuple[str, ...] = (),
+            deleted: bool = False) -> N.GroupInfoEvent:
+    """A change of a group (the `group_info` fixture): a new name, members who came or went, deleted."""
+    ev = event("group_info")
+    ev.JID.CopyFrom(jid(gid))
+    if name:
+        ev.Name.Name = name
+    else:
+        ev.ClearField("Name")
+    ev.Join.extend(jid(j) for j in join)
+    ev.Leave.extend(jid(j) for j in leave)
+    if deleted:
+        ev.Delete.CopyFrom(N.GroupDelete(Deleted=True, DeletedReason=""))
     return ev
 
 
@@ -302,6 +336,8 @@ class GoLibrary:
         self.answer_sends = threading.Event()  # cleared: SendMessage waits, as it may in whatsmeow
         self.answer_sends.set()
         self.sessions = 0
+        self.joined: list[N.GroupInfo] = []  # what GetJoinedGroups answers ...
+        self.joined_errors: list[str] = []  # ... unless the next answers are these errors
         self.session_up = threading.Event()
         self.ignore_stop = False  # as the Go side in its FetchMe wait after a pairing attempt
         self._stopped = threading.Event()
@@ -346,6 +382,11 @@ class GoLibrary:
                                   DebugTimings=timings)
         return N.SendMessageReturnFunction(SendResponse=response).SerializeToString()
 
+    def GetJoinedGroups(self, uuid: bytes) -> bytes:  # noqa: N802
+        self.calls.append("GetJoinedGroups")
+        error = self.joined_errors.pop(0) if self.joined_errors else ""
+        return N.GetJoinedGroupsReturnFunction(Group=[] if error else self.joined, Error=error).SerializeToString()
+
     def __getattr__(self, name: str) -> Any:
         def call(*args: Any) -> Any:
             self.calls.append(name)
@@ -366,6 +407,14 @@ class GoSendOps(FakeOps):
 
     def send(self, client: Any, to: Any, message: Any) -> Any:
         return NeonizeOps.send(self, client, to, message)
+
+
+class GoGroupsOps(GoSendOps):
+    """FakeOps whose group list comes through neonize's real get_joined_groups() from a GoLibrary."""
+
+    def joined_groups(self, client: Any) -> list[GroupInfo]:
+        self.group_calls += 1
+        return NeonizeOps.joined_groups(self, client)
 
 
 class GoSessionOps(GoSendOps):

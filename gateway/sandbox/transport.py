@@ -2,7 +2,8 @@
 
 One background thread runs an asyncio loop (the socket, sends, history calls); inbound batches go
 to the sink on a second thread, so a sink that blocks until its write is durable never stalls
-the loop; send outcomes and state changes go through a third, so they are not stuck behind it.
+the loop; send outcomes, state changes and the bot's groups (all of them in hello, then each
+join, rename and leave) go through a third, so they are not stuck behind it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,16 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from domain.chat import ChatMessage, ConnectionDetail, ConnectionState, GroupInfo, OutboundText, SendOutcome, Source
+from domain.chat import (
+    ChatMessage,
+    ConnectionDetail,
+    ConnectionState,
+    GroupInfo,
+    GroupsChange,
+    OutboundText,
+    SendOutcome,
+    Source,
+)
 from gateway.transport import Transport, TransportError, TransportSink
 
 log = logging.getLogger(__name__)
@@ -124,6 +134,34 @@ class _Closed:
     reason: str
     lasted: float  # seconds since hello; 0 when it never got that far
     replaced: bool = False
+
+
+def group_info(data: Any) -> GroupInfo:
+    """A group as the sandbox names it (`{"id", "name"}`); raises ValueError."""
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
+        raise ValueError(f"group without an id: {data!r:.200}")
+    name = data.get("name")
+    return GroupInfo(data["id"], name if isinstance(name, str) else "")
+
+
+def hello_groups(frame: dict[str, Any]) -> GroupsChange | None:
+    """The groups the bot is in, as hello lists them (all of them); None if hello lists none
+    (a sandbox from before the list: the bot learns its groups from their messages)."""
+    groups = frame.get("groups")
+    if not isinstance(groups, list):
+        return None
+    return GroupsChange(tuple(group_info(g) for g in groups), complete=True)
+
+
+def group_change(frame: dict[str, Any]) -> GroupsChange:
+    """A "group" frame: the bot joined a group (was added, or created it), a group it is in was
+    renamed, or it left one (was removed); raises ValueError."""
+    group, event = group_info(frame.get("group")), frame.get("event")
+    if event in ("joined", "renamed"):
+        return GroupsChange(present=(group,))
+    if event == "left":
+        return GroupsChange(gone=(group.group_id,))
+    raise ValueError(f"group frame with an unknown event {event!r}")
 
 
 def chat_message(data: dict[str, Any], source: Source, group_name: str = "") -> ChatMessage:
@@ -335,11 +373,17 @@ class SandboxTransport(Transport):
             hello = await asyncio.wait_for(ws.receive(), REQUEST_TIMEOUT)
             frame = _frame(hello)
             bot = frame.get("bot") if frame and frame.get("type") == "hello" else None
-            if not isinstance(bot, dict):
+            if frame is None or not isinstance(bot, dict):
                 return _Closed("protocol error: no hello from the sandbox", 0.0)
+            try:
+                groups = hello_groups(frame)
+            except ValueError as exc:
+                return _Closed(f"protocol error: a bad group list in hello ({exc})", 0.0)
             self._own_ids = frozenset(str(bot[k]) for k in ("phone", "lid") if bot.get(k))
             since = asyncio.get_running_loop().time()
             self._set_state(ConnectionState.CONNECTED)
+            if groups is not None:
+                self._groups_changed(groups)
             inbox = _Inbox()
             problem: list[str] = []
             deliver = asyncio.create_task(self._deliver(ws, inbox, problem), name="sandbox-deliver")
@@ -379,6 +423,13 @@ class SandboxTransport(Transport):
                     continue
                 self._group_names[message.group_id] = message.group_name
                 inbox.put((seq, message))
+            elif frame is not None and kind == "group":
+                try:
+                    change = group_change(frame)
+                except ValueError as exc:
+                    log.error("ignoring a malformed group frame: %s", exc)
+                    continue
+                self._groups_changed(change)
             elif kind == "offline_done":
                 inbox.put(_Inbox.OFFLINE_DONE)
             elif frame is not None and kind == "error":
@@ -448,9 +499,10 @@ class SandboxTransport(Transport):
             raise TransportError(f"GET {url.path}: not JSON") from exc
 
     async def _fetch_groups(self) -> list[GroupInfo]:
-        data = await self._get_json(self._base / "api" / "groups")
+        """The groups the bot is in."""
+        data = await self._get_json(self._base / "api" / "bot" / "groups")
         if not isinstance(data, list):
-            raise TransportError("GET /api/groups: not a list")
+            raise TransportError("GET /api/bot/groups: not a list")
         groups = [
             GroupInfo(str(g["id"]), str(g.get("name", ""))) for g in data if isinstance(g, dict) and g.get("id")
         ]
@@ -458,7 +510,8 @@ class SandboxTransport(Transport):
         return groups
 
     async def _fetch_history(self, group_id: str, limit: int) -> list[ChatMessage]:
-        url = (self._base / "api" / "groups" / group_id / "messages").with_query(limit=limit)
+        """The bot's own history of a group: what it received while it was in it."""
+        url = (self._base / "api" / "bot" / "groups" / group_id / "messages").with_query(limit=limit)
         data = await self._get_json(url)
         if not isinstance(data, list):
             raise TransportError(f"GET {url.path}: not a list")
@@ -526,6 +579,12 @@ class SandboxTransport(Transport):
                 self._events.call(self._sink.send_finished, SendOutcome(request.request_id, **outcome))
         if not queued and self._sink is not None:
             self._sink.send_finished(SendOutcome(request.request_id, **outcome))
+
+    def _groups_changed(self, change: GroupsChange) -> None:
+        """Tell the sink of the bot's groups, in order with the connection states."""
+        self._group_names.update((g.group_id, g.name) for g in change.present)
+        if self._events is not None and self._sink is not None and not self._events_closed:
+            self._events.call(self._sink.groups_changed, change)
 
     def _set_state(self, state: ConnectionState, message: str = "") -> None:
         detail = ConnectionDetail(message)

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping
 from neonize.proto import Neonize_pb2 as neonize_proto
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
 
-from domain.chat import ChatMessage, GroupInfo, Source
+from domain.chat import ChatMessage, GroupInfo, GroupsChange, Source
 
 GROUP_SERVER = "g.us"
 
@@ -278,17 +278,47 @@ def group_infos(groups: Iterable[neonize_proto.GroupInfo]) -> list[GroupInfo]:
     return [GroupInfo(jid_text(g.JID), g.GroupName.Name) for g in groups if jid_text(g.JID)]
 
 
-def group_name_change(ev: Any) -> tuple[str, str] | None:
-    """(group id, new name) from a JoinedGroup or GroupInfo event, when it carries a name."""
+def group_change(ev: Any, own: frozenset[str]) -> GroupsChange | None:
+    """What a JoinedGroup or GroupInfo event says of the groups the bot's number (`own`: its
+    phone JID and LID) is in: joined (added, or by an invite; a name when the event carries
+    one), renamed, or gone (removed, left from the phone, or the group deleted). None when it
+    says nothing of that (another member came or went, a new description …).
+
+    neonize 0.5.2 has no event of its own for leaving: whatsmeow reports the bot's own leave or
+    removal as a GroupInfo whose Leave names it, and a deleted group by its Delete."""
     if isinstance(ev, neonize_proto.JoinedGroup):
-        info = ev.GroupInfo
-        gid, name = jid_text(info.JID), info.GroupName.Name
-    elif isinstance(ev, neonize_proto.GroupInfoEvent):
-        gid = jid_text(ev.JID)
-        name = ev.Name.Name if ev.HasField("Name") else ""
-    else:
+        gid = jid_text(ev.GroupInfo.JID)
+        return GroupsChange(present=(GroupInfo(gid, ev.GroupInfo.GroupName.Name),)) if gid else None
+    if not isinstance(ev, neonize_proto.GroupInfoEvent) or not jid_text(ev.JID):
         return None
-    return (gid, name) if gid and name else None
+    gid = jid_text(ev.JID)
+    if (ev.HasField("Delete") and ev.Delete.Deleted) or own & {jid_text(j) for j in ev.Leave}:
+        return GroupsChange(gone=(gid,))
+    name = ev.Name.Name if ev.HasField("Name") else ""
+    if name or own & {jid_text(j) for j in ev.Join}:
+        return GroupsChange(present=(GroupInfo(gid, name),))
+    return None
+
+
+def group_of(ev: Any) -> str:
+    """The group a JoinedGroup or GroupInfo event is about ("" if it names none)."""
+    if isinstance(ev, neonize_proto.JoinedGroup):
+        return jid_text(ev.GroupInfo.JID)
+    return jid_text(ev.JID) if isinstance(ev, neonize_proto.GroupInfoEvent) else ""
+
+
+def with_changes(groups: Iterable[GroupInfo], changes: Iterable[GroupsChange]) -> list[GroupInfo]:
+    """A fetched group list with the joins, renames and leaves that came while it was being
+    fetched applied on top (the list may be older than they are)."""
+    current = {g.group_id: g.name for g in groups}
+    for change in changes:
+        if change.complete:
+            current = {}
+        for info in change.present:
+            current[info.group_id] = info.name or current.get(info.group_id, "")
+        for gid in change.gone:
+            current.pop(gid, None)
+    return [GroupInfo(gid, name) for gid, name in current.items()]
 
 
 def own_ids(device: neonize_proto.Device | None) -> frozenset[str]:

@@ -16,8 +16,11 @@ Threads (the transport's own are daemons, and stop() ends them all):
   reconnects by itself.
 * "whatsapp-send" builds each message and sends it, one at a time, each with a deadline, and
   reports exactly one SendOutcome per request. The GatewayActor paces what it hands over.
-* "whatsapp-groups" fetches group names with get_joined_groups() after each connect and when a
-  group event or an unknown group asks for it (never once per message).
+* "whatsapp-groups" fetches the groups the number is in with get_joined_groups() after each
+  connect (and when a group event or an unknown group asks for it, never once per message) and
+  reports the list to the sink as complete; the event thread reports each join, rename and leave
+  as it comes (JoinedGroup, GroupInfo). A list fetched while such events came has them applied
+  on top, so an older list never undoes a newer leave.
 
 neonize calls that read its Go side's client table (send, pairing code, groups, logout) run
 through a Gate (gateway.whatsapp.calls): only while a session has set the table up, each on a
@@ -35,7 +38,16 @@ import threading
 import time
 from typing import Any, Callable, Sequence, TextIO
 
-from domain.chat import ChatMessage, ConnectionDetail, ConnectionState, GroupInfo, OutboundText, SendOutcome, Source
+from domain.chat import (
+    ChatMessage,
+    ConnectionDetail,
+    ConnectionState,
+    GroupInfo,
+    GroupsChange,
+    OutboundText,
+    SendOutcome,
+    Source,
+)
 from gateway.transport import Transport, TransportError, TransportSink
 from gateway.whatsapp import convert, outbound
 from gateway.whatsapp.calls import READ_GRACE, Call, CallTimedOut, Gate, Halted, NoSession
@@ -69,6 +81,7 @@ UNKNOWN_BAN_WAIT = 900.0  # s to wait out a ban whose length WhatsApp did not sa
 SINK_RETRIES = (0.2, 1.0, 3.0)  # a failing sink is retried on the event thread, then the batch is logged as lost
 TICK = 0.5  # the supervisor looks at its timers at least this often
 GROUPS_MIN_INTERVAL = 60.0  # unknown groups trigger at most one get_joined_groups() per minute
+GROUPS_RETRY = 60.0  # s after a failed get_joined_groups() before it is tried again
 PAIRED_WAIT = 30.0  # scanned at the last moment: time for whatsmeow to finish logging in
 STOP_JOIN = 10.0
 BAN_MARGIN = 5.0
@@ -116,6 +129,7 @@ class WhatsAppTransport(Transport):
     call_timeout = CALL_TIMEOUT  # real seconds
     silent_wait = SILENT_WAIT  # on self.clock
     repair_wait = REPAIR_WAIT  # on self.clock
+    groups_retry = GROUPS_RETRY  # real seconds
 
     def __init__(self, session_db: str, *, pair_phone: str = "", ops: NeonizeOps | None = None,
                  clock: Callable[[], float] = time.time, terminal: TextIO | None = None,
@@ -135,7 +149,10 @@ class WhatsAppTransport(Transport):
         self._state = ConnectionState.STOPPED
         self._detail = ConnectionDetail()
         self._own_ids: frozenset[str] = frozenset()
-        self._names: dict[str, str] = {}
+        self._names: dict[str, str] = {}  # every group name seen, also of groups the bot left
+        self._groups: dict[str, str] = {}  # the groups the number is in, as last reported
+        self._groups_lock = threading.Lock()  # group reports reach the sink one at a time, in order
+        self._news_while_fetching: list[GroupsChange] | None = None  # while the list is fetched
         self._offline_sync = False  # between OfflineSyncPreview and OfflineSyncCompleted (event thread)
         self._control: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self._sends: queue.SimpleQueue[OutboundText | None] = queue.SimpleQueue()
@@ -227,8 +244,8 @@ class WhatsAppTransport(Transport):
     def list_groups(self) -> list[GroupInfo]:
         if self._state is not ConnectionState.CONNECTED:
             raise TransportError("not connected to WhatsApp")
-        with self._lock:
-            return [GroupInfo(g, n) for g, n in sorted(self._names.items())]
+        with self._groups_lock:
+            return [GroupInfo(g, n) for g, n in sorted(self._groups.items())]
 
     def repair(self) -> None:
         """Unlink this number's device and pair again (the panel's re-pair button). Returns at once."""
@@ -391,13 +408,45 @@ class WhatsAppTransport(Transport):
             self._event(ConnectFailure(_enum_name(ConnectFailureReason, failure.Reason), failure.Message))
 
     def _on_group_event(self, client: Any, event: Any) -> None:
-        """Joined a group or a group changed: the event carries the new name when there is one."""
-        change = convert.group_name_change(event)
-        if change is not None:
+        """Added to a group, or one of the number's groups renamed, left or deleted: reported to
+        the sink at once. (The device event before Connected has set `client.me`.)"""
+        own = self._own_ids or convert.own_ids(getattr(client, "me", None))
+        change = convert.group_change(event, own)
+        if change is None:
             with self._lock:
-                self._names[change[0]] = change[1]
-        else:
-            self._want_groups()  # e.g. added to a group whose info did not come along
+                known = convert.group_of(event) in self._names
+            if not known or not own:
+                self._want_groups()  # a group it did not know of, or a leave it cannot judge
+            return
+        with self._lock:
+            # A rejoin names no group: the name seen before, or the list brings it.
+            change = GroupsChange(tuple(GroupInfo(g.group_id, g.name or self._names.get(g.group_id, ""))
+                                        for g in change.present), change.gone)
+            self._names.update((g.group_id, g.name) for g in change.present if g.name)
+        for gid in change.gone:
+            log.info("WhatsApp: the number is no longer in group %s", gid)
+        for info in change.present:
+            log.info("WhatsApp: the number is in group %s (%s)", info.group_id, info.name or "name unknown")
+        self._report_groups(change)
+        if any(not g.name for g in change.present):
+            self._want_groups()
+
+    def _report_groups(self, change: GroupsChange) -> None:
+        """Tell the sink what changed of the number's groups (event thread, or the groups thread
+        with a complete list)."""
+        with self._groups_lock:
+            if self._news_while_fetching is not None:
+                self._news_while_fetching.append(change)
+            self._report_groups_locked(change)
+
+    def _report_groups_locked(self, change: GroupsChange) -> None:
+        assert self._sink is not None
+        known = [GroupInfo(g, n) for g, n in self._groups.items()]
+        self._groups = {g.group_id: g.name for g in convert.with_changes(known, [change])}
+        try:
+            self._sink.groups_changed(change)
+        except Exception:
+            log.exception("reporting the WhatsApp groups failed")
 
     # -- group names -----------------------------------------------------------------------
 
@@ -417,23 +466,34 @@ class WhatsAppTransport(Transport):
         self._groups_wanted.set()
 
     def _groups_loop(self) -> None:
+        retry: float | None = None
         while True:
-            self._groups_wanted.wait()
+            self._groups_wanted.wait(retry)  # a failed list is tried again after `groups_retry`
             self._groups_wanted.clear()
+            retry = None
             if self._stopped:
                 return
             if self._state is not ConnectionState.CONNECTED:
                 continue  # the next Connected asks again
+            with self._groups_lock:
+                self._news_while_fetching = []
             try:
                 groups = self._gate.call(lambda: self.ops.joined_groups(self._client), self.call_timeout, "groups")
             except (NoSession, Halted):
-                continue
+                groups = None
             except Exception as e:
-                log.warning("cannot list the WhatsApp groups: %s", e)
-                continue
-            with self._lock:
-                self._names.update((g.group_id, g.name) for g in groups if g.name)
-            log.info("WhatsApp: the number is in %d groups", len(groups))
+                log.warning("cannot list the WhatsApp groups: %s; trying again in %.0f s", e, self.groups_retry)
+                groups, retry = None, self.groups_retry
+            with self._groups_lock:
+                # Taken, applied and reported in one go: no join or leave slips in between.
+                news, self._news_while_fetching = self._news_while_fetching or [], None
+                if groups is None:
+                    continue
+                present = convert.with_changes(groups, news)
+                with self._lock:
+                    self._names.update((g.group_id, g.name) for g in present if g.name)
+                log.info("WhatsApp: the number is in %d groups", len(present))
+                self._report_groups_locked(GroupsChange(tuple(present), complete=True))
 
     # -- sending -----------------------------------------------------------------------------
 

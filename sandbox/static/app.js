@@ -105,6 +105,7 @@ function renderGroups() {
     button.type = "button";
     button.title = g.id;
     button.setAttribute("aria-current", g.id === state.groupId ? "true" : "false");
+    if (!g.bot_member) button.appendChild(el("span", "no-bot", " · without the bot"));
     button.addEventListener("click", () => selectGroup(g.id));
     item.appendChild(button);
     list.appendChild(item);
@@ -115,6 +116,23 @@ function renderGroups() {
   $("chat-id").textContent = group ? group.id : "";
   $("text").disabled = !group;
   $("send").disabled = !group;
+  renderGroupTools(group);
+}
+
+// Renaming the group and removing or adding the bot's number, as a group admin would.
+function renderGroupTools(group) {
+  $("group-tools").hidden = !group;
+  if (!group) return;
+  $("bot-state").textContent = group.bot_member
+    ? "The bot is in this group."
+    : "The bot is not in this group: it gets nothing written here and cannot write here.";
+  $("bot-toggle").textContent = group.bot_member ? "Remove the bot from this group" : "Add the bot to this group";
+  $("bot-toggle").className = group.bot_member ? "danger" : "";
+  const input = $("rename-name");
+  if (input.dataset.group !== group.id) {  // filled once per group, so a poll never undoes typing
+    input.dataset.group = group.id;
+    input.value = group.name;
+  }
 }
 
 function selectGroup(id) {
@@ -180,6 +198,7 @@ function messageItem(m, byId, me) {
     if (mine && age <= DELETE_WINDOW_S) meta.appendChild(actionButton("Delete", () => deleteMessage(m)));
   }
   if (m.edited) meta.appendChild(el("span", "edited", "Edited"));
+  if (m.to_bot === false) meta.appendChild(el("span", "unseen", "Not received by the bot"));
   const time = el("time", "", timeOf(m.timestamp));
   time.dateTime = new Date(m.timestamp * 1000).toISOString();
   meta.appendChild(time);
@@ -192,7 +211,7 @@ function messageItem(m, byId, me) {
 function fingerprint(messages) {
   let hash = 0;
   for (const m of messages) {
-    const part = `${m.seq}|${m.edited ? 1 : 0}${m.deleted ? 1 : 0}|${m.text}`;
+    const part = `${m.seq}|${m.edited ? 1 : 0}${m.deleted ? 1 : 0}${m.to_bot === false ? 1 : 0}|${m.text}`;
     for (let i = 0; i < part.length; i++) hash = (Math.imul(hash, 31) + part.charCodeAt(i)) | 0;
   }
   return hash;
@@ -342,6 +361,33 @@ async function createGroup(event) {
   }
 }
 
+async function renameGroup(event) {
+  event.preventDefault();
+  const name = $("rename-name").value.trim();
+  if (!name || !state.groupId) return;
+  try {
+    const group = await api("PATCH", `/api/groups/${encodeURIComponent(state.groupId)}`, { name });
+    $("rename-name").value = group.name;
+    showError(null);
+    await poll();
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function toggleBot() {
+  const group = state.groups.find((g) => g.id === state.groupId);
+  if (!group) return;
+  if (group.bot_member && !window.confirm("Remove the bot's number from this group?")) return;
+  try {
+    await api("POST", `/api/groups/${encodeURIComponent(group.id)}/bot`, { member: !group.bot_member });
+    showError(null);
+    await poll();
+  } catch (err) {
+    showError(err);
+  }
+}
+
 function renderFaults(f) {
   $("faults-now").textContent = `Pending: ${f.fail_sends} × 503, ${f.rate_limit_sends} × 429`;
 }
@@ -377,6 +423,8 @@ function main() {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) sendMessage(e);
   });
   $("new-group").addEventListener("submit", createGroup);
+  $("rename").addEventListener("submit", renameGroup);
+  $("bot-toggle").addEventListener("click", toggleBot);
   $("faults").addEventListener("submit", setFaults);
   $("disconnect").addEventListener("click", disconnectBot);
   $("reply-cancel").addEventListener("click", () => { state.replyTo = null; renderReply(); });
