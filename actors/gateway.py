@@ -25,7 +25,7 @@ from actors.messages import (
     GatewayStatus,
     GetGatewayStatus,
     GroupInbound,
-    GroupRoute,
+    GroupRoutes,
     GroupsSeen,
     InboundBatch,
     InboundHandled,
@@ -320,11 +320,12 @@ class GatewayActor(BotActor):
         if unrouted:
             self.send(self.supervisor, InboundBatch(tuple(unrouted)))
 
-    def receiveMsg_GroupRoute(self, msg: GroupRoute, sender: Any) -> None:
-        if msg.address is None:
-            self.routes.pop(msg.group_id, None)
-        else:
-            self.routes[msg.group_id] = msg.address
+    def receiveMsg_GroupRoutes(self, msg: GroupRoutes, sender: Any) -> None:
+        for group_id, address in msg.routes:
+            if address is None:
+                self.routes.pop(group_id, None)
+            else:
+                self.routes[group_id] = address
 
     def flush_results(self) -> None:
         """Send outcomes gathered during a drain: one message per group actor."""

@@ -17,20 +17,18 @@ from typing import Any
 from thespian.actors import ActorExitRequest, WakeupMessage
 
 from actors import board
-from actors.base import BotActor, batched, by_address
+from actors.base import BotActor, batched, by_address, release_memory
 from actors.desk_setup import desk_setup
 from actors.messages import (
     AdminsChanged,
     CommandDone,
     GatewayMoved,
     GroupInbound,
-    GroupLoaded,
     GroupNews,
     GroupReady,
-    GroupStopped,
+    FinalCheckpoint,
     InboundHandled,
     InitGroup,
-    LoadGroup,
     OrderCommand,
     OwnIds,
     Persist,
@@ -46,6 +44,7 @@ from actors.messages import (
 )
 from domain import desk_events as ev
 from domain.desk import Desk
+from domain.desk_events import StoredGroup
 from domain.group import SettingsError, code_number
 
 log = logging.getLogger("diamondbot.group")
@@ -65,7 +64,7 @@ class GroupActor(BotActor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.init: InitGroup | None = None
-        self.supervisor: Any = None
+        self.host: Any = None
         self.desk: Desk | None = None
         self.own_ids: frozenset[str] = frozenset()
         self.backlog: list[tuple[Any, Any]] = []  # (message, sender) received before the desk was ready
@@ -75,39 +74,47 @@ class GroupActor(BotActor):
         self.decided: list[tuple[ev.Decision, list[tuple[Any, Any]], tuple[str, Any] | None]] = []
         self.stopped = False
         self.board = board.inherited()  # where the panel reads this group's cycles live
+        self.trim_pending = False
 
     # -- start ---------------------------------------------------------------------------------
 
     def receiveMsg_InitGroup(self, msg: InitGroup, sender: Any) -> None:
+        """Everything the group starts from arrives in this one message (from its host)."""
         if self.init is not None:
             return
-        self.init, self.supervisor, self.own_ids = msg, sender, msg.own_ids
-        self.adopt(msg.owner, msg.clock)
-        horizon = self.clock.now() - msg.config.history.max_age
-        self.send(msg.persistence, LoadGroup(msg.group_id, msg.epoch, horizon=horizon))
-
-    def receiveMsg_GroupLoaded(self, msg: GroupLoaded, sender: Any) -> None:
-        init = self.init
-        if init is None or msg.epoch != init.epoch or self.desk is not None:
-            return
+        self.init, self.host, self.own_ids = msg, sender, msg.spec.own_ids
+        spec, slot = msg.spec, msg.slot
+        self.adopt(spec.owner, spec.clock)
         try:
-            setup = desk_setup(init.config, init.group_id, init.code, init.name, floor=init.floor,
-                               admins=init.admins, own_ids=self.own_ids, shop=init.shop)
+            setup = desk_setup(spec.config, slot.group_id, slot.code, slot.name, floor=spec.floor,
+                               admins=spec.admins, own_ids=self.own_ids, shop=spec.shop)
             self.desk = Desk.restore(setup, msg.stored, self.clock.now())
         except SettingsError as e:
-            log.error("group %s cannot start: %s", init.group_id, e)
-            self.send(self.supervisor, GroupReady(init.group_id, init.epoch, error=str(e)))
+            log.error("group %s cannot start: %s", slot.group_id, e)
+            self.send(sender, GroupReady(slot.group_id, msg.epoch, error=str(e)))
             return
         book = self.desk.book
-        log.info("group %s (%s, code %s) ready: %d open orders", init.group_id, book.settings.name,
+        log.info("group %s (%s, code %s) ready: %d open orders", slot.group_id, book.settings.name,
                  book.settings.code, len(book.open_orders()))
         if self.board is not None:
-            self.board.reset(code_number(init.code))
-        self.send(self.supervisor, GroupReady(init.group_id, init.epoch, pid=os.getpid()))
+            self.board.reset(code_number(slot.code))
+        self.send(sender, GroupReady(slot.group_id, msg.epoch, pid=os.getpid()))
         self._arm_cycle(first=True)
+        self.init = replace(msg, stored=StoredGroup(None))  # the loaded records are in the desk now
+        self.trim_pending = spec.owner is not None  # its own process: give the load's memory back later
         backlog, self.backlog = self.backlog, []
         for message, source in backlog:
             self.receiveMessage(message, source)
+
+    @property
+    def group_id(self) -> str:
+        assert self.init is not None
+        return self.init.slot.group_id
+
+    @property
+    def gateway(self) -> Any:
+        assert self.init is not None
+        return self.init.spec.gateway
 
     def _ready(self, msg: Any, sender: Any) -> Desk | None:
         """The desk; None (and the message kept for later) while it is still loading."""
@@ -141,8 +148,8 @@ class GroupActor(BotActor):
         for decision, extra, requester in decided:
             records.extend(decision.records)
             sync = sync or decision.sync
-            effects.extend((self.init.gateway, self._send_text(s)) for s in decision.sends)
-            effects.extend((self.init.gateway, WithdrawSend(k, self.myAddress)) for k in decision.withdraw)
+            effects.extend((self.gateway, self._send_text(s)) for s in decision.sends)
+            effects.extend((self.gateway, WithdrawSend(k, self.myAddress)) for k in decision.withdraw)
             if decision.answer is not None and requester is not None:
                 answer = _command_done(decision.answer, requester)
                 if decision.answer_after_write:
@@ -151,7 +158,7 @@ class GroupActor(BotActor):
                     self.send(*answer)
             effects.extend(extra)
             if decision.cycle is not None and self.board is not None:
-                self.board.record(code_number(self.init.code), decision.cycle, self.desk.today)
+                self.board.record(code_number(self.init.slot.code), decision.cycle, self.desk.today)
             if decision.retry_in is not None:
                 retry_in = decision.retry_in if retry_in is None else min(retry_in, decision.retry_in)
         if retry_in is not None:
@@ -159,7 +166,7 @@ class GroupActor(BotActor):
         if records:
             batch = self.next_batch
             self.next_batch += 1
-            self.send(self.init.persistence, Persist(self.init.group_id, self.init.epoch, batch, tuple(records),
+            self.send(self.init.spec.persistence, Persist(self.group_id, self.init.epoch, batch, tuple(records),
                                                      sync, tuple(effects), ack=False))
             return
         for address, messages in by_address(effects):
@@ -167,7 +174,7 @@ class GroupActor(BotActor):
 
     def _send_text(self, s: ev.Send) -> SendText:
         assert self.init is not None
-        return SendText(s.key, s.to or self.init.group_id, s.text, s.quote, s.priority, reply_to=self.myAddress)
+        return SendText(s.key, s.to or self.group_id, s.text, s.quote, s.priority, reply_to=self.myAddress)
 
     def receiveMsg_PersistRefused(self, msg: PersistRefused, sender: Any) -> None:
         # A newer incarnation owns this group, or the disk failed: this one must not go on.
@@ -185,7 +192,7 @@ class GroupActor(BotActor):
             return
         assert self.init is not None
         seqs = tuple(item.inbox_seq for item in msg.items if item.inbox_seq)
-        handled = [(self.init.gateway, InboundHandled(seqs))] if seqs else []
+        handled = [(self.gateway, InboundHandled(seqs))] if seqs else []
         shop = self.board.shop_now() if self.board is not None else None
         self._decide(ev.ChatReceived(tuple(item.message for item in msg.items), shop), None, *handled)
 
@@ -221,13 +228,13 @@ class GroupActor(BotActor):
 
     def receiveMsg_AdminsChanged(self, msg: AdminsChanged, sender: Any) -> None:
         if self.init is not None:
-            self.init = replace(self.init, admins=msg.roster)
+            self.init = replace(self.init, spec=replace(self.init.spec, admins=msg.roster))
         if self.desk is not None:
             self._decide(ev.AdminsChanged(msg.roster))
 
     def receiveMsg_ShopChanged(self, msg: ShopChanged, sender: Any) -> None:
         if self.init is not None:
-            self.init = replace(self.init, shop=msg.settings)
+            self.init = replace(self.init, spec=replace(self.init.spec, shop=msg.settings))
         if self.desk is not None:
             self._decide(ev.ShopChanged(msg.settings))
 
@@ -237,7 +244,7 @@ class GroupActor(BotActor):
 
     def receiveMsg_GatewayMoved(self, msg: GatewayMoved, sender: Any) -> None:
         if self.init is not None:
-            self.init = replace(self.init, gateway=msg.address)
+            self.init = replace(self.init, spec=replace(self.init.spec, gateway=msg.address))
         if self.desk is not None:
             self._decide(ev.GatewayRestarted())
 
@@ -245,7 +252,7 @@ class GroupActor(BotActor):
 
     def _arm_cycle(self, first: bool = False) -> None:
         assert self.init is not None
-        cfg = self.init.config.reconciliation
+        cfg = self.init.spec.config.reconciliation
         spread = cfg.jitter * cfg.interval
         # The first tick lands anywhere in one interval, so groups started together spread out.
         delay = random.uniform(0, cfg.interval) if first else cfg.interval + random.uniform(-spread, spread)
@@ -254,6 +261,9 @@ class GroupActor(BotActor):
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
         if self.desk is None or self.stopped:
             return
+        if self.trim_pending:  # the start's message is gone by now: its buffers can be returned
+            self.trim_pending = False
+            release_memory()
         if isinstance(msg.payload, _RetryTimer):
             self._decide(ev.RetryDue())
         elif isinstance(msg.payload, _CycleTimer):
@@ -265,14 +275,15 @@ class GroupActor(BotActor):
                 self._arm_cycle()
 
     def receiveMsg_StopSystem(self, msg: StopSystem, sender: Any) -> None:
-        """The system is stopping: write the check counts once more, then write nothing else
-        (late send results would only be refused by the closed database)."""
-        stopped = (sender, GroupStopped(self.init.group_id if self.init is not None else ""))
-        if self.desk is None:
-            self.send(*stopped)
-        else:
-            self._decide(ev.Stopping(), None, stopped)
+        """The system is stopping: the last check counts go to the host, which writes every
+        group's in one go; nothing is written after (late results would only be refused)."""
+        if self.init is None:
+            return
+        records: tuple[Any, ...] = ()
+        if self.desk is not None and not self.stopped:
+            records = tuple(self.desk.handle(ev.Stopping(), self.clock.now()).records)
         self.stopped = True
+        self.send(sender, FinalCheckpoint(self.group_id, self.init.epoch, records))
 
 
 def _command_done(answer: ev.Answer, reply_to: tuple[str, Any]) -> tuple[Any, CommandDone]:

@@ -66,7 +66,7 @@ class StopSystem:
 
 @dataclass(frozen=True)
 class SystemStopped:
-    pass
+    checkpoints_missing: int = 0  # groups whose last check counts did not make it before the close
 
 
 @dataclass(frozen=True)
@@ -120,17 +120,25 @@ class Epoch:
 
 
 @dataclass(frozen=True)
-class LoadGroup:
-    group_id: str
-    epoch: Epoch
+class LoadGroups:
+    """GroupHost → PersistenceActor: the stored state of these groups, each under its new
+    epoch (from now on only that incarnation may write); answered with GroupsLoaded."""
+
+    groups: tuple[tuple[str, Epoch], ...]
     horizon: float  # archived orders older than this are not sent back
 
 
 @dataclass(frozen=True)
-class GroupLoaded:
+class LoadedGroup:
     group_id: str
     epoch: Epoch
-    stored: StoredGroup  # settings None: a group never seen before
+    stored: StoredGroup | None  # None: refused (a newer incarnation owns the group)
+    refused: str = ""
+
+
+@dataclass(frozen=True)
+class GroupsLoaded:
+    groups: tuple[LoadedGroup, ...]
 
 
 @dataclass(frozen=True)
@@ -278,14 +286,14 @@ class RePair:
 
 
 @dataclass(frozen=True)
-class InitGroup:
-    group_id: str
-    code: str
-    name: str
-    epoch: Epoch
+class GroupSpec:
+    """What every group of a host shares: the config, the actors it writes and sends to, and
+    the shop as it is (kept current by the host, so a restarted group starts from the news)."""
+
     config: Config
     persistence: Any
     gateway: Any
+    boot: int
     own_ids: frozenset[str] = frozenset()
     admins: AdminRoster = AdminRoster()
     shop: ShopSettings = ShopSettings()
@@ -295,20 +303,140 @@ class InitGroup:
 
 
 @dataclass(frozen=True)
+class GroupSlot:
+    """A group a host keeps: its id, its letter code (which also names its board slot), its name."""
+
+    group_id: str
+    code: str
+    name: str
+    n: int = 0  # its last incarnation in this boot: the next gets a higher epoch
+
+
+@dataclass(frozen=True)
+class StartHost:
+    """Supervisor → GroupHost: keep these groups (start each from its stored state)."""
+
+    spec: GroupSpec
+    groups: tuple[GroupSlot, ...]
+
+
+@dataclass(frozen=True)
+class HostGroups:
+    """Supervisor → GroupHost: keep these groups too (groups seen for the first time)."""
+
+    groups: tuple[GroupSlot, ...]
+
+
+@dataclass(frozen=True)
+class InitGroup:
+    """GroupHost → a new GroupActor: who it is and everything it starts from, in one message."""
+
+    slot: GroupSlot
+    epoch: Epoch
+    spec: GroupSpec
+    stored: StoredGroup
+
+    @property
+    def group_id(self) -> str:
+        return self.slot.group_id
+
+
+@dataclass(frozen=True)
 class GroupReady:
+    """GroupActor → its host: running (or not: `error` says why, e.g. an unreadable stored rate)."""
+
     group_id: str
     epoch: Epoch
-    error: str = ""  # the group could not load (e.g. an unreadable stored rate)
+    error: str = ""
     pid: int = 0
 
 
 @dataclass(frozen=True)
-class GroupRoute:
-    """Supervisor → GatewayActor: send this group's messages straight to its actor (None:
-    it is restarting; send them to the Supervisor, which holds them)."""
+class ReadyGroup:
+    group_id: str
+    epoch: Epoch
+    address: Any
+    pid: int = 0
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class GroupsReady:
+    """GroupHost → Supervisor: these groups run now (or could not start), in one message."""
+
+    groups: tuple[ReadyGroup, ...]
+
+
+@dataclass(frozen=True)
+class GroupDown:
+    """GroupHost → Supervisor: this group's actor exited; its host restarts it (messages for it
+    go to the host meanwhile, which holds them)."""
 
     group_id: str
-    address: Any
+
+
+@dataclass(frozen=True)
+class ForGroup:
+    """Supervisor → GroupHost: a message for one of its groups that is not running right now."""
+
+    group_id: str
+    message: Any
+
+
+@dataclass(frozen=True)
+class ToGroups:
+    """Supervisor → GroupHost: a message for every group it keeps (news for all)."""
+
+    message: Any
+
+
+@dataclass(frozen=True)
+class ReloadGroups:
+    """Supervisor → GroupHost: the PersistenceActor was restarted (boot `boot`, address
+    `persistence`): start every group again from what it wrote."""
+
+    boot: int
+    persistence: Any
+
+
+@dataclass(frozen=True)
+class FinalCheckpoint:
+    """GroupActor → its host at a stop: the group's last check counts, written by the host with
+    every other group's in one go."""
+
+    group_id: str
+    epoch: Epoch
+    records: tuple[Record, ...]
+
+
+@dataclass(frozen=True)
+class PersistMany:
+    """GroupHost → PersistenceActor at a stop: many groups' last records, one fsync; answered
+    with PersistedMany."""
+
+    writes: tuple[tuple[str, Epoch, tuple[Record, ...]], ...]
+
+
+@dataclass(frozen=True)
+class PersistedMany:
+    saved: tuple[str, ...]
+    refused: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HostStopped:
+    """GroupHost → Supervisor: its groups stopped; `missing` did not hand in their last checkpoint."""
+
+    saved: int
+    missing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GroupRoutes:
+    """→ GatewayActor: where these groups' messages go (address None: to the Supervisor, which
+    hands them to the group's host while it restarts)."""
+
+    routes: tuple[tuple[str, Any], ...]
 
 
 @dataclass(frozen=True)
@@ -450,10 +578,11 @@ class GetStatus:
 
 @dataclass(frozen=True)
 class Locate:
-    """Where a group's actor is (QueryResult data: its address, or 404)."""
+    """Where a group's actor is, or (host given) a group host (QueryResult data: its address, or 404)."""
 
     request_id: str
-    group_id: str
+    group_id: str = ""
+    host: int | None = None
 
 
 @dataclass(frozen=True)

@@ -31,11 +31,14 @@ from actors.messages import (
     GetLedger,
     GetOrder,
     GetReport,
-    GroupLoaded,
+    GroupsLoaded,
     ListGroups,
     ListOrders,
     ListPayments,
-    LoadGroup,
+    LoadedGroup,
+    LoadGroups,
+    PersistedMany,
+    PersistMany,
     OpenDatabase,
     Persist,
     PersistRefused,
@@ -179,17 +182,48 @@ class PersistenceActor(BotActor):
 
     # -- writes ------------------------------------------------------------------------------
 
-    def receiveMsg_LoadGroup(self, msg: LoadGroup, sender: Any) -> None:
-        current = self.epochs.get(msg.group_id)
-        if current is not None and (msg.epoch.boot, msg.epoch.n) < (current.boot, current.n):
-            self.send(sender, PersistRefused(msg.group_id, 0, "a newer incarnation owns this group"))
-            return
-        self.epochs[msg.group_id] = msg.epoch
+    def receiveMsg_LoadGroups(self, msg: LoadGroups, sender: Any) -> None:
+        """Each group's stored state for its new incarnation, which alone may write from now on."""
         # A new incarnation must start from everything its predecessor wrote, including writes
         # appended but still waiting for the group commit: otherwise it would hand out the same
         # order ids again and overwrite acknowledged orders.
         self.flush()
-        self.send(sender, GroupLoaded(msg.group_id, msg.epoch, self.db.stored_group(msg.group_id, msg.horizon)))
+        loaded = []
+        for group_id, epoch in msg.groups:
+            current = self.epochs.get(group_id)
+            if current is not None and (epoch.boot, epoch.n) < (current.boot, current.n):
+                loaded.append(LoadedGroup(group_id, epoch, None, "a newer incarnation owns this group"))
+                continue
+            self.epochs[group_id] = epoch
+            loaded.append(LoadedGroup(group_id, epoch, self.db.stored_group(group_id, msg.horizon)))
+        self.send(sender, GroupsLoaded(tuple(loaded)))
+
+    def receiveMsg_PersistMany(self, msg: PersistMany, sender: Any) -> None:
+        """Many groups' last records at a stop (a host collected them): one fsync for all."""
+        if self.store is None or self.broken:
+            self.send(sender, PersistedMany((), tuple(g for g, _, _ in msg.writes)))
+            return
+        saved, refused, records = [], [], []
+        for group_id, epoch, group_records in msg.writes:
+            if self.epochs.get(group_id) != epoch:
+                refused.append(group_id)
+                continue
+            saved.append(group_id)
+            records.extend(group_records)
+        self.flush()
+        if records:
+            self.store.append([orjson.dumps(r.encode()) for r in records])
+            try:
+                self.store.sync()
+            except StorageError as e:
+                self.broken = f"fsync failed: {e}"
+                log.critical("%s; refusing all writes until restart", self.broken)
+                self.send(sender, PersistedMany((), tuple(g for g, _, _ in msg.writes)))
+                return
+            for record in records:
+                self.db.apply(record)
+            self.records_written += len(records)
+        self.send(sender, PersistedMany(tuple(saved), tuple(refused)))
 
     def receiveMsg_Persist(self, msg: Persist, sender: Any) -> None:
         if self.store is None or self.broken:

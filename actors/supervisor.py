@@ -14,8 +14,7 @@ import os
 import resource
 import time
 import uuid
-from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from datetime import timedelta
 from typing import Any
@@ -26,8 +25,18 @@ from thespian.actors import ActorExitRequest, ChildActorExited, WakeupMessage
 from actors import board
 from actors.base import BotActor
 from actors.gateway import DRAIN_WAIT, GatewayActor
-from actors.group import GroupActor
+from actors.host import GroupHost, default_hosts, host_of
 from actors.messages import (
+    ForGroup,
+    GroupDown,
+    GroupSlot,
+    GroupSpec,
+    GroupsReady,
+    HostGroups,
+    HostStopped,
+    ReloadGroups,
+    StartHost,
+    ToGroups,
     CommandDone,
     DatabaseFailed,
     DatabaseOpened,
@@ -38,11 +47,9 @@ from actors.messages import (
     GetGatewayStatus,
     GetStatus,
     GroupInbound,
-    GroupReady,
     AdminsChanged,
     GetShop,
     GroupNews,
-    GroupRoute,
     ListGroups,
     SaveShop,
     SendReminders,
@@ -51,10 +58,8 @@ from actors.messages import (
     StockOut,
     UpdateShop,
     GroupsSeen,
-    GroupStopped,
     InboundBatch,
     InboundItem,
-    InitGroup,
     Locate,
     OpenDatabase,
     OrderCommand,
@@ -63,7 +68,6 @@ from actors.messages import (
     RecordPayment,
     VoidPayment,
     RePair,
-    ReplayInbox,
     SendDailyReport,
     SendingStopped,
     SendResult,
@@ -103,24 +107,18 @@ from domain.chat import ConnectionState
 
 log = logging.getLogger("diamondbot.supervisor")
 
-GROUPS_STOP_WAIT = 2.5  # s for every group's last checkpoint to be durable (plus 4 ms a group)
-GROUPS_STOP_MAX_WAIT = 5.0  # run.py gives the whole stop 8 s
+HOSTS_STOP_WAIT = 4.5  # s for every host to write its groups' last checkpoints (run.py gives the stop 8 s)
 
 
 # Timer payloads.
-@dataclass(frozen=True)
-class _Restart:
-    group_id: str
-
-
 @dataclass(frozen=True)
 class _GatewayQuiet:
     """The gateway had its time to stop sending."""
 
 
 @dataclass(frozen=True)
-class _GroupsStopped:
-    """The groups had their time to write their last checkpoint."""
+class _HostsStopped:
+    """The hosts had their time to write their groups' last checkpoints."""
 
 
 @dataclass(frozen=True)
@@ -163,18 +161,22 @@ class DailyReportRequest:
 
 @dataclass
 class GroupEntry:
+    """A group as the Supervisor knows it: which host keeps it and where its actor runs."""
+
     group_id: str
     code: str
     name: str
-    address: Any = None
-    n: int = 0  # incarnation number within this boot
+    host: int = 0  # index into Supervisor.hosts
+    address: Any = None  # the running actor (None: starting or restarting: its host holds messages)
+    epoch: Epoch | None = None
     ready: bool = False
     error: str = ""
-    backlog: list[tuple[Any, Any]] = field(default_factory=list)  # held while no actor runs
-    crashes: deque[float] = field(default_factory=deque)
-    restart_pending: bool = False
-    replay_on_ready: bool = False
     pid: int = 0
+    left: bool | None = None  # whether the bot's number left it (None: not heard yet)
+
+    def slot(self, boot: int) -> GroupSlot:
+        n = self.epoch.n if self.epoch is not None and self.epoch.boot == boot else 0
+        return GroupSlot(self.group_id, self.code, self.name, n)
 
 
 class Supervisor(BotActor):
@@ -200,9 +202,11 @@ class Supervisor(BotActor):
         self.admins = AdminRoster()
         self.started = False
         self.stopping = False
-        self.groups_stopping = False
+        self.hosts: list[Any] = []  # GroupHost addresses
+        self.hosts_stopping = False
         self.persistence_stopping = False
-        self.awaiting_groups: set[str] = set()  # groups whose last checkpoint is not yet durable
+        self.awaiting_hosts = 0  # hosts whose groups' last checkpoints are not yet durable
+        self.checkpoints_missing = 0
         self.stop_requester: Any = None
         self.started_at = time.time()
         self.restarts = 0
@@ -242,17 +246,25 @@ class Supervisor(BotActor):
         for gid, code, name in msg.groups:
             if not code or gid in self.groups:
                 continue
-            self.groups[gid] = GroupEntry(gid, code, name)
-            self.by_code[code] = gid
-            self.next_code = max(self.next_code, code_number(code) + 1)
+            self._known(gid, code, name)
         if self.started:
             # The PersistenceActor was restarted: every group reloads under a new epoch (the
             # boot number rose), and gets again what its unacknowledged writes had taken in.
             for entry in self.groups.values():
-                entry.replay_on_ready = True
-                self._spawn(entry)
+                entry.address, entry.ready = None, False
+            for host in self.hosts:
+                self.send(host, ReloadGroups(self.boot, self.persistence))
             return
         self._start_gateway()
+
+    def _host_count(self) -> int:
+        return (self.config.actors.group_hosts if self.config else 0) or default_hosts()
+
+    def _known(self, group_id: str, code: str, name: str) -> GroupEntry:
+        entry = self.groups[group_id] = GroupEntry(group_id, code, name, host_of(code_number(code), self._host_count()))
+        self.by_code[code] = group_id
+        self.next_code = max(self.next_code, code_number(code) + 1)
+        return entry
 
     def _start_gateway(self) -> None:
         assert self.start is not None
@@ -278,8 +290,7 @@ class Supervisor(BotActor):
             return
         self.pids["gateway"] = (msg.data or {}).get("pid", 0)
         if not self.started:
-            for entry in self.groups.values():
-                self._spawn(entry)
+            self._start_hosts()
             self.started = True
             log.info("system started: boot %d, %d groups, gateway %s", self.boot, len(self.groups),
                      (msg.data or {}).get("kind"))
@@ -326,50 +337,52 @@ class Supervisor(BotActor):
 
     # -- groups -------------------------------------------------------------------------------
 
+    def _spec(self) -> GroupSpec:
+        """What every group starts from (the hosts keep it current with the news they pass on)."""
+        assert self.config is not None
+        return GroupSpec(self.config, self.persistence, self.gateway, self.boot, self.own_ids, self.admins, self.shop,
+                         self.installed_at, self.start.owner if self.start else None,
+                         self.start.clock if self.start else None)
+
+    def _start_hosts(self) -> None:
+        """A few hosts (one per core), each starting its share of the groups in batches."""
+        assert self.config is not None
+        spec = self._spec()
+        for i in range(self._host_count()):
+            self.hosts.append(self.createActor(GroupHost))
+            slots = tuple(e.slot(self.boot) for e in self.groups.values() if e.host == i)
+            self.send(self.hosts[i], StartHost(spec, slots))
+
     def _new_group(self, group_id: str, name: str) -> GroupEntry:
-        code = group_code(self.next_code)
-        self.next_code += 1
-        entry = self.groups[group_id] = GroupEntry(group_id, code, name)
-        self.by_code[code] = group_id
-        log.info("new group %s (%s): code %s", group_id, name, code)
-        self._spawn(entry)
+        entry = self._known(group_id, group_code(self.next_code), name)
+        log.info("new group %s (%s): code %s", group_id, name, entry.code)
+        self.send(self.hosts[entry.host], HostGroups((entry.slot(self.boot),)))
         return entry
 
-    def _spawn(self, entry: GroupEntry) -> None:
-        assert self.config is not None
-        entry.n += 1
-        entry.ready, entry.error = False, ""
-        entry.address = self.createActor(GroupActor)
-        self._route(entry)
-        self.send(entry.address, InitGroup(
-            entry.group_id, entry.code, entry.name, Epoch(self.boot, entry.n), self.config,
-            self.persistence, self.gateway, self.own_ids, self.admins, self.shop, floor=self.installed_at,
-            owner=self.start.owner if self.start else None,
-            clock=self.start.clock if self.start else None,
-        ))
-        backlog, entry.backlog = entry.backlog, []
-        for message, sender in backlog:
-            self._deliver(entry, message, sender)
-
-    def _route(self, entry: GroupEntry) -> None:
-        """Tell the gateway where this group's messages go (None: to us, while it restarts)."""
-        if self.gateway is not None:
-            self.send(self.gateway, GroupRoute(entry.group_id, entry.address))
-
-    def _deliver(self, entry: GroupEntry, message: Any, sender: Any) -> None:
-        if entry.address is None:
-            entry.backlog.append((message, sender))
-        else:
+    def _deliver(self, entry: GroupEntry, message: Any, sender: Any = None) -> None:
+        """To the group's actor; while it (re)starts, to its host, which holds it."""
+        if entry.address is not None and entry.ready:
             self.send(entry.address, message)
+        else:
+            self.send(self.hosts[entry.host], ForGroup(entry.group_id, message))
 
-    def receiveMsg_GroupReady(self, msg: GroupReady, sender: Any) -> None:
+    def _to_all_groups(self, message: Any) -> None:
+        for host in self.hosts:
+            self.send(host, ToGroups(message))
+
+    def receiveMsg_GroupsReady(self, msg: GroupsReady, sender: Any) -> None:
+        for ready in msg.groups:
+            entry = self.groups.get(ready.group_id)
+            if entry is None:
+                continue
+            entry.address, entry.epoch, entry.pid = ready.address, ready.epoch, ready.pid
+            entry.ready, entry.error = not ready.error, ready.error
+
+    def receiveMsg_GroupDown(self, msg: GroupDown, sender: Any) -> None:
         entry = self.groups.get(msg.group_id)
-        if entry is None or entry.address != sender:
-            return
-        entry.ready, entry.error, entry.pid = not msg.error, msg.error, msg.pid
-        if entry.replay_on_ready and self.gateway is not None:
-            entry.replay_on_ready = False
-            self.send(self.gateway, ReplayInbox(entry.group_id))
+        if entry is not None:
+            entry.address, entry.ready = None, False
+            self.restarts += 1
 
     def receiveMsg_InboundBatch(self, msg: InboundBatch, sender: Any) -> None:
         by_group: dict[str, list[InboundItem]] = {}
@@ -389,21 +402,21 @@ class Supervisor(BotActor):
         for info in change.present:
             present.add(info.group_id)
             entry = self.groups.get(info.group_id) or self._new_group(info.group_id, info.name)
-            entry.name = info.name or entry.name
-            self._deliver(entry, GroupNews(info.name, True), sender)
+            if entry.left is not False or (info.name and info.name != entry.name):  # news to it
+                entry.name, entry.left = info.name or entry.name, False
+                self._deliver(entry, GroupNews(info.name, True))
         gone = set(change.gone) - present
         if change.complete:
             gone |= set(self.groups) - present
         for group_id in gone:
             entry = self.groups.get(group_id)
-            if entry is not None:
-                self._deliver(entry, GroupNews(entry.name, False), sender)
+            if entry is not None and entry.left is not True:
+                entry.left = True
+                self._deliver(entry, GroupNews(entry.name, False))
 
     def receiveMsg_OwnIds(self, msg: OwnIds, sender: Any) -> None:
         self.own_ids = msg.ids
-        for entry in self.groups.values():
-            if entry.address is not None:
-                self.send(entry.address, msg)
+        self._to_all_groups(msg)
 
     # -- the shop's day (issue 13): open/closed, stock, texts, admins — changed on the panel -----
 
@@ -462,14 +475,12 @@ class Supervisor(BotActor):
         self.shop = settings
         if self.board is not None:
             self.board.set_open(settings.open)
-        for target in [e.address for e in self.groups.values() if e.address is not None] + [self.gateway]:
-            if target is not None:
-                self.send(target, ShopChanged(settings))
+        self._to_all_groups(ShopChanged(settings))
+        if self.gateway is not None:
+            self.send(self.gateway, ShopChanged(settings))
         if roster != self.admins:
             self.admins = roster
-            for entry in self.groups.values():
-                if entry.address is not None:
-                    self.send(entry.address, AdminsChanged(roster))
+            self._to_all_groups(AdminsChanged(roster))
         if opened or closed:
             log.info("the shop is %s (%s)", "open" if opened else "closed", by)
             self.send(self.persistence, ListGroups(_Notice(opened), reply_to=self.myAddress))
@@ -538,73 +549,48 @@ class Supervisor(BotActor):
             self.stopping = True
             return
         address = msg.childAddress
+        assert self.start is not None
         if address == self.persistence:
             log.error("persistence actor exited; restarting it and every group")
             self.restarts += 1
             for entry in self.groups.values():
-                if entry.address is not None:
-                    self.send(entry.address, ActorExitRequest())
-                    entry.address = None
-                    self._route(entry)
+                entry.address, entry.ready = None, False
             self.persistence = self.createActor(PersistenceActor)
-            assert self.start is not None
             self.send(self.persistence, OpenDatabase(self.start.config, self.start.owner, self.start.clock))
             return
         if address == self.gateway:
             log.error("gateway actor exited; restarting it")
             self.restarts += 1
             self._start_gateway()
-            for entry in self.groups.values():
-                if entry.address is not None:
-                    self.send(entry.address, GatewayMoved(self.gateway))
-                    self._route(entry)
+            self._to_all_groups(GatewayMoved(self.gateway))  # the hosts send the routes again
             return
-        # ActorAddress is not hashable; exits are rare, so a scan is fine.
-        entry = next((e for e in self.groups.values() if e.address == address), None)
-        if entry is None:
-            return  # an incarnation already replaced
-        entry.address, entry.ready = None, False
-        self._route(entry)
-        self._schedule_restart(entry)
-
-    def _schedule_restart(self, entry: GroupEntry) -> None:
-        assert self.config is not None
-        a = self.config.actors
-        now = time.monotonic()
-        entry.crashes.append(now)
-        while entry.crashes and entry.crashes[0] < now - a.restart_period:
-            entry.crashes.popleft()
-        if len(entry.crashes) > a.restart_intensity:
-            delay = a.restart_backoff_max
-            entry.error = f"crashed {len(entry.crashes)} times in {a.restart_period:.0f} s"
-            log.error("group %s %s; next restart in %.0f s", entry.group_id, entry.error, delay)
-        else:
-            delay = min(a.restart_backoff_min * 2 ** (len(entry.crashes) - 1), a.restart_backoff_max)
-            log.warning("group %s actor exited; restarting in %.2f s", entry.group_id, delay)
-        entry.restart_pending = True
-        entry.replay_on_ready = True
-        self.restarts += 1
-        self.wakeupAfter(timedelta(seconds=delay), payload=_Restart(entry.group_id))
+        index = next((i for i, h in enumerate(self.hosts) if h == address), None)
+        if index is not None:
+            # Its groups died with it (their parent's death ends them): a new host starts them
+            # again, each under a new epoch.
+            log.error("group host %d exited; starting it again with its groups", index)
+            self.restarts += 1
+            self.hosts[index] = self.createActor(GroupHost)
+            for entry in self.groups.values():
+                if entry.host == index:
+                    entry.address, entry.ready = None, False
+            self.send(self.hosts[index], StartHost(self._spec(), tuple(e.slot(self.boot) for e in self.groups.values()
+                                                                       if e.host == index)))
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
         payload = msg.payload
         if isinstance(payload, _GatewayQuiet) and self.stopping:
-            self._stop_groups()
-        elif isinstance(payload, _GroupsStopped) and self.persistence is not None:
-            if self.awaiting_groups:
-                log.warning("%d groups did not confirm their last checkpoint in time: their latest check "
-                            "counts are lost (orders are not)", len(self.awaiting_groups))
+            self._stop_hosts()
+        elif isinstance(payload, _HostsStopped) and self.persistence is not None:
+            if self.awaiting_hosts:
+                log.warning("%d group hosts did not write their groups' last checkpoints in time: those "
+                            "check counts are lost (orders are not)", self.awaiting_hosts)
             self._stop_persistence()
         elif isinstance(payload, _DailyReportDue) and not self.stopping:
             assert self.config is not None
             if self.config.reports.send_to_admins and self.admins.current():
                 self.receiveMsg_SendDailyReport(SendDailyReport(), sender)
             self._arm_daily_report()
-        elif isinstance(payload, _Restart) and not self.stopping:
-            entry = self.groups.get(payload.group_id)
-            if entry is not None and entry.restart_pending:
-                entry.restart_pending = False
-                self._spawn(entry)
 
     # -- panel commands -----------------------------------------------------------------------
 
@@ -666,6 +652,11 @@ class Supervisor(BotActor):
         self.send(self.gateway, replace(msg, reply_to=sender))
 
     def receiveMsg_Locate(self, msg: Locate, sender: Any) -> None:
+        if msg.host is not None:
+            found = 0 <= msg.host < len(self.hosts)
+            self.send(sender, QueryResult(msg.request_id, 200, self.hosts[msg.host]) if found else
+                      QueryResult(msg.request_id, 404, error=f"no group host {msg.host}"))
+            return
         entry = self.groups.get(msg.group_id)
         if entry is None or entry.address is None:
             self.send(sender, QueryResult(msg.request_id, 404, error=f"no running actor for {msg.group_id}"))
@@ -689,7 +680,9 @@ class Supervisor(BotActor):
                 "ready": sum(1 for e in self.groups.values() if e.ready),
                 "failed": {e.group_id: e.error for e in self.groups.values() if e.error},
                 "actors": [{"group_id": e.group_id, "code": e.code, "name": e.name, "ready": e.ready,
-                            "incarnation": e.n, "pid": e.pid} for e in self.groups.values()],
+                            "incarnation": e.epoch.n if e.epoch else 0, "host": e.host, "pid": e.pid}
+                           for e in self.groups.values()],
+                "hosts": len(self.hosts),
             },
             "restarts": self.restarts,
             "pids": dict(self.pids),
@@ -708,18 +701,37 @@ class Supervisor(BotActor):
         self.stopping = True
         self.stop_requester = sender
         if self.gateway is None:
-            self._stop_groups()
+            self._stop_hosts()
             return
         self.send(self.gateway, StopSystem())
         # A gateway that does not answer (dead, restarting) does not hold the stop up.
         self.wakeupAfter(timedelta(seconds=DRAIN_WAIT + 0.5), payload=_GatewayQuiet())
 
     def receiveMsg_SendingStopped(self, msg: SendingStopped, sender: Any) -> None:
-        self._stop_groups()
+        self._stop_hosts()
 
-    def receiveMsg_GroupStopped(self, msg: GroupStopped, sender: Any) -> None:
-        self.awaiting_groups.discard(msg.group_id)
-        if self.groups_stopping and not self.awaiting_groups:
+    def _stop_hosts(self) -> None:
+        """Every host collects its groups' last checkpoints and writes them in one go."""
+        if self.hosts_stopping:
+            return
+        self.hosts_stopping = True
+        for host in self.hosts:
+            self.send(host, StopSystem())
+        self.awaiting_hosts = len(self.hosts)
+        if self.persistence is None:
+            if self.stop_requester is not None:
+                self.send(self.stop_requester, SystemStopped())
+                self.stop_requester = None
+        elif self.awaiting_hosts:
+            # A host that does not answer (dead, busy) does not hold the stop up for long.
+            self.wakeupAfter(timedelta(seconds=HOSTS_STOP_WAIT), payload=_HostsStopped())
+        else:
+            self._stop_persistence()
+
+    def receiveMsg_HostStopped(self, msg: HostStopped, sender: Any) -> None:
+        self.awaiting_hosts -= 1
+        self.checkpoints_missing += len(msg.missing)
+        if self.hosts_stopping and self.awaiting_hosts <= 0:
             self._stop_persistence()
 
     def _stop_persistence(self) -> None:
@@ -728,30 +740,12 @@ class Supervisor(BotActor):
             self.persistence_stopping = True
             self.send(self.persistence, StopSystem())
 
-    def _stop_groups(self) -> None:
-        if self.groups_stopping:
-            return
-        self.groups_stopping = True
-        for entry in self.groups.values():
-            if entry.address is not None:
-                self.send(entry.address, StopSystem())
-                self.awaiting_groups.add(entry.group_id)
-        if self.persistence is not None:
-            # Each group answers once its last checkpoint is durable; one that does not answer
-            # (dead, busy) does not hold the stop up for long.
-            if self.awaiting_groups:
-                # Thespian carries a few hundred messages a second: a large fleet needs longer.
-                wait = min(GROUPS_STOP_WAIT + 0.004 * len(self.awaiting_groups), GROUPS_STOP_MAX_WAIT)
-                self.wakeupAfter(timedelta(seconds=wait), payload=_GroupsStopped())
-            else:
-                self._stop_persistence()
-        elif self.stop_requester is not None:
-            self.send(self.stop_requester, SystemStopped())
-            self.stop_requester = None
-
     def receiveMsg_SystemStopped(self, msg: SystemStopped, sender: Any) -> None:
         if self.stop_requester is not None:
-            self.send(self.stop_requester, msg)
+            missing = self.checkpoints_missing
+            if missing:
+                log.warning("%d groups' last check counts were lost at the stop (orders are not)", missing)
+            self.send(self.stop_requester, SystemStopped(missing))
             self.stop_requester = None
 
 

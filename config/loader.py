@@ -66,6 +66,7 @@ class ActorsConfig:
     restart_period: Seconds
     restart_backoff_min: Seconds
     restart_backoff_max: Seconds
+    group_hosts: int = 0  # actors that start and keep the groups; 0: one per core
 
 
 @dataclass(frozen=True)
@@ -787,6 +788,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "actors.admin_port": _port,
     "actors.convention_address": _convention_address,
     "actors.restart_intensity": _between(0),
+    "actors.group_hosts": _between(0, 64),
     "orders.min_diamonds": _between(1),
     "orders.max_diamonds": _between(1),
     "reconciliation.jitter": _fraction,

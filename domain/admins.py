@@ -76,18 +76,19 @@ class AdminRoster:
     def with_admins(self, wanted: Iterable[str], now: float, by: str) -> AdminRoster:
         """The roster after making `wanted` the admins from `now` on: new ones start, missing ones end.
 
-        Times are whole seconds, as message timestamps are: a message written in the second an
-        admin was added counts as theirs."""
-        now = float(math.floor(now))
+        Message timestamps are whole seconds, so a message of the second the list changed cannot
+        be placed before or after the change: it is judged without the rights in question — an
+        added admin counts from the next second on, a removed one no longer in that second."""
+        start, end = float(math.ceil(now)), float(math.floor(now))
         wanted = list(dict.fromkeys(w for w in wanted if entry_identity(w) is not None))
         tenures = []
         for t in self.tenures:
             if t.until is None and not any(same_admin(t.who, w) for w in wanted):
-                t = replace(t, until=now)
+                t = replace(t, until=end)
             tenures.append(t)
         for w in wanted:
             if not any(t.until is None and same_admin(t.who, w) for t in tenures):
-                tenures.append(Tenure(w, now, None, by))
+                tenures.append(Tenure(w, start, None, by))
         return AdminRoster(tuple(tenures))
 
     # -- stored form: {"admins": [{"who", "since", "until", "by"}]} ----------------------------

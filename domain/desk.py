@@ -845,8 +845,6 @@ class Desk:
             changes["left_at"] = None
         elif not news.present and s.left_at is None:
             changes["left_at"] = now
-        if news.present and s.joined_at is None:
-            changes["joined_at"] = now
         if changes:
             self.book.settings = replace(s, **changes)
             self._settings_changed = True

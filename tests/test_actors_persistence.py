@@ -18,9 +18,9 @@ from actors.messages import (
     DatabaseOpened,
     Epoch,
     GetOrder,
-    GroupLoaded,
+    GroupsLoaded,
     ListOrders,
-    LoadGroup,
+    LoadGroups,
     OpenDatabase,
     Persist,
     PersistRefused,
@@ -33,6 +33,14 @@ from actors.system import quiet_log_config
 from domain.clock import FakeClock
 from domain.records import GroupRecord, OrderRecord
 from tests.harness import GROUP, actor_config
+
+
+def load(db: "Db", group: str, epoch: Epoch) -> Any:
+    """LoadGroups of one group; its LoadedGroup (stored None when refused)."""
+    answer = db.ask(LoadGroups(((group, epoch),), horizon=0))
+    assert isinstance(answer, GroupsLoaded)
+    [loaded] = answer.groups
+    return loaded
 
 T = timedelta(seconds=5)
 
@@ -93,8 +101,8 @@ def test_writes_are_acknowledged_then_visible_and_survive_reopen(data_dir: Path)
     try:
         db.open()
         epoch = Epoch(1, 1)
-        loaded = db.ask(LoadGroup(GROUP, epoch, horizon=0))
-        assert isinstance(loaded, GroupLoaded) and loaded.stored.settings is None
+        loaded = load(db, GROUP, epoch)
+        assert loaded.stored is not None and loaded.stored.settings is None
         settings = GroupRecord(GROUP, {"groupName": "S", "code": "A", "rate": "100"})
         assert db.ask(Persist(GROUP, epoch, 7, (rec("A1"), settings))) == Persisted(GROUP, 7)
         found = db.ask(GetOrder(uuid.uuid4().hex, "a1"))
@@ -105,7 +113,7 @@ def test_writes_are_acknowledged_then_visible_and_survive_reopen(data_dir: Path)
     try:
         opened = again.open()
         assert opened.groups == ((GROUP, "A", "S"),)
-        loaded = again.ask(LoadGroup(GROUP, Epoch(2, 1), horizon=0))
+        loaded = load(again, GROUP, Epoch(2, 1))
         assert [e["id"] for e in loaded.stored.entries] == ["A1"] and loaded.stored.settings["rate"] == "100"
     finally:
         again.close()
@@ -114,14 +122,15 @@ def test_writes_are_acknowledged_then_visible_and_survive_reopen(data_dir: Path)
 def test_a_stale_incarnation_is_fenced_off(db: Db) -> None:
     db.open()
     old, new = Epoch(1, 1), Epoch(1, 2)
-    db.ask(LoadGroup(GROUP, old, horizon=0))
+    load(db, GROUP, old)
     assert isinstance(db.ask(Persist(GROUP, old, 1, (rec("A1"),))), Persisted)
-    db.ask(LoadGroup(GROUP, new, horizon=0))  # the group was restarted
+    load(db, GROUP, new)  # the group was restarted
     refused = db.ask(Persist(GROUP, old, 2, (rec("A1", "cancelled"),)))
     assert isinstance(refused, PersistRefused) and "stale" in refused.reason
     assert db.ask(GetOrder("q", "A1")).data["record"]["status"] == "pending"
     # An older incarnation cannot even load again.
-    assert isinstance(db.ask(LoadGroup(GROUP, old, horizon=0)), PersistRefused)
+    refused = load(db, GROUP, old)
+    assert refused.stored is None and "newer incarnation" in refused.refused
     assert isinstance(db.ask(Persist(GROUP, new, 3, (rec("A1", "approved"),))), Persisted)
     # A write for a group nobody loaded is refused too.
     assert isinstance(db.ask(Persist("other@g.us", new, 4, (rec("B1"),))), PersistRefused)
@@ -132,7 +141,7 @@ def test_writes_arriving_together_share_one_fsync(data_dir: Path, monkeypatch: p
     try:
         db.open()
         epoch = Epoch(1, 1)
-        db.ask(LoadGroup(GROUP, epoch, horizon=0))
+        load(db, GROUP, epoch)
         syncs = []
         real = os.fdatasync
         monkeypatch.setattr(os, "fdatasync", lambda fd: (syncs.append(fd), real(fd))[1])
@@ -157,7 +166,7 @@ def test_an_unreadable_journal_stops_the_open_and_is_left_untouched(data_dir: Pa
     db = Db(data_dir)
     db.open()
     epoch = Epoch(1, 1)
-    db.ask(LoadGroup(GROUP, epoch, horizon=0))
+    load(db, GROUP, epoch)
     for i in range(3):
         db.ask(Persist(GROUP, epoch, i, (rec(f"A{i + 1}"),)))
     db.close()
@@ -179,7 +188,7 @@ def test_an_unreadable_journal_stops_the_open_and_is_left_untouched(data_dir: Pa
 def test_after_stop_every_write_is_refused(db: Db) -> None:
     db.open()
     epoch = Epoch(1, 1)
-    db.ask(LoadGroup(GROUP, epoch, horizon=0))
+    load(db, GROUP, epoch)
     assert isinstance(db.ask(StopSystem()), SystemStopped)
     assert isinstance(db.ask(Persist(GROUP, epoch, 1, (rec("A1"),))), PersistRefused)
 
@@ -189,7 +198,7 @@ def test_compaction_writes_a_snapshot_in_the_seeds_shape(data_dir: Path) -> None
     try:
         db.open()
         epoch = Epoch(1, 1)
-        db.ask(LoadGroup(GROUP, epoch, horizon=0))
+        load(db, GROUP, epoch)
         db.ask(Persist(GROUP, epoch, 0, (GroupRecord(GROUP, {"groupName": "Rahim Store", "code": "A",
                                                              "rate": "100"}),)))
         for i in range(30):

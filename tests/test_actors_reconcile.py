@@ -7,7 +7,7 @@ import logging
 import pytest
 from thespian.actors import ActorExitRequest
 
-from actors.messages import StopSystem, SystemStopped
+from actors.messages import Locate, StopSystem, SystemStopped
 from tests.harness import ALICE, GROUP, GROUP2, T, ChatBot
 
 FAST = {"reconciliation.interval": "20ms", "reconciliation.checkpoint_interval": "1s"}
@@ -177,3 +177,39 @@ def test_a_stop_closes_the_journal_once_every_group_confirmed_its_last_checkpoin
     reply = bot.asys.ask(bot.supervisor, StopSystem(), T)
     assert isinstance(reply, SystemStopped)
     assert "did not confirm their last checkpoint" not in caplog.text
+
+
+def test_a_stop_writes_every_groups_last_checkpoint_through_its_host(make_bot) -> None:
+    """Issue 15: the hosts collect their groups' last check counts and write them in one go."""
+    bot = make_bot(**FAST)
+    for group in (GROUP, GROUP2):
+        bot.post(group, ALICE, ".10")
+    bot.pump(0.3)  # cycles ran; their counts since the last checkpoint are only in memory
+    clock = bot.clock
+    stopped = bot.asys.ask(bot.supervisor, StopSystem(), T)
+    assert isinstance(stopped, SystemStopped) and stopped.checkpoints_missing == 0
+    bot.asys.shutdown()
+    again = make_bot(clock=clock, **{"reconciliation.interval": "1h"})
+    counts = {o["id"]: again.order(o["id"])["check"][0] for o in again.orders()}
+    assert counts["A1"] >= 5 and counts["B1"] >= 5  # more than the first cycle's checkpoint had
+
+
+def test_a_group_host_that_dies_is_started_again_with_its_groups(make_bot) -> None:
+    bot = make_bot(**FAST, **{"actors.group_hosts": "2"})
+    bot.post(GROUP, ALICE, ".10")
+    bot.post(GROUP2, ALICE, ".20")
+    status = bot.status()
+    assert status["groups"]["hosts"] == 2
+    hosts = {a["group_id"]: a["host"] for a in status["groups"]["actors"]}
+    assert hosts[GROUP] != hosts[GROUP2]  # spread over the hosts
+    host = bot.asys.ask(bot.supervisor, Locate("h", host=hosts[GROUP]), T).data
+    before = bot.locate(GROUP)
+    bot.asys.tell(host, ActorExitRequest())
+    bot.pump(0.5)
+    after = bot.locate(GROUP)
+    assert after is not None and after != before
+    actors = {a["group_id"]: a for a in bot.status()["groups"]["actors"]}
+    assert actors[GROUP]["ready"] and actors[GROUP]["incarnation"] == 2  # a new epoch
+    assert bot.command("A1", "approve").status == 200  # the new incarnation owns its orders
+    bot.post(GROUP, ALICE, ".30")
+    assert {o["id"] for o in bot.orders()} == {"A1", "A2", "B1"}

@@ -122,7 +122,7 @@ def test_a_rate_set_before_the_first_order_bills_it() -> None:
 
 
 def test_the_group_records_when_the_bot_joined_left_and_came_back() -> None:
-    desk = shop()
+    desk = shop()  # a group never seen before: it was joined now
     joined = desk.clock.now()
     desk.handle(GroupNews("Rahim Store"))
     desk.advance(60)

@@ -95,8 +95,10 @@ def test_stored_form_round_trips_and_bad_records_are_refused() -> None:
             AdminRoster.from_record(bad)
 
 
-def test_a_message_of_the_second_an_admin_was_added_counts() -> None:
-    # WhatsApp stamps messages in whole seconds: 500.7 is when the start added the admin, and
-    # the admin's message written a moment later carries 500.
+def test_a_message_of_the_second_the_list_changed_is_judged_without_the_rights() -> None:
+    # WhatsApp stamps messages in whole seconds: a message stamped 500 may have been written
+    # before the start at 500.7 that added its sender, so it does not count as an admin's.
     roster = AdminRoster().with_admins([], 100.0, "config").with_admins([PHONE], 500.7, "config")
-    assert roster.is_admin(SENDER, ALT, 500.0) and not roster.is_admin(SENDER, ALT, 499.0)
+    assert not roster.is_admin(SENDER, ALT, 500.0) and roster.is_admin(SENDER, ALT, 501.0)
+    removed = roster.with_admins([], 900.2, "config")
+    assert removed.is_admin(SENDER, ALT, 899.0) and not removed.is_admin(SENDER, ALT, 900.0)

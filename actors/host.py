@@ -1,0 +1,320 @@
+"""GroupHost: keeps a share of the groups — starts their actors, restarts a crashed one, and
+stops them — so that the Supervisor deals in a few hosts, not a thousand groups.
+
+A host forks its GroupActors itself (Thespian forks a child from its creator's process), from a
+lean process whose memory was frozen for the garbage collector first, so a group's process
+costs little beyond Python's own floor. A start goes in chunks: the stored state of many groups
+in one answer from the PersistenceActor, one message per new group carrying everything it starts
+from, and readiness and routes reported in batches. Restarts follow OTP: a backoff that doubles
+with each recent crash, past the intensity limit only the longest backoff, never given up (an
+order must never be forgotten); each incarnation gets a higher epoch.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import resource
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any
+
+from thespian.actors import ActorExitRequest, ChildActorExited, WakeupMessage
+
+from actors.base import BotActor
+from actors.group import GroupActor
+from actors.messages import (
+    AdminsChanged,
+    Epoch,
+    FinalCheckpoint,
+    ForGroup,
+    GatewayMoved,
+    GroupDown,
+    GroupReady,
+    GroupRoutes,
+    GroupSlot,
+    GroupsLoaded,
+    GroupsReady,
+    GroupSpec,
+    HostGroups,
+    HostStopped,
+    InitGroup,
+    LoadGroups,
+    OwnIds,
+    PersistedMany,
+    PersistMany,
+    ReadyGroup,
+    ReloadGroups,
+    ReplayInbox,
+    ShopChanged,
+    StartHost,
+    StopSystem,
+    ToGroups,
+)
+
+log = logging.getLogger("diamondbot.host")
+
+LOAD_CHUNK = 50  # groups per LoadGroups: a few answers of a few MB, not a thousand small ones
+STOP_WAIT = 3.0  # s for every group's last checkpoint at a stop
+
+
+@dataclass
+class _Hosted:
+    slot: GroupSlot
+    n: int = 0  # incarnation within this boot
+    address: Any = None
+    ready: bool = False
+    backlog: list[Any] = field(default_factory=list)  # messages while no incarnation runs
+    crashes: deque[float] = field(default_factory=deque)
+    restart_pending: bool = False
+    replay_on_ready: bool = False
+
+
+@dataclass(frozen=True)
+class _Restart:
+    group_id: str
+
+
+@dataclass(frozen=True)
+class _StopWaitOver:
+    pass
+
+
+class GroupHost(BotActor):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spec: GroupSpec | None = None
+        self.supervisor: Any = None
+        self.groups: dict[str, _Hosted] = {}
+        self.ready: list[ReadyGroup] = []  # reported at the end of the message being handled
+        self.routes: list[tuple[str, Any]] = []
+        self.stopping = False
+        self.stop_requester: Any = None
+        self.final: dict[str, tuple[Epoch, tuple[Any, ...]]] = {}  # last checkpoints at a stop
+        self.stop_written = False  # the last checkpoints went to the PersistenceActor
+        self.unsaved: tuple[str, ...] = ()  # groups that did not hand theirs in
+
+    def receiveMessage(self, msg: Any, sender: Any) -> None:
+        super().receiveMessage(msg, sender)
+        self._report()
+
+    def _report(self) -> None:
+        """Readiness to the Supervisor and routes to the gateway: one message each."""
+        ready, self.ready = self.ready, []
+        routes, self.routes = self.routes, []
+        if ready and self.supervisor is not None:
+            self.send(self.supervisor, GroupsReady(tuple(ready)))
+        if routes and self.spec is not None and self.spec.gateway is not None:
+            self.send(self.spec.gateway, GroupRoutes(tuple(routes)))
+
+    # -- start -----------------------------------------------------------------------------------
+
+    def receiveMsg_StartHost(self, msg: StartHost, sender: Any) -> None:
+        if self.spec is not None:
+            return
+        self.spec, self.supervisor = msg.spec, sender
+        self.adopt(msg.spec.owner, msg.spec.clock)
+        _raise_fd_limit()
+        # Groups are forked from this process: freeze what it holds now, so the collector of a
+        # forked child never touches (and so copies) the pages it shares with the host.
+        gc.collect()
+        gc.freeze()
+        self._add(msg.groups)
+
+    def receiveMsg_HostGroups(self, msg: HostGroups, sender: Any) -> None:
+        self._add(msg.groups)
+
+    def _add(self, slots: tuple[GroupSlot, ...]) -> None:
+        new = [s for s in slots if s.group_id not in self.groups]
+        for slot in new:
+            self.groups[slot.group_id] = _Hosted(slot, n=slot.n)
+        self._load([self.groups[s.group_id] for s in new])
+
+    def _load(self, hosted: list[_Hosted]) -> None:
+        """Ask for the groups' stored state, a chunk at a time, each under a new epoch."""
+        assert self.spec is not None
+        horizon = self.clock.now() - self.spec.config.history.max_age
+        for start in range(0, len(hosted), LOAD_CHUNK):
+            chunk = hosted[start:start + LOAD_CHUNK]
+            for h in chunk:
+                h.n += 1
+                h.ready = False
+            self.send(self.spec.persistence, LoadGroups(
+                tuple((h.slot.group_id, Epoch(self.spec.boot, h.n)) for h in chunk), horizon))
+
+    def receiveMsg_GroupsLoaded(self, msg: GroupsLoaded, sender: Any) -> None:
+        assert self.spec is not None
+        for loaded in msg.groups:
+            h = self.groups.get(loaded.group_id)
+            if h is None or loaded.epoch != Epoch(self.spec.boot, h.n) or self.stopping:
+                continue
+            if loaded.stored is None:
+                log.error("group %s not loaded: %s", loaded.group_id, loaded.refused)
+                continue
+            h.address = self.createActor(GroupActor)
+            self.send(h.address, InitGroup(h.slot, loaded.epoch, self.spec, loaded.stored))
+        del msg  # the stored state of a chunk of groups: let it go before the next arrives
+
+    def receiveMsg_GroupReady(self, msg: GroupReady, sender: Any) -> None:
+        h = self.groups.get(msg.group_id)
+        if h is None or h.address != sender:
+            return
+        h.ready = not msg.error
+        self.ready.append(ReadyGroup(msg.group_id, msg.epoch, sender, msg.pid, msg.error))
+        if msg.error:
+            return
+        self.routes.append((msg.group_id, sender))
+        backlog, h.backlog = h.backlog, []
+        for message in backlog:
+            self.send(sender, message)
+        if h.replay_on_ready and self.spec is not None and self.spec.gateway is not None:
+            h.replay_on_ready = False
+            self.send(self.spec.gateway, ReplayInbox(msg.group_id))
+
+    # -- messages for the groups ---------------------------------------------------------------
+
+    def receiveMsg_ForGroup(self, msg: ForGroup, sender: Any) -> None:
+        h = self.groups.get(msg.group_id)
+        if h is None:
+            return
+        if h.ready and h.address is not None:
+            self.send(h.address, msg.message)
+        else:
+            h.backlog.append(msg.message)
+
+    def receiveMsg_ToGroups(self, msg: ToGroups, sender: Any) -> None:
+        """News for every group; the spec keeps it for groups started later."""
+        assert self.spec is not None
+        news = msg.message
+        if isinstance(news, OwnIds):
+            self.spec = replace(self.spec, own_ids=news.ids)
+        elif isinstance(news, AdminsChanged):
+            self.spec = replace(self.spec, admins=news.roster)
+        elif isinstance(news, ShopChanged):
+            self.spec = replace(self.spec, shop=news.settings)
+        elif isinstance(news, GatewayMoved):
+            self.spec = replace(self.spec, gateway=news.address)
+            self.routes.extend((h.slot.group_id, h.address) for h in self.groups.values() if h.ready)
+        for h in self.groups.values():
+            if h.ready and h.address is not None:
+                self.send(h.address, news)
+            elif not isinstance(news, GatewayMoved):
+                h.backlog.append(news)
+
+    # -- restarts ------------------------------------------------------------------------------
+
+    def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender: Any) -> None:
+        if self.stopping or self.spec is None:
+            return
+        # ActorAddress is not hashable; exits are rare, so a scan is fine.
+        h = next((x for x in self.groups.values() if x.address == msg.childAddress), None)
+        if h is None:
+            return  # an incarnation already replaced
+        h.address, h.ready = None, False
+        self.routes.append((h.slot.group_id, None))
+        if self.supervisor is not None:
+            self.send(self.supervisor, GroupDown(h.slot.group_id))
+        self._schedule_restart(h)
+
+    def _schedule_restart(self, h: _Hosted) -> None:
+        assert self.spec is not None
+        a = self.spec.config.actors
+        now = time.monotonic()
+        h.crashes.append(now)
+        while h.crashes and h.crashes[0] < now - a.restart_period:
+            h.crashes.popleft()
+        if len(h.crashes) > a.restart_intensity:
+            delay = a.restart_backoff_max
+            log.error("group %s crashed %d times in %.0f s; next restart in %.0f s", h.slot.group_id,
+                      len(h.crashes), a.restart_period, delay)
+        else:
+            delay = min(a.restart_backoff_min * 2 ** (len(h.crashes) - 1), a.restart_backoff_max)
+            log.warning("group %s actor exited; restarting in %.2f s", h.slot.group_id, delay)
+        h.restart_pending = h.replay_on_ready = True
+        self.wakeupAfter(timedelta(seconds=delay), payload=_Restart(h.slot.group_id))
+
+    def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
+        if isinstance(msg.payload, _StopWaitOver):
+            self._stopped()
+        elif isinstance(msg.payload, _Restart) and not self.stopping:
+            h = self.groups.get(msg.payload.group_id)
+            if h is not None and h.restart_pending:
+                h.restart_pending = False
+                self._load([h])
+
+    def receiveMsg_ReloadGroups(self, msg: ReloadGroups, sender: Any) -> None:
+        """The PersistenceActor restarted: every group again, under the new boot's epochs (what
+        the old incarnations had taken in comes again from the inbox)."""
+        assert self.spec is not None
+        self.spec = replace(self.spec, boot=msg.boot, persistence=msg.persistence)
+        for h in self.groups.values():
+            if h.address is not None:
+                self.send(h.address, ActorExitRequest())
+            h.address, h.ready, h.n, h.replay_on_ready = None, False, 0, True
+            self.routes.append((h.slot.group_id, None))
+        self._load(list(self.groups.values()))
+
+    # -- stop ----------------------------------------------------------------------------------
+
+    def receiveMsg_StopSystem(self, msg: StopSystem, sender: Any) -> None:
+        """Every group hands in its last checkpoint; the host writes them all in one go."""
+        self.stopping, self.stop_requester = True, sender
+        running = [h for h in self.groups.values() if h.address is not None]
+        for h in running:
+            self.send(h.address, StopSystem())
+        if not running:
+            self._stopped()
+            return
+        self.wakeupAfter(timedelta(seconds=STOP_WAIT), payload=_StopWaitOver())
+
+    def receiveMsg_FinalCheckpoint(self, msg: FinalCheckpoint, sender: Any) -> None:
+        self.final[msg.group_id] = (msg.epoch, msg.records)
+        if len(self.final) == sum(1 for h in self.groups.values() if h.address is not None):
+            self._stopped()
+
+    def _stopped(self) -> None:
+        """Write what was handed in (once), whether or not every group did."""
+        if self.stop_requester is None or self.spec is None or self.stop_written:
+            return
+        self.stop_written = True
+        final, self.final = self.final, {}
+        self.unsaved = tuple(g for g, h in self.groups.items() if h.address is not None and g not in final)
+        writes = tuple((gid, epoch, records) for gid, (epoch, records) in final.items() if records)
+        if writes:
+            self.send(self.spec.persistence, PersistMany(writes))
+        else:
+            self._answer_stop(0, self.unsaved)
+
+    def receiveMsg_PersistedMany(self, msg: PersistedMany, sender: Any) -> None:
+        self._answer_stop(len(msg.saved), self.unsaved + msg.refused)
+
+    def _answer_stop(self, saved: int, missing: tuple[str, ...]) -> None:
+        if self.stop_requester is not None:
+            if missing:
+                log.warning("%d groups did not hand in their last checkpoint: their latest check counts are "
+                            "lost (orders are not)", len(missing))
+            self.send(self.stop_requester, HostStopped(saved, missing))
+            self.stop_requester = None
+
+
+def _raise_fd_limit() -> None:
+    """Each child costs its parent a few descriptors; 1024 runs out near 330 groups."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+
+
+def host_of(code_number: int, hosts: int) -> int:
+    """Which of `hosts` keeps the group with this code number (stable across restarts)."""
+    return (code_number - 1) % max(hosts, 1)
+
+
+def default_hosts() -> int:
+    """One host per core."""
+    return max(os.cpu_count() or 1, 1)
