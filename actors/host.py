@@ -57,7 +57,7 @@ from actors.messages import (
 
 log = logging.getLogger("diamondbot.host")
 
-LOAD_CHUNK = 50  # groups per LoadGroups: a few answers of a few MB, not a thousand small ones
+LOAD_CHUNK = 20  # groups per LoadGroups: a few answers of a few MB, not a thousand small ones
 STOP_WAIT = 3.0  # s for every group's last checkpoint at a stop
 
 
@@ -118,10 +118,7 @@ class GroupHost(BotActor):
         self.spec, self.supervisor = msg.spec, sender
         self.adopt(msg.spec.owner, msg.spec.clock)
         _raise_fd_limit()
-        # Groups are forked from this process: freeze what it holds now, so the collector of a
-        # forked child never touches (and so copies) the pages it shares with the host.
-        gc.collect()
-        gc.freeze()
+        gc.collect()  # what the Supervisor's process held is garbage here: leave it out of the forks
         self._add(msg.groups)
 
     def receiveMsg_HostGroups(self, msg: HostGroups, sender: Any) -> None:
@@ -134,8 +131,16 @@ class GroupHost(BotActor):
         self._load([self.groups[s.group_id] for s in new])
 
     def _load(self, hosted: list[_Hosted]) -> None:
-        """Ask for the groups' stored state, a chunk at a time, each under a new epoch."""
+        """Fork the groups' actors now, while this process holds little, then ask for their
+        stored state a chunk at a time, each under a new epoch."""
         assert self.spec is not None
+        gc.freeze()  # a child's collector never walks (and so never copies) what it inherits
+        try:
+            for h in hosted:
+                if h.address is None:
+                    h.address = self.createActor(GroupActor)
+        finally:
+            gc.unfreeze()
         horizon = self.clock.now() - self.spec.config.history.max_age
         for start in range(0, len(hosted), LOAD_CHUNK):
             chunk = hosted[start:start + LOAD_CHUNK]
@@ -151,10 +156,12 @@ class GroupHost(BotActor):
             h = self.groups.get(loaded.group_id)
             if h is None or loaded.epoch != Epoch(self.spec.boot, h.n) or self.stopping:
                 continue
-            if loaded.stored is None:
-                log.error("group %s not loaded: %s", loaded.group_id, loaded.refused)
+            if loaded.stored is None or h.address is None:
+                log.error("group %s not loaded: %s", loaded.group_id, loaded.refused or "no actor")
+                if h.address is not None:  # the forked actor waits for a state it will not get
+                    self.send(h.address, ActorExitRequest())
+                    h.address = None
                 continue
-            h.address = self.createActor(GroupActor)
             self.send(h.address, InitGroup(h.slot, loaded.epoch, self.spec, loaded.stored))
         del msg  # the stored state of a chunk of groups: let it go before the next arrives
 
