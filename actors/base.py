@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 from typing import Any
 
 from thespian.actors import ActorTypeDispatcher
@@ -51,12 +52,10 @@ def by_address(pairs: list[tuple[Any, Any]]) -> list[tuple[Any, list[Any]]]:
 
 
 def release_memory() -> None:
-    """Hand freed memory back to the system (a group's loaded records, once in its desk): the
-    collector first, then glibc's malloc_trim where there is one."""
-    import ctypes
-    import gc
-
-    gc.collect()
+    """Hand freed memory back to the system (a group's loaded records, once in its desk) with
+    glibc's malloc_trim where there is one. ctypes is imported with this module, in the host
+    before it forks its groups: imported in each group it would cost more than the trim gives
+    back. No gc.collect: the records are freed by their counts, and a collection gives nothing."""
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):

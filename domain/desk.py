@@ -104,7 +104,7 @@ from domain.payments import from_record as payment_from_record
 from domain.payments import void as void_payment
 from domain.payments import to_record as payment_record
 from domain.records import ChecksRecord, GroupRecord, HeldRecord, OrderRecord, PaymentRecord, Record, SeenRecord
-from domain.reconcile import CheckState, CycleSummary, DayTally, Policy, backoff, reconcile, send_due
+from domain.reconcile import CycleSummary, DayTally, Policy, Watch, backoff, reconcile, send_due
 from domain.shop import ShopNow, ShopSettings
 from domain.texts import Texts
 
@@ -169,7 +169,7 @@ class Desk:
         self.tz = ZoneInfo(setup.timezone)
         self.admins = setup.admins
         self.own_ids = setup.own_ids
-        self.checks: dict[str, CheckState] = {}
+        self.watch = Watch(setup.policy)  # check counts and deadlines between cycles
         # (order id, "receipt" | "delivery") -> when handed to the gateway, still without an outcome
         self.in_flight: dict[tuple[str, str], float] = {}
         self.cycles: deque[CycleSummary] = deque(maxlen=setup.keep_cycles)
@@ -229,7 +229,7 @@ class Desk:
         book.billed, book.paid = stored.billed, stored.paid
         desk = cls(setup, book, now)
         for oid, (count, last_at, last_status) in stored.checks.items():
-            desk.checks[oid] = CheckState(int(count), last_at, str(last_status))
+            desk.watch.restore(oid, int(count), last_at, str(last_status))
         if stored.stats:
             desk.today = DayTally(str(stored.stats.get("day", "")), int(stored.stats.get("checks", 0)),
                                   int(stored.stats.get("cycles", 0)))
@@ -534,6 +534,7 @@ class Desk:
             return  # a notice (cancelled, invalid, a reply): nothing is tracked
         kind = key.about.value
         self.in_flight.pop((key.subject, kind), None)
+        self.book.changed.add(key.subject)  # its next reconciliation moment moved
         order = self.book.orders.get(key.subject)
         if order is None:
             return  # no longer in memory
@@ -852,9 +853,7 @@ class Desk:
 
     def order_view(self, order: Order) -> dict:
         """An order as the panel's answers carry it: the record and its check log entry."""
-        check = self.checks.get(order.id)
-        return {"record": to_record(order),
-                "check": [check.count, check.last_at, check.last_status] if check else None}
+        return {"record": to_record(order), "check": self.watch.check(order.id)}
 
     # -- payments --------------------------------------------------------------------------------
 
@@ -920,10 +919,13 @@ class Desk:
     # -- reconciliation --------------------------------------------------------------------------
 
     def _cycle(self, now: float) -> None:
-        """One reconciliation cycle (SPEC §4)."""
-        book, setup = self.book, self.setup
+        """One reconciliation cycle (SPEC §4), over the orders that can have something to do
+        (domain.reconcile.Watch)."""
+        book, setup, watch = self.book, self.setup, self.watch
         started = time.perf_counter()
-        outcome = reconcile(book.group_id, book.orders.values(), self.checks, self.in_flight, now, setup.policy)
+        due, milestones = watch.begin(book.orders, book.changed, book.open_ids, now)
+        checked = len(book.open_ids)
+        outcome = reconcile(book.group_id, due, self.in_flight, now, setup.policy)
         for order in outcome.changed:
             self._put(order)
         for order, issue in outcome.raised:
@@ -932,9 +934,11 @@ class Desk:
             self._deliver(book.orders[order.id], now)
         for order in outcome.send_receipts:
             self._send_tracked(book.orders[order.id], About.RECEIPT, now)
-        for order_id, count in outcome.milestones:
+        watch.end(due, book.orders, self.in_flight, now)
+        for order_id, count in milestones:
             log.info("order %s: check #%d", order_id, count)
         summary = outcome.summary
+        summary.checked, summary.open_issues = checked, book.open_issues
         summary.duration = time.perf_counter() - started
         previous = self.cycles[-1] if self.cycles else None
         self.cycles.append(summary)
@@ -955,15 +959,15 @@ class Desk:
         if now - self.last_prune >= 3600:
             self.last_prune = now
             dropped = book.prune(now, setup.max_age)
-            for oid in [oid for oid in self.checks if oid not in book.orders]:
-                del self.checks[oid]
+            for oid in [oid for oid in watch.entries if oid not in book.orders]:
+                watch.forget(oid)
             if dropped:
                 log.info("group %s: %d archived orders left memory", book.group_id, dropped)
 
     def _checkpoint(self, now: float) -> None:
         """Write check counts and recent cycle summaries: one record per group, not per order."""
         self.last_checkpoint = now
-        counts = {oid: [c.count, c.last_at, c.last_status] for oid, c in self.checks.items()}
+        counts = self.watch.checks()
         self._write(ChecksRecord(self.book.group_id, counts, [asdict(s) for s in self.cycles], asdict(self.today)),
                     sync=False)
 

@@ -137,6 +137,11 @@ class GroupBook:
     # message and the question asked (see HeldOrder).
     held: dict[str, HeldOrder] = field(default_factory=dict)
     payments: dict[str, Payment] = field(default_factory=dict)  # payment id -> payment
+    # What reconciliation reads without walking every order (domain.reconcile.Watch): the open
+    # orders, the issues they carry, and the orders put since the last cycle.
+    open_ids: set[str] = field(default_factory=set)
+    open_issues: int = 0
+    changed: set[str] = field(default_factory=set)
 
     @property
     def group_id(self) -> str:
@@ -150,10 +155,18 @@ class GroupBook:
         """Store an order, keeping the billed total in step with its status."""
         before = self.orders.get(order.id)
         self.billed += billed_amount(order) - (billed_amount(before) if before is not None else Decimal(0))
+        if before is not None and not before.status.archived:
+            self.open_issues -= len(before.issues)
+        if order.status.archived:
+            self.open_ids.discard(order.id)
+        else:
+            self.open_ids.add(order.id)
+            self.open_issues += len(order.issues)
         self.orders[order.id] = order
+        self.changed.add(order.id)
 
     def open_orders(self) -> list[Order]:
-        return [o for o in self.orders.values() if not o.status.archived]
+        return [o for o in self.orders.values() if o.id in self.open_ids]
 
     def prune(self, now: float, max_age: float) -> int:
         """Forget archived orders and seen ids too old to matter; returns orders dropped.
@@ -164,6 +177,7 @@ class GroupBook:
                and _last_change(o) < horizon]
         for oid in old:
             del self.orders[oid]
+            self.changed.discard(oid)
         for mid in [m for m, ts in self.seen.items() if ts < horizon]:
             del self.seen[mid]
         return len(old)

@@ -4,6 +4,7 @@ cleared, check counts in memory and checkpointed rarely, deliveries retried — 
 from __future__ import annotations
 
 import logging
+import random
 
 import pytest
 
@@ -132,3 +133,44 @@ def test_stopping_writes_the_last_checkpoint_then_nothing_more() -> None:
     assert desk.post(ALICE, ".20") and desk.decisions[-1].empty
     refused = desk.command("A1", "approve")
     assert refused.status == 503 and desk.status("A1") == "pending"
+
+
+def test_a_desk_that_checks_only_what_can_change_decides_as_one_that_checks_everything() -> None:
+    """Issue 15: cycles look at changed orders and at those whose moment came. Two desks fed the
+    same random day — one checking every open order every cycle, one trusting its Watch alone —
+    say the same things, write the same orders and count the same checks."""
+    rng = random.Random(1500)
+    everything, indexed = shop(), shop()
+    everything.desk.watch.sweep = 0.0
+    indexed.desk.watch.sweep = 1e12
+    posted = 0
+    for step in range(600):
+        roll = rng.random()
+        for chat in (everything, indexed):
+            chat.fail_sends = fail if (fail := step % 7 == 0) else 0
+            chat.hold_sends = step % 11 < 3
+        if roll < 0.25:
+            posted += 1
+            text = f".{rng.randint(1, 99)}"
+            for chat in (everything, indexed):
+                chat.post(ALICE, text, message_id=f"m{posted}")
+        elif roll < 0.40 and posted:
+            order_id, action = f"A{rng.randint(1, posted)}", rng.choice(["approve", "process", "cancel", "done"])
+            assert everything.command(order_id, action).status == indexed.command(order_id, action).status
+        elif roll < 0.50:
+            for chat in (everything, indexed):
+                chat.confirm()
+        elif roll < 0.55:
+            for chat in (everything, indexed):
+                chat.retry()
+        else:
+            seconds = rng.choice([1, 5, 10, 10, 10, 60, 300, 900])
+            for chat in (everything, indexed):
+                chat.advance(seconds)
+                chat.cycle()
+        assert [s.text for s in everything.sent] == [s.text for s in indexed.sent], step
+        assert everything.desk.book.orders == indexed.desk.book.orders, step
+        assert everything.desk.watch.checks() == indexed.desk.watch.checks(), step
+    statuses = {o.status.value for o in indexed.desk.book.orders.values()}
+    issues = {i for o in indexed.desk.book.orders.values() for i in o.issues}
+    assert len(statuses) >= 4 and issues  # the day went through most of what a cycle decides

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import replace
 from typing import Any
@@ -11,7 +12,18 @@ import pytest
 from domain.clock import FakeClock
 from domain.money import parse_rate
 from domain.orders import Action, Delivery, Issue, Order, Status, new_order, transition, with_issue
-from domain.reconcile import CheckState, CycleOutcome, Policy, backoff, is_milestone, reconcile, send_due
+from domain.reconcile import (
+    CycleOutcome,
+    Policy,
+    Watch,
+    backoff,
+    check_order,
+    is_milestone,
+    next_due,
+    next_milestone,
+    reconcile,
+    send_due,
+)
 
 T0 = 1_764_000_000.0
 GROUP = "120363000000000001@g.us"
@@ -44,9 +56,9 @@ def approved(oid: str = "A1", *, at: float = T0, delivery: Delivery = Delivery()
     return replace(o, delivery=delivery)
 
 
-def run(orders: list[Order], now: float, checks: dict[str, CheckState] | None = None,
-        in_flight: dict[tuple[str, str], float] | None = None, policy: Policy = POLICY) -> CycleOutcome:
-    return reconcile(GROUP, orders, {} if checks is None else checks, in_flight or {}, now, policy)
+def run(orders: list[Order], now: float, in_flight: dict[tuple[str, str], float] | None = None,
+        policy: Policy = POLICY) -> CycleOutcome:
+    return reconcile(GROUP, orders, in_flight or {}, now, policy)
 
 
 # --- status checks -------------------------------------------------------------------------
@@ -82,15 +94,13 @@ def test_processing_timeout(age: float, late: bool) -> None:
 def test_issue_raised_once_then_kept_quietly() -> None:
     clock = FakeClock(T0)
     orders = [make_order(created_at=T0 - 3600)]
-    checks: dict[str, CheckState] = {}
-    first = run(orders, clock.now(), checks)
+    first = run(orders, clock.now())
     assert len(first.raised) == 1 and first.summary.new_issues == 1
     orders = first.changed  # the actor stores the changed order
     for _ in range(5):
-        again = run(orders, clock.advance(10), checks)
+        again = run(orders, clock.advance(10))
         assert again.raised == [] and again.changed == []
         assert again.summary.new_issues == 0 and again.summary.open_issues == 1
-    assert checks["A1"].count == 6
 
 
 def test_issue_cleared_when_the_condition_goes() -> None:
@@ -174,22 +184,116 @@ def test_invalid_and_stuck_are_both_raised() -> None:
 @pytest.mark.parametrize("status", [Status.COMPLETED, Status.CANCELLED, Status.DELETED])
 def test_archived_orders_are_skipped(status: Status) -> None:
     o = make_order(created_at=T0 - 86400, user_id="", status=status, receipt=Delivery())
-    checks: dict[str, CheckState] = {}
-    out = run([o], T0, checks)
-    assert checks == {}
+    out = run([o], T0)
     assert out.summary.checked == 0 and out.changed == [] and out.raised == []
-    assert out.send_receipts == [] and out.send_deliveries == [] and out.milestones == []
+    assert out.send_receipts == [] and out.send_deliveries == []
+    assert next_due(o, {}, T0, POLICY) is None
 
 
-def test_check_counts_are_updated_in_place() -> None:
-    clock = FakeClock(T0)
-    checks = {"A1": CheckState(count=41, last_at=T0 - 10, last_status="pending")}
-    entry = checks["A1"]
-    orders = [approved("A1", delivery=SENT), make_order("A2")]
-    run(orders, clock.advance(10), checks)
-    assert checks["A1"] is entry
-    assert (entry.count, entry.last_at, entry.last_status) == (42, T0 + 10, "approved")
-    assert (checks["A2"].count, checks["A2"].last_at, checks["A2"].last_status) == (1, T0 + 10, "pending")
+class Book:
+    """The three things a Watch reads of a GroupBook."""
+
+    def __init__(self, orders: list[Order]) -> None:
+        self.orders = {o.id: o for o in orders}
+        self.changed = set(self.orders)
+        self.open_ids = {o.id for o in orders if not o.status.archived}
+
+    def put(self, order: Order) -> None:
+        self.orders[order.id] = order
+        self.changed.add(order.id)
+        if order.status.archived:
+            self.open_ids.discard(order.id)
+        else:
+            self.open_ids.add(order.id)
+
+    def cycle(self, watch: Watch, now: float, in_flight: dict | None = None) -> tuple[list[str], list]:
+        due, milestones = watch.begin(self.orders, self.changed, self.open_ids, now)
+        watch.end(due, self.orders, in_flight or {}, now)
+        return [o.id for o in due], milestones
+
+
+def test_check_counts_come_from_the_cycle_counter() -> None:
+    watch = Watch(POLICY)
+    watch.restore("A1", 41, T0 - 10, "pending")
+    book = Book([approved("A1", delivery=SENT), make_order("A2")])
+    assert watch.check("A1") == [41, T0 - 10, "pending"] and watch.check("A2") is None
+    book.cycle(watch, T0 + 10)
+    assert watch.check("A1") == [42, T0 + 10, "approved"]
+    assert watch.check("A2") == [1, T0 + 10, "pending"]
+    for n in range(1, 4):
+        book.cycle(watch, T0 + 10 + 10 * n)
+    assert watch.check("A1") == [45, T0 + 40, "approved"]
+    # A2 is completed between cycles: its count stops, with the status its last check saw.
+    book.put(transition(transition(book.orders["A2"], Action.APPROVE, by="admin", now=T0 + 41),
+                        Action.COMPLETE, by="system", now=T0 + 42))
+    assert watch.check("A2") == [4, T0 + 40, "pending"]
+    for n in range(5):
+        book.cycle(watch, T0 + 50 + 10 * n)
+    assert watch.check("A2") == [4, T0 + 40, "pending"]
+    assert watch.check("A1") == [50, T0 + 90, "approved"]
+    assert watch.checks() == {"A1": [50, T0 + 90, "approved"], "A2": [4, T0 + 40, "pending"]}
+
+
+def test_a_cycle_looks_only_at_changed_orders_and_those_whose_moment_came() -> None:
+    orders = [make_order(f"A{i}", created_at=T0 + i) for i in range(1, 1001)]
+    watch = Watch(POLICY, sweep=1e9)
+    book = Book(orders)
+    due, _ = book.cycle(watch, T0 + 1000)
+    assert len(due) == 1000  # the first cycle: everything (they were all put)
+    due, _ = book.cycle(watch, T0 + 1010)
+    assert due == []  # nothing changed, nothing is due for half an hour
+    book.put(transition(book.orders["A7"], Action.PROCESS, by="admin", now=T0 + 1015))
+    assert book.cycle(watch, T0 + 1020)[0] == ["A7"]
+    # A7 times out 5 minutes after it was taken (looked at on the dot, when it is not yet late,
+    # and again after); A1…A3 become stuck 30 minutes after they came.
+    assert book.cycle(watch, T0 + 1015 + 299)[0] == []
+    assert book.cycle(watch, T0 + 1015 + 300)[0] == ["A7"]
+    assert book.cycle(watch, T0 + 1015 + 300.5)[0] == ["A7"]
+    assert book.cycle(watch, T0 + 1015 + 310)[0] == []
+    assert book.cycle(watch, T0 + 1803.5)[0] == ["A1", "A2", "A3"]
+    assert watch.check("A500") == [8, T0 + 1803.5, "pending"]  # every cycle counted it
+
+
+def test_a_sweep_looks_at_every_open_order_now_and_then() -> None:
+    watch = Watch(POLICY, sweep=600)
+    book = Book([make_order(f"A{i}") for i in range(1, 4)])
+    looked = [len(book.cycle(watch, T0 + 10 * n)[0]) for n in range(0, 121)]
+    assert looked.count(3) == 3 and looked[0] == looked[60] == looked[120] == 3
+    assert sum(looked) == 9
+
+
+def test_next_due_never_skips_a_decision() -> None:
+    """Whatever an order's state, a check anywhere between now and its next moment decides
+    what a check now decides: the Watch may leave it alone until then."""
+    rng = random.Random(15)
+    statuses = [Status.PENDING, Status.PROCESSING, Status.APPROVED]
+    for _ in range(3000):
+        now = T0 + rng.uniform(0, 7200)
+        created = now - rng.choice([0, 5, 600, 1799, 1800, 1801, 4000]) - rng.random()
+        sends = [Delivery(), Delivery(attempts=1, last_attempt_at=created + 1),
+                 Delivery(attempts=rng.randint(1, 8), last_attempt_at=now - rng.uniform(0, 900), last_error="x"),
+                 Delivery(attempts=1, last_attempt_at=now - 1, confirmed_at=now - 1, message_id="m")]
+        o = make_order(created_at=created, status=rng.choice(statuses), receipt=rng.choice(sends),
+                       user_id=rng.choice(["7621@lid", "7621@lid", ""]))
+        if o.status is Status.PROCESSING:
+            o = replace(o, processing_at=now - rng.uniform(0, 600))
+        if o.status is Status.APPROVED:
+            o = replace(o, delivery=rng.choice(sends))
+        in_flight = {(o.id, k): now - rng.uniform(0, 400) for k in ("receipt", "delivery") if rng.random() < 0.3}
+        due = next_due(o, in_flight, now, POLICY)
+        assert due is None or due >= now
+
+        def decides(at: float) -> tuple:
+            out = CycleOutcome()
+            check_order(o, in_flight, at, POLICY, out)
+            return (sorted(i.value for _, i in out.raised), [x.issues for x in out.changed],
+                    len(out.send_receipts), len(out.send_deliveries))
+
+        first = decides(now)
+        horizon = due if due is not None else now + 10 * 86400
+        for at in [now + (horizon - now) * f for f in (0.001, 0.3, 0.7, 0.999)]:
+            if at < horizon:
+                assert decides(at) == first, (o, in_flight, now, due, at)
 
 
 def _expected_milestone(n: int) -> bool:
@@ -207,15 +311,19 @@ def test_is_milestone_table() -> None:
 
 
 def test_milestones_come_exactly_at_10_20_100_1000_10000() -> None:
-    clock = FakeClock(T0)
-    orders = [make_order("A1"), make_order("A2")]
-    checks: dict[str, CheckState] = {"A2": CheckState(count=15)}  # A2 was checked before (restored)
+    watch = Watch(POLICY, sweep=1e9)
+    watch.restore("A2", 15, T0 - 10, "pending")  # A2 was checked before (restored)
+    book = Book([make_order("A1"), make_order("A2")])
     seen: list[tuple[str, int]] = []
-    for _ in range(10_000):
-        seen += run(orders, clock.advance(10), checks).milestones
+    for n in range(10_000):
+        seen += book.cycle(watch, T0 + 10 * n)[1]
+        if n == 500:  # a change folds A1's count: its milestones stay where they were
+            book.put(replace(book.orders["A1"], user_name="Karim"))
     assert [c for oid, c in seen if oid == "A1"] == [10, 20, 100, 1000, 10_000]
     assert [c for oid, c in seen if oid == "A2"] == [20, 100, 1000, 10_000]
-    assert checks["A1"].count == 10_000 and checks["A2"].count == 10_015
+    assert watch.check("A1")[0] == 10_000 and watch.check("A2")[0] == 10_015
+    assert [next_milestone(n) for n in (0, 9, 10, 19, 20, 99, 100, 999, 1000)] == [10, 10, 20, 20, 100, 100, 1000,
+                                                                                 1000, 10_000]
 
 
 # --- sending -------------------------------------------------------------------------------
@@ -380,16 +488,18 @@ def test_reconciling_100k_open_orders_is_fast() -> None:
         orders[i] = replace(orders[i], status=Status.APPROVED, approved_at=T0,
                             delivery=Delivery(attempts=1, last_attempt_at=T0))
     in_flight = {(o.id, "delivery"): T0 for o in orders if o.status is Status.APPROVED}
-    checks: dict[str, CheckState] = {}
-    timings = []
-    for cycle in range(2):
-        started = time.perf_counter()
-        out = reconcile(GROUP, orders, checks, in_flight, T0 + 10 * (cycle + 1), POLICY)
-        timings.append(time.perf_counter() - started)
-        assert out.summary.checked == 100_000 and out.changed == [] and out.send_deliveries == []
-    print(f"\nreconcile 100,000 open orders: first cycle {timings[0]:.3f}s, next {timings[1]:.3f}s")
-    assert len(checks) == 100_000 and checks["A7"].count == 2
-    assert max(timings) < 2.0
+    started = time.perf_counter()
+    out = reconcile(GROUP, orders, in_flight, T0 + 10, POLICY)
+    full = time.perf_counter() - started
+    assert out.summary.checked == 100_000 and out.changed == [] and out.send_deliveries == []
+    watch, book = Watch(POLICY), Book(orders)
+    book.cycle(watch, T0 + 10, in_flight)
+    started = time.perf_counter()
+    due, _ = book.cycle(watch, T0 + 20, in_flight)
+    quiet = time.perf_counter() - started
+    print(f"\nreconcile 100,000 open orders: all {full:.3f}s, a quiet cycle {quiet * 1000:.2f} ms")
+    assert due == [] and watch.check("A7") == [2, T0 + 20, "pending"]
+    assert full < 2.0 and quiet < 0.05
 
 
 def test_a_receipt_interrupted_by_a_restart_is_sent_again_at_once() -> None:
