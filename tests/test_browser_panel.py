@@ -56,6 +56,18 @@ async def chat_has(sandbox: Sandbox, group: str, text: str, quoted: str, timeout
     raise AssertionError(f"the bot did not post {text!r} quoting {quoted}; it posted {bot_texts!r}")
 
 
+async def bot_said(sandbox: Sandbox, group: str, quoted: str, timeout: float = 20) -> str:
+    """The bot's first message in the group quoting message `quoted` (waited for)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        messages = await asyncio.to_thread(sandbox.messages, group)
+        said = [m["text"] for m in messages if m["from_bot"] and m["quoted_id"] == quoted]
+        if said:
+            return said[0]
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"the bot said nothing quoting {quoted}")
+
+
 async def settled(page: Page, url: str) -> None:
     """Open a page and let its script start (the orders page: until its stream is live)."""
     await page.goto(url)
@@ -129,6 +141,15 @@ async def test_an_order_from_chat_to_delivery_live_in_the_browser(world: tuple[S
         assert len(questions) == 2 and all("A2" in q for q in questions)
         await chat_has(sandbox, group, "❌ আপনার অর্ডার বাতিল করা হয়েছে\n🆔 A2\n💎 20 ডায়মন্ড", second["id"])
         assert len(watch.navigations) == loaded
+
+        # The player's game ID on one line, the diamonds on the next: the row names the player.
+        third = await asyncio.to_thread(sandbox.post, group, ALICE, "5123456789\n50", "Alice")
+        row3 = page.locator('#orders tbody tr[data-id="A3"]')
+        await expect(row3).to_have_attribute("data-status", "pending", timeout=LIVE)
+        await expect(row3.locator("td.pid")).to_have_text("5123456789")
+        await expect(row3).to_contain_text("৳5000")
+        receipt = await bot_said(sandbox, group, third["id"])
+        assert "🎮 5123456789" in receipt and "💎 50" in receipt, receipt
         await screenshot(page, "orders")
         assert watch.take() == []
 
