@@ -2,7 +2,7 @@
 """Diamond Bot.
 
     python run.py [--config FILE] [--set KEY=VALUE ...]     start the bot, gateway and panel
-    python run.py [--config FILE] set-password USER         set a panel user's password
+    python run.py [--config FILE] set-password USER         set a panel user's password (the bot stopped)
     python run.py [--config FILE] import-json PATH          import the old Node bot's database.json
     python run.py [--config FILE] check-data                read every data file, report any damage
     python run.py [--config FILE] repair-data               move damaged journal records into a side file
@@ -10,8 +10,8 @@
 Exit status of a start: 0 stopped cleanly; 2 refused to start (bad configuration, a data file that
 cannot be read, a busy port, the bot already running), with the reason on the last line of stderr;
 3 the actor system was lost while running (start it again). The commands: 0 done, 1 failed or
-found damage, 2 refused because the bot is running; import-json 3: imported, except the entries
-its report lists as not imported.
+found damage, 2 refused because the bot is running (set-password: change passwords in the
+panel then); import-json 3: imported, except the entries its report lists as not imported.
 """
 
 from __future__ import annotations
@@ -157,8 +157,9 @@ class Bot:
         from web.app import create_app
         from web.auth import ensure_admin
 
-        password = await asyncio.get_running_loop().run_in_executor(
-            None, ensure_admin, self.data_dir, os.environ)
+        # The users are in the journal (an earlier version's panel-users.json was brought in when
+        # the database opened); a first start makes `admin`.
+        password = await ensure_admin(self.bridge, self.data_dir, os.environ)
         if password:
             # Printed once, never logged; also in a 0600 file for the operator.
             print(f"\n  First start: panel user 'admin', password: {password}\n"
@@ -286,10 +287,22 @@ class Bot:
 
 
 def cmd_set_password(config: Config, user: str) -> int:
+    """Set a panel user's password in the stopped bot's journal (an unknown user becomes an owner):
+    0 set, 1 refused or failed, 2 the bot is running (change passwords in the panel then)."""
+    from domain.users import UserError, check_username
     from storage.atomic import fsync_dir
+    from storage.database import DatabaseError
     from storage.errors import StorageError
-    from web.auth import ADMIN, INITIAL_PASSWORD_FILE, set_password
+    from storage.lock import LockHeld
+    from storage.users import set_password_stopped
+    from web.auth import ADMIN, INITIAL_PASSWORD_FILE, check_password, hash_password
 
+    data_dir = Path(config.bot.data_dir).resolve()
+    try:
+        check_username(user)
+    except UserError as e:
+        print(f"Password not set: {e}", file=sys.stderr)
+        return EXIT_FAILED
     if sys.stdin.isatty():
         password = getpass.getpass(f"New password for {user}: ")
         if getpass.getpass("Again: ") != password:
@@ -297,13 +310,18 @@ def cmd_set_password(config: Config, user: str) -> int:
             return 1
     else:
         password = sys.stdin.readline().rstrip("\n")
-    data_dir = Path(config.bot.data_dir).resolve()
     try:
-        set_password(data_dir, user, password)
-    except (ValueError, StorageError) as e:
+        check_password(password)
+        saved = set_password_stopped(data_dir, user, hash_password(password), "cli:set-password", time.time())
+    except LockHeld:
+        print(f"Password not set: Diamond Bot is running on {data_dir}. While it runs, passwords are changed "
+              "in the panel: an owner resets anyone's on the Users page, everyone changes their own under "
+              "Account. Or stop the bot and run this again.", file=sys.stderr)
+        return EXIT_REFUSED
+    except (ValueError, StorageError, DatabaseError) as e:
         print(f"Password not set: {e}", file=sys.stderr)
-        return 1
-    print(f"Password for {user} set.")
+        return EXIT_FAILED
+    print(f"Password for {user} ({saved.role.value}) set; sessions begun with the old one have ended.")
     initial = data_dir / INITIAL_PASSWORD_FILE
     if user == ADMIN and initial.exists():
         # It holds the first, generated password: wrong from now on, and a secret lying around.
@@ -337,19 +355,27 @@ def cmd_import_json(config: Config, path: str) -> int:
 
 
 def check_panel_files(data_dir: Path) -> None:
-    """Read the panel's files as the panel will; CorruptFile naming the first that cannot be read."""
+    """Read the panel's files as the panel will; CorruptFile naming the first that cannot be read
+    (an earlier version's panel-users.json too: the database brings its users in when it opens)."""
     for _, check in _panel_files(data_dir):
         check()
 
 
+LEGACY_USERS_FILE = "panel-users.json"
+
+
 def _panel_files(data_dir: Path) -> list[tuple[str, Any]]:
     """(file name, a check that reads it without changing anything and says what it holds)."""
-    from web.auth import SECRET_FILE, USERS_FILE, load_users, session_key
+    from storage.users import legacy_users
+    from web.auth import SECRET_FILE, session_key
     from web.sessions import REVOKED_FILE, load_revoked
 
     def users() -> str:
-        found = load_users(data_dir)
-        return "not there yet" if found is None else f"ok ({len(found)} user{'s' * (len(found) != 1)})"
+        found = legacy_users(data_dir)
+        if found is None:
+            return "not there (the panel's users are in the journal)"
+        return (f"ok ({len(found)} user{'s' * (len(found) != 1)} of an earlier version: brought into the journal "
+                "at the first start of this one, then no longer read)")
 
     def secret() -> str:
         if not (data_dir / SECRET_FILE).exists():
@@ -361,7 +387,7 @@ def _panel_files(data_dir: Path) -> list[tuple[str, Any]]:
         load_revoked(data_dir / REVOKED_FILE)
         return "ok" if (data_dir / REVOKED_FILE).exists() else "not there (nobody logged out yet)"
 
-    return [(USERS_FILE, users), (SECRET_FILE, secret), (REVOKED_FILE, revoked)]
+    return [(LEGACY_USERS_FILE, users), (SECRET_FILE, secret), (REVOKED_FILE, revoked)]
 
 
 def _other_files(data_dir: Path) -> list[tuple[str, str]]:

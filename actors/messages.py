@@ -536,3 +536,57 @@ class SendDailyReport:
     this to the Supervisor at reports.daily_at)."""
 
     day: str = ""
+
+
+# --- the panel's users (issue 13) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListUsers:
+    """The panel's users, with their password hashes (the panel checks logins against them), and
+    the audit of changes to them: QueryResult(200, {"users": [<user record>], "audit": [{"at",
+    "by", "user", "change", "role"}, oldest first]}). Answered by the PersistenceActor."""
+
+    request_id: str
+    reply_to: Any = None  # filled by the Supervisor, which forwards panel reads
+
+
+@dataclass(frozen=True)
+class SaveUser:
+    """Add a user, set its role or password, or remove it (domain.users.save_user); answered
+    with CommandDone after the fsync: 200 {the user record without its hash}, 400 bad input,
+    404 an unknown user to reset or remove, 409 removing or demoting the last owner."""
+
+    request_id: str
+    username: str
+    role: str  # "owner" | "staff"; ignored when removing
+    password_hash: str | None  # argon2id, made by the panel; None keeps the password
+    by: str  # "admin:<name>"
+    remove: bool = False
+    reply_to: Any = None
+
+
+# --- the shop (issue 13: /work/helpers/CONTRACT-13.md) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class GetShop:            # → QueryResult(200, <ShopView>)   (answered by the Supervisor)
+    request_id: str
+    reply_to: Any = None
+
+
+@dataclass(frozen=True)
+class UpdateShop:         # → CommandDone(200, result=<ShopView>) | CommandDone(400, error="<field>: why")
+    request_id: str
+    patch: dict[str, Any]
+    by: str               # "admin:<username>"
+    reply_to: Any = None
+
+
+@dataclass(frozen=True)
+class SendReminders:      # → CommandDone(200, result={"sent": [group ids], "skipped": {group id: why}})
+    request_id: str
+    group_ids: tuple[str, ...] = ()   # () = every group whose due is over `min_due`
+    min_due: str = "0"                # decimal string; groups with due > min_due
+    by: str = ""
+    reply_to: Any = None

@@ -15,6 +15,7 @@ from domain.admins import AdminRoster
 from domain.orders import Order, to_record
 from domain.payments import Payment
 from domain.payments import to_record as payment_to_record
+from domain.users import User
 
 
 class RecordError(ValueError):
@@ -137,8 +138,27 @@ class AdminsRecord:
         return {"t": self.KIND, "v": self.roster}
 
 
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A panel user as it is now (domain.users): a later record of the same name replaces it."""
+
+    KIND: ClassVar[str] = "user"
+    user: dict[str, Any]  # {"username", "role", "passwordHash", "removed", "at", "by"}
+
+    @classmethod
+    def of(cls, user: User) -> UserRecord:
+        return cls(user.to_record())
+
+    @property
+    def username(self) -> str:
+        return str(self.user["username"])
+
+    def encode(self) -> dict[str, Any]:
+        return {"t": self.KIND, "v": self.user}
+
+
 Record = Union[MetaRecord, GroupRecord, OrderRecord, SeenRecord, ChecksRecord, HeldRecord, PaymentRecord,
-               AdminsRecord]
+               AdminsRecord, UserRecord]
 
 
 def _value(raw: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -167,6 +187,13 @@ def decode(raw: object) -> Record:
         if not isinstance(roster, list):
             raise RecordError(f"admins record without a list: {dict(raw)!r:.200}")
         return AdminsRecord(list(roster))
+    if kind == UserRecord.KIND:
+        value = dict(_value(raw))
+        try:
+            User.from_record(value)
+        except ValueError as e:
+            raise RecordError(str(e)) from None
+        return UserRecord(value)
     gid = _group(raw)
     value = _value(raw)
     if kind == OrderRecord.KIND:

@@ -34,6 +34,7 @@ from domain.records import (
     PaymentRecord,
     RecordError,
     SeenRecord,
+    UserRecord,
     decode,
 )
 from storage.database import STORE_NAME, Database, DatabaseError
@@ -328,6 +329,11 @@ def _effects_of(bad: Damaged, position: tuple[int, int], db: Database, later_ord
                 "reseller may have to order again"]
     if kind == META:
         return ["the bot's start counter: nothing to do"]
+    if kind == UserRecord.KIND:
+        value = f.get("v") if isinstance(f.get("v"), Mapping) else {}
+        name = value.get("username") if isinstance(value.get("username"), str) else "?"
+        return [f"a change to panel user {name}: the Users page shows the users as the intact records leave "
+                "them; make the change again there if it is missing"]
     ids = sorted(set(re.findall(r'"id"\s*:\s*"([A-Z]{1,3}[0-9]{1,9})"', bad.damage.raw.decode("utf-8", "replace"))))
     hint = f" It mentions {', '.join(ids)}: check {'them' if len(ids) > 1 else 'it'} in the panel." if ids else ""
     return [f"what kind of record it was cannot be read.{hint}"]

@@ -45,7 +45,7 @@ def bridge() -> FakeBridge:
 async def panel(tmp_path: Path, bridge: FakeBridge) -> AsyncIterator[str]:
     """The panel (Bengali) on a real port; its base URL."""
     config = make_config(tmp_path / "data", **{"bot.language": "bn"})
-    auth.ensure_admin(config.bot.data_dir, {auth.ENV_PASSWORD: PASSWORD})
+    bridge.add_user("admin", PASSWORD)
     async with panel_client(config, bridge) as client:
         yield str(client.make_url("")).rstrip("/")
 

@@ -111,7 +111,7 @@ async def client(tmp_path: Any) -> Any:
         bridge.add_order(gid, n)
     bridge.add_payment(gid, "100", "bkash")
     config = make_config(tmp_path / "data")
-    auth.ensure_admin(tmp_path / "data", {auth.ENV_PASSWORD: PASSWORD})
+    bridge.add_user("admin", PASSWORD)
     async with panel_client(config, bridge) as c:
         yield c
 

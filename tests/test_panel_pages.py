@@ -65,7 +65,7 @@ def bridge() -> FakeBridge:
 
 async def make_client(tmp_path: Path, bridge: FakeBridge, **overrides: str) -> Any:
     config = make_config(tmp_path / "data", **overrides)
-    auth.ensure_admin(config.bot.data_dir, {auth.ENV_PASSWORD: PASSWORD})
+    bridge.add_user("admin", PASSWORD)
     return panel_client(config, bridge)
 
 

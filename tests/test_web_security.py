@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import stat
 from pathlib import Path
 from typing import Any, AsyncIterator
+from unittest.mock import ANY
 
 import pytest
 from aiohttp import web
@@ -54,7 +54,7 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 async def client(data_dir: Path, bridge: FakeBridge) -> AsyncIterator[TestClient[Any, Any]]:
     config = make_config(data_dir, **{"panel.login_attempts": "3", "panel.login_window": "60s"})
-    auth.ensure_admin(data_dir, {auth.ENV_PASSWORD: PASSWORD})
+    bridge.add_user("admin", PASSWORD)
     async with panel_client(config, bridge) as c:
         yield c
 
@@ -142,7 +142,6 @@ async def test_garbage_or_foreign_cookie_is_anonymous(client: TestClient[Any, An
     assert (await client.get("/api/orders")).status == 401
     # A cookie made with another installation's key is worthless here.
     other_dir = tmp_path / "other"
-    auth.ensure_admin(other_dir, {auth.ENV_PASSWORD: PASSWORD})
     async with panel_client(make_config(other_dir), bridge) as other:
         await login(other)
         stolen = other.session.cookie_jar.filter_cookies(other.make_url("/"))[COOKIE_NAME].value
@@ -308,7 +307,7 @@ async def test_json_login_session_and_logout(client: TestClient[Any, Any]) -> No
     assert bad_user.status == bad_pass.status == 401
     assert await bad_user.json() == await bad_pass.json()  # unknown user looks like a wrong password
     token = await login(client)
-    assert await (await client.get("/api/session")).json() == {"user": "admin", "csrf_token": token}
+    assert await (await client.get("/api/session")).json() == {"user": "admin", "role": "owner", "csrf_token": token}
     resp = await client.post("/api/logout", headers={"X-CSRF-Token": token})
     assert resp.status == 200
     assert (await client.get("/api/session")).status == 401
@@ -334,21 +333,36 @@ async def test_a_copied_cookie_is_refused_after_logout_even_after_a_restart(
         assert (await again.get("/api/orders")).status == 200
 
 
-async def test_a_new_password_ends_the_sessions_begun_before_it(client: TestClient[Any, Any],
-                                                                 data_dir: Path) -> None:
+async def test_a_new_password_or_a_removal_ends_the_sessions_begun_before_it(client: TestClient[Any, Any],
+                                                                             bridge: FakeBridge) -> None:
+    bridge.add_user("nasrin", "nasrins-long-password", "staff")
     await login(client)
     assert (await client.get("/api/orders")).status == 200
-    auth.set_password(data_dir, "admin", "another-long-password")  # `run.py set-password admin`
+    # As `run.py set-password admin` with the bot stopped, or an owner's reset: the panel reads
+    # the users again (a change made through this panel forgets its copy at once).
+    await bridge.save_user("admin", "owner", auth.HASHER.hash("another-long-password"), "cli:set-password")
+    client.server.app[PANEL].users.forget()  # type: ignore[union-attr]
     assert (await client.get("/api/orders")).status == 401
     await login(client, password="another-long-password")
     assert (await client.get("/api/orders")).status == 200
+    # A role change keeps the session (the role is read on every request); a removal ends it.
+    await login(client, "nasrin", "nasrins-long-password")
+    await bridge.save_user("nasrin", "owner", None, "admin:admin")
+    client.server.app[PANEL].users.forget()  # type: ignore[union-attr]
+    assert await (await client.get("/api/session")).json() == {"user": "nasrin", "role": "owner",
+                                                               "csrf_token": ANY}
+    await bridge.save_user("nasrin", "owner", None, "admin:admin", remove=True)
+    client.server.app[PANEL].users.forget()  # type: ignore[union-attr]
+    assert (await client.get("/api/session")).status == 401
+    assert (await client.post("/api/login", json={"username": "nasrin",
+                                                  "password": "nasrins-long-password"})).status == 401
 
 
 @pytest.mark.parametrize("content", [b"{not json", b'{"revoked": []}', b'{"revoked": {"sid": "soon"}}'])
 def test_an_unreadable_revocation_file_stops_the_panel_and_is_left_alone(
         data_dir: Path, bridge: FakeBridge, content: bytes) -> None:
     # Starting with no revocations would quietly accept every session logged out before.
-    auth.ensure_admin(data_dir, {auth.ENV_PASSWORD: PASSWORD})
+    data_dir.mkdir(parents=True)
     broken = data_dir / "panel-revoked-sessions.json"
     broken.write_bytes(content)
     with pytest.raises(CorruptFile, match="panel-revoked-sessions.json") as err:
@@ -458,52 +472,50 @@ async def test_logs_name_the_user_and_never_a_secret(client: TestClient[Any, Any
     assert token not in text and "forged" not in text
 
 
-# --- users file, first start, set-password ----------------------------------------------------
+# --- the first start --------------------------------------------------------------------------
 
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_first_start_admin_from_env(data_dir: Path) -> None:
-    assert auth.ensure_admin(data_dir, {auth.ENV_PASSWORD: "from-the-env-123"}) is None
-    users = auth.load_users(data_dir)
-    assert users is not None and list(users) == ["admin"]
-    assert users["admin"]["hash"].startswith("$argon2id$") and "created_at" in users["admin"]
-    assert mode(data_dir / auth.USERS_FILE) == 0o600
-    assert not (data_dir / auth.INITIAL_PASSWORD_FILE).exists()
-    assert "from-the-env-123" not in (data_dir / auth.USERS_FILE).read_text()
+async def test_first_start_admin_from_env(data_dir: Path) -> None:
+    bridge = FakeBridge()
+    assert await auth.ensure_admin(bridge, data_dir, {auth.ENV_PASSWORD: "from-the-env-123"}) is None
+    users = bridge.db.panel_users()
+    assert list(users) == ["admin"] and users["admin"].role.value == "owner"
+    assert users["admin"].password_hash.startswith("$argon2id$") and users["admin"].by == "system:first-start"
+    assert auth.HASHER.verify(users["admin"].password_hash, "from-the-env-123")
+    assert not data_dir.exists()  # nothing written beside the journal
+    assert b"from-the-env-123" not in bridge.snapshot()
 
 
-def test_first_start_admin_generated_once(data_dir: Path) -> None:
-    password = auth.ensure_admin(data_dir, {})
+async def test_first_start_admin_generated_once(data_dir: Path) -> None:
+    bridge = FakeBridge()
+    password = await auth.ensure_admin(bridge, data_dir, {})
     assert password is not None and len(password) >= 16
     written = data_dir / auth.INITIAL_PASSWORD_FILE
     assert written.read_text().strip() == password and mode(written) == 0o600
-    assert mode(data_dir / auth.USERS_FILE) == 0o600
-    assert auth.ensure_admin(data_dir, {}) is None
-    assert auth.ensure_admin(data_dir, {auth.ENV_PASSWORD: "a-different-one"}) is None
-    assert auth.HASHER.verify(auth.load_users(data_dir)["admin"]["hash"], password)  # type: ignore[index]
+    assert await auth.ensure_admin(bridge, data_dir, {}) is None
+    assert await auth.ensure_admin(bridge, data_dir, {auth.ENV_PASSWORD: "a-different-one"}) is None
+    assert auth.HASHER.verify(bridge.db.panel_users()["admin"].password_hash, password)
+    assert len(bridge.db.users) == 1
     assert [p.name for p in data_dir.iterdir() if ".tmp-" in p.name] == []
 
 
-def test_short_env_password_is_refused(data_dir: Path) -> None:
+async def test_users_already_there_get_no_first_admin(data_dir: Path) -> None:
+    """Users brought in from panel-users.json (or made with set-password) are the users."""
+    bridge = FakeBridge()
+    bridge.add_user("rahim", PASSWORD)
+    assert await auth.ensure_admin(bridge, data_dir, {}) is None
+    assert list(bridge.db.users) == ["rahim"] and not data_dir.exists()
+
+
+async def test_short_env_password_is_refused(data_dir: Path) -> None:
+    bridge = FakeBridge()
     with pytest.raises(auth.PasswordError, match=auth.ENV_PASSWORD):
-        auth.ensure_admin(data_dir, {auth.ENV_PASSWORD: "short"})
-    assert not (data_dir / auth.USERS_FILE).exists()
-
-
-@pytest.mark.parametrize("content", [b"{not json", b'{"users": []}', b'{"users": {"admin": {}}}', b"[]", b""])
-def test_corrupt_users_file_stops_and_is_left_alone(data_dir: Path, content: bytes) -> None:
-    data_dir.mkdir(parents=True)
-    path = data_dir / auth.USERS_FILE
-    path.write_bytes(content)
-    with pytest.raises(CorruptFile, match=re.escape(str(path))):
-        auth.ensure_admin(data_dir, {auth.ENV_PASSWORD: PASSWORD})
-    with pytest.raises(CorruptFile):
-        auth.set_password(data_dir, "admin", PASSWORD)
-    assert path.read_bytes() == content
-    assert sorted(p.name for p in data_dir.iterdir()) == [auth.USERS_FILE]
+        await auth.ensure_admin(bridge, data_dir, {auth.ENV_PASSWORD: "short"})
+    assert bridge.db.users == {}
 
 
 def test_corrupt_session_key_stops_and_is_left_alone(data_dir: Path, bridge: FakeBridge) -> None:
@@ -515,34 +527,6 @@ def test_corrupt_session_key_stops_and_is_left_alone(data_dir: Path, bridge: Fak
     assert key.read_bytes() == b"not a fernet key\n"
 
 
-async def test_set_password_then_login(data_dir: Path, bridge: FakeBridge) -> None:
-    auth.ensure_admin(data_dir, {auth.ENV_PASSWORD: PASSWORD})
-    created = auth.load_users(data_dir)["admin"]["created_at"]  # type: ignore[index]
-    auth.set_password(data_dir, "admin", "brand-new-password")
-    auth.set_password(data_dir, "nasrin", "nasrins-password")
-    users = auth.load_users(data_dir)
-    assert users is not None and sorted(users) == ["admin", "nasrin"]
-    assert users["admin"]["created_at"] == created
-    assert mode(data_dir / auth.USERS_FILE) == 0o600
-    with pytest.raises(auth.PasswordError):
-        auth.set_password(data_dir, "admin", "short")
-    with pytest.raises(auth.PasswordError):
-        auth.set_password(data_dir, "bad name", "long-enough-password")
-    async with panel_client(make_config(data_dir), bridge) as c:
-        resp = await c.post("/api/login", json={"username": "admin", "password": PASSWORD})
-        assert resp.status == 401
-        await login(c, "admin", "brand-new-password")
-        token = await login(c, "nasrin", "nasrins-password")
-        await c.post(f"/api/orders/{ORDER}/process", headers={"X-CSRF-Token": token})
-    assert bridge.calls[-1] == ("command", ORDER, "process", "admin:nasrin")
-
-
 def test_production_hasher_is_argon2id() -> None:
     assert REAL_HASHER.type is Type.ID
     assert REAL_HASHER.memory_cost >= 19 * 1024 and REAL_HASHER.time_cost >= 2
-
-
-def test_data_dir_permissions_untouched_elsewhere(data_dir: Path) -> None:
-    """ensure_admin creates the data dir if needed but writes nothing else into it."""
-    auth.ensure_admin(data_dir, {auth.ENV_PASSWORD: PASSWORD})
-    assert sorted(os.listdir(data_dir)) == [auth.USERS_FILE]

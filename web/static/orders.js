@@ -23,6 +23,16 @@
 
   let upsert = () => {};
 
+  // Undo: offered while the shop's undo window is open (data-until, the server's clock in ms).
+  const skew = Number(holder.dataset.now || 0) ? Number(holder.dataset.now) - Date.now() : 0;
+  const serverNow = () => Date.now() + skew;
+  const hideClosedUndos = () => {
+    for (const b of document.querySelectorAll('button[value="undo"][data-until]')) {
+      if (!b.hidden && Number(b.dataset.until) <= serverNow()) b.hidden = true;
+    }
+  };
+  setInterval(hideClosedUndos, 5000);
+
   document.addEventListener('click', async (ev) => {
     const button = ev.target.closest('button[name="action"]');
     const owner = button && button.closest('[data-id]');
@@ -40,6 +50,7 @@
       const body = await resp.json().catch(() => ({}));
       if (!resp.ok) {
         say(fmt(labels['error.refused'], { reason: body.error || resp.status }), true);
+        if (action === 'undo' && resp.status === 409) button.hidden = true; // the window has passed
         return;
       }
       say(fmt(labels['action.done.' + action], { id }));
@@ -61,6 +72,10 @@
   const count = document.querySelector('[data-total]');
   const d = table.dataset;
   const allowed = JSON.parse(d.allowed || '{}');
+  const undoWindow = d.undo === '' || d.undo === undefined ? null : Number(d.undo);
+  // Until when an approval may be undone (ms), as the server computes it (web.shop.undo_until).
+  const undoUntil = (o) => (undoWindow !== null && (o.status === 'approved' || o.status === 'completed') && o.approved_at
+    ? Date.parse(o.approved_at) + undoWindow * 1000 : 0);
   const statuses = d.status ? d.status.split(',') : [];
   const needle = (d.q || '').toLowerCase();
   const offset = Number(d.offset) || 0;
@@ -128,7 +143,13 @@
     const ok = allowed[o.status] || [];
     for (const b of c[10].querySelectorAll('button')) {
       b.setAttribute('formaction', '/orders/' + encodeURIComponent(o.id));
-      b.hidden = !ok.includes(b.value);
+      if (b.value === 'undo') {
+        const until = undoUntil(o);
+        b.dataset.until = until || '';
+        b.hidden = !(until > serverNow());
+      } else {
+        b.hidden = !ok.includes(b.value);
+      }
     }
     return tr;
   }
