@@ -13,21 +13,35 @@ from unittest.mock import ANY
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.web_urldispatcher import StaticResource
 from argon2 import Type
 
 from storage.errors import CorruptFile
 from tests.fake_bridge import PASSWORD, FakeBridge, login, make_config, panel_client
+from domain.users import Role
 from web import auth
 from web.app import create_app
 from web.routes import PANEL
-from web.security import COOKIE_NAME
+from web.security import COOKIE_NAME, role_needed
 from web.throttle import DEVICE_COOKIE
 
 REAL_HASHER = auth.HASHER
 ORDER = "A1"
 GROUP = "120363000000000001@g.us"
+STAFF_USER, STAFF_PASSWORD = "nasrin", "nasrins-long-password"
+# The routes only an owner may use (settings, users, group settings, re-pairing WhatsApp); every
+# other private route is for staff too. A change here is a decision, not an accident.
+OWNER_ROUTES = {
+    ("GET", "/settings"), ("HEAD", "/settings"), ("POST", "/settings"),
+    ("GET", "/users"), ("HEAD", "/users"), ("POST", "/users"),
+    ("GET", "/api/users"), ("HEAD", "/api/users"), ("POST", "/api/users"),
+    ("PATCH", f"/api/users/{STAFF_USER}"), ("DELETE", f"/api/users/{STAFF_USER}"),
+    ("PATCH", f"/api/groups/{GROUP}"), ("POST", f"/groups/{GROUP}"),
+    ("GET", "/api/whatsapp/qr.svg"), ("HEAD", "/api/whatsapp/qr.svg"), ("POST", "/api/whatsapp/repair"),
+}
+WRITES = ("command", "update_group", "record_payment", "void_payment", "update_shop", "send_reminders", "save_user",
+          "repair")
 # Routes anyone may call; everything else must refuse an anonymous client.
 PUBLIC = {("GET", "/login"), ("HEAD", "/login"), ("POST", "/login"), ("POST", "/api/login"),
           ("GET", "/healthz"), ("HEAD", "/healthz")}
@@ -43,6 +57,8 @@ def bridge() -> FakeBridge:
     b = FakeBridge()
     gid = b.add_group("Alpha Resellers", group_id=GROUP)
     b.add_order(gid, 10)
+    b.add_payment(gid, "100")
+    b.add_user(STAFF_USER, STAFF_PASSWORD, "staff")
     return b
 
 
@@ -67,7 +83,8 @@ def app_routes(client: TestClient[Any, Any]) -> list[tuple[str, str]]:
         if isinstance(route.resource, StaticResource):
             continue
         canonical = route.resource.canonical  # type: ignore[union-attr]
-        out.append((route.method, canonical.format(id=GROUP if canonical.startswith("/api/groups") else ORDER)))
+        group_path = canonical.startswith(("/api/groups", "/groups"))
+        out.append((route.method, canonical.format(id=GROUP if group_path else ORDER, name=STAFF_USER)))
     return out
 
 
@@ -81,9 +98,19 @@ def request_body(path: str, token: str | None) -> dict[str, Any]:
         return {"json": {"rate": "7.00"}}
     if path == "/api/payments":
         return {"json": PAYMENT}
+    json_bodies = {
+        "/api/shop": {"stock": 7},
+        "/api/reminders": {"min_due": "0"},
+        "/api/users": {"username": "mallory", "role": "owner", "password": "mallorys-long-password"},
+        f"/api/users/{STAFF_USER}": {"role": "owner"},
+        "/api/account/password": {"current": "not-the-password", "password": "another-long-password"},
+    }
+    if path in json_bodies:
+        return {"json": json_bodies[path]}
     if wants_json(path):
         return {}
-    form = {"username": "admin", "password": PASSWORD, **PAYMENT}
+    form = {"username": "admin", "password": PASSWORD, **PAYMENT, "action": "close", "confirm": "yes",
+            "section": "stock", "stock": "7", "min_due": "0"}
     if token is not None:
         form["csrf_token"] = token
     return {"data": form}
@@ -101,7 +128,10 @@ def test_route_table_is_what_the_tests_cover(client: TestClient[Any, Any]) -> No
                      ("POST", "/api/logout"), ("POST", "/logout"), ("GET", "/api/payments"),
                      ("POST", "/api/payments"), ("GET", f"/api/groups/{GROUP}/ledger"), ("GET", "/api/reports/daily"),
                      ("GET", "/api/export/orders.csv"), ("GET", "/api/export/payments.csv"), ("GET", "/payments"),
-                     ("POST", "/payments"), ("GET", f"/groups/{ORDER}/ledger"), ("GET", "/reports"), *PUBLIC]:
+                     ("POST", "/payments"), ("GET", f"/groups/{GROUP}/ledger"), ("GET", "/reports"),
+                     ("POST", f"/api/orders/{ORDER}/undo"), ("GET", "/api/shop"), ("PATCH", "/api/shop"),
+                     ("POST", "/api/reminders"), ("POST", "/shop"), ("POST", "/reminders"), ("GET", "/account"),
+                     ("POST", "/account"), ("POST", "/api/account/password"), *OWNER_ROUTES, *PUBLIC]:
         assert expected in routes, expected
 
 
@@ -126,7 +156,7 @@ async def test_every_private_route_refuses_anonymous_clients(client: TestClient[
         checked += 1
     assert checked >= 20
     assert bridge.snapshot() == before
-    assert not [c for c in bridge.calls if c[0] in ("command", "update_group", "record_payment")]
+    assert not [c for c in bridge.calls if c[0] in WRITES]
 
 
 async def test_public_routes_and_static_files_need_no_login(client: TestClient[Any, Any]) -> None:
@@ -178,7 +208,7 @@ async def test_unsafe_routes_need_the_sessions_csrf_token(client: TestClient[Any
         # Still logged in: a refused /logout did not log out either.
         assert (await client.get("/api/session")).status == 200
     assert bridge.snapshot() == before
-    assert not [c for c in bridge.calls if c[0] in ("command", "update_group", "record_payment")]
+    assert not [c for c in bridge.calls if c[0] in WRITES]
 
 
 async def test_unsafe_routes_work_with_the_token(client: TestClient[Any, Any], bridge: FakeBridge) -> None:
@@ -189,11 +219,113 @@ async def test_unsafe_routes_work_with_the_token(client: TestClient[Any, Any], b
         resp = await client.request(method, path, headers=headers, allow_redirects=False,
                                     **request_body(path, token))
         assert resp.status not in (401, 403), (method, path, resp.status, await resp.text())
-    assert [c[0] for c in bridge.calls].count("command") == 6
+    assert [c[0] for c in bridge.calls].count("command") == 7  # process, approve ×2, cancel, delete ×2, undo
     assert ("update_group", GROUP, {"rate": "7.00"}, "admin:admin") in bridge.calls
     assert [c[0] for c in bridge.calls].count("record_payment") == 2  # the API and the form
-    assert len(bridge.db.payments) == 2
+    assert len(bridge.db.payments) == 3  # the fixture's and these two
     assert bridge.db.groups[GROUP].settings["rate"] == "7.00"
+
+
+# --- roles ------------------------------------------------------------------------------------
+
+
+def route_handlers(client: TestClient[Any, Any]) -> list[tuple[str, str, Any]]:
+    """(method, concrete path, handler) of every route but static files, as app_routes names them."""
+    app: web.Application = client.server.app  # type: ignore[assignment]
+    routes = [r for r in app.router.routes() if not isinstance(r.resource, StaticResource)]
+    return [(m, p, r.handler) for (m, p), r in zip(app_routes(client), routes)]
+
+
+def test_every_route_declares_the_role_it_needs(client: TestClient[Any, Any]) -> None:
+    declared: dict[tuple[str, str], Role] = {}
+    for method, path, handler in route_handlers(client):
+        if getattr(handler, "__panel_public__", False):
+            assert (method, path) in PUBLIC, (method, path)
+            continue
+        role = role_needed(handler)
+        assert role is not None, f"{method} {path} declares no role (web.security.needs)"
+        declared[(method, path)] = role
+    assert {k for k, r in declared.items() if r is Role.OWNER} == OWNER_ROUTES
+    assert sum(1 for r in declared.values() if r is Role.STAFF) >= 45
+
+
+async def test_staff_get_403_on_every_owner_route_and_nothing_changes(client: TestClient[Any, Any],
+                                                                      bridge: FakeBridge) -> None:
+    token = await login(client, STAFF_USER, STAFF_PASSWORD)
+    before, shop, users = bridge.snapshot(), bridge.shop.view(), dict(bridge.db.users)
+    for method, path in sorted(OWNER_ROUTES):
+        headers = {"X-CSRF-Token": token} if wants_json(path) else {}
+        resp = await client.request(method, path, headers=headers, allow_redirects=False, **request_body(path, token))
+        assert resp.status == 403, (method, path, resp.status)
+        if method != "HEAD":
+            said = (await resp.json())["error"] if wants_json(path) else await resp.text()
+            assert "owner" in said.lower() or "মালিক" in said, (path, said)
+    assert bridge.snapshot() == before and bridge.shop.view() == shop and bridge.db.users == users
+    assert not [c for c in bridge.calls if c[0] in WRITES]
+    assert (await client.get("/api/session")).status == 200  # still logged in
+
+
+async def test_staff_use_every_other_route(client: TestClient[Any, Any], bridge: FakeBridge) -> None:
+    """The control for the test above: the same requests from staff get through elsewhere."""
+    checked = 0
+    for method, path in app_routes(client):
+        if (method, path) in PUBLIC or (method, path) in OWNER_ROUTES or (method, path) == ("HEAD", "/api/events"):
+            continue  # (a HEAD of the event stream writes a body the client does not read)
+        token = await login(client, STAFF_USER, STAFF_PASSWORD)
+        headers = {"X-CSRF-Token": token} if wants_json(path) else {}
+        body = request_body(path, token) if method in UNSAFE else {}
+        if path == "/api/shop" and method == "PATCH":
+            body = {"json": {"open": False}}  # what staff may change
+        resp = await client.request(method, path, headers=headers, allow_redirects=False, **body)
+        assert resp.status not in (401, 403), (method, path, resp.status)
+        resp.close()  # /api/events streams until closed
+        checked += 1
+    assert checked >= 45
+    assert bridge.shop.open is False
+    assert {"command", "record_payment", "send_reminders"} <= {c[0] for c in bridge.calls}
+
+
+async def test_staff_open_and_close_the_shop_but_change_nothing_else(client: TestClient[Any, Any],
+                                                                     bridge: FakeBridge) -> None:
+    token = await login(client, STAFF_USER, STAFF_PASSWORD)
+    h = {"X-CSRF-Token": token}
+    closed = await client.patch("/api/shop", json={"open": False}, headers=h)
+    assert closed.status == 200 and (await closed.json())["open"] is False
+    before = bridge.shop.view()
+    for patch in ({"stock": 5}, {"open": True, "notice": "x"}, {"texts": {"bn": {"received": "x"}}}, {"admins": []}):
+        resp = await client.patch("/api/shop", json=patch, headers=h)
+        assert resp.status == 403 and "owners" in (await resp.json())["error"], patch
+    assert bridge.shop.view() == before
+    # The dashboard's forms: the same rule.
+    for form in ({"action": "stock", "stock": "5"}, {"action": "notice", "notice": "x"}):
+        resp = await client.post("/shop", data={**form, "csrf_token": token})
+        assert resp.status == 403 and "owner" in (await resp.text()).lower()
+    assert bridge.shop.view() == before
+    opened = await client.post("/shop", data={"action": "open", "csrf_token": token}, allow_redirects=False)
+    assert opened.status == 303 and bridge.shop.open is True
+
+
+async def test_settings_and_users_are_in_the_navigation_of_owners_only(client: TestClient[Any, Any]) -> None:
+    await login(client, STAFF_USER, STAFF_PASSWORD)
+    page = await (await client.get("/")).text()
+    assert 'href="/settings"' not in page and 'href="/users"' not in page and 'href="/account"' in page
+    await login(client)
+    page = await (await client.get("/")).text()
+    assert 'href="/settings"' in page and 'href="/users"' in page
+
+
+async def test_a_route_that_declares_no_role_is_refused_to_everyone(data_dir: Path, bridge: FakeBridge) -> None:
+    async def forgotten(request: web.Request) -> web.Response:
+        return web.Response(text="secret")
+
+    bridge.add_user("admin", PASSWORD)
+    app = create_app(make_config(data_dir), bridge)
+    app.router.add_get("/api/forgotten", forgotten)
+    async with TestClient(TestServer(app)) as c:
+        assert (await c.get("/api/forgotten")).status == 401
+        await login(c)
+        resp = await c.get("/api/forgotten")
+        assert resp.status == 403 and "declares no role" in (await resp.json())["error"]
 
 
 @pytest.mark.parametrize("body", [b"garbage", b"--xx\r\nbad header\r\n\r\n--xx--", b"csrf_token=\xff\xfe"])

@@ -186,7 +186,7 @@ async def reminders_post(request: web.Request) -> web.StreamResponse:
             raise
         return await error_page(request, e.status, t._("Not sent: %(reason)s", reason=e.message), back="/payments")
     sent, skipped = list(result.get("sent") or []), dict(result.get("skipped") or {})
-    message = t._("Reminders sent to %(n)s groups (paced like every message).", n=len(sent))
+    message = t._("Reminders sent: %(n)s (paced like every message).", n=len(sent))
     if skipped:
         message += " " + t._("Not sent to: %(list)s.", list=", ".join(f"{names.get(g, g)} ({why})"
                                                                      for g, why in skipped.items()))
