@@ -136,7 +136,7 @@ async def test_a_group_link_presets_the_form(en: TestClient[Any, Any]) -> None:
     await login(en)
     _, page = await get_page(en, f"/payments?group={BETA}")
     assert page.all("option", value=BETA)[0].get("selected") == ""
-    assert page.all("option", value=BETA)[1].get("selected") == ""  # the list's filter too
+    assert page.all("option", value=BETA)[-1].get("selected") == ""  # the list's filter too (the last)
 
 
 async def test_record_by_form_then_a_one_time_message(en: TestClient[Any, Any], bridge: FakeBridge) -> None:

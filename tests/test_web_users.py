@@ -31,7 +31,7 @@ def bridge() -> FakeBridge:
 
 @pytest.fixture
 async def client(tmp_path: Path, bridge: FakeBridge) -> AsyncIterator[TestClient[Any, Any]]:
-    async with panel_client(make_config(tmp_path / "data"), bridge) as c:
+    async with panel_client(make_config(tmp_path / "data", **{"bot.language": "en"}), bridge) as c:
         yield c
 
 

@@ -156,7 +156,7 @@ def script_words(t: Words) -> dict[str, str]:
         "action.done.approve": t.gettext("Order %(id)s approved; the delivery message is on its way."),
         "action.done.cancel": t.gettext("Order %(id)s cancelled; the reseller is told."),
         "action.done.delete": t.gettext("Order %(id)s deleted."),
-        "action.done.undo": t.gettext("The approval of order %(id)s is undone: it is back to what it was before."),
+        "action.done.undo": t.gettext("Order %(id)s: approval undone."),
         "groups.saving": t.gettext("Saving…"),
         "groups.saved": t.gettext("Saved"),
         "groups.invalid": t.gettext("Not saved: %(reason)s"),

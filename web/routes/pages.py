@@ -122,6 +122,7 @@ async def render(request: web.Request, template: str, context: Mapping[str, Any]
         "request_path_qs": request.path_qs,
         "nav": "",
         "script": None,
+        "styles": None,  # a second stylesheet for the pages that need it (forms.css)
         **context,
     }
     response = aiohttp_jinja2.render_template(template, request, ctx, status=status)
@@ -199,7 +200,8 @@ async def dashboard(request: web.Request) -> web.Response:
     data, shop = await asyncio.gather(dash.dashboard_data(request), shop_if_known(request))
     t = texts_of(request)
     return await render(request, "dashboard.html", {"title": t._("Dashboard"), "nav": "dashboard",
-                                                    "script": "dashboard.js", "d": data, "shop": shop})
+                                                    "script": "dashboard.js", "styles": "forms.css", "d": data,
+                                                    "shop": shop})
 
 
 # --- orders -----------------------------------------------------------------------------------

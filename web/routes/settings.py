@@ -108,7 +108,7 @@ async def _settings_page(request: web.Request, *, error: str | None = None, stat
     texts = _texts(shop, t, samples, draft)
     optional = {r["name"]: r for rows in texts.values() for r in rows if r["optional"]}
     return await render(request, "settings.html", {
-        "title": t._("Settings"), "nav": "settings", "script": "settings.js", "shop": shop, "texts": texts,
+        "title": t._("Settings"), "nav": "settings", "script": "settings.js", "styles": "forms.css", "shop": shop, "texts": texts,
         "optional": list(optional.values()), "error": error, "error_section": section, "samples": samples,
         "open_anchor": f"t-{draft['lang']}-{draft['name']}" if draft else "",
         "audit": [{**a, "by": _who(str(a.get("by") or ""))} for a in shop.get("audit") or []],

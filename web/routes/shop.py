@@ -110,7 +110,7 @@ async def shop_post(request: web.Request) -> web.StreamResponse:
             if form.get("confirm") != "yes":
                 shop = unwrap(await panel_of(request).bridge.get_shop())
                 return await render(request, "confirm_shop.html", {"title": t._("Please confirm"), "nav": "dashboard",
-                                                                   "shop": shop})
+                                                                   "styles": "forms.css", "shop": shop})
             patch = {"open": False}
         elif action == "notice":
             notice = form.get("notice")

@@ -173,7 +173,7 @@ async def _users_page(request: web.Request, *, error: str | None = None, form: M
     users = await panel_of(request).users.users()
     people = sorted(users.records, key=lambda u: (bool(u.get("removed")), str(u.get("username"))))
     return await render(request, "users.html", {
-        "title": t._("Users"), "nav": "users", "script": "users.js",
+        "title": t._("Users"), "nav": "users", "script": "users.js", "styles": "forms.css",
         "people": [dict(p) for p in people if not p.get("removed")],
         "removed": [dict(p) for p in people if p.get("removed")],
         "owners": sum(1 for p in people if not p.get("removed") and p.get("role") == Role.OWNER.value),
@@ -245,7 +245,7 @@ async def _account_page(request: web.Request, *, error: str | None = None, statu
     t = texts_of(request)
     user = await panel_of(request).users.get(user_of(request))
     return await render(request, "account.html", {
-        "title": t._("Account"), "nav": "account", "error": error,
+        "title": t._("Account"), "nav": "account", "styles": "forms.css", "error": error,
         "role": user.role.value if user is not None else "",
     }, status=status)
 

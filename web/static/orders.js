@@ -22,16 +22,10 @@
   const rank = (status) => (status in RANK ? RANK[status] : -1);
 
   let upsert = () => {};
-
-  // Undo: offered while the shop's undo window is open (data-until, the server's clock in ms).
-  const skew = Number(holder.dataset.now || 0) ? Number(holder.dataset.now) - Date.now() : 0;
-  const serverNow = () => Date.now() + skew;
-  const hideClosedUndos = () => {
-    for (const b of document.querySelectorAll('button[value="undo"][data-until]')) {
-      if (!b.hidden && Number(b.dataset.until) <= serverNow()) b.hidden = true;
-    }
-  };
-  setInterval(hideClosedUndos, 5000);
+  // Undo until data-until (the server's ms).
+  const skew = (Number(holder.dataset.now) || Date.now()) - Date.now();
+  const late = (b) => b.dataset.until <= Date.now() + skew;
+  setInterval(() => document.querySelectorAll('[value="undo"]').forEach((b) => { if (late(b)) b.hidden = true; }), 5000);
 
   document.addEventListener('click', async (ev) => {
     const button = ev.target.closest('button[name="action"]');
@@ -50,7 +44,7 @@
       const body = await resp.json().catch(() => ({}));
       if (!resp.ok) {
         say(fmt(labels['error.refused'], { reason: body.error || resp.status }), true);
-        if (action === 'undo' && resp.status === 409) button.hidden = true; // the window has passed
+        if (action === 'undo') button.hidden = true; // the window has passed
         return;
       }
       say(fmt(labels['action.done.' + action], { id }));
@@ -72,10 +66,6 @@
   const count = document.querySelector('[data-total]');
   const d = table.dataset;
   const allowed = JSON.parse(d.allowed || '{}');
-  const undoWindow = d.undo === '' || d.undo === undefined ? null : Number(d.undo);
-  // Until when an approval may be undone (ms), as the server computes it (web.shop.undo_until).
-  const undoUntil = (o) => (undoWindow !== null && (o.status === 'approved' || o.status === 'completed') && o.approved_at
-    ? Date.parse(o.approved_at) + undoWindow * 1000 : 0);
   const statuses = d.status ? d.status.split(',') : [];
   const needle = (d.q || '').toLowerCase();
   const offset = Number(d.offset) || 0;
@@ -144,12 +134,9 @@
     for (const b of c[10].querySelectorAll('button')) {
       b.setAttribute('formaction', '/orders/' + encodeURIComponent(o.id));
       if (b.value === 'undo') {
-        const until = undoUntil(o);
-        b.dataset.until = until || '';
-        b.hidden = !(until > serverNow());
-      } else {
-        b.hidden = !ok.includes(b.value);
-      }
+        b.dataset.until = (d.undo && /^(appr|compl)/.test(o.status) && Date.parse(o.approved_at) + d.undo * 1000) || '';
+        b.hidden = late(b);
+      } else b.hidden = !ok.includes(b.value);
     }
     return tr;
   }
