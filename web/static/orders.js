@@ -17,9 +17,8 @@
     msg.textContent = text;
     msg.classList.toggle('bad', !!bad);
   };
-  // The state machine only moves forward: an answer older than what the row shows is ignored.
-  const RANK = { pending: 0, processing: 1, approved: 2, completed: 3, cancelled: 3, deleted: 4 };
-  const rank = (status) => (status in RANK ? RANK[status] : -1);
+  // Every change of an order adds to its `changes` (an undo too): an answer older than what the
+  // row shows (data-v, set by the first update after the page loaded) is ignored.
 
   let upsert = () => {};
   // Undo until data-until (the server's ms).
@@ -105,6 +104,7 @@
     const tr = template.cloneNode(true);
     tr.dataset.id = o.id;
     tr.dataset.status = o.status;
+    tr.dataset.v = o.changes;
     const c = tr.cells;
     const link = c[0].querySelector('a');
     link.href = '/orders/' + encodeURIComponent(o.id);
@@ -172,7 +172,7 @@
     if (!o || !o.id) return;
     const old = tbody.querySelector('tr[data-id="' + CSS.escape(o.id) + '"]');
     if (old) {
-      if (rank(o.status) < rank(old.dataset.status)) return; // an older answer
+      if (old.dataset.v && o.changes < Number(old.dataset.v)) return; // an older answer
       if (matches(o)) {
         const tr = row(o);
         if (old.dataset.status !== o.status) tr.classList.add('changed');
