@@ -12,6 +12,7 @@ the reply, so a late reply to a timed-out request is recognised and dropped.
     GroupActor ──SendText──▶ GatewayActor ──SendResult──▶ GroupActor
     panel ──OrderCommand / UpdateGroup──▶ Supervisor ──▶ GroupActor ──CommandDone──▶ panel
     panel ──ListOrders / GetOrder / ListGroups / GetReport──▶ PersistenceActor ──▶ panel
+    panel ──ListUsers / SaveUser──▶ Supervisor ──▶ PersistenceActor ──QueryResult / CommandDone──▶ panel
 """
 
 from __future__ import annotations

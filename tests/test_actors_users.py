@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from actors.messages import CommandDone, DatabaseFailed, DatabaseOpened, ListUsers, QueryResult, SaveUser
-from tests.test_actors_persistence import Db, db  # noqa: F401  (fixture)
+from tests.test_actors_persistence import T, Db, db  # noqa: F401  (fixture)
 
 H1, H2 = "$argon2id$v=19$m=8,t=1,p=1$one", "$argon2id$v=19$m=8,t=1,p=1$two"
 
@@ -140,3 +140,13 @@ def test_once_users_are_in_the_journal_the_file_is_not_read(data_dir: Path) -> N
         assert [u["username"] for u in listed(again)["users"]] == ["admin"]
     finally:
         again.close()
+
+
+def test_the_supervisor_routes_the_panels_user_requests(bot: Any) -> None:
+    """The panel asks the Supervisor, which forwards to the current PersistenceActor."""
+    done = bot.asys.ask(bot.supervisor, SaveUser(rid(), "admin", "owner", H1, "system:first-start"), T)
+    assert isinstance(done, CommandDone) and done.status == 200
+    refused = bot.asys.ask(bot.supervisor, SaveUser(rid(), "admin", "", None, "admin:admin", remove=True), T)
+    assert isinstance(refused, CommandDone) and refused.status == 409
+    listed = bot.asys.ask(bot.supervisor, ListUsers(rid()), T)
+    assert isinstance(listed, QueryResult) and [u["username"] for u in listed.data["users"]] == ["admin"]

@@ -145,3 +145,21 @@ async def test_repair_refused_by_a_transport_without_pairing(client: TestClient[
     bridge.repair_status = 409
     resp = await client.post("/api/whatsapp/repair", headers={"X-CSRF-Token": token})
     assert resp.status == 409 and "nothing to pair" in (await resp.json())["error"]
+
+
+async def test_staff_see_the_connection_but_not_the_qr_code_or_re_pairing(client: TestClient[Any, Any],
+                                                                          bridge: FakeBridge) -> None:
+    """Scanning the code or pairing again decides whose WhatsApp the bot is: owners only."""
+    bridge.add_user("nasrin", "nasrins-long-password", "staff")
+    bridge.gateway_state = "pairing"
+    bridge.gateway_detail = ConnectionDetail(qr=QR, expires_at=NOW + 60)
+    await login(client)
+    owner_page = await (await client.get("/whatsapp")).text()
+    assert 'data-qr="/api/whatsapp/qr.svg"' in owner_page
+    token = await login(client, "nasrin", "nasrins-long-password")
+    page = await (await client.get("/whatsapp")).text()
+    assert 'data-qr=""' in page
+    assert (await get_json(client, "/api/whatsapp"))["state"] == "pairing"
+    assert (await client.get("/api/whatsapp/qr.svg")).status == 403
+    assert (await client.post("/api/whatsapp/repair", headers={"X-CSRF-Token": token})).status == 403
+    assert "repair" not in [c[0] for c in bridge.calls]

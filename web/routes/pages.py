@@ -31,7 +31,7 @@ from domain.users import Role
 from web import i18n
 from web.i18n import js_labels
 from web.bridge import BridgeError
-from web.routes import ACTIONS, PANEL, actor_by, command_result, panel_of, params, unwrap
+from web.routes import ACTIONS, PANEL, actor_by, command_result, is_owner, panel_of, params, unwrap
 from web.routes import dashboard as dash
 from web.routes.groups import check_patch
 from web.routes.params import or_else
@@ -489,8 +489,9 @@ async def whatsapp_page(request: web.Request) -> web.Response:
         "detail": _detail_text(gateway.get("detail")),
         "sandbox_url": panel.config.sandbox.url.rstrip("/"),
         "has_api": has_route(app, "GET", "/api/whatsapp"),
-        "has_qr": has_route(app, "GET", "/api/whatsapp/qr.svg"),
-        "has_repair": has_route(app, "POST", "/api/whatsapp/repair"),
+        # Scanning the QR code, or pairing again, decides whose WhatsApp the bot is: owners only.
+        "has_qr": has_route(app, "GET", "/api/whatsapp/qr.svg") and is_owner(request),
+        "has_repair": has_route(app, "POST", "/api/whatsapp/repair") and is_owner(request),
         "js_labels": js_labels(t, "gateway.", "wa.", "error.network", "error.refused"),
     })
 
