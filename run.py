@@ -175,6 +175,7 @@ class Bot:
     async def run(self) -> int:
         from storage.errors import StorageError
         from web.auth import PasswordError
+        from web.bridge import BridgeError
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -187,7 +188,7 @@ class Bot:
             self.start_sandbox()
             await loop.run_in_executor(None, self.start_actors)
             await self.start_panel()
-        except (StartError, StorageError, PasswordError) as e:
+        except (StartError, StorageError, PasswordError, BridgeError) as e:
             log.error("cannot start: %s", e)
             await self.stop()
             # Last, so it is not buried under the shutdown's log lines.

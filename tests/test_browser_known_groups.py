@@ -17,7 +17,6 @@ from playwright.async_api import Page, expect
 from tests.browser import PHONE, browser, open_page, screenshot  # noqa: F401  (fixture)
 from tests.fake_bridge import PASSWORD, FakeBridge, make_config, panel_client
 from tests.test_browser_phone import no_sideways_scrolling, reachable
-from web import auth
 
 NOW = 1_764_000_000.0  # FakeClock's start: 2025-11-24 22:00 in Dhaka
 ALPHA = "120363000000000001@g.us"

@@ -21,7 +21,6 @@ import pytest
 from playwright.async_api import Dialog, Page, expect
 
 from domain.clock import FakeClock
-from domain.orders import Action
 from tests.browser import DESKTOP, PHONE, browser, open_page, screenshot  # noqa: F401  (fixture)
 from tests.e2e import PASSWORD, Bot, Sandbox
 from tests.fake_bridge import FakeBridge, make_config, panel_client

@@ -19,7 +19,6 @@ from domain.parsing import OrderText, parse_order
 from domain.chat import ChatMessage, Source
 from tests.fake_bridge import PASSWORD, FakeBridge, login, make_config, panel_client
 from tests.harness import ALICE, BOB, GROUP, GROUP2, T, ChatBot
-from web import auth
 
 pytestmark = pytest.mark.usefixtures("cheap_hashes")
 

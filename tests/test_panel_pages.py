@@ -27,7 +27,7 @@ from tests.fake_bridge import (
     make_config,
     panel_client,
 )
-from web import auth, i18n
+from web import i18n
 from web.metrics import ProcessSampler, pss_bytes
 from web.routes import pages
 from web.security import safe_next

@@ -26,7 +26,7 @@ from tests.fake_bridge import (
     panel_client,
 )
 from tests.test_panel_pages import Page, assert_safe_markup, get_page
-from web import auth, i18n
+from web import i18n
 from web.routes import accounts
 
 NOW = 1_764_000_000.0  # FakeClock's start: 2025-11-24 22:00 in Dhaka

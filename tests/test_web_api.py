@@ -11,7 +11,6 @@ from aiohttp.test_utils import TestClient
 
 from domain.orders import Action, Issue
 from tests.fake_bridge import PASSWORD, FakeBridge, bridge_error, login, make_config, panel_client
-from web import auth
 from web.routes import status as status_routes
 
 DHAKA = "+06:00"

@@ -14,7 +14,6 @@ from aiohttp.test_utils import TestClient
 
 from domain.orders import Action
 from tests.fake_bridge import PASSWORD, FakeBridge, login, make_config, panel_client
-from web import auth
 
 NOW = 1_764_000_000.0  # FakeClock's start: 2025-11-24T16:00:00Z, 22:00 in Dhaka
 HOUR = 3600

@@ -13,7 +13,6 @@ from aiohttp.test_utils import TestClient
 from actors.messages import Changed, CommandDone, OrderCommand, Subscribe
 from tests.fake_bridge import PASSWORD, FakeBridge, login, make_config, panel_client
 from tests.harness import ALICE, GROUP, ChatBot
-from web import auth
 
 
 pytestmark = pytest.mark.usefixtures("cheap_hashes")

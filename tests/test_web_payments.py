@@ -25,7 +25,6 @@ from actors.messages import (
 from domain.orders import Action
 from domain.records import PaymentRecord
 from tests.fake_bridge import PASSWORD, FakeBridge, bridge_error, login, make_config, panel_client
-from web import auth
 from web.bridge import BridgeError, ThespianBridge
 from web.routes import payments as payment_routes
 

@@ -15,7 +15,6 @@ from aiohttp.test_utils import TestClient
 
 from tests.fake_bridge import PASSWORD, FakeBridge, login, make_config, panel_client
 from tests.test_web_live import open_stream, read_events
-from web import auth
 from web.routes import payments as payment_routes
 from web.serialize import order_json
 

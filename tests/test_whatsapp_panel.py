@@ -12,7 +12,6 @@ from aiohttp.test_utils import TestClient
 
 from domain.chat import ConnectionDetail
 from tests.fake_bridge import PASSWORD, FakeBridge, bridge_error, login, make_config, panel_client
-from web import auth
 
 NOW = 1_764_000_000.0  # FakeClock's start: 2025-11-24T16:00:00Z, 22:00 in Dhaka
 QR = "2@Xq9tFv3QbC2pL0,hJkL8mNoPqRsTuVwXyZ0123456789abcdefghi=,K1l2M3n4O5p6Q7r8S9t0U=,aBcDeFgHiJkLmNoP="

@@ -174,7 +174,7 @@ async def _users_page(request: web.Request, *, error: str | None = None, form: M
     people = sorted(users.records, key=lambda u: (bool(u.get("removed")), str(u.get("username"))))
     return await render(request, "users.html", {
         "title": t._("Users"), "nav": "users", "script": "users.js", "styles": "forms.css",
-        "people": [dict(p) for p in people if not p.get("removed")],
+        "people": [{**p, "by": who(str(p.get("by") or ""), t)} for p in people if not p.get("removed")],
         "removed": [dict(p) for p in people if p.get("removed")],
         "owners": sum(1 for p in people if not p.get("removed") and p.get("role") == Role.OWNER.value),
         "roles": ROLES, "audit": audit_rows(users.audit, t), "error": error,
