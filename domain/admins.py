@@ -53,10 +53,7 @@ class Tenure:
     by: str = ""  # "config", "admin:<name>"
 
     def covers(self, at: float) -> bool:
-        # Chat timestamps are whole seconds (WhatsApp's, the sandbox's): a message of the second
-        # in which someone became an admin is theirs as an admin; one of the second in which they
-        # stopped being one is not (a message written 0.3 s after a start counted as before it).
-        return math.floor(self.since) <= at and (self.until is None or at < math.floor(self.until))
+        return self.since <= at and (self.until is None or at < self.until)
 
 
 @dataclass(frozen=True, slots=True)
