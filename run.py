@@ -2,7 +2,7 @@
 """Diamond Bot.
 
     python run.py [--config FILE] [--set KEY=VALUE ...]     start the bot, gateway and panel
-    python run.py [--config FILE] set-password USER         set a panel user's password
+    python run.py [--config FILE] set-password USER         set a panel user's password (the bot stopped)
     python run.py [--config FILE] import-json PATH [--payments FILE]
                                                             import the old Node bot's database.json (and
                                                             payments file), or its folder holding both
@@ -15,8 +15,8 @@ Exit status of a start: 0 stopped cleanly; 2 refused to start (bad configuration
 cannot be read, a busy port, the bot already running), with the reason on the last line of stderr;
 3 the actor system was lost while running (start it again). The commands: 0 done, 1 failed or
 found damage (restore: also refused over data without --force), 2 refused because the bot is
-running (backup runs beside it); import-json 3: imported, except the entries its report lists
-as not imported.
+running (backup runs beside it; set-password: change passwords in the panel then); import-json 3:
+imported, except the entries its report lists as not imported.
 """
 
 from __future__ import annotations
@@ -162,8 +162,9 @@ class Bot:
         from web.app import create_app
         from web.auth import ensure_admin
 
-        password = await asyncio.get_running_loop().run_in_executor(
-            None, ensure_admin, self.data_dir, os.environ)
+        # The users are in the journal (an earlier version's panel-users.json was brought in when
+        # the database opened); a first start makes `admin`.
+        password = await ensure_admin(self.bridge, self.data_dir, os.environ)
         if password:
             # Printed once, never logged; also in a 0600 file for the operator.
             print(f"\n  First start: panel user 'admin', password: {password}\n"
@@ -179,6 +180,7 @@ class Bot:
     async def run(self) -> int:
         from storage.errors import StorageError
         from web.auth import PasswordError
+        from web.bridge import BridgeError
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -191,7 +193,7 @@ class Bot:
             self.start_sandbox()
             await loop.run_in_executor(None, self.start_actors)
             await self.start_panel()
-        except (StartError, StorageError, PasswordError) as e:
+        except (StartError, StorageError, PasswordError, BridgeError) as e:
             log.error("cannot start: %s", e)
             await self.stop()
             # Last, so it is not buried under the shutdown's log lines.
@@ -291,10 +293,22 @@ class Bot:
 
 
 def cmd_set_password(config: Config, user: str) -> int:
+    """Set a panel user's password in the stopped bot's journal (an unknown user becomes an owner):
+    0 set, 1 refused or failed, 2 the bot is running (change passwords in the panel then)."""
+    from domain.users import UserError, check_username
     from storage.atomic import fsync_dir
+    from storage.database import DatabaseError
     from storage.errors import StorageError
-    from web.auth import ADMIN, INITIAL_PASSWORD_FILE, set_password
+    from storage.lock import LockHeld
+    from storage.users import set_password_stopped
+    from web.auth import ADMIN, INITIAL_PASSWORD_FILE, check_password, hash_password
 
+    data_dir = Path(config.bot.data_dir).resolve()
+    try:
+        check_username(user)
+    except UserError as e:
+        print(f"Password not set: {e}", file=sys.stderr)
+        return EXIT_FAILED
     if sys.stdin.isatty():
         password = getpass.getpass(f"New password for {user}: ")
         if getpass.getpass("Again: ") != password:
@@ -302,13 +316,18 @@ def cmd_set_password(config: Config, user: str) -> int:
             return 1
     else:
         password = sys.stdin.readline().rstrip("\n")
-    data_dir = Path(config.bot.data_dir).resolve()
     try:
-        set_password(data_dir, user, password)
-    except (ValueError, StorageError) as e:
+        check_password(password)
+        saved = set_password_stopped(data_dir, user, hash_password(password), "cli:set-password", time.time())
+    except LockHeld:
+        print(f"Password not set: Diamond Bot is running on {data_dir}. While it runs, passwords are changed "
+              "in the panel: an owner resets anyone's on the Users page, everyone changes their own under "
+              "Account. Or stop the bot and run this again.", file=sys.stderr)
+        return EXIT_REFUSED
+    except (ValueError, StorageError, DatabaseError) as e:
         print(f"Password not set: {e}", file=sys.stderr)
-        return 1
-    print(f"Password for {user} set.")
+        return EXIT_FAILED
+    print(f"Password for {user} ({saved.role.value}) set; sessions begun with the old one have ended.")
     initial = data_dir / INITIAL_PASSWORD_FILE
     if user == ADMIN and initial.exists():
         # It holds the first, generated password: wrong from now on, and a secret lying around.
@@ -342,19 +361,27 @@ def cmd_import_json(config: Config, path: str, payments: str | None = None) -> i
 
 
 def check_panel_files(data_dir: Path) -> None:
-    """Read the panel's files as the panel will; CorruptFile naming the first that cannot be read."""
+    """Read the panel's files as the panel will; CorruptFile naming the first that cannot be read
+    (an earlier version's panel-users.json too: the database brings its users in when it opens)."""
     for _, check in _panel_files(data_dir):
         check()
 
 
+LEGACY_USERS_FILE = "panel-users.json"
+
+
 def _panel_files(data_dir: Path) -> list[tuple[str, Any]]:
     """(file name, a check that reads it without changing anything and says what it holds)."""
-    from web.auth import SECRET_FILE, USERS_FILE, load_users, session_key
+    from storage.users import legacy_users
+    from web.auth import SECRET_FILE, session_key
     from web.sessions import REVOKED_FILE, load_revoked
 
     def users() -> str:
-        found = load_users(data_dir)
-        return "not there yet" if found is None else f"ok ({len(found)} user{'s' * (len(found) != 1)})"
+        found = legacy_users(data_dir)
+        if found is None:
+            return "not there (the panel's users are in the journal)"
+        return (f"ok ({len(found)} user{'s' * (len(found) != 1)} of an earlier version: brought into the journal "
+                "at the first start of this one, then no longer read)")
 
     def secret() -> str:
         if not (data_dir / SECRET_FILE).exists():
@@ -366,7 +393,7 @@ def _panel_files(data_dir: Path) -> list[tuple[str, Any]]:
         load_revoked(data_dir / REVOKED_FILE)
         return "ok" if (data_dir / REVOKED_FILE).exists() else "not there (nobody logged out yet)"
 
-    return [(USERS_FILE, users), (SECRET_FILE, secret), (REVOKED_FILE, revoked)]
+    return [(LEGACY_USERS_FILE, users), (SECRET_FILE, secret), (REVOKED_FILE, revoked)]
 
 
 def _other_files(data_dir: Path) -> list[tuple[str, str]]:
@@ -493,7 +520,8 @@ def cmd_backup(config: Config, dest: str) -> int:
 def _backup_sources(config: Config, data_dir: Path) -> tuple[Any, list[str]]:
     """What a backup copies beside the stores, and what it cannot (said to the operator)."""
     from storage.backup import Sources
-    from web.auth import INITIAL_PASSWORD_FILE, SECRET_FILE, USERS_FILE
+    from storage.users import LEGACY_FILE
+    from web.auth import INITIAL_PASSWORD_FILE, SECRET_FILE
     from web.sessions import REVOKED_FILE
 
     session, left_out = config.whatsapp.session_db, []
@@ -503,7 +531,8 @@ def _backup_sources(config: Config, data_dir: Path) -> tuple[Any, list[str]]:
     elif data_dir not in path.parents and path.exists():
         left_out.append(f"the WhatsApp session {path} is outside the data directory: back it up separately")
     inside = "://" not in session and data_dir in path.parents
-    return Sources(files=(USERS_FILE, SECRET_FILE, REVOKED_FILE, INITIAL_PASSWORD_FILE),
+    # The users are in the journal; an earlier version's panel-users.json is kept if it is there.
+    return Sources(files=(LEGACY_FILE, SECRET_FILE, REVOKED_FILE, INITIAL_PASSWORD_FILE),
                    # repair-data's side files and originals, sessions moved aside, the sandbox's torn tails
                    patterns=("damaged-*.jsonl", "*.before-repair-*", "*.old-*", "*.torn-*"),
                    logs=("sandbox.json",),

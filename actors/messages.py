@@ -12,6 +12,7 @@ the reply, so a late reply to a timed-out request is recognised and dropped.
     GroupActor ──SendText──▶ GatewayActor ──SendResult──▶ GroupActor
     panel ──OrderCommand / UpdateGroup──▶ Supervisor ──▶ GroupActor ──CommandDone──▶ panel
     panel ──ListOrders / GetOrder / ListGroups / GetReport──▶ PersistenceActor ──▶ panel
+    panel ──ListUsers / SaveUser──▶ Supervisor ──▶ PersistenceActor ──QueryResult / CommandDone──▶ panel
 """
 
 from __future__ import annotations
@@ -702,6 +703,34 @@ class SendDailyReport:
     this to the Supervisor at reports.daily_at)."""
 
     day: str = ""
+
+
+# --- the panel's users (issue 13) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListUsers:
+    """The panel's users, with their password hashes (the panel checks logins against them), and
+    the audit of changes to them: QueryResult(200, {"users": [<user record>], "audit": [{"at",
+    "by", "user", "change", "role"}, oldest first]}). Answered by the PersistenceActor."""
+
+    request_id: str
+    reply_to: Any = None  # filled by the Supervisor, which forwards panel reads
+
+
+@dataclass(frozen=True)
+class SaveUser:
+    """Add a user, set its role or password, or remove it (domain.users.save_user); answered
+    with CommandDone after the fsync: 200 {the user record without its hash}, 400 bad input,
+    404 an unknown user to reset or remove, 409 removing or demoting the last owner."""
+
+    request_id: str
+    username: str
+    role: str  # "owner" | "staff"; ignored when removing
+    password_hash: str | None  # argon2id, made by the panel; None keeps the password
+    by: str  # "admin:<name>"
+    remove: bool = False
+    reply_to: Any = None
 
 
 # --- the shop's day (issue 13) ----------------------------------------------------------------

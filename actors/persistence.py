@@ -35,6 +35,7 @@ from actors.messages import (
     ListGroups,
     ListOrders,
     ListPayments,
+    ListUsers,
     LoadedGroup,
     LoadGroups,
     PersistedMany,
@@ -45,6 +46,7 @@ from actors.messages import (
     Persisted,
     QueryResult,
     SaveShop,
+    SaveUser,
     ShopSaved,
     StockOut,
     StopSystem,
@@ -58,12 +60,14 @@ from config import Config
 from domain.admins import AdminRoster
 from domain.group import code_number
 from domain.reconcile import LiveCycles
-from domain.records import AdminsRecord, GroupRecord, MetaRecord, OrderRecord, Record
+from domain.records import AdminsRecord, GroupRecord, MetaRecord, OrderRecord, Record, UserRecord
+from domain.users import UserError, save_user
 from storage import queries
 from storage.database import Database, DatabaseError, open_database
 from storage.errors import StorageError
 from storage.lock import FileLock, LockHeld
 from storage.store import Store
+from storage.users import LEGACY_FILE, legacy_import
 
 log = logging.getLogger("diamondbot.persistence")
 
@@ -133,6 +137,15 @@ class PersistenceActor(BotActor):
             return
         if admins is not None:
             records.append(AdminsRecord.of(admins))
+        try:
+            users = legacy_import(self.db.users, data_dir, now)  # once: the journal has users after it
+        except StorageError as e:
+            self.close()
+            self.send(sender, DatabaseFailed(f"{e} Nothing was started."))
+            return
+        if users:
+            log.info("imported %d panel users from %s as owners", len(users), LEGACY_FILE)
+        records.extend(users)
         self.store.append([orjson.dumps(r.encode()) for r in records])
         self.store.sync()
         for r in records:
@@ -444,6 +457,39 @@ class PersistenceActor(BotActor):
             "groups": len(self.db.groups),
         }
 
+    # -- the panel's users ---------------------------------------------------------------------
+
+    def receiveMsg_ListUsers(self, msg: ListUsers, sender: Any) -> None:
+        self._answer(msg, sender, lambda: {"users": [dict(u) for u in self.db.users.values()],
+                                           "audit": [dict(a) for a in self.db.user_audit]})
+
+    def receiveMsg_SaveUser(self, msg: SaveUser, sender: Any) -> None:
+        """A change to the panel's users, answered once it is durable. Written at once (not
+        grouped): the next change is judged against this one (the last owner stays)."""
+        to = msg.reply_to or sender
+        if self.store is None or self.broken:
+            self.send(to, CommandDone(msg.request_id, 503, error=self.broken or "database not open"))
+            return
+        users = self.db.panel_users()
+        try:
+            user = save_user(users, msg.username, msg.role, msg.password_hash, msg.by, self.clock.now(), msg.remove)
+        except UserError as e:
+            self.send(to, CommandDone(msg.request_id, e.status, error=str(e)))
+            return
+        if user is None:  # nothing changes
+            self.send(to, CommandDone(msg.request_id, 200, result=_shown(users[msg.username].to_record())))
+            return
+        record = UserRecord.of(user)
+        done = CommandDone(msg.request_id, 200, result=_shown(record.user))
+        self.store.append([orjson.dumps(record.encode())])
+        self.pending_records.append(record)
+        self.pending.append((to, Persist("", Epoch(0, 0), 0, (record,), effects=((to, done),), ack=False)))
+        self.flush()
+        if self.broken:
+            self.send(to, CommandDone(msg.request_id, 503, error=self.broken))
+        else:
+            log.info("panel user %s saved by %s", user.username, msg.by)
+
     # -- stop ----------------------------------------------------------------------------------
 
     def receiveMsg_StopSystem(self, msg: StopSystem, sender: Any) -> None:
@@ -463,3 +509,8 @@ class PersistenceActor(BotActor):
         if self.lock is not None:
             self.lock.release()
             self.lock = None
+
+
+def _shown(user: dict[str, Any]) -> dict[str, Any]:
+    """A user record as answered to a change: without its password hash."""
+    return {k: v for k, v in user.items() if k != "passwordHash"}

@@ -619,6 +619,7 @@ class Supervisor(BotActor):
     receiveMsg_ListOrders = receiveMsg_GetOrder = receiveMsg_ListGroups = receiveMsg_GetReport = _forward_read
     receiveMsg_Subscribe = _forward_read
     receiveMsg_ListPayments = receiveMsg_GetLedger = receiveMsg_GetDailyReport = _forward_read
+    receiveMsg_ListUsers = receiveMsg_SaveUser = _forward_read  # the panel's users (issue 13)
 
     def receiveMsg_VoidPayment(self, msg: VoidPayment, sender: Any) -> None:
         if not msg.group_id:

@@ -15,6 +15,7 @@ from domain.admins import AdminRoster
 from domain.orders import Order, to_record
 from domain.payments import Payment
 from domain.payments import to_record as payment_to_record
+from domain.users import User
 
 
 class RecordError(ValueError):
@@ -151,8 +152,27 @@ class ShopRecord:
         return {"t": self.KIND, "v": {"set": self.settings, "at": self.at, "by": self.by, "what": self.what}}
 
 
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A panel user as it is now (domain.users): a later record of the same name replaces it."""
+
+    KIND: ClassVar[str] = "user"
+    user: dict[str, Any]  # {"username", "role", "passwordHash", "removed", "at", "by"}
+
+    @classmethod
+    def of(cls, user: User) -> UserRecord:
+        return cls(user.to_record())
+
+    @property
+    def username(self) -> str:
+        return str(self.user["username"])
+
+    def encode(self) -> dict[str, Any]:
+        return {"t": self.KIND, "v": self.user}
+
+
 Record = Union[MetaRecord, GroupRecord, OrderRecord, SeenRecord, ChecksRecord, HeldRecord, PaymentRecord,
-               AdminsRecord, ShopRecord]
+               AdminsRecord, ShopRecord, UserRecord]
 
 
 def _value(raw: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -186,6 +206,13 @@ def decode(raw: object) -> Record:
         if not isinstance(v.get("set"), Mapping):
             raise RecordError(f"shop record without settings: {dict(raw)!r:.200}")
         return ShopRecord(dict(v["set"]), float(v.get("at") or 0.0), str(v.get("by") or ""), str(v.get("what") or ""))
+    if kind == UserRecord.KIND:
+        value = dict(_value(raw))
+        try:
+            User.from_record(value)
+        except ValueError as e:
+            raise RecordError(str(e)) from None
+        return UserRecord(value)
     gid = _group(raw)
     value = _value(raw)
     if kind == OrderRecord.KIND:

@@ -45,7 +45,6 @@ from typing import Any, BinaryIO
 import orjson
 
 from storage.atomic import fsync_dir, write_all
-from storage.check import STORES as CHECKED_STORES
 from storage.check import check_data
 from storage.database import STORE_NAME as ORDERS
 from storage.errors import StorageError

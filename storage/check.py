@@ -34,6 +34,7 @@ from domain.records import (
     PaymentRecord,
     RecordError,
     SeenRecord,
+    UserRecord,
     decode,
 )
 from storage.database import STORE_NAME, Database, DatabaseError
@@ -53,7 +54,7 @@ BACKUP_SUFFIX = ".before-repair-{stamp}"
 
 # What a damaged payload may still show, read field by field when it is no longer JSON.
 _TEXT_FIELDS = ("t", "g", "id", "status", "amount", "rate", "userName", "userId", "messageId", "groupName",
-                "method", "reference", "group_id", "message_id", "sender", "sender_name", "text")
+                "method", "reference", "group_id", "message_id", "sender", "sender_name", "text", "username", "role")
 _NUMBER_FIELDS = ("diamonds", "s")
 _HEADER = re.compile(rb"^[0-9a-f]{8} (0|[1-9][0-9]{0,9}) ")
 
@@ -241,7 +242,8 @@ def _flatten(record: Mapping[str, Any]) -> dict[str, Any]:
         # Whatever its kind reads as (a flipped bit may have hit it), its ids are worth showing.
         out.update({k: value[k] for k in _TEXT_FIELDS + _NUMBER_FIELDS if k in value and k not in ("t", "g")})
         if record.get("t") not in (ORDER, PAYMENT):
-            out["v"] = dict(value)
+            # (a panel user's password hash is not shown, even in a report of damage)
+            out["v"] = {k: v for k, v in value.items() if k != "passwordHash"}
     message = record.get("m")
     if isinstance(message, Mapping):
         out.update({k: message[k] for k in ("group_id", "message_id", "sender", "sender_name", "text")
@@ -328,6 +330,10 @@ def _effects_of(bad: Damaged, position: tuple[int, int], db: Database, later_ord
                 "reseller may have to order again"]
     if kind == META:
         return ["the bot's start counter: nothing to do"]
+    if kind == UserRecord.KIND:
+        name = f.get("username") if isinstance(f.get("username"), str) else "?"
+        return [f"a change to panel user {name}: the Users page shows the users as the intact records leave "
+                "them; make the change again there if it is missing"]
     ids = sorted(set(re.findall(r'"id"\s*:\s*"([A-Z]{1,3}[0-9]{1,9})"', bad.damage.raw.decode("utf-8", "replace"))))
     hint = f" It mentions {', '.join(ids)}: check {'them' if len(ids) > 1 else 'it'} in the panel." if ids else ""
     return [f"what kind of record it was cannot be read.{hint}"]

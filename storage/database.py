@@ -30,11 +30,14 @@ from domain.records import (
     RecordError,
     SeenRecord,
     ShopRecord,
+    UserRecord,
     decode,
 )
+from domain.users import User, change_of
 from storage.store import Store
 
 FORMAT = 1
+USER_AUDIT_MAX = 200  # the user changes the panel lists (the records themselves are all kept)
 STORE_NAME = "orders"  # the files orders.snapshot.json and orders.journal.*
 
 _ARCHIVED_VALUES = {s.value for s in ARCHIVED}
@@ -72,6 +75,8 @@ class Database:
     shop_audit: list[dict[str, Any]] = field(default_factory=list)  # who changed what, oldest first
     # Diamonds approved since the stock was set: derived from the orders, never written.
     stock_used: int = 0
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)  # the panel's users by name (domain.users)
+    user_audit: list[dict[str, Any]] = field(default_factory=list)  # {"at", "by", "user", "change", "role"}, oldest first
 
     # -- loading and writing --------------------------------------------------------------
 
@@ -96,6 +101,19 @@ class Database:
             raise DatabaseError("snapshot's 'shop' is not an object")
         db.shop = dict(shop)
         db.shop_audit = list(data.get("shopAudit") or [])
+        users = data.get("users", [])
+        audit = data.get("userAudit", [])
+        if not isinstance(users, list) or not isinstance(audit, list):
+            raise DatabaseError("snapshot's 'users' or 'userAudit' is not a list")
+        for value in users:
+            try:
+                user = User.from_record(value) if isinstance(value, Mapping) else None
+            except ValueError as e:
+                raise DatabaseError(str(e)) from None
+            if user is None:
+                raise DatabaseError(f"snapshot's 'users' holds {value!r:.200}, not a user")
+            db.users[user.username] = dict(value)
+        db.user_audit = [dict(a) for a in audit if isinstance(a, Mapping)]
         db.payments = list(data.get("payments") or [])
         for i, payment in enumerate(db.payments):
             if isinstance(payment, Mapping) and payment.get("id"):
@@ -126,6 +144,7 @@ class Database:
             "meta": self.meta,
             **({"admins": self.admins} if self.admins is not None else {}),
             **({"shop": self.shop, "shopAudit": self.shop_audit[-SHOP_AUDIT_KEPT:]} if self.shop else {}),
+            **({"users": list(self.users.values()), "userAudit": self.user_audit} if self.users else {}),
             "groups": {
                 gid: {
                     **g.settings,
@@ -193,8 +212,19 @@ class Database:
                 self.shop_audit.append({"at": at, "by": by, "what": what})
                 if recount:
                     self._recount_stock()
+            case UserRecord(user=value):
+                self._apply_user(value)
             case _:
                 raise TypeError(f"not a journal record: {record!r:.200}")
+
+    def _apply_user(self, value: dict[str, Any]) -> None:
+        after = User.from_record(value)  # decode() checked it
+        before_value = self.users.get(after.username)
+        before = User.from_record(before_value) if before_value is not None else None
+        self.users[after.username] = dict(value)
+        self.user_audit.append({"at": value.get("at"), "by": after.by, "user": after.username,
+                                "change": change_of(before, after).value, "role": after.role.value})
+        del self.user_audit[:-USER_AUDIT_MAX]
 
     # -- the diamond stock ------------------------------------------------------------------
 
@@ -229,6 +259,10 @@ class Database:
                 del g.seen[m]
 
     # -- queries -------------------------------------------------------------------------
+
+    def panel_users(self) -> dict[str, User]:
+        """The panel's users by name, removed ones included."""
+        return {name: User.from_record(value) for name, value in self.users.items()}
 
     def find(self, order_id: str) -> tuple[str, dict[str, Any]] | None:
         gid = self.order_group.get(order_id)

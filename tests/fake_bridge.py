@@ -9,6 +9,11 @@ The stored records follow the contract of issue 12 (/work/helpers/CONTRACT-12.md
 carry the player to top up (`playerId`; absent on old records), a group's settings a `rate` of
 null (nobody set it yet: such a group takes no order), `joinedAt` and `leftAt`; a group can be
 known before its first order.
+
+The panel's users are the PersistenceActor's: real user records in the same Database, changed by
+the real rules (`domain.users.save_user`). The shop (issue 13, /work/helpers/CONTRACT-13.md) is
+`tests.fake_shop.FakeShop`: the ShopView, its patch rules, undo and reminders as the contract
+says the actors answer them.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ from domain.group import (
 )
 from domain.orders import (
     Action,
+    AuditEntry,
+    Delivery,
     Issue,
     Status,
     TransitionError,
@@ -59,8 +66,11 @@ from domain.payments import from_record as payment_from_record
 from domain.payments import to_record as payment_to_record
 from domain.payments import void as void_payment
 from storage import queries
-from domain.records import ChecksRecord, GroupRecord, OrderRecord, PaymentRecord
+from domain.records import ChecksRecord, GroupRecord, OrderRecord, PaymentRecord, UserRecord
+from domain.users import Role, User, UserError, save_user
 from storage.database import Database
+from tests.fake_shop import FakeShop, ShopRefused
+from web import auth
 from web.app import create_app
 from web.bridge import BridgeError
 from web.live import Fanout
@@ -92,6 +102,9 @@ class FakeBridge:
     repair_status: int = 200  # what the gateway answers to re-pair (409: a transport without pairing)
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     live: Fanout = field(default_factory=Fanout)
+    shop: FakeShop = field(default_factory=lambda: FakeShop(load_config(env={})))
+    shop_answers: bool = True  # False: GetShop goes unanswered (an actor system without the shop)
+    reminders: list[tuple[str, str]] = field(default_factory=list)  # (group id, its due) of reminders sent
     tz: tzinfo = field(default_factory=lambda: ZoneInfo("Asia/Dhaka"))  # the daily report's days
     _books: dict[str, GroupBook] = field(default_factory=dict)
     _change_seq: int = 0
@@ -168,6 +181,11 @@ class FakeBridge:
         self.live.publish(Changed(self._change_seq, (), (group_id,)))
         return payment.id
 
+    def add_user(self, name: str, password: str, role: str = "owner", by: str = "admin:setup") -> None:
+        """A panel user as the PersistenceActor keeps it (its password hashed as the panel does)."""
+        user = User(name, Role(role), auth.HASHER.hash(password), False, self.clock.now(), by)
+        self.db.apply(UserRecord.of(user))
+
     def due(self, group_id: str) -> Decimal:
         return due(billed_records(self.db.groups[group_id].entries.values()),
                    paid_records(self.db.group_payments(group_id)))
@@ -215,6 +233,8 @@ class FakeBridge:
         if found is None:
             return CommandDone(rid, 404, error=f"no order {order_id}")
         gid, record = found
+        if action == "undo":
+            return self._undo(rid, gid, from_record(record), by)
         try:
             act = Action(action)
             if act is Action.COMPLETE:
@@ -227,6 +247,10 @@ class FakeBridge:
         except TransitionError as e:
             return CommandDone(rid, 409, error=str(e))
         self._put(updated)
+        if act is Action.APPROVE and self.shop.stock is not None:  # each approval takes its diamonds off
+            self.shop.stock = max(0, self.shop.stock - updated.diamonds)
+            if self.shop.stock == 0:
+                self.shop.update({"open": False}, "system", now)
         view = {"record": dict(self.record(updated.id)), "check": self.db.check_of(gid, updated.id)}
         if updated.status is Status.APPROVED and self.deliver_on_approve:
             # What the GroupActor does once the transport confirms the delivery message.
@@ -234,6 +258,65 @@ class FakeBridge:
             self._put(transition(replace(updated, delivery=sent), Action.COMPLETE, by="system", now=now,
                                  note="delivery message sent"))
         return CommandDone(rid, 200, result=view)
+
+    def _undo(self, rid: str, gid: str, order: Any, by: str) -> CommandDone:
+        """OrderCommand(action="undo") as the contract answers it: back to the status before the
+        approval within approvals.undo_window, the audit saying who; stock follows."""
+        now = self.clock.now()
+        window = int(self.shop.approvals["undo_window"])
+        if order.status not in (Status.APPROVED, Status.COMPLETED) or order.approved_at is None:
+            return CommandDone(rid, 409, error=f"order {order.id} is not approved")
+        if now - order.approved_at > window:
+            minutes = f"{window // 60} min" if window % 60 == 0 else f"{window} s"
+            return CommandDone(rid, 409, error=f"the undo window ({minutes}) has passed")
+        before = next((a.from_status for a in reversed(order.audit) if a.to_status == Status.APPROVED.value),
+                      Status.PENDING.value) or Status.PENDING.value
+        undone = replace(order, status=Status(before), approved_at=None, completed_at=None, delivery=Delivery(),
+                         audit=(*order.audit, AuditEntry(now, order.status.value, before, by, "approval undone")))
+        self._put(undone)
+        if self.shop.stock is not None:
+            self.shop.stock += order.diamonds
+        return CommandDone(rid, 200, result={"record": dict(self.record(order.id)),
+                                             "check": self.db.check_of(gid, order.id)})
+
+    async def get_shop(self, timeout: float | None = None) -> QueryResult:
+        await self._call("get_shop")
+        if not self.shop_answers:
+            raise BridgeError(f"no answer from the actor system within {timeout or 10:.0f} s")
+        return QueryResult(uuid.uuid4().hex, 200, self.shop.view())
+
+    async def update_shop(self, patch: dict[str, Any], by: str) -> CommandDone:
+        await self._call("update_shop", orjson.loads(orjson.dumps(patch)), by)
+        rid = uuid.uuid4().hex
+        try:
+            self.shop.update(patch, by, self.clock.now())
+        except ShopRefused as e:
+            return CommandDone(rid, 400, error=str(e))
+        return CommandDone(rid, 200, result=self.shop.view())
+
+    async def send_reminders(self, group_ids: tuple[str, ...], min_due: str, by: str) -> CommandDone:
+        await self._call("send_reminders", tuple(group_ids), min_due, by)
+        rid = uuid.uuid4().hex
+        try:
+            floor = Decimal(min_due)
+            if not floor.is_finite() or floor < 0:
+                raise ValueError
+        except (ArithmeticError, ValueError):
+            return CommandDone(rid, 400, error="min_due: an amount in taka, 0 or more")
+        sent: list[str] = []
+        skipped: dict[str, str] = {}
+        for gid in (group_ids or tuple(self._books)):
+            if gid not in self._books:
+                skipped[gid] = "no such group"
+                continue
+            owed = self.due(gid)
+            if owed <= 0 or (not group_ids and owed <= floor):
+                if group_ids:
+                    skipped[gid] = "nothing is due"
+                continue
+            sent.append(gid)
+            self.reminders.append((gid, money_str(owed)))
+        return CommandDone(rid, 200, result={"sent": sent, "skipped": skipped})
 
     async def update_group(self, group_id: str, patch: dict[str, Any], by: str) -> CommandDone:
         await self._call("update_group", group_id, dict(patch), by)
@@ -328,6 +411,25 @@ class FakeBridge:
         day = day or datetime.fromtimestamp(self.clock.now(), self.tz).date().isoformat()
         return self._query(queries.daily_report, day, self.tz)
 
+    async def list_users(self) -> QueryResult:
+        await self._call("list_users")
+        return QueryResult(uuid.uuid4().hex, 200, orjson.loads(orjson.dumps(
+            {"users": list(self.db.users.values()), "audit": self.db.user_audit})))
+
+    async def save_user(self, username: str, role: str, password_hash: str | None, by: str,
+                        remove: bool = False) -> CommandDone:
+        await self._call("save_user", username, role, password_hash is not None, by, remove)
+        rid = uuid.uuid4().hex
+        users = self.db.panel_users()
+        try:
+            user = save_user(users, username, role, password_hash, by, self.clock.now(), remove)
+        except UserError as e:
+            return CommandDone(rid, e.status, error=str(e))
+        record = (user or users[username]).to_record()
+        if user is not None:
+            self.db.apply(UserRecord(record))
+        return CommandDone(rid, 200, result={k: v for k, v in record.items() if k != "passwordHash"})
+
     async def status(self) -> QueryResult:
         await self._call("status")
         return QueryResult(uuid.uuid4().hex, 200, {
@@ -375,8 +477,8 @@ PASSWORD = "correct horse battery"
 
 @asynccontextmanager
 async def panel_client(config: Config, bridge: FakeBridge) -> AsyncIterator[TestClient[Any, Any]]:
-    """A test client of the panel app over `bridge` (run ensure_admin first for a user)."""
-    app = create_app(config, bridge, started_at=bridge.clock.now() - 60)
+    """A test client of the panel app over `bridge` (add_user first for someone to log in)."""
+    app = create_app(config, bridge, started_at=bridge.clock.now() - 60, clock=bridge.clock.now)
     async with TestClient(TestServer(app)) as client:
         yield client
 

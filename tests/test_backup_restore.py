@@ -11,6 +11,7 @@ import textwrap
 import threading
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,9 +20,9 @@ from tests.e2e import REPO, Bot, Http, Sandbox, process_env, wait_for
 
 pytestmark = pytest.mark.e2e
 
-def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(*args: str, timeout: float = 120, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "run.py", *args], cwd=REPO, env=process_env(), capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, input=stdin)
 
 
 def receipts(sandbox: Sandbox, groups: list[str]) -> set[str]:
@@ -114,11 +115,23 @@ HOLDER = textwrap.dedent("""
 """)
 
 
-def test_restore_over_data_needs_force_and_never_runs_beside_the_bot(tmp_path: Path) -> None:
-    from web.auth import ensure_admin
+def users_of(data_dir: Path) -> dict[str, Any]:
+    from storage.database import open_database
 
+    store, db = open_database(data_dir)
+    store.close()
+    return db.users
+
+
+def set_password(data_dir: Path, password: str) -> None:
+    """A panel user written into the data dir's journal, as an operator does with the bot stopped."""
+    done = run("--data-dir", str(data_dir), "set-password", "admin", stdin=password + "\n")
+    assert done.returncode == 0, done.stderr
+
+
+def test_restore_over_data_needs_force_and_never_runs_beside_the_bot(tmp_path: Path) -> None:
     source, data = tmp_path / "source", tmp_path / "data"
-    ensure_admin(source, {"DIAMONDBOT_ADMIN_PASSWORD": "first-long-password"})
+    set_password(source, "first-long-password")
     with closing(sqlite3.connect(source / "whatsapp-session.sqlite3")) as session:
         session.execute("CREATE TABLE whatsmeow_device (jid TEXT)")
         session.execute("INSERT INTO whatsmeow_device VALUES ('8801900000001@s.whatsapp.net')")
@@ -127,12 +140,13 @@ def test_restore_over_data_needs_force_and_never_runs_beside_the_bot(tmp_path: P
     (source / "sandbox.json").write_bytes(b'{"whole": "line"}\n{"cut sho')
     made = run("--data-dir", str(source), "backup", str(tmp_path / "backup"))
     assert made.returncode == 0, made.stderr
-    ensure_admin(data, {"DIAMONDBOT_ADMIN_PASSWORD": "other-long-password"})
-    users = (data / "panel-users.json").read_bytes()
+    set_password(data, "other-long-password")
+    journal = max(data.glob("orders.journal.*"))
+    users = journal.read_bytes()
 
     refused = run("--data-dir", str(data), "restore", str(tmp_path / "backup"))
-    assert refused.returncode == 1 and "--force" in refused.stderr and "panel-users.json" in refused.stderr
-    assert (data / "panel-users.json").read_bytes() == users
+    assert refused.returncode == 1 and "--force" in refused.stderr and journal.name in refused.stderr
+    assert journal.read_bytes() == users
 
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(data / "bot.lock")], cwd=REPO, env=process_env(),
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -142,13 +156,13 @@ def test_restore_over_data_needs_force_and_never_runs_beside_the_bot(tmp_path: P
     finally:
         holder.communicate("", timeout=10)
     assert running.returncode == 2 and "is running" in running.stderr and str(holder.pid) in running.stderr
-    assert (data / "panel-users.json").read_bytes() == users
+    assert journal.read_bytes() == users
 
     forced = run("--data-dir", str(data), "restore", "--force", str(tmp_path / "backup"))
     assert forced.returncode == 0, forced.stderr
     [aside] = data.glob("before-restore-*")
-    assert (aside / "panel-users.json").read_bytes() == users  # kept, not deleted
-    assert (data / "panel-users.json").read_bytes() == (source / "panel-users.json").read_bytes()
+    assert (aside / journal.name).read_bytes() == users  # kept, not deleted
+    assert users_of(data) == users_of(source) and users_of(data)["admin"]["passwordHash"]
     assert str(aside) in forced.stdout
     # The WhatsApp session, what repair-data set aside and the sandbox's chat (its whole lines) came too.
     with closing(sqlite3.connect(data / "whatsapp-session.sqlite3")) as session:

@@ -17,7 +17,6 @@ from playwright.async_api import Page, expect
 from tests.browser import PHONE, browser, open_page, screenshot  # noqa: F401  (fixture)
 from tests.fake_bridge import PASSWORD, FakeBridge, make_config, panel_client
 from tests.test_browser_phone import no_sideways_scrolling, reachable
-from web import auth
 
 NOW = 1_764_000_000.0  # FakeClock's start: 2025-11-24 22:00 in Dhaka
 ALPHA = "120363000000000001@g.us"
@@ -45,7 +44,7 @@ def bridge() -> FakeBridge:
 async def panel(tmp_path: Path, bridge: FakeBridge) -> AsyncIterator[str]:
     """The panel (Bengali) on a real port; its base URL."""
     config = make_config(tmp_path / "data", **{"bot.language": "bn"})
-    auth.ensure_admin(config.bot.data_dir, {auth.ENV_PASSWORD: PASSWORD})
+    bridge.add_user("admin", PASSWORD)
     async with panel_client(config, bridge) as client:
         yield str(client.make_url("")).rstrip("/")
 

@@ -306,14 +306,16 @@ def test_a_done_from_someone_not_an_admin_is_refused_and_never_acts_later(tmp_pa
         bot.stop()
         reply_done(first["id"])  # written while the bot is down, before it has admins
         again.start()
+        started = time.time()  # the start that made the number an admin happened before this
         wait_for(lambda: refusals() == 2, 20, "the offline done refused too")
         # A message posted now is handled after the offline queue and the history replay.
         later = sandbox.post(group, BOB, ".5", "Bob")
         wait_for(lambda: receipts(sandbox, group).get(later["id"]), 15, "the receipt of a later order")
         assert again.api.get("/api/orders/A1")["status"] == "pending"
-        # Timestamps are whole seconds: the admin counts from the second after the start that
-        # added them (a message of that very second might have been written before it).
-        time.sleep(1.0)
+        # Chat timestamps are whole seconds: a done stamped with the second in which the number
+        # became an admin could have been written before that, and is refused. Write it in a
+        # later second (on a fast machine all of the above fits in one).
+        wait_for(lambda: int(time.time()) > started, 2, "the next second")
         reply_done(first["id"])  # now an admin
         wait_for(lambda: again.api.get("/api/orders/A1")["status"] == "completed", 15, "A1 approved")
         assert refusals() == 2

@@ -19,7 +19,6 @@ from domain.parsing import OrderText, parse_order
 from domain.chat import ChatMessage, Source
 from tests.fake_bridge import PASSWORD, FakeBridge, login, make_config, panel_client
 from tests.harness import ALICE, BOB, GROUP, GROUP2, T, ChatBot
-from web import auth
 
 pytestmark = pytest.mark.usefixtures("cheap_hashes")
 
@@ -111,7 +110,7 @@ async def client(tmp_path: Any) -> Any:
         bridge.add_order(gid, n)
     bridge.add_payment(gid, "100", "bkash")
     config = make_config(tmp_path / "data")
-    auth.ensure_admin(tmp_path / "data", {auth.ENV_PASSWORD: PASSWORD})
+    bridge.add_user("admin", PASSWORD)
     async with panel_client(config, bridge) as c:
         yield c
 

@@ -38,7 +38,6 @@ from tests.e2e import REPO, process_env
 from tests.fake_bridge import PASSWORD, FakeBridge, login, make_config, panel_client
 from tests.harness import T
 from tests.test_import_json import HOLDER
-from web import auth
 
 DHAKA = ZoneInfo("Asia/Dhaka")
 NOW = 1_765_300_000.0  # 2025-12-09, after everything in the files
@@ -672,7 +671,7 @@ async def panel(tmp_path: Path, data_dir: Path, cheap_hashes: None) -> AsyncIter
     do_import(data_dir, rich_files(tmp_path))
     bridge = FakeBridge(clock=FakeClock(NOW), db=load(data_dir))
     config = make_config(tmp_path / "panel")
-    auth.ensure_admin(config.bot.data_dir, {auth.ENV_PASSWORD: PASSWORD})
+    bridge.add_user("admin", PASSWORD)
     async with panel_client(config, bridge) as client:
         await login(client)
         yield client

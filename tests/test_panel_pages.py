@@ -27,7 +27,7 @@ from tests.fake_bridge import (
     make_config,
     panel_client,
 )
-from web import auth, i18n
+from web import i18n
 from web.metrics import ProcessSampler, pss_bytes
 from web.routes import pages
 from web.security import safe_next
@@ -65,7 +65,7 @@ def bridge() -> FakeBridge:
 
 async def make_client(tmp_path: Path, bridge: FakeBridge, **overrides: str) -> Any:
     config = make_config(tmp_path / "data", **overrides)
-    auth.ensure_admin(config.bot.data_dir, {auth.ENV_PASSWORD: PASSWORD})
+    bridge.add_user("admin", PASSWORD)
     return panel_client(config, bridge)
 
 
@@ -251,11 +251,12 @@ async def test_orders_table_filters_and_live_setup(en: TestClient[Any, Any], bri
     assert table["data-offset"] == "0" and table["data-total"] == "4" and table["data-limit"] == "25"
     assert page.all("p", id="live")
     assert page.all("template", id="row-tpl")
-    # Only the buttons the state machine allows: A1 pending, B2 completed.
+    # Only the buttons the state machine allows: A1 pending; B2 completed, approved just now, so
+    # only an Undo within the shop's undo window (2 min).
     a1 = html[html.index('data-id="A1"'):html.index("</tr>", html.index('data-id="A1"'))]
     assert [v for v in re.findall(r'value="(\w+)"', a1)] == ["process", "approve", "cancel", "delete"]
     b2 = html[html.index('data-id="B2"'):html.index("</tr>", html.index('data-id="B2"'))]
-    assert "<button" not in b2
+    assert re.findall(r'<button[^>]*value="(\w+)"', b2) == ["undo"]
     assert "Recovered" in b2
 
     html, page = await get_page(en, f"/orders?status=pending&group={ALPHA}&q=rah&since=2025-11-24&until=2025-11-24")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
@@ -11,8 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
+
+from domain.records import UserRecord
+from domain.users import Role, User
+from storage.database import open_database
 from tests.e2e import REPO, Bot, free_port, listening_sockets, process_env, wait_for
-from web.auth import INITIAL_PASSWORD_FILE, UserStore, ensure_admin
+from web.auth import HASHER, INITIAL_PASSWORD_FILE
 
 
 def run(*args: str, stdin: str = "", timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -20,20 +24,66 @@ def run(*args: str, stdin: str = "", timeout: float = 60) -> subprocess.Complete
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_set_password_from_stdin_then_login_works(tmp_path: Path) -> None:
+def users_in(data: Path) -> dict[str, User]:
+    """The panel's users as the journal holds them (read as the bot reads it)."""
+    store, db = open_database(data)
+    store.close()
+    return db.panel_users()
+
+
+def add_user(data: Path, user: User) -> None:
+    """A user written into a stopped bot's journal, as the PersistenceActor writes one."""
+    store, _ = open_database(data)
+    store.append([orjson.dumps(UserRecord.of(user).encode())])
+    store.sync()
+    store.close()
+
+
+def test_set_password_from_stdin_into_the_journal(tmp_path: Path) -> None:
     data = tmp_path / "data"
     done = run("--data-dir", str(data), "set-password", "admin", stdin="a-long-password\n")
     assert done.returncode == 0, done.stderr
     assert "a-long-password" not in done.stdout + done.stderr
-    store = UserStore(data)
-    assert asyncio.run(store.verify("admin", "a-long-password"))
-    assert not asyncio.run(store.verify("admin", "wrong-password"))
-    assert (data / "panel-users.json").stat().st_mode & 0o777 == 0o600
+    admin = users_in(data)["admin"]
+    assert admin.role is Role.OWNER and admin.by == "cli:set-password"
+    assert HASHER.verify(admin.password_hash, "a-long-password")
+    assert not (data / "panel-users.json").exists()
+    # A staff member keeps the role; the change is in the users' audit.
+    add_user(data, User("nasrin", Role.STAFF, HASHER.hash("first-long-password"), False, 1.0, "admin:admin"))
+    done = run("--data-dir", str(data), "set-password", "nasrin", stdin="second-long-password\n")
+    assert done.returncode == 0 and "(staff)" in done.stdout, done.stderr
+    nasrin = users_in(data)["nasrin"]
+    assert nasrin.role is Role.STAFF and HASHER.verify(nasrin.password_hash, "second-long-password")
+    store, db = open_database(data)
+    store.close()
+    assert [(a["user"], a["change"], a["by"]) for a in db.user_audit] == [
+        ("admin", "added", "cli:set-password"), ("nasrin", "added", "admin:admin"),
+        ("nasrin", "password", "cli:set-password")]
 
 
-def test_set_password_refuses_a_short_one(tmp_path: Path) -> None:
+def test_set_password_refuses_a_short_one_or_a_bad_name(tmp_path: Path) -> None:
     done = run("--data-dir", str(tmp_path / "data"), "set-password", "admin", stdin="short\n")
-    assert done.returncode == 1 and "Password not set" in done.stderr
+    assert done.returncode == 1 and "Password not set" in done.stderr and "12 characters" in done.stderr
+    done = run("--data-dir", str(tmp_path / "data"), "set-password", "no spaces", stdin="a-long-password\n")
+    assert done.returncode == 1 and "username" in done.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_set_password_first_brings_in_the_earlier_users_file(tmp_path: Path) -> None:
+    """Before the first start of this version: the users of panel-users.json come in too (as the
+    start would have brought them), so none is lost; the file is left as it was."""
+    data = tmp_path / "data"
+    data.mkdir()
+    old = {"users": {"admin": {"hash": HASHER.hash("the-old-admin-pw")}, "karim": {"hash": HASHER.hash("karims-old-pw!")}}}
+    users = data / "panel-users.json"
+    users.write_bytes(orjson.dumps(old))
+    done = run("--data-dir", str(data), "set-password", "admin", stdin="a-long-password\n")
+    assert done.returncode == 0, done.stderr
+    found = users_in(data)
+    assert sorted(found) == ["admin", "karim"] and {u.role for u in found.values()} == {Role.OWNER}
+    assert HASHER.verify(found["admin"].password_hash, "a-long-password")
+    assert HASHER.verify(found["karim"].password_hash, "karims-old-pw!")
+    assert users.read_bytes() == orjson.dumps(old)
 
 
 def test_set_password_never_overwrites_a_corrupt_users_file(tmp_path: Path) -> None:
@@ -44,6 +94,7 @@ def test_set_password_never_overwrites_a_corrupt_users_file(tmp_path: Path) -> N
     done = run("--data-dir", str(data), "set-password", "admin", stdin="a-long-password\n")
     assert done.returncode == 1 and "panel-users.json" in done.stderr
     assert users.read_text() == "{not json"
+    assert users_in(data) == {}
 
 
 def test_a_bad_setting_stops_the_start_naming_the_key(tmp_path: Path) -> None:
@@ -67,16 +118,37 @@ def test_a_busy_panel_port_stops_the_start_clearly(tmp_path: Path) -> None:
 
 def test_set_password_of_admin_removes_the_first_password_file(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    first = ensure_admin(data, {})  # a first start without DIAMONDBOT_ADMIN_PASSWORD
-    assert first and (data / INITIAL_PASSWORD_FILE).read_text().strip() == first
+    data.mkdir()
+    first = "generated-first-pw"  # as a first start without DIAMONDBOT_ADMIN_PASSWORD leaves it
+    (data / INITIAL_PASSWORD_FILE).write_text(first + "\n")
+    add_user(data, User("admin", Role.OWNER, HASHER.hash(first), False, 1.0, "system:first-start"))
     other = run("--data-dir", str(data), "set-password", "operator", stdin="another-long-password\n")
     assert other.returncode == 0 and (data / INITIAL_PASSWORD_FILE).exists()  # another user's: still right
     done = run("--data-dir", str(data), "set-password", "admin", stdin="a-long-password\n")
     assert done.returncode == 0, done.stderr
     assert not (data / INITIAL_PASSWORD_FILE).exists()  # its password no longer works
     assert INITIAL_PASSWORD_FILE in done.stdout and "no longer works" in done.stdout
-    assert asyncio.run(UserStore(data).verify("admin", "a-long-password"))
-    assert not asyncio.run(UserStore(data).verify("admin", first))
+    admin = users_in(data)["admin"]
+    assert HASHER.verify(admin.password_hash, "a-long-password") and admin.role is Role.OWNER
+    assert users_in(data)["operator"].role is Role.OWNER
+
+
+def test_set_password_while_the_bot_runs_points_to_the_panel(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    base = free_ports(3)
+    proc = start_bot(data, tmp_path / "bot.log", "--base-port", str(base), "--set", "sandbox.autostart=false")
+    try:
+        bot = watch(proc, data, tmp_path / "bot.log", base)
+        bot.wait_healthy()
+        done = run("--data-dir", str(data), "set-password", "admin", stdin="another-long-password\n")
+        assert done.returncode == 2, done.stderr
+        assert "running" in done.stderr and "Users page" in done.stderr
+        # The password it has still works; nothing was written.
+        status, body = bot.api.post("/api/login", {"username": "admin", "password": "a-long-password"})
+        assert status == 200, body
+    finally:
+        stop_bot(proc)
+    assert HASHER.verify(users_in(data)["admin"].password_hash, "a-long-password")
 
 
 def free_ports(count: int) -> int:
@@ -194,7 +266,7 @@ def test_the_data_dir_and_everything_the_bot_creates_in_it_are_private(tmp_path:
     everything = [data, *data.rglob("*")]
     names = {p.relative_to(data).as_posix() for p in everything}
     # The files the issue named, and the ones forked actors and the sandbox child create.
-    assert {"logs/bot.log", "logs/sandbox.log", "sandbox.json", "panel-users.json", "panel-secret.key",
+    assert {"logs/bot.log", "logs/sandbox.log", "sandbox.json", "panel-secret.key",
             "orders.journal.00000000", "bot.lock", "persistence.lock"} <= names
     assert [p.relative_to(data).as_posix() for p in everything if not private(p)] == []
     assert "readable by this user only" in (tmp_path / "bot.log").read_text()

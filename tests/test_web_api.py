@@ -11,7 +11,6 @@ from aiohttp.test_utils import TestClient
 
 from domain.orders import Action, Issue
 from tests.fake_bridge import PASSWORD, FakeBridge, bridge_error, login, make_config, panel_client
-from web import auth
 from web.routes import status as status_routes
 
 DHAKA = "+06:00"
@@ -36,7 +35,7 @@ def bridge() -> FakeBridge:
 @pytest.fixture
 async def client(tmp_path: Any, bridge: FakeBridge) -> AsyncIterator[TestClient[Any, Any]]:
     config = make_config(tmp_path)
-    auth.ensure_admin(config.bot.data_dir, {auth.ENV_PASSWORD: PASSWORD})
+    bridge.add_user("admin", PASSWORD)
     async with panel_client(config, bridge) as c:
         yield c
 

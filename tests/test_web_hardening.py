@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient
 
 from tests.fake_bridge import PASSWORD, FakeBridge, login, make_config, panel_client
 from web import auth
+from web.routes import PANEL
 from web.security import COOKIE_NAME, SESSIONS
 from web.throttle import DEVICE_COOKIE, LoginThrottle, Source
 
@@ -29,12 +30,12 @@ THROTTLED = {"panel.login_attempts": "3", "panel.login_window": "60s"}
 def bridge() -> FakeBridge:
     b = FakeBridge()
     b.add_order(b.add_group("Alpha Resellers", group_id=GROUP), 10)
+    b.add_user("admin", PASSWORD)
     return b
 
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
-    auth.ensure_admin(tmp_path / "data", {auth.ENV_PASSWORD: PASSWORD})
     return tmp_path / "data"
 
 
@@ -85,7 +86,8 @@ async def test_a_forged_or_foreign_device_cookie_is_just_unknown(client: TestCli
         await stranger_login(client, "wrong-password!")
     assert await stranger_login(client, PASSWORD, cookies={DEVICE_COOKIE: "gAAAAAforged"}) == 429
     # A browser known for another user has no allowance for this one.
-    auth.set_password(data_dir, "nasrin", "nasrins-long-password")
+    bridge.add_user("nasrin", "nasrins-long-password", "staff")
+    client.server.app[PANEL].users.forget()  # type: ignore[union-attr]  (as after an owner adds her)
     async with aiohttp.ClientSession() as nasrin:
         async with nasrin.post(client.make_url("/api/login"),
                                json={"username": "nasrin", "password": "nasrins-long-password"}) as resp:
@@ -209,16 +211,18 @@ async def test_cookies_are_secure_over_https_only(data_dir: Path, bridge: FakeBr
 
 
 @pytest.mark.parametrize("password", ["short", "eleven-char", "a" * 11])
-def test_passwords_have_at_least_12_characters(tmp_path: Path, password: str) -> None:
+async def test_passwords_have_at_least_12_characters(tmp_path: Path, password: str) -> None:
+    bridge = FakeBridge()
     with pytest.raises(auth.PasswordError, match="at least 12 characters"):
-        auth.set_password(tmp_path, "admin", password)
+        await auth.UserDirectory(bridge).save("admin", "owner", password, "admin:admin")
     with pytest.raises(auth.PasswordError, match=f"{auth.ENV_PASSWORD} must have at least 12"):
-        auth.ensure_admin(tmp_path, {auth.ENV_PASSWORD: password})
-    auth.set_password(tmp_path, "admin", "twelve-chars")
+        await auth.ensure_admin(bridge, tmp_path, {auth.ENV_PASSWORD: password})
+    assert bridge.db.users == {}
+    assert (await auth.UserDirectory(bridge).save("admin", "owner", "twelve-chars", "admin:admin")).status == 200
 
 
-def test_the_generated_first_password_is_long_enough(tmp_path: Path) -> None:
-    password = auth.ensure_admin(tmp_path, {})
+async def test_the_generated_first_password_is_long_enough(tmp_path: Path) -> None:
+    password = await auth.ensure_admin(FakeBridge(), tmp_path, {})
     assert password is not None and auth.check_password(password) == password
 
 

@@ -14,7 +14,6 @@ from aiohttp.test_utils import TestClient
 
 from domain.orders import Action
 from tests.fake_bridge import PASSWORD, FakeBridge, login, make_config, panel_client
-from web import auth
 
 NOW = 1_764_000_000.0  # FakeClock's start: 2025-11-24T16:00:00Z, 22:00 in Dhaka
 HOUR = 3600
@@ -43,7 +42,7 @@ def bridge() -> FakeBridge:
 @pytest.fixture
 async def client(tmp_path: Any, bridge: FakeBridge) -> AsyncIterator[TestClient[Any, Any]]:
     config = make_config(tmp_path)
-    auth.ensure_admin(config.bot.data_dir, {auth.ENV_PASSWORD: PASSWORD})
+    bridge.add_user("admin", PASSWORD)
     async with panel_client(config, bridge) as c:
         yield c
 

@@ -13,7 +13,6 @@ from aiohttp.test_utils import TestClient
 from actors.messages import Changed, CommandDone, OrderCommand, Subscribe
 from tests.fake_bridge import PASSWORD, FakeBridge, login, make_config, panel_client
 from tests.harness import ALICE, GROUP, ChatBot
-from web import auth
 
 
 pytestmark = pytest.mark.usefixtures("cheap_hashes")
@@ -25,7 +24,7 @@ async def client(tmp_path: Any) -> AsyncIterator[tuple[TestClient[Any, Any], Fak
     group = bridge.add_group("Alpha", group_id="120363000000000001@g.us")
     bridge.add_order(group, 10)
     config = make_config(tmp_path)
-    auth.ensure_admin(config.bot.data_dir, {auth.ENV_PASSWORD: PASSWORD})
+    bridge.add_user("admin", PASSWORD)
     async with panel_client(config, bridge) as c:
         yield c, bridge
 
@@ -125,7 +124,7 @@ def test_the_persistence_actor_pushes_every_durable_change_to_subscribers(bot: C
 async def test_shutdown_ends_open_streams_at_once(tmp_path: Any) -> None:
     bridge = FakeBridge()
     config = make_config(tmp_path)
-    auth.ensure_admin(config.bot.data_dir, {auth.ENV_PASSWORD: PASSWORD})
+    bridge.add_user("admin", PASSWORD)
     started = 0.0
     async with panel_client(config, bridge) as c:
         await login(c)

@@ -25,7 +25,6 @@ from actors.messages import (
 from domain.orders import Action
 from domain.records import PaymentRecord
 from tests.fake_bridge import PASSWORD, FakeBridge, bridge_error, login, make_config, panel_client
-from web import auth
 from web.bridge import BridgeError, ThespianBridge
 from web.routes import payments as payment_routes
 
@@ -56,7 +55,7 @@ def bridge() -> FakeBridge:
 @pytest.fixture
 async def client(tmp_path: Any, bridge: FakeBridge) -> AsyncIterator[TestClient[Any, Any]]:
     config = make_config(tmp_path)
-    auth.ensure_admin(config.bot.data_dir, {auth.ENV_PASSWORD: PASSWORD})
+    bridge.add_user("admin", PASSWORD)
     async with panel_client(config, bridge) as c:
         yield c
 

@@ -15,7 +15,6 @@ from aiohttp.test_utils import TestClient
 
 from tests.fake_bridge import PASSWORD, FakeBridge, login, make_config, panel_client
 from tests.test_web_live import open_stream, read_events
-from web import auth
 from web.routes import payments as payment_routes
 from web.serialize import order_json
 
@@ -41,7 +40,7 @@ def bridge() -> FakeBridge:
 @pytest.fixture
 async def client(tmp_path: Any, bridge: FakeBridge) -> AsyncIterator[TestClient[Any, Any]]:
     config = make_config(tmp_path)
-    auth.ensure_admin(config.bot.data_dir, {auth.ENV_PASSWORD: PASSWORD})
+    bridge.add_user("admin", PASSWORD)
     async with panel_client(config, bridge) as c:
         yield c
 

@@ -5,29 +5,43 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import stat
 from pathlib import Path
 from typing import Any, AsyncIterator
+from unittest.mock import ANY
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.web_urldispatcher import StaticResource
 from argon2 import Type
 
 from storage.errors import CorruptFile
 from tests.fake_bridge import PASSWORD, FakeBridge, login, make_config, panel_client
+from domain.users import Role
 from web import auth
 from web.app import create_app
 from web.routes import PANEL
-from web.security import COOKIE_NAME
+from web.security import COOKIE_NAME, role_needed
 from web.throttle import DEVICE_COOKIE
 
 REAL_HASHER = auth.HASHER
 ORDER = "A1"
 GROUP = "120363000000000001@g.us"
+STAFF_USER, STAFF_PASSWORD = "nasrin", "nasrins-long-password"
+# The routes only an owner may use (settings, users, group settings, re-pairing WhatsApp); every
+# other private route is for staff too. A change here is a decision, not an accident.
+OWNER_ROUTES = {
+    ("GET", "/settings"), ("HEAD", "/settings"), ("POST", "/settings"),
+    ("GET", "/users"), ("HEAD", "/users"), ("POST", "/users"),
+    ("GET", "/api/users"), ("HEAD", "/api/users"), ("POST", "/api/users"),
+    ("PATCH", f"/api/users/{STAFF_USER}"), ("DELETE", f"/api/users/{STAFF_USER}"),
+    ("PATCH", f"/api/groups/{GROUP}"), ("POST", f"/groups/{GROUP}"),
+    ("GET", "/api/whatsapp/qr.svg"), ("HEAD", "/api/whatsapp/qr.svg"), ("POST", "/api/whatsapp/repair"),
+}
+WRITES = ("command", "update_group", "record_payment", "void_payment", "update_shop", "send_reminders", "save_user",
+          "repair")
 # Routes anyone may call; everything else must refuse an anonymous client.
 PUBLIC = {("GET", "/login"), ("HEAD", "/login"), ("POST", "/login"), ("POST", "/api/login"),
           ("GET", "/healthz"), ("HEAD", "/healthz")}
@@ -43,6 +57,8 @@ def bridge() -> FakeBridge:
     b = FakeBridge()
     gid = b.add_group("Alpha Resellers", group_id=GROUP)
     b.add_order(gid, 10)
+    b.add_payment(gid, "100")
+    b.add_user(STAFF_USER, STAFF_PASSWORD, "staff")
     return b
 
 
@@ -54,7 +70,7 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 async def client(data_dir: Path, bridge: FakeBridge) -> AsyncIterator[TestClient[Any, Any]]:
     config = make_config(data_dir, **{"panel.login_attempts": "3", "panel.login_window": "60s"})
-    auth.ensure_admin(data_dir, {auth.ENV_PASSWORD: PASSWORD})
+    bridge.add_user("admin", PASSWORD)
     async with panel_client(config, bridge) as c:
         yield c
 
@@ -67,7 +83,8 @@ def app_routes(client: TestClient[Any, Any]) -> list[tuple[str, str]]:
         if isinstance(route.resource, StaticResource):
             continue
         canonical = route.resource.canonical  # type: ignore[union-attr]
-        out.append((route.method, canonical.format(id=GROUP if canonical.startswith("/api/groups") else ORDER)))
+        group_path = canonical.startswith(("/api/groups", "/groups"))
+        out.append((route.method, canonical.format(id=GROUP if group_path else ORDER, name=STAFF_USER)))
     return out
 
 
@@ -81,9 +98,19 @@ def request_body(path: str, token: str | None) -> dict[str, Any]:
         return {"json": {"rate": "7.00"}}
     if path == "/api/payments":
         return {"json": PAYMENT}
+    json_bodies = {
+        "/api/shop": {"stock": 7},
+        "/api/reminders": {"min_due": "0"},
+        "/api/users": {"username": "mallory", "role": "owner", "password": "mallorys-long-password"},
+        f"/api/users/{STAFF_USER}": {"role": "owner"},
+        "/api/account/password": {"current": "not-the-password", "password": "another-long-password"},
+    }
+    if path in json_bodies:
+        return {"json": json_bodies[path]}
     if wants_json(path):
         return {}
-    form = {"username": "admin", "password": PASSWORD, **PAYMENT}
+    form = {"username": "admin", "password": PASSWORD, **PAYMENT, "action": "close", "confirm": "yes",
+            "section": "stock", "stock": "7", "min_due": "0"}
     if token is not None:
         form["csrf_token"] = token
     return {"data": form}
@@ -101,7 +128,10 @@ def test_route_table_is_what_the_tests_cover(client: TestClient[Any, Any]) -> No
                      ("POST", "/api/logout"), ("POST", "/logout"), ("GET", "/api/payments"),
                      ("POST", "/api/payments"), ("GET", f"/api/groups/{GROUP}/ledger"), ("GET", "/api/reports/daily"),
                      ("GET", "/api/export/orders.csv"), ("GET", "/api/export/payments.csv"), ("GET", "/payments"),
-                     ("POST", "/payments"), ("GET", f"/groups/{ORDER}/ledger"), ("GET", "/reports"), *PUBLIC]:
+                     ("POST", "/payments"), ("GET", f"/groups/{GROUP}/ledger"), ("GET", "/reports"),
+                     ("POST", f"/api/orders/{ORDER}/undo"), ("GET", "/api/shop"), ("PATCH", "/api/shop"),
+                     ("POST", "/api/reminders"), ("POST", "/shop"), ("POST", "/reminders"), ("GET", "/account"),
+                     ("POST", "/account"), ("POST", "/api/account/password"), *OWNER_ROUTES, *PUBLIC]:
         assert expected in routes, expected
 
 
@@ -126,7 +156,7 @@ async def test_every_private_route_refuses_anonymous_clients(client: TestClient[
         checked += 1
     assert checked >= 20
     assert bridge.snapshot() == before
-    assert not [c for c in bridge.calls if c[0] in ("command", "update_group", "record_payment")]
+    assert not [c for c in bridge.calls if c[0] in WRITES]
 
 
 async def test_public_routes_and_static_files_need_no_login(client: TestClient[Any, Any]) -> None:
@@ -142,7 +172,6 @@ async def test_garbage_or_foreign_cookie_is_anonymous(client: TestClient[Any, An
     assert (await client.get("/api/orders")).status == 401
     # A cookie made with another installation's key is worthless here.
     other_dir = tmp_path / "other"
-    auth.ensure_admin(other_dir, {auth.ENV_PASSWORD: PASSWORD})
     async with panel_client(make_config(other_dir), bridge) as other:
         await login(other)
         stolen = other.session.cookie_jar.filter_cookies(other.make_url("/"))[COOKIE_NAME].value
@@ -179,7 +208,7 @@ async def test_unsafe_routes_need_the_sessions_csrf_token(client: TestClient[Any
         # Still logged in: a refused /logout did not log out either.
         assert (await client.get("/api/session")).status == 200
     assert bridge.snapshot() == before
-    assert not [c for c in bridge.calls if c[0] in ("command", "update_group", "record_payment")]
+    assert not [c for c in bridge.calls if c[0] in WRITES]
 
 
 async def test_unsafe_routes_work_with_the_token(client: TestClient[Any, Any], bridge: FakeBridge) -> None:
@@ -190,11 +219,113 @@ async def test_unsafe_routes_work_with_the_token(client: TestClient[Any, Any], b
         resp = await client.request(method, path, headers=headers, allow_redirects=False,
                                     **request_body(path, token))
         assert resp.status not in (401, 403), (method, path, resp.status, await resp.text())
-    assert [c[0] for c in bridge.calls].count("command") == 6
+    assert [c[0] for c in bridge.calls].count("command") == 7  # process, approve ×2, cancel, delete ×2, undo
     assert ("update_group", GROUP, {"rate": "7.00"}, "admin:admin") in bridge.calls
     assert [c[0] for c in bridge.calls].count("record_payment") == 2  # the API and the form
-    assert len(bridge.db.payments) == 2
+    assert len(bridge.db.payments) == 3  # the fixture's and these two
     assert bridge.db.groups[GROUP].settings["rate"] == "7.00"
+
+
+# --- roles ------------------------------------------------------------------------------------
+
+
+def route_handlers(client: TestClient[Any, Any]) -> list[tuple[str, str, Any]]:
+    """(method, concrete path, handler) of every route but static files, as app_routes names them."""
+    app: web.Application = client.server.app  # type: ignore[assignment]
+    routes = [r for r in app.router.routes() if not isinstance(r.resource, StaticResource)]
+    return [(m, p, r.handler) for (m, p), r in zip(app_routes(client), routes)]
+
+
+def test_every_route_declares_the_role_it_needs(client: TestClient[Any, Any]) -> None:
+    declared: dict[tuple[str, str], Role] = {}
+    for method, path, handler in route_handlers(client):
+        if getattr(handler, "__panel_public__", False):
+            assert (method, path) in PUBLIC, (method, path)
+            continue
+        role = role_needed(handler)
+        assert role is not None, f"{method} {path} declares no role (web.security.needs)"
+        declared[(method, path)] = role
+    assert {k for k, r in declared.items() if r is Role.OWNER} == OWNER_ROUTES
+    assert sum(1 for r in declared.values() if r is Role.STAFF) >= 45
+
+
+async def test_staff_get_403_on_every_owner_route_and_nothing_changes(client: TestClient[Any, Any],
+                                                                      bridge: FakeBridge) -> None:
+    token = await login(client, STAFF_USER, STAFF_PASSWORD)
+    before, shop, users = bridge.snapshot(), bridge.shop.view(), dict(bridge.db.users)
+    for method, path in sorted(OWNER_ROUTES):
+        headers = {"X-CSRF-Token": token} if wants_json(path) else {}
+        resp = await client.request(method, path, headers=headers, allow_redirects=False, **request_body(path, token))
+        assert resp.status == 403, (method, path, resp.status)
+        if method != "HEAD":
+            said = (await resp.json())["error"] if wants_json(path) else await resp.text()
+            assert "owner" in said.lower() or "মালিক" in said, (path, said)
+    assert bridge.snapshot() == before and bridge.shop.view() == shop and bridge.db.users == users
+    assert not [c for c in bridge.calls if c[0] in WRITES]
+    assert (await client.get("/api/session")).status == 200  # still logged in
+
+
+async def test_staff_use_every_other_route(client: TestClient[Any, Any], bridge: FakeBridge) -> None:
+    """The control for the test above: the same requests from staff get through elsewhere."""
+    checked = 0
+    for method, path in app_routes(client):
+        if (method, path) in PUBLIC or (method, path) in OWNER_ROUTES or (method, path) == ("HEAD", "/api/events"):
+            continue  # (a HEAD of the event stream writes a body the client does not read)
+        token = await login(client, STAFF_USER, STAFF_PASSWORD)
+        headers = {"X-CSRF-Token": token} if wants_json(path) else {}
+        body = request_body(path, token) if method in UNSAFE else {}
+        if path == "/api/shop" and method == "PATCH":
+            body = {"json": {"open": False}}  # what staff may change
+        resp = await client.request(method, path, headers=headers, allow_redirects=False, **body)
+        assert resp.status not in (401, 403), (method, path, resp.status)
+        resp.close()  # /api/events streams until closed
+        checked += 1
+    assert checked >= 45
+    assert bridge.shop.open is False
+    assert {"command", "record_payment", "send_reminders"} <= {c[0] for c in bridge.calls}
+
+
+async def test_staff_open_and_close_the_shop_but_change_nothing_else(client: TestClient[Any, Any],
+                                                                     bridge: FakeBridge) -> None:
+    token = await login(client, STAFF_USER, STAFF_PASSWORD)
+    h = {"X-CSRF-Token": token}
+    closed = await client.patch("/api/shop", json={"open": False}, headers=h)
+    assert closed.status == 200 and (await closed.json())["open"] is False
+    before = bridge.shop.view()
+    for patch in ({"stock": 5}, {"open": True, "notice": "x"}, {"texts": {"bn": {"received": "x"}}}, {"admins": []}):
+        resp = await client.patch("/api/shop", json=patch, headers=h)
+        assert resp.status == 403 and "owners" in (await resp.json())["error"], patch
+    assert bridge.shop.view() == before
+    # The dashboard's forms: the same rule.
+    for form in ({"action": "stock", "stock": "5"}, {"action": "notice", "notice": "x"}):
+        resp = await client.post("/shop", data={**form, "csrf_token": token})
+        assert resp.status == 403 and "শুধু মালিক" in await resp.text()  # "only an owner", in the panel's Bengali
+    assert bridge.shop.view() == before
+    opened = await client.post("/shop", data={"action": "open", "csrf_token": token}, allow_redirects=False)
+    assert opened.status == 303 and bridge.shop.open is True
+
+
+async def test_settings_and_users_are_in_the_navigation_of_owners_only(client: TestClient[Any, Any]) -> None:
+    await login(client, STAFF_USER, STAFF_PASSWORD)
+    page = await (await client.get("/")).text()
+    assert 'href="/settings"' not in page and 'href="/users"' not in page and 'href="/account"' in page
+    await login(client)
+    page = await (await client.get("/")).text()
+    assert 'href="/settings"' in page and 'href="/users"' in page
+
+
+async def test_a_route_that_declares_no_role_is_refused_to_everyone(data_dir: Path, bridge: FakeBridge) -> None:
+    async def forgotten(request: web.Request) -> web.Response:
+        return web.Response(text="secret")
+
+    bridge.add_user("admin", PASSWORD)
+    app = create_app(make_config(data_dir), bridge)
+    app.router.add_get("/api/forgotten", forgotten)
+    async with TestClient(TestServer(app)) as c:
+        assert (await c.get("/api/forgotten")).status == 401
+        await login(c)
+        resp = await c.get("/api/forgotten")
+        assert resp.status == 403 and "declares no role" in (await resp.json())["error"]
 
 
 @pytest.mark.parametrize("body", [b"garbage", b"--xx\r\nbad header\r\n\r\n--xx--", b"csrf_token=\xff\xfe"])
@@ -308,7 +439,7 @@ async def test_json_login_session_and_logout(client: TestClient[Any, Any]) -> No
     assert bad_user.status == bad_pass.status == 401
     assert await bad_user.json() == await bad_pass.json()  # unknown user looks like a wrong password
     token = await login(client)
-    assert await (await client.get("/api/session")).json() == {"user": "admin", "csrf_token": token}
+    assert await (await client.get("/api/session")).json() == {"user": "admin", "role": "owner", "csrf_token": token}
     resp = await client.post("/api/logout", headers={"X-CSRF-Token": token})
     assert resp.status == 200
     assert (await client.get("/api/session")).status == 401
@@ -334,21 +465,36 @@ async def test_a_copied_cookie_is_refused_after_logout_even_after_a_restart(
         assert (await again.get("/api/orders")).status == 200
 
 
-async def test_a_new_password_ends_the_sessions_begun_before_it(client: TestClient[Any, Any],
-                                                                 data_dir: Path) -> None:
+async def test_a_new_password_or_a_removal_ends_the_sessions_begun_before_it(client: TestClient[Any, Any],
+                                                                             bridge: FakeBridge) -> None:
+    bridge.add_user("nasrin", "nasrins-long-password", "staff")
     await login(client)
     assert (await client.get("/api/orders")).status == 200
-    auth.set_password(data_dir, "admin", "another-long-password")  # `run.py set-password admin`
+    # As `run.py set-password admin` with the bot stopped, or an owner's reset: the panel reads
+    # the users again (a change made through this panel forgets its copy at once).
+    await bridge.save_user("admin", "owner", auth.HASHER.hash("another-long-password"), "cli:set-password")
+    client.server.app[PANEL].users.forget()  # type: ignore[union-attr]
     assert (await client.get("/api/orders")).status == 401
     await login(client, password="another-long-password")
     assert (await client.get("/api/orders")).status == 200
+    # A role change keeps the session (the role is read on every request); a removal ends it.
+    await login(client, "nasrin", "nasrins-long-password")
+    await bridge.save_user("nasrin", "owner", None, "admin:admin")
+    client.server.app[PANEL].users.forget()  # type: ignore[union-attr]
+    assert await (await client.get("/api/session")).json() == {"user": "nasrin", "role": "owner",
+                                                               "csrf_token": ANY}
+    await bridge.save_user("nasrin", "owner", None, "admin:admin", remove=True)
+    client.server.app[PANEL].users.forget()  # type: ignore[union-attr]
+    assert (await client.get("/api/session")).status == 401
+    assert (await client.post("/api/login", json={"username": "nasrin",
+                                                  "password": "nasrins-long-password"})).status == 401
 
 
 @pytest.mark.parametrize("content", [b"{not json", b'{"revoked": []}', b'{"revoked": {"sid": "soon"}}'])
 def test_an_unreadable_revocation_file_stops_the_panel_and_is_left_alone(
         data_dir: Path, bridge: FakeBridge, content: bytes) -> None:
     # Starting with no revocations would quietly accept every session logged out before.
-    auth.ensure_admin(data_dir, {auth.ENV_PASSWORD: PASSWORD})
+    data_dir.mkdir(parents=True)
     broken = data_dir / "panel-revoked-sessions.json"
     broken.write_bytes(content)
     with pytest.raises(CorruptFile, match="panel-revoked-sessions.json") as err:
@@ -458,52 +604,50 @@ async def test_logs_name_the_user_and_never_a_secret(client: TestClient[Any, Any
     assert token not in text and "forged" not in text
 
 
-# --- users file, first start, set-password ----------------------------------------------------
+# --- the first start --------------------------------------------------------------------------
 
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_first_start_admin_from_env(data_dir: Path) -> None:
-    assert auth.ensure_admin(data_dir, {auth.ENV_PASSWORD: "from-the-env-123"}) is None
-    users = auth.load_users(data_dir)
-    assert users is not None and list(users) == ["admin"]
-    assert users["admin"]["hash"].startswith("$argon2id$") and "created_at" in users["admin"]
-    assert mode(data_dir / auth.USERS_FILE) == 0o600
-    assert not (data_dir / auth.INITIAL_PASSWORD_FILE).exists()
-    assert "from-the-env-123" not in (data_dir / auth.USERS_FILE).read_text()
+async def test_first_start_admin_from_env(data_dir: Path) -> None:
+    bridge = FakeBridge()
+    assert await auth.ensure_admin(bridge, data_dir, {auth.ENV_PASSWORD: "from-the-env-123"}) is None
+    users = bridge.db.panel_users()
+    assert list(users) == ["admin"] and users["admin"].role.value == "owner"
+    assert users["admin"].password_hash.startswith("$argon2id$") and users["admin"].by == "system:first-start"
+    assert auth.HASHER.verify(users["admin"].password_hash, "from-the-env-123")
+    assert not data_dir.exists()  # nothing written beside the journal
+    assert b"from-the-env-123" not in bridge.snapshot()
 
 
-def test_first_start_admin_generated_once(data_dir: Path) -> None:
-    password = auth.ensure_admin(data_dir, {})
+async def test_first_start_admin_generated_once(data_dir: Path) -> None:
+    bridge = FakeBridge()
+    password = await auth.ensure_admin(bridge, data_dir, {})
     assert password is not None and len(password) >= 16
     written = data_dir / auth.INITIAL_PASSWORD_FILE
     assert written.read_text().strip() == password and mode(written) == 0o600
-    assert mode(data_dir / auth.USERS_FILE) == 0o600
-    assert auth.ensure_admin(data_dir, {}) is None
-    assert auth.ensure_admin(data_dir, {auth.ENV_PASSWORD: "a-different-one"}) is None
-    assert auth.HASHER.verify(auth.load_users(data_dir)["admin"]["hash"], password)  # type: ignore[index]
+    assert await auth.ensure_admin(bridge, data_dir, {}) is None
+    assert await auth.ensure_admin(bridge, data_dir, {auth.ENV_PASSWORD: "a-different-one"}) is None
+    assert auth.HASHER.verify(bridge.db.panel_users()["admin"].password_hash, password)
+    assert len(bridge.db.users) == 1
     assert [p.name for p in data_dir.iterdir() if ".tmp-" in p.name] == []
 
 
-def test_short_env_password_is_refused(data_dir: Path) -> None:
+async def test_users_already_there_get_no_first_admin(data_dir: Path) -> None:
+    """Users brought in from panel-users.json (or made with set-password) are the users."""
+    bridge = FakeBridge()
+    bridge.add_user("rahim", PASSWORD)
+    assert await auth.ensure_admin(bridge, data_dir, {}) is None
+    assert list(bridge.db.users) == ["rahim"] and not data_dir.exists()
+
+
+async def test_short_env_password_is_refused(data_dir: Path) -> None:
+    bridge = FakeBridge()
     with pytest.raises(auth.PasswordError, match=auth.ENV_PASSWORD):
-        auth.ensure_admin(data_dir, {auth.ENV_PASSWORD: "short"})
-    assert not (data_dir / auth.USERS_FILE).exists()
-
-
-@pytest.mark.parametrize("content", [b"{not json", b'{"users": []}', b'{"users": {"admin": {}}}', b"[]", b""])
-def test_corrupt_users_file_stops_and_is_left_alone(data_dir: Path, content: bytes) -> None:
-    data_dir.mkdir(parents=True)
-    path = data_dir / auth.USERS_FILE
-    path.write_bytes(content)
-    with pytest.raises(CorruptFile, match=re.escape(str(path))):
-        auth.ensure_admin(data_dir, {auth.ENV_PASSWORD: PASSWORD})
-    with pytest.raises(CorruptFile):
-        auth.set_password(data_dir, "admin", PASSWORD)
-    assert path.read_bytes() == content
-    assert sorted(p.name for p in data_dir.iterdir()) == [auth.USERS_FILE]
+        await auth.ensure_admin(bridge, data_dir, {auth.ENV_PASSWORD: "short"})
+    assert bridge.db.users == {}
 
 
 def test_corrupt_session_key_stops_and_is_left_alone(data_dir: Path, bridge: FakeBridge) -> None:
@@ -515,34 +659,6 @@ def test_corrupt_session_key_stops_and_is_left_alone(data_dir: Path, bridge: Fak
     assert key.read_bytes() == b"not a fernet key\n"
 
 
-async def test_set_password_then_login(data_dir: Path, bridge: FakeBridge) -> None:
-    auth.ensure_admin(data_dir, {auth.ENV_PASSWORD: PASSWORD})
-    created = auth.load_users(data_dir)["admin"]["created_at"]  # type: ignore[index]
-    auth.set_password(data_dir, "admin", "brand-new-password")
-    auth.set_password(data_dir, "nasrin", "nasrins-password")
-    users = auth.load_users(data_dir)
-    assert users is not None and sorted(users) == ["admin", "nasrin"]
-    assert users["admin"]["created_at"] == created
-    assert mode(data_dir / auth.USERS_FILE) == 0o600
-    with pytest.raises(auth.PasswordError):
-        auth.set_password(data_dir, "admin", "short")
-    with pytest.raises(auth.PasswordError):
-        auth.set_password(data_dir, "bad name", "long-enough-password")
-    async with panel_client(make_config(data_dir), bridge) as c:
-        resp = await c.post("/api/login", json={"username": "admin", "password": PASSWORD})
-        assert resp.status == 401
-        await login(c, "admin", "brand-new-password")
-        token = await login(c, "nasrin", "nasrins-password")
-        await c.post(f"/api/orders/{ORDER}/process", headers={"X-CSRF-Token": token})
-    assert bridge.calls[-1] == ("command", ORDER, "process", "admin:nasrin")
-
-
 def test_production_hasher_is_argon2id() -> None:
     assert REAL_HASHER.type is Type.ID
     assert REAL_HASHER.memory_cost >= 19 * 1024 and REAL_HASHER.time_cost >= 2
-
-
-def test_data_dir_permissions_untouched_elsewhere(data_dir: Path) -> None:
-    """ensure_admin creates the data dir if needed but writes nothing else into it."""
-    auth.ensure_admin(data_dir, {auth.ENV_PASSWORD: PASSWORD})
-    assert sorted(os.listdir(data_dir)) == [auth.USERS_FILE]

@@ -12,7 +12,6 @@ from aiohttp.test_utils import TestClient
 
 from domain.chat import ConnectionDetail
 from tests.fake_bridge import PASSWORD, FakeBridge, bridge_error, login, make_config, panel_client
-from web import auth
 
 NOW = 1_764_000_000.0  # FakeClock's start: 2025-11-24T16:00:00Z, 22:00 in Dhaka
 QR = "2@Xq9tFv3QbC2pL0,hJkL8mNoPqRsTuVwXyZ0123456789abcdefghi=,K1l2M3n4O5p6Q7r8S9t0U=,aBcDeFgHiJkLmNoP="
@@ -29,7 +28,7 @@ def bridge() -> FakeBridge:
 @pytest.fixture
 async def client(tmp_path: Any, bridge: FakeBridge) -> AsyncIterator[TestClient[Any, Any]]:
     config = make_config(tmp_path, **{"gateway.kind": "whatsapp"})
-    auth.ensure_admin(config.bot.data_dir, {auth.ENV_PASSWORD: PASSWORD})
+    bridge.add_user("admin", PASSWORD)
     async with panel_client(config, bridge) as c:
         yield c
 
@@ -145,3 +144,21 @@ async def test_repair_refused_by_a_transport_without_pairing(client: TestClient[
     bridge.repair_status = 409
     resp = await client.post("/api/whatsapp/repair", headers={"X-CSRF-Token": token})
     assert resp.status == 409 and "nothing to pair" in (await resp.json())["error"]
+
+
+async def test_staff_see_the_connection_but_not_the_qr_code_or_re_pairing(client: TestClient[Any, Any],
+                                                                          bridge: FakeBridge) -> None:
+    """Scanning the code or pairing again decides whose WhatsApp the bot is: owners only."""
+    bridge.add_user("nasrin", "nasrins-long-password", "staff")
+    bridge.gateway_state = "pairing"
+    bridge.gateway_detail = ConnectionDetail(qr=QR, expires_at=NOW + 60)
+    await login(client)
+    owner_page = await (await client.get("/whatsapp")).text()
+    assert 'data-qr="/api/whatsapp/qr.svg"' in owner_page
+    token = await login(client, "nasrin", "nasrins-long-password")
+    page = await (await client.get("/whatsapp")).text()
+    assert 'data-qr=""' in page
+    assert (await get_json(client, "/api/whatsapp"))["state"] == "pairing"
+    assert (await client.get("/api/whatsapp/qr.svg")).status == 403
+    assert (await client.post("/api/whatsapp/repair", headers={"X-CSRF-Token": token})).status == 403
+    assert "repair" not in [c[0] for c in bridge.calls]

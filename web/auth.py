@@ -1,41 +1,48 @@
-"""Panel users: the users file, argon2id password hashes, the first-start admin, the session key.
+"""Panel users as the panel sees them: argon2id password hashes, logins checked against the users the
+PersistenceActor keeps (`ListUsers` / `SaveUser` through the bridge), the first-start admin, and the
+session key.
 
-Everything here lives in the data dir beside the orders but is never touched by the actors:
-`panel-users.json` (users and hashes), `panel-secret.key` (the Fernet key that encrypts session
-cookies) and, on a first start without `DIAMONDBOT_ADMIN_PASSWORD`, `initial-admin-password.txt`.
-All are written atomically with mode 0600. A file that cannot be read stops the caller with a
-message naming it; it is never replaced by defaults.
+The users live in the journal with everything else (domain.users); the panel keeps a copy for a
+few seconds, because every request checks its session's user and role, and forgets it at once
+after a change it made. `panel-secret.key` (the Fernet key that encrypts session cookies) and, on
+a first start without `DIAMONDBOT_ADMIN_PASSWORD`, `initial-admin-password.txt` are the panel's own
+files in the data dir, written atomically with mode 0600. A file that cannot be read stops the
+caller with a message naming it; it is never replaced by defaults.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
-import re
 import secrets
-from datetime import datetime, timezone
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-import orjson
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.fernet import Fernet
 
+from actors.messages import CommandDone
+from domain.users import Role, UserError, check_username
 from storage.atomic import atomic_write_bytes, ensure_dir
 from storage.errors import CorruptFile
+from web.bridge import ActorBridge, BridgeError
 
 log = logging.getLogger("diamondbot.panel.auth")
 
-USERS_FILE = "panel-users.json"
 SECRET_FILE = "panel-secret.key"
 INITIAL_PASSWORD_FILE = "initial-admin-password.txt"
 ADMIN = "admin"
+FIRST_START = "system:first-start"
 ENV_PASSWORD = "DIAMONDBOT_ADMIN_PASSWORD"
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024  # argon2 takes any length; a cap keeps a login request cheap to refuse
-_USERNAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+USERS_TTL = 5.0  # seconds the panel trusts its copy of the users (its own changes: none at all)
+USERS_STALE = 60.0  # while the bot does not answer, a copy this old still serves
 
 # argon2id with the library's defaults (RFC 9106 low-memory profile). Tests swap in a cheaper one.
 HASHER = PasswordHasher()
@@ -45,20 +52,7 @@ class PasswordError(ValueError):
     """A username or password that cannot be used."""
 
 
-def _now_iso() -> str:
-    # Milliseconds: a session that began before a new password was set must be told apart
-    # from one that began just after (web.sessions).
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def check_username(user: str) -> str:
-    """The username if it is 1–64 letters, digits, '.', '_' or '-'; else PasswordError."""
-    if not isinstance(user, str) or not _USERNAME.fullmatch(user):
-        raise PasswordError("a username is 1 to 64 letters, digits, '.', '_' or '-'")
-    return user
-
-
-def check_password(password: str, source: str = "password") -> str:
+def check_password(password: Any, source: str = "password") -> str:
     """The password if it is long enough; else PasswordError naming where it came from."""
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
         raise PasswordError(f"{source} must have at least {MIN_PASSWORD} characters")
@@ -67,69 +61,160 @@ def check_password(password: str, source: str = "password") -> str:
     return password
 
 
-# --- the users file ---------------------------------------------------------------------------
+def hash_password(password: str) -> str:
+    """An argon2id hash of a password that check_password accepted (~0.1 s: not on the event loop)."""
+    return HASHER.hash(password)
 
 
-def users_path(data_dir: str | os.PathLike[str]) -> Path:
-    return Path(data_dir) / USERS_FILE
+def fingerprint(password_hash: str) -> str:
+    """What a session remembers of its user's password: a new password ends every session
+    begun before it (the hash itself never goes into a cookie, even an encrypted one)."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:24]
 
 
-def _bad(path: Path, reason: str) -> CorruptFile:
-    return CorruptFile(path, reason, remedy=(
-        f"restore it from a backup, or move it away and run `python run.py set-password {ADMIN}` "
-        "to create a new admin"))
+@dataclass(frozen=True)
+class PanelUser:
+    """A user who may log in (not removed)."""
+
+    name: str
+    role: Role
+    password_hash: str
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.password_hash)
+
+    @property
+    def owner(self) -> bool:
+        return self.role is Role.OWNER
 
 
-def load_users(data_dir: str | os.PathLike[str]) -> dict[str, dict[str, Any]] | None:
-    """The users by name, or None when there is no users file; CorruptFile when it is unreadable."""
-    path = users_path(data_dir)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        raise _bad(path, f"cannot be read ({e.strerror or e})") from e
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise _bad(path, f"not valid JSON ({e})") from None
-    users = data.get("users") if isinstance(data, dict) else None
-    if not isinstance(users, dict):
-        raise _bad(path, 'expected an object {"users": {name: {"hash": ...}}}')
-    for name, entry in users.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("hash"), str):
-            raise _bad(path, f"user {name!r} has no password hash")
-    return users
+@dataclass(frozen=True)
+class Users:
+    """One reading of the panel's users: those who may log in, every record (removed ones too,
+    without hashes) and the audit of changes, oldest first."""
+
+    active: Mapping[str, PanelUser]
+    records: tuple[Mapping[str, Any], ...] = ()
+    audit: tuple[Mapping[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> Users:
+        active: dict[str, PanelUser] = {}
+        shown = []
+        for value in data.get("users") or ():
+            name, role, password_hash = value.get("username"), value.get("role"), value.get("passwordHash")
+            shown.append({k: v for k, v in value.items() if k != "passwordHash"})
+            if value.get("removed") or not isinstance(password_hash, str):
+                continue
+            try:
+                active[check_username(name)] = PanelUser(name, Role(role), password_hash)
+            except (UserError, ValueError):
+                log.error("panel user record %r cannot be used; it is ignored", name)
+        return cls(active, tuple(shown), tuple(data.get("audit") or ()))
 
 
-def _write_users(data_dir: str | os.PathLike[str], users: Mapping[str, Any]) -> None:
-    ensure_dir(data_dir)
-    data = orjson.dumps({"users": users}, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
-    atomic_write_bytes(users_path(data_dir), data + b"\n", mode=0o600)
+@dataclass
+class UserDirectory:
+    """The panel's users, read from the actor system and kept for USERS_TTL seconds; the
+    argon2 work off the event loop."""
+
+    bridge: ActorBridge
+    ttl: float = USERS_TTL
+    clock: Callable[[], float] = time.monotonic
+    _users: Users | None = None
+    _read_at: float = 0.0
+    _reading: asyncio.Future[Users] | None = None
+    _dummy_hash: str | None = field(default=None, repr=False)
+
+    def forget(self) -> None:
+        """Read the users again on the next request (after a change)."""
+        self._users = None
+
+    async def users(self) -> Users:
+        """The users; BridgeError when the bot does not answer and no recent copy is left."""
+        now = self.clock()
+        if self._users is not None and now - self._read_at < self.ttl:
+            return self._users
+        if self._reading is None or self._reading.done():  # one read for every request waiting on it
+            self._reading = asyncio.ensure_future(self._read())
+        try:
+            return await asyncio.shield(self._reading)
+        except BridgeError:
+            if self._users is not None and now - self._read_at < USERS_STALE:
+                return self._users
+            raise
+
+    async def _read(self) -> Users:
+        result = await self.bridge.list_users()
+        if result.status != 200:
+            raise BridgeError(f"the users could not be read: {result.error or result.status}")
+        users = Users.of(result.data)
+        self._users, self._read_at = users, self.clock()
+        return users
+
+    async def get(self, name: str) -> PanelUser | None:
+        """A user who may log in, or None."""
+        return (await self.users()).active.get(name)
+
+    async def exists(self, name: str) -> bool:
+        return await self.get(name) is not None
+
+    def _verify_blocking(self, user: PanelUser | None, password: str) -> bool:
+        if user is None:
+            # Hash anyway: an unknown user must take as long as a wrong password.
+            if self._dummy_hash is None:
+                self._dummy_hash = HASHER.hash(secrets.token_urlsafe(16))
+            stored = self._dummy_hash
+        else:
+            stored = user.password_hash
+        try:
+            return HASHER.verify(stored, password) and user is not None
+        except VerificationError:
+            return False
+        except InvalidHashError:
+            log.error("panel user %s has an unreadable password hash; an owner can set a new password",
+                      user.name if user else "?")
+            return False
+
+    async def verify(self, name: str, password: str) -> PanelUser | None:
+        """The user, if it may log in and the password is its own."""
+        if not isinstance(name, str) or not isinstance(password, str) or not 0 < len(password) <= MAX_PASSWORD:
+            return None
+        try:
+            user = await self.get(check_username(name))
+        except UserError:
+            user = None
+        loop = asyncio.get_running_loop()
+        ok = await loop.run_in_executor(None, self._verify_blocking, user, password)
+        return user if ok else None
+
+    async def save(self, name: str, role: str, password: str | None, by: str, remove: bool = False) -> CommandDone:
+        """Add, change or remove a user (the actor system's answer: 400, 404, 409 refused). The
+        password, if given, must pass check_password (PasswordError)."""
+        password_hash = None
+        if password is not None:
+            check_password(password)
+            password_hash = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
+        try:
+            return await self.bridge.save_user(name, role, password_hash, by, remove)
+        finally:
+            self.forget()
 
 
-def set_password(data_dir: str | os.PathLike[str], user: str, password: str) -> None:
-    """Set a user's password, creating the user if missing (`python run.py set-password USER`)."""
-    check_username(user)
-    check_password(password)
-    users = load_users(data_dir) or {}
-    now = _now_iso()
-    entry = dict(users.get(user) or {"created_at": now})
-    entry["hash"] = HASHER.hash(password)
-    entry["updated_at"] = now
-    users[user] = entry
-    _write_users(data_dir, users)
-    log.info("password of panel user %s set", user)
-
-
-def ensure_admin(data_dir: str | os.PathLike[str], env: Mapping[str, str] = os.environ) -> str | None:
-    """On the first start (no users file) create `admin`; return a generated password once.
+async def ensure_admin(bridge: ActorBridge, data_dir: str | os.PathLike[str],
+                       env: Mapping[str, str] = os.environ) -> str | None:
+    """On the first start (no user in the journal) create `admin`, an owner; return a generated
+    password once.
 
     The password comes from DIAMONDBOT_ADMIN_PASSWORD, or is generated and written to
     initial-admin-password.txt (0600) and returned so the caller prints it. Returns None when
-    users exist already or the password came from the environment. Never logs a password.
-    """
-    if load_users(data_dir) is not None:
+    users exist already (brought in from an earlier version's panel-users.json, too) or the
+    password came from the environment. Never logs a password."""
+    listed = await bridge.list_users()
+    if listed.status != 200:
+        raise BridgeError(f"the users could not be read: {listed.error or listed.status}")
+    if listed.data.get("users"):
         return None
     given = env.get(ENV_PASSWORD)
     if given:
@@ -138,56 +223,15 @@ def ensure_admin(data_dir: str | os.PathLike[str], env: Mapping[str, str] = os.e
     else:
         password, generated = secrets.token_urlsafe(12), True
         ensure_dir(data_dir)
-        # Written before the users file: a crash in between then only costs a fresh password.
+        # Written before the user: a crash in between then only costs a fresh password.
         atomic_write_bytes(Path(data_dir) / INITIAL_PASSWORD_FILE, password.encode() + b"\n", mode=0o600)
-    now = _now_iso()
-    _write_users(data_dir, {ADMIN: {"hash": HASHER.hash(password), "created_at": now, "updated_at": now}})
+    password_hash = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
+    done = await bridge.save_user(ADMIN, Role.OWNER.value, password_hash, FIRST_START)
+    if done.status != 200:
+        raise BridgeError(f"the first user could not be saved: {done.error or done.status}")
     log.info("panel user %s created (password %s)", ADMIN,
              f"in {INITIAL_PASSWORD_FILE}" if generated else f"from {ENV_PASSWORD}")
     return password if generated else None
-
-
-class UserStore:
-    """Checks credentials against the users file, off the event loop (argon2 takes ~0.1 s)."""
-
-    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
-        self.data_dir = Path(data_dir)
-        self._dummy_hash: str | None = None
-
-    def _verify_blocking(self, user: str, password: str) -> bool:
-        # Read on every login so `set-password` takes effect without a restart.
-        users = load_users(self.data_dir) or {}
-        entry = users.get(user)
-        if entry is None:
-            # Hash anyway: an unknown user must take as long as a wrong password.
-            if self._dummy_hash is None:
-                self._dummy_hash = HASHER.hash(secrets.token_urlsafe(16))
-            stored = self._dummy_hash
-        else:
-            stored = entry["hash"]
-        try:
-            ok = HASHER.verify(stored, password)
-        except VerificationError:
-            return False
-        except InvalidHashError:
-            log.error("panel user %s has an unreadable password hash in %s; run set-password",
-                      user, users_path(self.data_dir))
-            return False
-        return ok and entry is not None
-
-    async def exists(self, user: str) -> bool:
-        """Whether the users file has this user (read off the event loop, like a login)."""
-        if not _USERNAME.fullmatch(user):
-            return False
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, lambda: user in (load_users(self.data_dir) or {}))
-
-    async def verify(self, user: str, password: str) -> bool:
-        """Whether the user exists and the password is theirs."""
-        if not _USERNAME.fullmatch(user) or not 0 < len(password) <= MAX_PASSWORD:
-            return False
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self._verify_blocking, user, password)
 
 
 # --- the session key --------------------------------------------------------------------------

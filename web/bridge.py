@@ -23,6 +23,7 @@ from actors.messages import (
     CommandDone,
     GetDailyReport,
     GetGatewayStatus,
+    GetShop,
     GetLedger,
     GetOrder,
     GetReport,
@@ -30,11 +31,15 @@ from actors.messages import (
     ListGroups,
     ListOrders,
     ListPayments,
+    ListUsers,
     OrderCommand,
     QueryResult,
     RecordPayment,
     RePair,
+    SaveUser,
+    SendReminders,
     UpdateGroup,
+    UpdateShop,
     VoidPayment,
 )
 
@@ -86,6 +91,28 @@ class ActorBridge(Protocol):
     async def ledger(self, group_id: str, since: float | None = None, until: float | None = None) -> QueryResult: ...
 
     async def daily_report(self, day: str = "") -> QueryResult: ...
+
+    async def list_users(self) -> QueryResult:
+        """The panel's users with their hashes, and the audit of changes (actors.messages.ListUsers)."""
+        ...
+
+    async def save_user(self, username: str, role: str, password_hash: str | None, by: str,
+                        remove: bool = False) -> CommandDone:
+        """Add, change or remove a panel user (actors.messages.SaveUser)."""
+        ...
+
+    async def get_shop(self, timeout: float | None = None) -> QueryResult:
+        """The shop's state and settings: a ShopView (README: "A shop's day in the panel");
+        `timeout` shorter than the bridge's for pages that can do without it."""
+        ...
+
+    async def update_shop(self, patch: dict[str, Any], by: str) -> CommandDone:
+        """Change the shop (any subset of the ShopView's keys): 200 the new ShopView, 400 "<key>: why"."""
+        ...
+
+    async def send_reminders(self, group_ids: tuple[str, ...], min_due: str, by: str) -> CommandDone:
+        """Send groups their due: 200 {"sent": [group ids], "skipped": {group id: why}}."""
+        ...
 
     async def status(self) -> QueryResult: ...
 
@@ -206,6 +233,22 @@ class ThespianBridge:
 
     async def daily_report(self, day: str = "") -> QueryResult:
         return await self.ask(self.supervisor, GetDailyReport(self._rid(), day))
+
+    async def list_users(self) -> QueryResult:
+        return await self.ask(self.supervisor, ListUsers(self._rid()))
+
+    async def save_user(self, username: str, role: str, password_hash: str | None, by: str,
+                        remove: bool = False) -> CommandDone:
+        return await self.ask(self.supervisor, SaveUser(self._rid(), username, role, password_hash, by, remove))
+
+    async def get_shop(self, timeout: float | None = None) -> QueryResult:
+        return await self.ask(self.supervisor, GetShop(self._rid()), timeout)
+
+    async def update_shop(self, patch: dict[str, Any], by: str) -> CommandDone:
+        return await self.ask(self.supervisor, UpdateShop(self._rid(), patch, by))
+
+    async def send_reminders(self, group_ids: tuple[str, ...], min_due: str, by: str) -> CommandDone:
+        return await self.ask(self.supervisor, SendReminders(self._rid(), tuple(group_ids), min_due, by))
 
     async def status(self) -> QueryResult:
         return await self.ask(self.supervisor, GetStatus(self._rid()))

@@ -75,7 +75,7 @@ class Words:
         return _labels(self)
 
     def label(self, kind: str, value: str) -> str:
-        """`status`, `action`, `issue`, `gateway`, `method`, `bucket` labels; the raw value if unknown."""
+        """`status`, `action`, `issue`, `gateway`, `method`, `role`, `bucket` labels; the raw value if unknown."""
         return self.labels.get(kind, {}).get(value, value)
 
 
@@ -100,6 +100,7 @@ def _labels(t: Words) -> dict[str, dict[str, str]]:
             "approve": t.pgettext("action", "Approve"),
             "cancel": t.pgettext("action", "Cancel"),
             "delete": t.pgettext("action", "Delete"),
+            "undo": t.pgettext("action", "Undo"),
         },
         "issue": {
             "invalid": t.pgettext("issue", "Invalid record"),
@@ -123,6 +124,10 @@ def _labels(t: Words) -> dict[str, dict[str, str]]:
             "bank": t.pgettext("method", "Bank"),
             "cash": t.pgettext("method", "Cash"),
             "other": t.pgettext("method", "Other"),
+        },
+        "role": {
+            "owner": t.pgettext("role", "Owner"),
+            "staff": t.pgettext("role", "Staff"),
         },
         "bucket": {
             "never": t.pgettext("bucket", "Never checked"),
@@ -151,6 +156,7 @@ def script_words(t: Words) -> dict[str, str]:
         "action.done.approve": t.gettext("Order %(id)s approved; the delivery message is on its way."),
         "action.done.cancel": t.gettext("Order %(id)s cancelled; the reseller is told."),
         "action.done.delete": t.gettext("Order %(id)s deleted."),
+        "action.done.undo": t.gettext("Order %(id)s: approval undone."),
         "groups.saving": t.gettext("Saving…"),
         "groups.saved": t.gettext("Saved"),
         "groups.invalid": t.gettext("Not saved: %(reason)s"),

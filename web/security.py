@@ -21,6 +21,8 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet
 from yarl import URL
 
+from domain.users import Role
+from web.auth import PanelUser, UserDirectory
 from web.bridge import BridgeError
 from web.network import NETWORK, NetworkPolicy, host_middleware
 from web.sessions import SessionRegistry
@@ -31,8 +33,10 @@ log = logging.getLogger("diamondbot.panel")
 COOKIE_NAME = "diamondbot_session"
 SESSION_MAX_AGE = 12 * 3600
 SESSION_ID, SESSION_AT = "sid", "at"  # the session's id and login time, for SessionRegistry
+SESSION_PASSWORD = "pw"  # the fingerprint of the user's password at login (web.auth.fingerprint)
 SESSIONS = web.AppKey("sessions", SessionRegistry)
 DEVICES = web.AppKey("devices", KnownDevices)
+USERS = web.AppKey("users", UserDirectory)
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -47,11 +51,15 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 
-# The logged-in user of a request, set by the login middleware.
+# The logged-in user of a request and its role, set by the login middleware.
 USER = web.RequestKey("user", str)
+ROLE = web.RequestKey("role", Role)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 H = TypeVar("H", bound=Handler)
+# How a page tells a person that their role does not allow it (set by web.routes.pages).
+FORBIDDEN_PAGE = web.AppKey("forbidden_page", Callable[[web.Request, str], Awaitable[web.StreamResponse]])
+_ROLE_ATTR = "__panel_role__"
 
 
 class ApiError(Exception):
@@ -74,6 +82,32 @@ def csrf_exempt(handler: H) -> H:
     """Mark a handler that defends against cross-site requests itself (JSON login)."""
     setattr(handler, "__panel_csrf_exempt__", True)
     return handler
+
+
+def needs(role: Role) -> Callable[[H], H]:
+    """Declare the role a route needs: Role.STAFF (anyone logged in) or Role.OWNER. A private
+    route that declares none is refused to everyone: forgetting cannot open a route."""
+
+    def mark(handler: H) -> H:
+        setattr(handler, _ROLE_ATTR, role)
+        return handler
+
+    return mark
+
+
+staff = needs(Role.STAFF)
+owner = needs(Role.OWNER)
+
+
+def role_needed(handler: Any) -> Role | None:
+    """The role a route's handler declared (None: none)."""
+    role = getattr(handler, _ROLE_ATTR, None)
+    return role if isinstance(role, Role) else None
+
+
+def permits(have: Role, need: Role) -> bool:
+    """Whether a user of role `have` may use a route that needs `need` (an owner may do all)."""
+    return need is Role.STAFF or have is Role.OWNER
 
 
 def _flag(request: web.Request, name: str) -> bool:
@@ -170,19 +204,30 @@ def session_user(session: Session) -> str | None:
     return user if isinstance(user, str) and user else None
 
 
-async def start_session(request: web.Request, user: str) -> str:
-    """A fresh session for a user who just logged in, with a new CSRF token; returns the token."""
+async def start_session(request: web.Request, user: PanelUser) -> str:
+    """A fresh session for a user who just logged in (or set a new password), with a new CSRF
+    token; returns the token."""
     session = await new_session(request)
     token = new_token()
-    session["user"] = user
+    session["user"] = user.name
+    session[SESSION_PASSWORD] = user.fingerprint
     session[CSRF_FIELD] = token
     session[SESSION_ID], session[SESSION_AT] = request.app[SESSIONS].new()
     return token
 
 
-def session_valid(request: web.Request, session: Session, user: str) -> bool:
-    """Whether the server still honours this session (not logged out, no newer password)."""
-    return request.app[SESSIONS].valid(user, session.get(SESSION_ID), session.get(SESSION_AT))
+async def current_user(request: web.Request, session: Session) -> PanelUser | None:
+    """The session's user while the server honours the session: not logged out or expired, the
+    user not removed, its password the one it logged in with. BridgeError when the users cannot
+    be read."""
+    name = session_user(session)
+    if name is None or not request.app[SESSIONS].valid(session.get(SESSION_ID), session.get(SESSION_AT)):
+        return None
+    user = await request.app[USERS].get(name)
+    remembered = session.get(SESSION_PASSWORD)
+    if user is None or not isinstance(remembered, str) or not hmac.compare_digest(remembered, user.fingerprint):
+        return None
+    return user
 
 
 async def form_token(request: web.Request) -> str:
@@ -275,46 +320,68 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 @web.middleware
 async def login_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Require a logged-in admin (except public routes) and the CSRF token on unsafe methods."""
+    """Require a logged-in user (except public routes) whose role the route permits, and the
+    CSRF token on unsafe methods."""
     session = await get_session(request)
-    user = session_user(session)
-    if user is not None and not session_valid(request, session, user):
-        session.invalidate()  # logged out elsewhere, or the password changed since
-        user = None
-    if user is None and not is_public(request):
+    public = is_public(request)
+    user: PanelUser | None = None
+    if not public and session_user(session) is not None:
+        user = await current_user(request, session)
+        if user is None:
+            session.invalidate()  # logged out elsewhere, removed, or the password changed since
+    if user is None and not public:
         if wants_json(request):
             return json_error(401, "not logged in; POST /api/login first")
         # A page asked for is where the login leads back to (a form post goes to the start).
         back = request.path_qs if request.method in ("GET", "HEAD") and request.path != "/" else ""
         raise web.HTTPSeeOther(LOGIN_PAGE + ("?" + urlencode({"next": back}) if back else ""))
+    name = user.name if user is not None else "anonymous"
     unsafe = request.method in UNSAFE_METHODS
     if unsafe and not _flag(request, "__panel_csrf_exempt__") and not await csrf_ok(request, session):
         log.warning("%s %s refused: missing or wrong CSRF token (user %s, from %s)",
-                    request.method, request.path, user or "anonymous", request.app[NETWORK].client_address(request))
+                    request.method, request.path, name, request.app[NETWORK].client_address(request))
         return error_response(request, 403, f"missing or wrong CSRF token; send the session's token "
                                             f"in header {CSRF_HEADER}")
     if user is not None:
-        request[USER] = user
-    if not unsafe:
-        return await handler(request)
+        request[USER] = user.name
+        request[ROLE] = user.role
     status: Any = "error"
     try:
-        response = await handler(request)
+        response = await _allowed(request, handler, user)
         status = response.status
         return response
     except (ApiError, web.HTTPException) as e:
         status = e.status
         raise
     finally:
-        # An audit line for every state-changing request; never a password or token.
-        log.info("%s %s by %s from %s: %s", request.method, request.path, user or "anonymous",
-                 request.app[NETWORK].client_address(request), status)
+        if unsafe:
+            # An audit line for every state-changing request; never a password or token.
+            log.info("%s %s by %s from %s: %s", request.method, request.path, name,
+                     request.app[NETWORK].client_address(request), status)
 
 
-def setup_security(app: web.Application, fernet: Fernet, sessions: SessionRegistry,
+async def _allowed(request: web.Request, handler: Handler, user: PanelUser | None) -> web.StreamResponse:
+    """The handler's answer if the user's role permits the route; 403 otherwise."""
+    if user is None or request.match_info.http_exception is not None:
+        return await handler(request)  # a public route, or no route at all (404, 405)
+    need = role_needed(request.match_info.handler)
+    if need is None:
+        log.error("%s %s declares no role (web.security.needs): refused", request.method, request.path)
+        return error_response(request, 403, "this route declares no role; nobody may use it")
+    if not permits(user.role, need):
+        message = "only an owner may do this"
+        page = request.app.get(FORBIDDEN_PAGE)
+        if page is not None and not wants_json(request):
+            return await page(request, message)
+        return error_response(request, 403, message)
+    return await handler(request)
+
+
+def setup_security(app: web.Application, fernet: Fernet, sessions: SessionRegistry, users: UserDirectory,
                    network: NetworkPolicy | None = None) -> None:
     """Install the Host check, sessions, the error and login middlewares, and the security headers."""
     app[SESSIONS] = sessions
+    app[USERS] = users
     app[DEVICES] = KnownDevices(fernet)
     app[NETWORK] = network or NetworkPolicy()
     app.middlewares.append(host_middleware)

@@ -105,6 +105,9 @@ def order_json(view: Mapping[str, Any], tz: tzinfo, detail: bool = False) -> dic
         "issues": [str(i) for i in issues] if isinstance(issues, list) else [],
         "recovered": bool(r.get("recovered", False)),
         "delivery": _delivery(r.get("delivery"), tz),
+        # Grows with every change the order's trail records (an undone approval too): of two
+        # answers about an order, the one with more is the newer.
+        "changes": len(r["audit"]) if isinstance(r.get("audit"), list) else 0,
     }
     if detail:
         audit = r.get("audit")

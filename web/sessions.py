@@ -2,9 +2,10 @@
 
 A cookie alone cannot be taken back: a copy keeps working until it expires. So each session
 carries an id and its login time, and the panel refuses one that was logged out (its id is in
-`<data_dir>/panel-revoked-sessions.json` until the cookie would have expired anyway) or that
-began before its user's password was last set (`run.py set-password` ends every session of the
-user). The revocation file is small and written only at logout.
+`<data_dir>/panel-revoked-sessions.json` until the cookie would have expired anyway). A session
+also remembers its user's password (a fingerprint of the hash, web.auth): the login middleware
+refuses it once the user is removed or has a new password. The revocation file is small and
+written only at logout.
 """
 
 from __future__ import annotations
@@ -19,10 +20,8 @@ from typing import Any, Callable
 
 import orjson
 
-from domain.clock import from_iso
 from storage.atomic import atomic_write_bytes
-from storage.errors import CorruptFile, StorageError
-from web.auth import load_users, users_path
+from storage.errors import CorruptFile
 
 log = logging.getLogger("diamondbot.panel")
 
@@ -33,8 +32,8 @@ def load_revoked(path: Path) -> dict[str, float]:
     """The revoked session ids and when their cookies expire; CorruptFile when unreadable."""
     # Never replaced by an empty list: that would quietly accept every session logged out before.
     remedy = ("restore it from a backup, or delete it: sessions logged out before are then accepted "
-              "again until their cookies expire (at most 12 hours); `python run.py set-password USER` "
-              "ends every session of a user at once")
+              "again until their cookies expire (at most 12 hours); a new password (Users page) ends "
+              "every session of a user at once")
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -61,8 +60,6 @@ class SessionRegistry:
         self.clock = clock
         self._lock = threading.Lock()
         self._revoked: dict[str, float] = self._load()  # session id -> when its cookie expires
-        self._users_seen: tuple[int, int] | None = None  # the users file's (mtime_ns, size) read
-        self._password_set: dict[str, float] = {}
 
     def new(self) -> tuple[str, float]:
         """An id and login time for a new session."""
@@ -72,17 +69,14 @@ class SessionRegistry:
         """When a session begun at `at` ends (its cookie's Fernet ttl ends it the same moment)."""
         return at + self.max_age
 
-    def valid(self, user: str, sid: Any, at: Any) -> bool:
-        """Whether the server still honours the session: not logged out, not expired, not older
-        than its user's password."""
+    def valid(self, sid: Any, at: Any) -> bool:
+        """Whether the server still honours the session: not logged out, not expired."""
         if not isinstance(sid, str) or not sid or not isinstance(at, (int, float)):
             return False  # a cookie from before sessions had ids: log in again
         if self.clock() >= self.expires_at(at):
             return False
         with self._lock:
-            if sid in self._revoked:
-                return False
-            return at >= self._password_set_at(user)
+            return sid not in self._revoked
 
     def revoke(self, sid: Any, at: Any) -> None:
         """Logout: this session is refused from now on, whoever sends its cookie."""
@@ -97,25 +91,3 @@ class SessionRegistry:
 
     def _load(self) -> dict[str, float]:
         return load_revoked(self.path)
-
-    def _password_set_at(self, user: str) -> float:
-        """When the user's password was last set (0 if unknown); the users file is read again
-        only when it changed."""
-        try:
-            st = users_path(self.data_dir).stat()
-        except OSError:
-            return 0.0
-        seen = (st.st_mtime_ns, st.st_size)
-        if seen != self._users_seen:
-            self._users_seen = seen
-            self._password_set = {}
-            try:
-                users = load_users(self.data_dir) or {}
-            except StorageError:
-                users = {}  # the login refuses everyone then, and says why
-            for name, entry in users.items():
-                try:
-                    self._password_set[name] = from_iso(entry["updated_at"])
-                except (KeyError, TypeError, ValueError):
-                    pass
-        return self._password_set.get(user, 0.0)

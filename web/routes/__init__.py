@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import tzinfo
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import orjson
 from aiohttp import web
 
 from actors.messages import CommandDone, QueryResult
 from config import Config
-from web.auth import UserStore
+from domain.users import Role
+from web.auth import UserDirectory
 from web.bridge import ActorBridge
 from web.i18n import Words
-from web.security import USER, ApiError
+from web.security import ROLE, USER, ApiError
 from web.throttle import LoginThrottle
 
 # The lifecycle actions an admin may take on an order (the state machine's COMPLETE is the system's).
@@ -31,9 +33,10 @@ class Panel:
     bridge: ActorBridge
     tz: tzinfo
     started_at: float
-    users: UserStore
+    users: UserDirectory  # the panel's users, from the actor system
     throttle: LoginThrottle
     words: Words  # the panel's language (bot.language), for the code and the templates alike
+    clock: Callable[[], float] = field(default=time.time)  # wall time: is an undo window still open
 
 
 PANEL = web.AppKey("panel", Panel)
@@ -46,6 +49,15 @@ def panel_of(request: web.Request) -> Panel:
 def user_of(request: web.Request) -> str:
     """The logged-in user (the login middleware guarantees one on non-public routes)."""
     return request[USER]
+
+
+def role_of(request: web.Request) -> Role:
+    """The logged-in user's role."""
+    return request[ROLE]
+
+
+def is_owner(request: web.Request) -> bool:
+    return request.get(ROLE) is Role.OWNER
 
 
 def actor_by(request: web.Request) -> str:

@@ -36,7 +36,7 @@ from web.routes.pages import (
 )
 from web.routes.params import check_day, or_else
 from web.routes.payments import PAYMENT_FIELDS, check_payment, duplicate_of
-from web.security import ApiError
+from web.security import ApiError, staff
 from web.serialize import daily_report_json, group_list_entry, ledger_json, payment_json
 
 LEDGER_MAX_LINES = 100  # lines a ledger page shows (a page stays small on a phone); it pages back
@@ -140,6 +140,7 @@ async def _payments(request: web.Request, *, form: Mapping[str, str] | None = No
     }, status=status)
 
 
+@staff
 @page
 async def payments_page(request: web.Request) -> web.Response:
     """GET /payments?group=&since=&until=&offset=&limit=: the record form (its group preset by
@@ -147,6 +148,7 @@ async def payments_page(request: web.Request) -> web.Response:
     return await _payments(request)
 
 
+@staff
 @page
 async def payment_post(request: web.Request) -> web.StreamResponse:
     """POST /payments (form: group_id, amount, method, reference, note, nonce): record a payment."""
@@ -200,6 +202,7 @@ async def payment_post(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/payments")
 
 
+@staff
 @page
 async def void_post(request: web.Request) -> web.StreamResponse:
     """POST /payments/{id}/void (form: reason): void a mistaken payment; it stays listed."""
@@ -227,6 +230,7 @@ async def void_post(request: web.Request) -> web.StreamResponse:
 # --- ledger -----------------------------------------------------------------------------------
 
 
+@staff
 @page
 async def ledger_page(request: web.Request) -> web.Response:
     """GET /groups/{id}/ledger?since=&until=&skip=: the opening balance, billed orders and
@@ -274,6 +278,7 @@ async def ledger_page(request: web.Request) -> web.Response:
 # --- reports ----------------------------------------------------------------------------------
 
 
+@staff
 @page
 async def reports_page(request: web.Request) -> web.Response:
     """GET /reports?day=YYYY-MM-DD (default today): the daily report per group and its totals,

@@ -7,7 +7,8 @@ import logging
 from aiohttp import web
 from aiohttp_session import get_session
 
-from web.routes import json_response, panel_of, read_json_object, user_of
+from web.auth import PanelUser
+from web.routes import json_response, panel_of, read_json_object, role_of, user_of
 from web.routes.pages import render, texts_of
 from web.network import NETWORK
 from web.security import (
@@ -19,6 +20,7 @@ from web.security import (
     public,
     safe_next,
     session_user,
+    staff,
     start_session,
 )
 
@@ -27,8 +29,8 @@ log = logging.getLogger("diamondbot.panel.auth")
 WRONG_CREDENTIALS = "wrong username or password"
 
 
-async def check_credentials(request: web.Request, username: str, password: str) -> None:
-    """Throttled credential check: ApiError 429 (with Retry-After) or 401; nothing on success.
+async def check_credentials(request: web.Request, username: str, password: str) -> PanelUser:
+    """Throttled credential check: ApiError 429 (with Retry-After) or 401; the user on success.
     Unknown user and wrong password get the same answer. A browser that logged in as this user
     before counts on its own allowance (web.throttle)."""
     panel = panel_of(request)
@@ -43,12 +45,14 @@ async def check_credentials(request: web.Request, username: str, password: str) 
     # Counted before the check, so a burst of concurrent guesses cannot all slip past the limit
     # while their hashes are being verified; a success clears it again.
     panel.throttle.failed(keys)
-    if not await panel.users.verify(username, password):
+    user = await panel.users.verify(username, password)
+    if user is None:
         log.warning("panel login failed for %r from %s%s", username[:64], address,
                     " (a known browser)" if device else "")
         raise ApiError(401, WRONG_CREDENTIALS)
     panel.throttle.succeeded(keys)
-    log.info("panel login of %s from %s", username, address)
+    log.info("panel login of %s (%s) from %s", username, user.role.value, address)
+    return user
 
 
 def remember_browser(request: web.Request, response: web.StreamResponse, username: str) -> None:
@@ -86,18 +90,19 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     next_path = safe_next(request.app, form.get("next"), "/")
     t = texts_of(request)
     try:
-        await check_credentials(request, username, password)
+        user = await check_credentials(request, username, password)
     except ApiError as e:
         message = (t._("Too many failed attempts. Try again in %(seconds)s seconds.", seconds=e.headers.get("Retry-After", "")) if e.status == 429
                    else t._("Wrong username or password."))
         return await _login_page(request, await form_token(request), message=message, username=username,
                                  next_path=next_path, status=e.status, headers=e.headers)
-    await start_session(request, username)
+    await start_session(request, user)
     done = web.HTTPSeeOther(next_path)
     remember_browser(request, done, username)
     raise done
 
 
+@staff
 async def logout_form(request: web.Request) -> web.StreamResponse:
     """POST /logout (form, CSRF token required): end the session, back to the login form."""
     log.info("panel logout of %s", user_of(request))
@@ -121,13 +126,14 @@ async def api_login(request: web.Request) -> web.Response:
     if not isinstance(username, str) or not isinstance(password, str):
         raise ApiError(400, "username and password must be strings")
     username = username.strip()
-    await check_credentials(request, username, password)
-    token = await start_session(request, username)
-    response = json_response({"csrf_token": token, "user": username})
+    user = await check_credentials(request, username, password)
+    token = await start_session(request, user)
+    response = json_response({"csrf_token": token, "user": username, "role": user.role.value})
     remember_browser(request, response, username)
     return response
 
 
+@staff
 async def api_logout(request: web.Request) -> web.Response:
     """POST /api/logout (CSRF token required) → {"ok": true}; the session cookie is cleared."""
     log.info("panel logout of %s", user_of(request))
@@ -135,10 +141,12 @@ async def api_logout(request: web.Request) -> web.Response:
     return json_response({"ok": True})
 
 
+@staff
 async def api_session(request: web.Request) -> web.Response:
-    """GET /api/session → {"user", "csrf_token"} of the logged-in client."""
+    """GET /api/session → {"user", "role", "csrf_token"} of the logged-in client."""
     session = await get_session(request)
-    return json_response({"user": user_of(request), "csrf_token": session.get("csrf_token")})
+    return json_response({"user": user_of(request), "role": role_of(request).value,
+                          "csrf_token": session.get("csrf_token")})
 
 
 def add_routes(app: web.Application) -> None:

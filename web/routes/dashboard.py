@@ -23,6 +23,7 @@ from web import i18n
 from web.i18n import Words
 from web.metrics import ProcessSampler
 from web.routes import json_response, panel_of, unwrap
+from web.security import staff
 from web.serialize import report_json, status_json
 
 METRICS = web.AppKey("metrics", ProcessSampler)
@@ -206,6 +207,7 @@ def display(d: Mapping[str, Any], t: Words, tz: Any) -> dict[str, str]:
     return out
 
 
+@staff
 async def api_dashboard(request: web.Request) -> web.Response:
     """GET /api/dashboard → orders by status, check buckets, issues, last check, gateway, cycle
     time and rate, checks today, memory, CPU, database size, uptime, charts, plus `display`,

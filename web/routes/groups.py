@@ -9,7 +9,7 @@ from aiohttp import web
 
 from domain.group import GroupSettings, SettingsError, apply_settings_patch
 from web.routes import actor_by, command_result, json_response, panel_of, read_json_object, unwrap
-from web.security import ApiError
+from web.security import ApiError, owner, staff
 from web.serialize import group_json, group_list_entry
 
 FIELDS = ("rate", "enabled", "auto_approve", "auto_approve_max", "due_limit", "name")
@@ -17,6 +17,7 @@ FIELDS = ("rate", "enabled", "auto_approve", "auto_approve_max", "due_limit", "n
 _PROBE = GroupSettings(group_id="", name="probe", code="A", rate=Decimal("1.00"))
 
 
+@staff
 async def list_groups(request: web.Request) -> web.Response:
     """GET /api/groups → {"groups": [{id, name, code, rate, rate_set, enabled, auto_approve, ..., left,
     left_at, joined_at, counts, orders, billed, paid, due}]}: every group the bot knows, also those
@@ -50,6 +51,7 @@ def check_patch(patch: dict[str, object]) -> None:
         raise ApiError(400, str(e)) from None
 
 
+@owner
 async def update_group(request: web.Request) -> web.Response:
     """PATCH /api/groups/{id} with any of FIELDS → {"group": {...}}; 400 bad value, 404 unknown.
     A group that has never had an order is patched like any other (its rate set before the first)."""

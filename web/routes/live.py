@@ -2,7 +2,7 @@
 
 Browsers' EventSource reconnects by itself (we suggest 2 s); an event `resync` asks the page to
 reload what it shows, because changes were missed (a slow client, a restarted actor). A stream
-ends when its session does: logged out, a new password, or expired (12 h after the login).
+ends when its session does: logged out, removed, a new password, or expired (12 h after the login).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import orjson
 from aiohttp import web
 from aiohttp_session import get_session
 
+from web.bridge import BridgeError
 from web.live import Closed
-from web.routes import PANEL, panel_of, user_of
-from web.security import SESSION_AT, SESSIONS, session_valid
+from web.routes import PANEL, panel_of
+from web.security import SESSION_AT, SESSIONS, current_user, staff
 from web.serialize import order_json
 
 KEEPALIVE = 15.0
@@ -26,6 +27,15 @@ def _event(name: str, data: object) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
+async def _still_valid(request: web.Request, session: object) -> bool:
+    """Whether the stream's session still holds (a user removed or given a new password: no)."""
+    try:
+        return await current_user(request, session) is not None  # type: ignore[arg-type]
+    except BridgeError:
+        return False  # the bot does not answer: the browser reconnects and hears so
+
+
+@staff
 async def events(request: web.Request) -> web.StreamResponse:
     panel = panel_of(request)
     response = web.StreamResponse(headers={
@@ -34,7 +44,6 @@ async def events(request: web.Request) -> web.StreamResponse:
         "X-Accel-Buffering": "no",  # a reverse proxy must not buffer the stream
     })
     session = await get_session(request)
-    user = user_of(request)
     sessions, at = request.app[SESSIONS], session.get(SESSION_AT)
     await response.prepare(request)
     queue = panel.bridge.live.subscribe()
@@ -47,8 +56,8 @@ async def events(request: web.Request) -> web.StreamResponse:
                 change = await asyncio.wait_for(queue.get(), max(0.0, min(KEEPALIVE, left)))
             except asyncio.TimeoutError:
                 change = KEEPALIVE_TICK
-            if isinstance(change, Closed) or not session_valid(request, session, user):
-                break  # shutting down, logged out (maybe in another tab) or expired: nothing more
+            if isinstance(change, Closed) or not await _still_valid(request, session):
+                break  # shutting down, logged out (maybe in another tab), removed or expired: nothing more
             if change is KEEPALIVE_TICK:
                 await response.write(b": keepalive\n\n")
                 continue

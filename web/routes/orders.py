@@ -8,7 +8,7 @@ from aiohttp import web
 
 from domain.orders import Status
 from web.routes import ACTIONS, actor_by, command_result, json_response, panel_of, params, unwrap
-from web.security import ApiError
+from web.security import ApiError, staff
 from web.serialize import order_json
 
 MAX_LIMIT = 500
@@ -26,6 +26,7 @@ def _statuses(value: str) -> str:
     return ",".join(wanted)
 
 
+@staff
 async def list_orders(request: web.Request) -> web.Response:
     """GET /api/orders?status=&group=&q=&since=&until=&limit=&offset= → {"orders", "total"}."""
     panel = panel_of(request)
@@ -53,6 +54,7 @@ def _order_id(request: web.Request) -> str:
     return order_id
 
 
+@staff
 async def get_order(request: web.Request) -> web.Response:
     """GET /api/orders/{id} → one order with audit trail, receipt, delivery and check log."""
     panel = panel_of(request)
@@ -61,13 +63,14 @@ async def get_order(request: web.Request) -> web.Response:
 
 
 def command(action: str) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """A handler for one lifecycle action (process, approve, cancel, delete)."""
+    """A handler for one lifecycle action (process, approve, cancel, delete, undo)."""
 
     async def handler(request: web.Request) -> web.Response:
         panel = panel_of(request)
         done = await panel.bridge.command(_order_id(request), action, actor_by(request))
         return json_response({"order": order_json(command_result(done), panel.tz, detail=True)})
 
+    staff(handler)  # staff approve, cancel and undo orders like owners
     handler.__name__ = handler.__qualname__ = f"{action}_order"
     handler.__doc__ = f"POST /api/orders/{{id}}/{action} → {{\"order\": ...}}; 404 unknown, 409 refused."
     return handler
@@ -78,6 +81,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/orders/{id}", get_order)
     for action in ACTIONS:
         app.router.add_post(f"/api/orders/{{id}}/{action}", command(action))
+    # Undo a mistaken approval within approvals.undo_window: back to the status it had (409 after).
+    app.router.add_post("/api/orders/{id}/undo", command("undo"))
     # The seed's endpoints, kept for its scripts.
     app.router.add_post("/api/approve/{id}", command("approve"))
     app.router.add_post("/api/delete/{id}", command("delete"))

@@ -27,15 +27,17 @@ from multidict import MultiMapping
 from aiohttp_session import get_session
 
 from domain.orders import TRANSITIONS, Action, Status
+from domain.users import Role
 from web import i18n
 from web.i18n import js_labels
 from web.bridge import BridgeError
-from web.routes import ACTIONS, PANEL, actor_by, command_result, panel_of, params, unwrap
+from web.routes import ACTIONS, PANEL, actor_by, command_result, is_owner, panel_of, params, unwrap
 from web.routes import dashboard as dash
 from web.routes.groups import check_patch
 from web.routes.params import or_else
-from web.security import USER, ApiError, form_token, safe_next
+from web.security import FORBIDDEN_PAGE, ROLE, USER, ApiError, form_token, owner, safe_next, staff
 from web.serialize import group_list_entry, order_json, report_json, status_json
+from web.shop import mark_undo, shop_if_known, undo_window
 
 log = logging.getLogger("diamondbot.panel.pages")
 
@@ -44,6 +46,7 @@ PAGE_SIZE = 25
 MAX_PAGE_SIZE = 200
 MAX_CYCLE_GROUPS = 100
 CONFIRM = frozenset({"cancel", "delete"})
+FORM_ACTIONS = (*ACTIONS, "undo")  # undo: within the shop's undo window (web.shop.undo_open)
 STATUSES = tuple(s.value for s in Status)
 OPEN = "pending,processing,approved"
 # Which buttons an order in each state shows (the state machine's, minus the system's COMPLETE).
@@ -61,6 +64,7 @@ def setup_templates(app: web.Application) -> None:
     its words: jinja2's i18n extension with the same translations as the code (web.i18n)."""
     tz = app[PANEL].tz
     words = app[PANEL].words
+    app[FORBIDDEN_PAGE] = forbidden_page
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                                trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.i18n"])
     env.install_gettext_translations(words.translations, newstyle=True)  # type: ignore[attr-defined]
@@ -107,15 +111,18 @@ async def render(request: web.Request, template: str, context: Mapping[str, Any]
     t = texts_of(request)
     session = await get_session(request)
     flash = session.pop(FLASH, None) if FLASH in session else None
+    role = request.get(ROLE)
     ctx = {
         "lang": t.language,
         "user": request.get(USER),
+        "owner": role is Role.OWNER,  # Settings and Users are in the navigation for owners only
         "csrf_token": await form_token(request),
         "flash": flash if isinstance(flash, str) else None,
         "request_path": request.path,
         "request_path_qs": request.path_qs,
         "nav": "",
         "script": None,
+        "styles": None,  # a second stylesheet for the pages that need it (forms.css)
         **context,
     }
     response = aiohttp_jinja2.render_template(template, request, ctx, status=status)
@@ -128,6 +135,12 @@ async def error_page(request: web.Request, status: int, message: str, back: str 
     t = texts_of(request)
     return await render(request, "error.html", {"title": t._("Something went wrong"), "message": message, "back": back},
                         status=status)
+
+
+async def forbidden_page(request: web.Request, message: str) -> web.Response:
+    """What a person sees on a page their role does not allow (web.security's role check)."""
+    t = texts_of(request)
+    return await error_page(request, 403, t._("Only an owner can open this page or do this."), back="/")
 
 
 def page(handler: Handler) -> Handler:
@@ -168,6 +181,7 @@ def css_string(text: str) -> str:
     return '"' + "".join(f"\\{ord(c):x} " if c in '"\\' or not c.isprintable() else c for c in text) + '"'
 
 
+@staff
 async def labels_css(request: web.Request) -> web.Response:
     """GET /labels.css: the column names of the stacked tables, as custom properties."""
     lines = [f".{table} td:nth-child({i}) {{ --label: {css_string(name)}; }}"
@@ -178,13 +192,16 @@ async def labels_css(request: web.Request) -> web.Response:
 # --- dashboard --------------------------------------------------------------------------------
 
 
+@staff
 @page
 async def dashboard(request: web.Request) -> web.Response:
-    """GET /: the monitoring and performance dashboards, refreshed by dashboard.js."""
-    data = await dash.dashboard_data(request)
+    """GET /: the shop (open or closed, its notice, stock) and the monitoring and performance
+    dashboards, refreshed by dashboard.js."""
+    data, shop = await asyncio.gather(dash.dashboard_data(request), shop_if_known(request))
     t = texts_of(request)
     return await render(request, "dashboard.html", {"title": t._("Dashboard"), "nav": "dashboard",
-                                                    "script": "dashboard.js", "d": data})
+                                                    "script": "dashboard.js", "styles": "forms.css", "d": data,
+                                                    "shop": shop})
 
 
 # --- orders -----------------------------------------------------------------------------------
@@ -244,18 +261,23 @@ def _page_url(form: Mapping[str, str], limit: int, offset: int) -> str:
 
 BLANK_ORDER = {"id": "", "status": "pending", "created_at": "", "recovered": False, "group_name": "",
                "user_name": "", "user_id": "", "player_id": "", "diamonds": 0, "amount": None, "check_count": 0,
-               "issues": []}
+               "issues": [], "undo_until_ms": None}
 
 
+@staff
 @page
 async def orders_page(request: web.Request) -> web.Response:
     """GET /orders?status=&group=&q=&since=&until=&offset=&limit=: the table, live (orders.js)."""
     panel = panel_of(request)
     t = texts_of(request)
     filters, form, errors = order_filters(request)
-    listed, groups = await asyncio.gather(panel.bridge.list_orders(**filters), panel.bridge.list_groups())
+    listed, groups, shop = await asyncio.gather(panel.bridge.list_orders(**filters), panel.bridge.list_groups(),
+                                                shop_if_known(request))
     data = unwrap(listed)
     orders = [order_json(v, panel.tz) for v in data["orders"]]
+    window, now = undo_window(shop), panel.clock()
+    for o in orders:
+        mark_undo(o, window, now)
     total = int(data["total"])
     limit, offset = filters["limit"], filters["offset"]
     group_list = [group_list_entry(g, panel.tz) for g in unwrap(groups)]
@@ -266,30 +288,35 @@ async def orders_page(request: web.Request) -> web.Response:
         "groups": [{"id": g["id"], "name": g["name"] or g["id"]} for g in group_list],
         "prev_url": _page_url(form, limit, max(0, offset - limit)) if offset > 0 else None,
         "next_url": _page_url(form, limit, offset + limit) if offset + limit < total else None,
-        "blank": BLANK_ORDER,
+        "blank": BLANK_ORDER, "undo_window": window, "now_ms": int(now * 1000),
         "js_labels": js_labels(t, "status.", "issue.", "confirm.cancel", "confirm.delete", "orders.live",
                                "orders.connecting", "orders.reconnecting", "orders.count", "orders.range",
                                "error.network", "error.refused", "action.done."),
     })
 
 
+@staff
 @page
 async def order_page(request: web.Request) -> web.Response:
     """GET /orders/{id}: every field, issues, check log, delivery attempts and the audit trail."""
     panel = panel_of(request)
     t = texts_of(request)
     order_id = request.match_info["id"].strip()[:40]
-    result = await panel.bridge.get_order(order_id)
+    result, shop = await asyncio.gather(panel.bridge.get_order(order_id), shop_if_known(request))
     if result.status == 404:
         return await error_page(request, 404, t._("There is no order %(id)s.", id=order_id), back="/orders")
     o = order_json(unwrap(result), panel.tz, detail=True)
+    now = panel.clock()
+    mark_undo(o, undo_window(shop), now)
     return await render(request, "order.html", {
         "title": t._("Order %(id)s", id=o["id"]), "nav": "orders", "script": "orders.js", "o": o,
+        "now_ms": int(now * 1000),
         "js_labels": js_labels(t, "confirm.cancel", "confirm.delete", "error.network", "error.refused",
                                "action.done."),
     })
 
 
+@staff
 @page
 async def order_action(request: web.Request) -> web.StreamResponse:
     """POST /orders/{id} (form: action, confirm, next): process / approve / cancel / delete.
@@ -300,9 +327,9 @@ async def order_action(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     action = form.get("action")
     back = safe_next(request.app, form.get("next"), "/orders/" + quote(order_id, safe=""))
-    if action not in ACTIONS:
+    if action not in FORM_ACTIONS:
         return await error_page(request, 400, t._("Not done: %(reason)s", 
-            reason=f"action: use one of {', '.join(ACTIONS)}"), back=back)
+            reason=f"action: use one of {', '.join(FORM_ACTIONS)}"), back=back)
     assert isinstance(action, str)
     if action in CONFIRM and form.get("confirm") != "yes":
         result = await panel.bridge.get_order(order_id)
@@ -327,6 +354,7 @@ async def order_action(request: web.Request) -> web.StreamResponse:
 # --- reconciliation ---------------------------------------------------------------------------
 
 
+@staff
 @page
 async def reconciliation_page(request: web.Request) -> web.Response:
     """GET /reconciliation: counts, check buckets, open issues (linked) and each group's recent cycles."""
@@ -349,6 +377,7 @@ async def reconciliation_page(request: web.Request) -> web.Response:
 # --- groups -----------------------------------------------------------------------------------
 
 
+@staff
 @page
 async def groups_page(request: web.Request) -> web.Response:
     """GET /groups: every group the bot knows (also those without orders, and those it left): name,
@@ -391,6 +420,7 @@ def settings_patch(form: Mapping[str, Any], t: i18n.Words) -> dict[str, Any]:
     return patch
 
 
+@owner
 @page
 async def group_action(request: web.Request) -> web.StreamResponse:
     """POST /groups/{id} (form): save a group's rate, switches and auto-approve limit."""
@@ -441,6 +471,7 @@ def _detail_text(detail: Any) -> str:
     return detail
 
 
+@staff
 @page
 async def whatsapp_page(request: web.Request) -> web.Response:
     """GET /whatsapp: the connection; the sandbox's address, or WhatsApp's QR / pairing code."""
@@ -458,8 +489,9 @@ async def whatsapp_page(request: web.Request) -> web.Response:
         "detail": _detail_text(gateway.get("detail")),
         "sandbox_url": panel.config.sandbox.url.rstrip("/"),
         "has_api": has_route(app, "GET", "/api/whatsapp"),
-        "has_qr": has_route(app, "GET", "/api/whatsapp/qr.svg"),
-        "has_repair": has_route(app, "POST", "/api/whatsapp/repair"),
+        # Scanning the QR code, or pairing again, decides whose WhatsApp the bot is: owners only.
+        "has_qr": has_route(app, "GET", "/api/whatsapp/qr.svg") and is_owner(request),
+        "has_repair": has_route(app, "POST", "/api/whatsapp/repair") and is_owner(request),
         "js_labels": js_labels(t, "gateway.", "wa.", "error.network", "error.refused"),
     })
 

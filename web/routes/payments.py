@@ -21,7 +21,7 @@ from domain.payments import PaymentError, check_amount, check_note, check_refere
 from web.routes import user_of, actor_by, command_result, json_response, panel_of, read_json_object, unwrap
 from web.routes import params
 from web.routes.params import check_day, check_params, date_range
-from web.security import ApiError
+from web.security import ApiError, staff
 from web.serialize import daily_report_json, group_list_entry, ledger_json, order_json, payment_json
 
 DEFAULT_LIMIT = 100
@@ -112,6 +112,7 @@ async def group_names(request: web.Request) -> dict[str, str]:
     return {str(g.get("group_id")): str((g.get("settings") or {}).get("groupName") or "") for g in groups}
 
 
+@staff
 async def list_payments(request: web.Request) -> web.Response:
     """GET /api/payments?group=&since=&until=&limit=&offset= → {"payments": [...], "total": n}, newest first."""
     panel = panel_of(request)
@@ -127,6 +128,7 @@ async def list_payments(request: web.Request) -> web.Response:
                           "total": data["total"]})
 
 
+@staff
 async def record_payment(request: web.Request) -> web.Response:
     """POST /api/payments {"group_id", "amount", "method", "reference", "note", "confirm_duplicate"}
     → 201 {"payment": {...}, "due": "<decimal>"}; 400 bad field, 404 unknown group, 409
@@ -163,6 +165,7 @@ def duplicate_of(done: CommandDone) -> Mapping[str, Any] | None:
     return earlier if isinstance(earlier, Mapping) else None
 
 
+@staff
 async def void_payment(request: web.Request) -> web.Response:
     """POST /api/payments/{id}/void {"reason"} → {"payment", "due"}: a mistaken payment stays
     listed but no longer counts; 400 without a reason, 404 unknown, 409 already void."""
@@ -179,6 +182,7 @@ async def void_payment(request: web.Request) -> web.Response:
     return json_response({"payment": payment_json(result["payment"], panel.tz, names), "due": str(result["due"])})
 
 
+@staff
 async def group_ledger(request: web.Request) -> web.Response:
     """GET /api/groups/{id}/ledger?since=&until= → the opening balance, billed orders and payments
     with the running due, and the group's billed, paid and due."""
@@ -189,6 +193,7 @@ async def group_ledger(request: web.Request) -> web.Response:
     return json_response(ledger_json(data, panel.tz))
 
 
+@staff
 async def daily_report(request: web.Request) -> web.Response:
     """GET /api/reports/daily?day=YYYY-MM-DD (default today) → per group and totals."""
     check_params(request, ("day",))
@@ -276,6 +281,7 @@ async def _export_filters(request: web.Request) -> tuple[dict[str, Any], list[di
     return {"group": group, "since": since, "until": until}, groups, code
 
 
+@staff
 async def export_orders(request: web.Request) -> web.Response:
     """GET /api/export/orders.csv?since=&until=&group= → every matching order, oldest first (by
     the time it was posted), times in the shop's time zone, money as plain decimals."""
@@ -286,6 +292,7 @@ async def export_orders(request: web.Request) -> web.Response:
     return csv_response(export_name("orders", request, code), ORDER_COLUMNS, rows, panel.tz)
 
 
+@staff
 async def export_payments(request: web.Request) -> web.Response:
     """GET /api/export/payments.csv?since=&until=&group= → every matching payment, oldest first."""
     panel = panel_of(request)

@@ -13,12 +13,13 @@ from actors.messages import QueryResult
 from domain.orders import Status
 from web.bridge import ActorBridge, BridgeError
 from web.routes import PANEL, json_response, panel_of, unwrap
-from web.security import public
+from web.security import public, staff
 from web.serialize import report_json, status_json
 
 HEALTH_TIMEOUT = 2.0
 
 
+@staff
 async def status(request: web.Request) -> web.Response:
     """GET /api/status → gateway, groups, uptime, boot, restarts and the panel's own start."""
     panel = panel_of(request)
@@ -26,6 +27,7 @@ async def status(request: web.Request) -> web.Response:
     return json_response(status_json(data, panel.tz, panel.started_at, time.time()))
 
 
+@staff
 async def reconciliation(request: web.Request) -> web.Response:
     """GET /api/reconciliation → counts, check buckets, open issues, recent cycles (newest first)."""
     panel = panel_of(request)
@@ -109,6 +111,7 @@ class PanelMetrics:
 METRICS = web.AppKey("metrics", PanelMetrics)
 
 
+@staff
 async def metrics(request: web.Request) -> web.Response:
     """GET /metrics (login required) → Prometheus text."""
     bridge = panel_of(request).bridge

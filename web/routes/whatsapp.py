@@ -18,7 +18,7 @@ from domain.clock import to_iso
 from domain.chat import ConnectionState
 from web.qr import qr_svg
 from web.routes import json_response, panel_of, unwrap
-from web.security import ApiError
+from web.security import ApiError, owner, staff
 
 
 async def _status(request: web.Request) -> GatewayStatus:
@@ -67,12 +67,14 @@ def whatsapp_json(kind: str, status: GatewayStatus, tz: tzinfo) -> dict[str, Any
     }
 
 
+@staff
 async def whatsapp_status(request: web.Request) -> web.Response:
     """GET /api/whatsapp"""
     panel = panel_of(request)
     return json_response(whatsapp_json(panel.config.gateway.kind, await _status(request), panel.tz))
 
 
+@owner
 async def whatsapp_qr(request: web.Request) -> web.Response:
     """GET /api/whatsapp/qr.svg: the QR code to scan now, rendered with segno."""
     status = await _status(request)
@@ -81,6 +83,7 @@ async def whatsapp_qr(request: web.Request) -> web.Response:
     return web.Response(body=qr_svg(status.detail.qr), content_type="image/svg+xml")
 
 
+@owner
 async def whatsapp_repair(request: web.Request) -> web.Response:
     """POST /api/whatsapp/repair: unlink the session and show a new QR code (or pairing code)."""
     unwrap(await panel_of(request).bridge.repair())

@@ -5,6 +5,14 @@
   'use strict';
   const main = document.querySelector('main.dash');
   if (!main) return;
+  // Closing the shop asks first, showing the notice every group will get (without this script
+  // the server asks on a page of its own).
+  main.addEventListener('submit', (ev) => {
+    const form = ev.target;
+    if (!form.dataset.confirm) return;
+    if (!window.confirm(form.dataset.confirm)) { ev.preventDefault(); return; }
+    form.elements.confirm.value = 'yes';
+  });
   const every = (Number(main.dataset.refresh) || 10) * 1000;
   let lastOk = '';
   let timer = 0;

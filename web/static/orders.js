@@ -17,11 +17,14 @@
     msg.textContent = text;
     msg.classList.toggle('bad', !!bad);
   };
-  // The state machine only moves forward: an answer older than what the row shows is ignored.
-  const RANK = { pending: 0, processing: 1, approved: 2, completed: 3, cancelled: 3, deleted: 4 };
-  const rank = (status) => (status in RANK ? RANK[status] : -1);
+  // Every change of an order adds to its `changes` (an undo too): an answer older than what the
+  // row shows (data-v, set by the first update after the page loaded) is ignored.
 
   let upsert = () => {};
+  // Undo until data-until (the server's ms).
+  const skew = (Number(holder.dataset.now) || Date.now()) - Date.now();
+  const late = (b) => b.dataset.until <= Date.now() + skew;
+  setInterval(() => document.querySelectorAll('[value="undo"]').forEach((b) => { if (late(b)) b.hidden = true; }), 5000);
 
   document.addEventListener('click', async (ev) => {
     const button = ev.target.closest('button[name="action"]');
@@ -40,6 +43,7 @@
       const body = await resp.json().catch(() => ({}));
       if (!resp.ok) {
         say(fmt(labels['error.refused'], { reason: body.error || resp.status }), true);
+        if (action === 'undo') button.hidden = true; // the window has passed
         return;
       }
       say(fmt(labels['action.done.' + action], { id }));
@@ -100,6 +104,7 @@
     const tr = template.cloneNode(true);
     tr.dataset.id = o.id;
     tr.dataset.status = o.status;
+    tr.dataset.v = o.changes;
     const c = tr.cells;
     const link = c[0].querySelector('a');
     link.href = '/orders/' + encodeURIComponent(o.id);
@@ -128,7 +133,10 @@
     const ok = allowed[o.status] || [];
     for (const b of c[10].querySelectorAll('button')) {
       b.setAttribute('formaction', '/orders/' + encodeURIComponent(o.id));
-      b.hidden = !ok.includes(b.value);
+      if (b.value === 'undo') {
+        b.dataset.until = (d.undo && /^(appr|compl)/.test(o.status) && Date.parse(o.approved_at) + d.undo * 1000) || '';
+        b.hidden = late(b);
+      } else b.hidden = !ok.includes(b.value);
     }
     return tr;
   }
@@ -164,7 +172,7 @@
     if (!o || !o.id) return;
     const old = tbody.querySelector('tr[data-id="' + CSS.escape(o.id) + '"]');
     if (old) {
-      if (rank(o.status) < rank(old.dataset.status)) return; // an older answer
+      if (old.dataset.v && o.changes < Number(old.dataset.v)) return; // an older answer
       if (matches(o)) {
         const tr = row(o);
         if (old.dataset.status !== o.status) tr.classList.add('changed');
