@@ -7,10 +7,10 @@ from domain.admins import AdminRoster
 from domain.desk import DeskSetup
 from domain.intake import Limits
 from domain.parsing import OrderForms
-from config.loader import LANGUAGES, PLACEHOLDERS, TEMPLATE_NAMES
+from config.loader import LANGUAGES, TEMPLATE_NAMES
 from domain.reconcile import Policy
 from domain.shop import ShopSettings, TextRules, from_config
-from domain.texts import Texts
+from domain.texts import Texts, offered
 
 
 def desk_setup(cfg: Config, group_id: str, code: str, name: str, *, floor: float = 0.0,
@@ -52,5 +52,6 @@ def shop_defaults(cfg: Config) -> ShopSettings:
 
 
 def text_rules(cfg: Config) -> TextRules:
-    """What the shop's own texts may contain (the config loader's rules for templates)."""
-    return TextRules(TEMPLATE_NAMES, frozenset(PLACEHOLDERS), LANGUAGES, cfg.bot.language)
+    """What the shop's own texts may be (the config loader's names and languages) and contain
+    (the placeholders each text is filled with)."""
+    return TextRules(TEMPLATE_NAMES, {name: offered(name) for name in TEMPLATE_NAMES}, LANGUAGES, cfg.bot.language)

@@ -95,8 +95,7 @@ from domain.shop import (
     ShopError,
     ShopNoticeKey,
     ShopSettings,
-    apply_patch,
-    check_admins,
+    patch_shop,
     reminder_targets,
     shop_view,
     stored,
@@ -431,7 +430,7 @@ class Supervisor(BotActor):
         now = self.board.shop_now() if self.board is not None else None  # the stock as of the last approval
         left = now.stock_left if now is not None else self.stock_left
         return shop_view(self.shop, left, self.config.messages, self.admins, self.shop_audit,
-                         self.config.bot.language)
+                         text_rules(self.config))
 
     def receiveMsg_GetShop(self, msg: GetShop, sender: Any) -> None:
         self.send(msg.reply_to or sender, QueryResult(msg.request_id, 200, self._shop_view()))
@@ -442,11 +441,7 @@ class Supervisor(BotActor):
         reply_to = msg.reply_to or sender
         now = self.clock.now()
         try:
-            settings, what = apply_patch(self.shop, msg.patch, text_rules(self.config), now)
-            roster = self.admins
-            if "admins" in msg.patch:
-                roster = roster.with_admins(check_admins(msg.patch["admins"]), now, msg.by)
-                what = "; ".join(x for x in (what if what != "no change" else "", "admins changed") if x)
+            settings, roster, what = patch_shop(self.shop, self.admins, msg.patch, text_rules(self.config), now, msg.by)
         except ShopError as e:
             self.send(reply_to, CommandDone(msg.request_id, 400, error=str(e)))
             return

@@ -114,10 +114,11 @@ def stored(s: ShopSettings) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class TextRules:
-    """What a text may contain: the known names, placeholders and languages (from the config loader)."""
+    """What a text may contain: the known names and languages (from the config loader), and the
+    placeholders each text is filled with (domain.texts.offered)."""
 
     names: tuple[str, ...]
-    placeholders: frozenset[str]
+    offers: Mapping[str, tuple[str, ...]]
     languages: tuple[str, ...]
     language: str  # the chat's: the one `notice` and `open_notice` write
 
@@ -135,7 +136,7 @@ def apply_patch(s: ShopSettings, patch: Mapping[str, Any], rules: TextRules, now
                 what.append("opened the shop" if value else "closed the shop")
         elif key in ("notice", "open_notice"):
             name = "shop_closed" if key == "notice" else "shop_opened"
-            s = _set_text(s, rules, rules.language, name, value)
+            s = _set_text(s, rules, rules.language, name, value, where=key)
             what.append(f"{key}: {_short(value)}")
         elif key == "stock":
             if value is not None and not _count(value):
@@ -148,7 +149,7 @@ def apply_patch(s: ShopSettings, patch: Mapping[str, Any], rules: TextRules, now
             s, said = _payment(s, value)
             what.extend(said)
             if isinstance(value, Mapping) and "text" in value:
-                s = _set_text(s, rules, rules.language, "payment_numbers", value["text"])
+                s = _set_text(s, rules, rules.language, "payment_numbers", value["text"], where="payment.text")
                 what.append("payment numbers text")
         elif key == "approvals":
             s, said = _approvals(s, value)
@@ -179,19 +180,23 @@ def apply_patch(s: ShopSettings, patch: Mapping[str, Any], rules: TextRules, now
     return s, "; ".join(what) or "no change"
 
 
-def _set_text(s: ShopSettings, rules: TextRules, lang: str, name: Any, text: Any) -> ShopSettings:
+def _set_text(s: ShopSettings, rules: TextRules, lang: str, name: Any, text: Any, where: str = "") -> ShopSettings:
+    """The settings with one text of one language set (None: back to the default); `where`
+    names the patch's key in a refusal (the texts' own place when not given)."""
     if name not in rules.names:
         raise ShopError(f"texts: {str(name)[:40]!r} is not a text the bot writes")
     texts = {k: dict(v) for k, v in s.texts.items()}
     if text is None:
         texts.get(lang, {}).pop(name, None)
     else:
-        texts.setdefault(lang, {})[name] = check_template(f"texts.{lang}.{name}", text, rules.placeholders)
+        texts.setdefault(lang, {})[name] = check_template(where or f"texts.{lang}.{name}", text,
+                                                          rules.offers.get(name, ()))
     return replace(s, texts={k: v for k, v in texts.items() if v})
 
 
-def check_template(where: str, text: Any, placeholders: frozenset[str]) -> str:
-    """A chat text as the shop wrote it: 1–1000 characters, only known {placeholders}."""
+def check_template(where: str, text: Any, placeholders: Iterable[str]) -> str:
+    """A chat text as the shop wrote it: 1–1000 characters, only the {placeholders} this text
+    is filled with, each plain (a format spec such as {amount:d} would fail when the bot writes)."""
     if not isinstance(text, str) or not text.strip():
         raise ShopError(f"{where}: write the text (an empty text would say nothing)")
     if len(text) > MAX_TEXT:
@@ -199,13 +204,16 @@ def check_template(where: str, text: Any, placeholders: frozenset[str]) -> str:
     if not text.replace("\n", " ").isprintable():
         raise ShopError(f"{where}: no control or invisible characters (line breaks are fine)")
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
+        fields = [(f, spec, conversion) for _, f, spec, conversion in string.Formatter().parse(text) if f is not None]
     except ValueError as e:
         raise ShopError(f"{where}: {e}; write a literal brace as {{{{ or }}}}") from None
-    for f in fields:
-        if f not in placeholders:
-            raise ShopError(f"{where}: {{{f[:30]}}} is not a placeholder "
-                            f"(use {', '.join('{' + p + '}' for p in sorted(placeholders))})")
+    offered = tuple(placeholders)
+    for f, spec, conversion in fields:
+        if f not in offered:
+            use = ", ".join("{" + p + "}" for p in offered)
+            raise ShopError(f"{where}: {{{f[:30]}}} is not a placeholder this text offers (use {use})")
+        if spec or conversion:
+            raise ShopError(f"{where}: write {{{f}}} plainly, without ! or :")
     return text
 
 
@@ -296,6 +304,17 @@ class ReminderKey:
     at: float
 
 
+def patch_shop(s: ShopSettings, roster: AdminRoster, patch: Mapping[str, Any], rules: TextRules, now: float,
+               by: str) -> tuple[ShopSettings, AdminRoster, str]:
+    """A panel patch applied to the settings and to the admin roster (all or nothing: ShopError
+    naming the field), with what changed in words."""
+    settings, what = apply_patch(s, patch, rules, now)
+    if "admins" in patch:
+        roster = roster.with_admins(check_admins(patch["admins"]), now, by)
+        what = "; ".join(x for x in (what if what != "no change" else "", "admins changed") if x)
+    return settings, roster, what
+
+
 def check_admins(value: Any) -> list[str]:
     """The admins a panel patch names: phone numbers ("+880 1711-111111") or "<digits>@lid"."""
     if not isinstance(value, list) or len(value) > 50:
@@ -344,16 +363,15 @@ def reminder_targets(groups: Iterable[Mapping[str, Any]], group_ids: Iterable[st
 
 
 def shop_view(s: ShopSettings, stock_left: int | None, defaults: Mapping[str, Mapping[str, str]], roster: AdminRoster,
-              audit: Iterable[Mapping[str, Any]], language: str = "bn") -> dict[str, Any]:
+              audit: Iterable[Mapping[str, Any]], rules: TextRules) -> dict[str, Any]:
     """The shop as the panel shows it (GET /api/shop)."""
     texts = {}
     for lang, base in defaults.items():
         own = s.texts.get(lang, {})
         texts[lang] = {name: {"text": own.get(name, text), "default": text, "enabled": name not in s.texts_off,
-                              "optional": name in OPTIONAL_TEXTS,
-                              "placeholders": sorted({f for _, f, _, _ in string.Formatter().parse(text) if f})}
+                              "optional": name in OPTIONAL_TEXTS, "placeholders": list(rules.offers.get(name, ()))}
                        for name, text in base.items()}
-    chat_texts = texts.get(language) or next(iter(texts.values()), {})
+    chat_texts = texts.get(rules.language) or next(iter(texts.values()), {})
     return {
         "open": s.open,
         "notice": chat_texts.get("shop_closed", {}).get("text", ""),

@@ -17,6 +17,25 @@ from domain.shop import ShopSettings
 
 PENDING_LIST_MAX = 15  # lines of `pending_list`; the rest is summed up as "… +N"
 
+# What each text is filled with (Texts below): a shop's own wording may use these placeholders
+# and no others (domain.shop refuses the rest, which would only ever render empty). `{min}` and
+# `{max}`, the order limits, fill every text.
+_ORDER = ("order_id", "diamonds", "amount", "rate", "player_id")
+EVERY_TEXT = ("min", "max")
+OFFERS: dict[str, tuple[str, ...]] = {
+    "received": _ORDER, "recovered": _ORDER, "delivered": _ORDER, "cancelled": _ORDER, "undone": _ORDER,
+    "auto_approved": _ORDER, "edited": _ORDER, "withdrawn": _ORDER,
+    "held_due": (*_ORDER, "due", "limit"), "duplicate": (*_ORDER, "minutes", "ago"),
+    "out_of_stock": ("stock",), "rate_missing": ("group",), "due_reminder": ("group", "due"), "due": ("due",),
+    "pending_list": ("count", "list"), "rate_set": ("rate",), "paid": ("amount", "method", "reference", "due"),
+    "command_error": ("error",), "daily_report": ("date", "group", "orders", "diamonds", "revenue", "payments", "due"),
+}
+
+
+def offered(name: str) -> tuple[str, ...]:
+    """The placeholders a text is filled with (a text not in OFFERS: the order limits only)."""
+    return (*OFFERS.get(name, ()), *EVERY_TEXT)
+
 
 class _Blank(dict[str, object]):
     """Template values where a placeholder the text has no value for renders empty."""

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from config.loader import LANGUAGES, PLACEHOLDERS, TEMPLATE_NAMES
+from actors.desk_setup import text_rules
+from config import load_config
+from config.loader import LANGUAGES, TEMPLATE_NAMES
 from domain.admins import AdminRoster
 from domain.records import OrderRecord, ShopRecord
 from domain.shop import (
@@ -18,15 +20,17 @@ from domain.shop import (
     TextRules,
     apply_patch,
     check_admins,
+    patch_shop,
     from_config,
     reminder_targets,
     shop_view,
     stored,
     with_stored,
 )
+from domain.texts import offered
 from storage.database import Database
 
-RULES = TextRules(TEMPLATE_NAMES, frozenset(PLACEHOLDERS), LANGUAGES, "bn")
+RULES = TextRules(TEMPLATE_NAMES, {name: offered(name) for name in TEMPLATE_NAMES}, LANGUAGES, "bn")
 T0 = 1_764_000_000.0
 DEFAULTS = from_config(120.0, False, False, ("bkash", "nagad"), 300.0)
 
@@ -60,12 +64,20 @@ def test_a_text_reset_goes_back_to_the_config_and_null_stock_stops_counting() ->
     ({"stock": -1}, "stock:"),
     ({"stock": 2.5}, "stock:"),
     ({"stock": True}, "stock:"),
-    ({"notice": ""}, "texts.bn.shop_closed: write the text"),
+    ({"notice": ""}, "notice: write the text"),  # named as the panel sent it
+    ({"open_notice": " "}, "open_notice: write the text"),
+    ({"payment": {"text": "{order_id}"}}, "payment.text: {order_id} is not a placeholder this text offers"),
     ({"notice": "x" * 1001}, "at most 1000"),
     ({"notice": "bad \x07 bell"}, "control"),
     ({"texts": {"fr": {"received": "x"}}}, "not a language"),
     ({"texts": {"bn": {"nonsense": "x"}}}, "not a text the bot writes"),
-    ({"texts": {"bn": {"received": "{secret}"}}}, "{secret} is not a placeholder"),
+    ({"texts": {"bn": {"received": "{secret}"}}}, "texts.bn.received: {secret} is not a placeholder"),
+    # a placeholder the text is not filled with would only ever be empty in the chat
+    ({"texts": {"bn": {"closed_order": "বন্ধ {amount}"}}}, "{amount} is not a placeholder this text offers (use {min}"),
+    ({"texts": {"en": {"out_of_stock": "{diamonds} left"}}}, "(use {stock}, {min}, {max})"),
+    # a format spec would fail each time the bot writes the text
+    ({"texts": {"bn": {"delivered": "✅ {amount:d}"}}}, "write {amount} plainly"),
+    ({"texts": {"bn": {"delivered": "✅ {order_id!r}"}}}, "write {order_id} plainly"),
     ({"texts": {"bn": {"received": "{order_id"}}}, "literal brace"),
     ({"texts_enabled": {"delivered": False}}, "cannot be switched off"),
     ({"texts_enabled": {"received": "off"}}, "true or false"),
@@ -91,19 +103,32 @@ def test_admins_named_on_the_panel() -> None:
 
 
 def test_the_view_shows_every_text_with_its_default_and_the_current_admins() -> None:
-    from config import load_config
     config = load_config(env={})
     s, _ = apply_patch(DEFAULTS, {"texts": {"bn": {"received": "👍 {order_id}"}}, "stock": 100}, RULES, T0)
     roster = AdminRoster().with_admins(["8801711111111"], T0, "config").with_admins([], T0 + 5, "admin:x")
-    view = shop_view(s, 60, config.messages, roster, [{"at": T0, "by": "admin:x", "what": "stock 100"}])
+    view = shop_view(s, 60, config.messages, roster, [{"at": T0, "by": "admin:x", "what": "stock 100"}],
+                     text_rules(config))
     assert (view["open"], view["stock"], view["admins"]) == (True, 60, [])
     received = view["texts"]["bn"]["received"]
     assert received["text"] == "👍 {order_id}" and received["default"] == config.messages["bn"]["received"]
-    assert received["optional"] and received["enabled"] and "order_id" in received["placeholders"]
+    assert received["optional"] and received["enabled"]
+    # every placeholder the text is filled with, also those its default does not use
+    assert received["placeholders"] == ["order_id", "diamonds", "amount", "rate", "player_id", "min", "max"]
+    assert view["texts"]["en"]["out_of_stock"]["placeholders"] == ["stock", "min", "max"]
     assert view["texts"]["bn"]["delivered"]["optional"] is False
     assert view["texts"]["en"]["auto_approved"]["enabled"] is ("auto_approved" not in OFF_BY_DEFAULT)
     assert view["notice"] == config.messages["bn"]["shop_closed"]
     assert view["audit"][0]["what"] == "stock 100"
+
+
+def test_a_patch_of_the_admins_changes_the_roster_with_the_rest_or_nothing() -> None:
+    roster = AdminRoster().with_admins(["8801711111111"], T0, "config")
+    s, after, what = patch_shop(DEFAULTS, roster, {"admins": ["+880 1811-111111"], "open": False}, RULES, T0 + 1,
+                                "admin:x")
+    assert after.current() == ["8801811111111"] and s.open is False
+    assert what == "closed the shop; admins changed"
+    with pytest.raises(ShopError, match="admins:"):
+        patch_shop(DEFAULTS, roster, {"admins": ["hello"], "open": False}, RULES, T0 + 1, "admin:x")
 
 
 def test_keywords_are_words_of_the_message() -> None:

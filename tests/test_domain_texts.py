@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import string
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -9,12 +11,12 @@ from decimal import Decimal
 import pytest
 
 from config import load_config
-from config.loader import TEMPLATE_NAMES
+from config.loader import PLACEHOLDERS, TEMPLATE_NAMES
 from domain.money import parse_rate
 from domain.orders import Order, new_order
 from domain.payments import new_payment
 from domain.commands import CommandError
-from domain.texts import PENDING_LIST_MAX, Texts
+from domain.texts import PENDING_LIST_MAX, Texts, offered
 
 T0 = 1_764_000_000.0
 
@@ -282,6 +284,35 @@ def test_new_texts_fill_every_placeholder() -> None:
         "due": "6.50"}
     # a template may use any placeholder: the ones a text has no value for render empty
     assert t.help() == "|||1|99" + "|" * 15
+
+
+def test_each_text_is_filled_with_exactly_the_placeholders_it_offers(config) -> None:  # type: ignore[no-untyped-def]
+    # domain.texts.offered is what the Settings page lists and what a shop's wording may use.
+    templates = {name: "\n".join(f"{p}=⟨{{{p}}}⟩" for p in PLACEHOLDERS) for name in TEMPLATE_NAMES}
+    t = Texts(templates, 1, 99)
+    o = replace(order(3, "0.335", oid="Q9"), player_id="576515275")
+    rendered = {
+        "received": t.receipt(o), "recovered": t.receipt(replace(o, recovered=True)), "delivered": t.delivered(o),
+        "cancelled": t.cancelled(o), "invalid": t.invalid(), "invalid_player": t.invalid(player_form=True),
+        "rate_not_set": t.rate_not_set(), "rate_missing": t.rate_missing("G"), "closed_order": t.closed_order(),
+        "out_of_stock": t.out_of_stock(5), "shop_closed": t.shop_notice(False), "shop_opened": t.shop_notice(True),
+        "stock_out": t.stock_out(), "undone": t.undone(o), "auto_approved": t.auto_approved(o),
+        "payment_numbers": t.payment_numbers(), "due_reminder": t.due_reminder("G", Decimal("5")),
+        "held_due": t.held_due(o, Decimal("5"), Decimal("4")), "duplicate": t.duplicate(o, 120),
+        "edited": t.edited(o), "withdrawn": t.withdrawn(o), "due": t.due(Decimal("5")), "help": t.help(),
+        "pending_list": t.pending_list([o]), "rate_set": t.rate_set(parse_rate("2")),
+        "paid": t.paid(payment(), Decimal("1")), "command_error": t.command_error("x"),
+        "daily_report": t.daily_report("2025-11-24", "G", 2, 30, Decimal("10"), Decimal("3.5"), Decimal("6.5")),
+    }
+    assert set(rendered) == set(TEMPLATE_NAMES)
+    for name, text in rendered.items():
+        filled = set(re.findall(r"^(\w+)=⟨(?!⟩)", text, re.M))  # (a line without a player is left out)
+        assert filled == set(offered(name)), name
+    # The default texts use only what they are filled with.
+    for language, messages in config.messages.items():
+        for name, text in messages.items():
+            used = {f for _, f, _, _ in string.Formatter().parse(text) if f}
+            assert used <= set(offered(name)), (language, name)
 
 
 # --- the fixed answers, in the chat's language ------------------------------------------------
