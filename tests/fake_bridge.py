@@ -11,9 +11,9 @@ null (nobody set it yet: such a group takes no order), `joinedAt` and `leftAt`; 
 known before its first order.
 
 The panel's users are the PersistenceActor's: real user records in the same Database, changed by
-the real rules (`domain.users.save_user`). The shop (issue 13, /work/helpers/CONTRACT-13.md) is
-`tests.fake_shop.FakeShop`: the ShopView, its patch rules, undo and reminders as the contract
-says the actors answer them.
+the real rules (`domain.users.save_user`). The shop (issue 13) is `tests.fake_shop.FakeShop`: the
+Supervisor's rules (domain.shop) held in memory; an undo is the real `domain.orders.undo_approval`;
+reminders go to the groups `domain.shop.reminder_targets` picks.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from actors.messages import Changed, CommandDone, GatewayStatus, QueryResult
 from config import Config, load_config
 from domain.clock import FakeClock, to_iso
-from domain.money import money_str, parse_rate
+from domain.money import MoneyError, money_str, parse_amount, parse_rate
 from domain.group import (
     GroupBook,
     GroupSettings,
@@ -57,6 +57,7 @@ from domain.orders import (
     new_order,
     to_record,
     transition,
+    undo_approval,
     with_issue,
 )
 from domain.payments import PaymentError, billed_records, due, new_payment, paid_records
@@ -69,7 +70,8 @@ from storage import queries
 from domain.records import ChecksRecord, GroupRecord, OrderRecord, PaymentRecord, UserRecord
 from domain.users import Role, User, UserError, save_user
 from storage.database import Database
-from tests.fake_shop import FakeShop, ShopRefused
+from domain.shop import ShopError, reminder_targets
+from tests.fake_shop import FakeShop
 from web import auth
 from web.app import create_app
 from web.bridge import BridgeError
@@ -247,10 +249,8 @@ class FakeBridge:
         except TransitionError as e:
             return CommandDone(rid, 409, error=str(e))
         self._put(updated)
-        if act is Action.APPROVE and self.shop.stock is not None:  # each approval takes its diamonds off
-            self.shop.stock = max(0, self.shop.stock - updated.diamonds)
-            if self.shop.stock == 0:
-                self.shop.update({"open": False}, "system", now)
+        if act is Action.APPROVE:  # each approval takes its diamonds off the stock
+            self.shop.approved(updated.diamonds, now)
         view = {"record": dict(self.record(updated.id)), "check": self.db.check_of(gid, updated.id)}
         if updated.status is Status.APPROVED and self.deliver_on_approve:
             # What the GroupActor does once the transport confirms the delivery message.
@@ -260,22 +260,14 @@ class FakeBridge:
         return CommandDone(rid, 200, result=view)
 
     def _undo(self, rid: str, gid: str, order: Any, by: str) -> CommandDone:
-        """OrderCommand(action="undo") as the contract answers it: back to the status before the
-        approval within approvals.undo_window, the audit saying who; stock follows."""
-        now = self.clock.now()
-        window = int(self.shop.approvals["undo_window"])
-        if order.status not in (Status.APPROVED, Status.COMPLETED) or order.approved_at is None:
-            return CommandDone(rid, 409, error=f"order {order.id} is not approved")
-        if now - order.approved_at > window:
-            minutes = f"{window // 60} min" if window % 60 == 0 else f"{window} s"
-            return CommandDone(rid, 409, error=f"the undo window ({minutes}) has passed")
-        before = next((a.from_status for a in reversed(order.audit) if a.to_status == Status.APPROVED.value),
-                      Status.PENDING.value) or Status.PENDING.value
-        undone = replace(order, status=Status(before), approved_at=None, completed_at=None, delivery=Delivery(),
-                         audit=(*order.audit, AuditEntry(now, order.status.value, before, by, "approval undone")))
+        """OrderCommand(action="undo") as the GroupActor answers it (domain.orders.undo_approval:
+        back to the status before the approval, within the shop's undo window); stock follows."""
+        try:
+            undone = undo_approval(order, by=by, now=self.clock.now(), window=self.shop.settings.undo_window)
+        except TransitionError as e:
+            return CommandDone(rid, 409, error=str(e))
         self._put(undone)
-        if self.shop.stock is not None:
-            self.shop.stock += order.diamonds
+        self.shop.undone(order.diamonds)
         return CommandDone(rid, 200, result={"record": dict(self.record(order.id)),
                                              "check": self.db.check_of(gid, order.id)})
 
@@ -290,33 +282,21 @@ class FakeBridge:
         rid = uuid.uuid4().hex
         try:
             self.shop.update(patch, by, self.clock.now())
-        except ShopRefused as e:
+        except ShopError as e:
             return CommandDone(rid, 400, error=str(e))
         return CommandDone(rid, 200, result=self.shop.view())
 
     async def send_reminders(self, group_ids: tuple[str, ...], min_due: str, by: str) -> CommandDone:
+        """SendReminders as the Supervisor answers it: the groups domain.shop.reminder_targets picks."""
         await self._call("send_reminders", tuple(group_ids), min_due, by)
         rid = uuid.uuid4().hex
         try:
-            floor = Decimal(min_due)
-            if not floor.is_finite() or floor < 0:
-                raise ValueError
-        except (ArithmeticError, ValueError):
-            return CommandDone(rid, 400, error="min_due: an amount in taka, 0 or more")
-        sent: list[str] = []
-        skipped: dict[str, str] = {}
-        for gid in (group_ids or tuple(self._books)):
-            if gid not in self._books:
-                skipped[gid] = "no such group"
-                continue
-            owed = self.due(gid)
-            if owed <= 0 or (not group_ids and owed <= floor):
-                if group_ids:
-                    skipped[gid] = "nothing is due"
-                continue
-            sent.append(gid)
-            self.reminders.append((gid, money_str(owed)))
-        return CommandDone(rid, 200, result={"sent": sent, "skipped": skipped})
+            floor = parse_amount(min_due)
+        except MoneyError as e:
+            return CommandDone(rid, 400, error=f"min_due: {e}")
+        chosen = reminder_targets(queries.list_groups(self.db), group_ids, floor)
+        self.reminders.extend((g["group_id"], str(g["due"])) for g in chosen.send)
+        return CommandDone(rid, 200, result={"sent": [g["group_id"] for g in chosen.send], "skipped": chosen.skipped})
 
     async def update_group(self, group_id: str, patch: dict[str, Any], by: str) -> CommandDone:
         await self._call("update_group", group_id, dict(patch), by)

@@ -18,7 +18,8 @@ from aiohttp.test_utils import TestClient
 from domain.clock import FakeClock
 from domain.orders import Action
 from tests.fake_bridge import PASSWORD, FakeBridge, login, make_config, panel_client
-from web.chat_texts import preview, samples
+from config.loader import TEMPLATE_NAMES
+from web.chat_texts import TITLES, preview, samples
 
 pytestmark = pytest.mark.usefixtures("cheap_hashes")
 
@@ -73,7 +74,7 @@ async def test_get_and_patch_the_shop(client: TestClient[Any, Any], bridge: Fake
 
 @pytest.mark.parametrize("patch, words", [
     ({"open": "yes"}, "open:"), ({"stock": -1}, "stock:"), ({"stock": 1.5}, "stock:"), ({"notice": ""}, "notice:"),
-    ({"colour": "red"}, "colour: unknown"), ({"open": True, "stock": "lots"}, "stock:"),
+    ({"colour": "red"}, "colour: not a shop setting"), ({"open": True, "stock": "lots"}, "stock:"),
     ({"texts": {"bn": {"received": "{nope}"}}}, "{nope}"), ({"texts_enabled": {"delivered": False}}, "optional"),
     ({"admins": ["not a phone"]}, "admins:"), ({"approvals": {"undo_window": 9999}}, "undo_window"),
 ])
@@ -103,12 +104,12 @@ async def test_undo_within_the_window_then_409(client: TestClient[Any, Any], bri
     order = (await resp.json())["order"]
     assert order["status"] == "pending" and order["audit"][-1]["by"] == "admin:nasrin"
     again = await client.post("/api/orders/A1/undo", headers=h)
-    assert again.status == 409 and "not approved" in (await again.json())["error"]
+    assert again.status == 409 and "only an approved order can be undone" in (await again.json())["error"]
     assert (await client.post("/api/orders/Z9/undo", headers=h)).status == 404
     await client.post("/api/orders/A1/approve", headers=h)
     bridge.clock.advance(121)
     late = await client.post("/api/orders/A1/undo", headers=h)
-    assert late.status == 409 and "window" in (await late.json())["error"]
+    assert late.status == 409 and "approved more than 2 min ago; the undo window has passed" in (await late.json())["error"]
     assert bridge.record("A1")["status"] == "completed"
 
 
@@ -116,7 +117,8 @@ async def test_reminders(client: TestClient[Any, Any], bridge: FakeBridge) -> No
     token = await login(client, "nasrin", STAFF_PW)  # staff send reminders, like recording payments
     h = {"X-CSRF-Token": token}
     over = await client.post("/api/reminders", json={"min_due": "500"}, headers=h)
-    assert over.status == 200 and await over.json() == {"sent": [ALPHA, BETA], "skipped": {}}  # ৳1000, ৳700
+    assert over.status == 200 and await over.json() == {  # ৳1000, ৳700, ৳200
+        "sent": [ALPHA, BETA], "skipped": {GAMMA: "due ৳200.00 is not over ৳500.00"}}
     one = await client.post("/api/reminders", json={"group_ids": [GAMMA, "nope@g.us"]}, headers=h)
     assert await one.json() == {"sent": [GAMMA], "skipped": {"nope@g.us": "no such group"}}
     assert bridge.reminders == [(ALPHA, "1000.00"), (BETA, "700.00"), (GAMMA, "200.00")]
@@ -205,7 +207,7 @@ async def test_undo_is_offered_within_the_window_only(client: TestClient[Any, An
     page = await (await client.get("/orders/A1")).text()
     assert 'value="undo"' not in page
     late = await client.post("/orders/A1", data={"csrf_token": token, "action": "undo"})
-    assert late.status == 409 and "the undo window (2 min) has passed" in await late.text()
+    assert late.status == 409 and "the undo window has passed" in await late.text()
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -288,7 +290,7 @@ async def test_texts_show_previews_placeholders_and_reset(client: TestClient[Any
     assert "✅ A1 সম্পন্ন" in block and "Reset to the default" in block and ">changed<" in block
     await client.post("/settings", data={"csrf_token": token, "section": "text_reset", "lang": "bn", "name": "delivered"})
     assert bridge.shop.view()["texts"]["bn"]["delivered"]["text"] == config.messages["bn"]["delivered"]
-    assert bridge.shop.view()["audit"][0]["what"] == "texts.bn.delivered: back to the default"
+    assert bridge.shop.view()["audit"][0]["what"] == "text bn.delivered reset"
 
 
 def test_the_preview_fills_placeholders_as_the_bot_does() -> None:
@@ -320,7 +322,9 @@ async def test_reminders_ask_first_saying_how_many_groups(client: TestClient[Any
     assert asked.status == 200 and "as a chat message (paced like every message): 2" in text and "Yes, send the reminders (2)" in text
     assert "Alpha · ৳1000" in text and "Beta · ৳700" in text and bridge.reminders == []
     sent = await client.post("/reminders", data={"csrf_token": token, "min_due": "500.00", "confirm": "yes"})
-    assert sent.status == 200 and "Reminders sent: 2" in await sent.text()
+    text = await sent.text()
+    assert sent.status == 200 and "Reminders sent: 2" in text
+    assert "Not sent to" not in text  # Gamma, under the amount, was not asked for
     assert [g for g, _ in bridge.reminders] == [ALPHA, BETA]
     one = await client.post("/reminders", data={"csrf_token": token, "group_id": BETA})
     assert "(paced like every message): 1" in await one.text() and "Beta · ৳700" in await one.text()
@@ -328,3 +332,12 @@ async def test_reminders_ask_first_saying_how_many_groups(client: TestClient[Any
     assert "nobody to remind" in await none.text()
     bad = await client.post("/reminders", data={"csrf_token": token, "min_due": "lots"})
     assert bad.status == 400 and len(bridge.reminders) == 2
+    bridge.leave_group(BETA)  # a group asked for that the bot cannot remind: the page says why
+    gone = await client.post("/reminders", data={"csrf_token": token, "group_id": BETA, "confirm": "yes"})
+    assert "Not sent to: Beta (the bot is no longer in the group)" in await gone.text() and len(bridge.reminders) == 2
+
+
+def test_every_chat_text_has_a_name_for_people() -> None:
+    # The Settings page lists the texts the bot writes (config.loader.TEMPLATE_NAMES) by these names.
+    assert set(TEMPLATE_NAMES) <= set(TITLES)
+    assert not set(TITLES) - set(TEMPLATE_NAMES), "a name for a text the bot does not write"

@@ -114,7 +114,7 @@ async def _settings_page(request: web.Request, *, error: str | None = None, stat
         "audit": [{**a, "by": _who(str(a.get("by") or ""))} for a in shop.get("audit") or []],
         "keywords": ", ".join(str(k) for k in (shop.get("payment") or {}).get("keywords") or []),
         "language_names": {"bn": t._("Bengali"), "en": t._("English")},
-        "js_labels": {"settings.unknown": t.gettext("%(name)s is not a placeholder this text offers: it would be sent as written."),
+        "js_labels": {"settings.unknown": t.gettext("%(name)s is not a placeholder this text offers: the text cannot be saved with it."),
                       "settings.empty": t.gettext("A text cannot be empty.")},
     }, status=status)
 

@@ -185,7 +185,11 @@ async def reminders_post(request: web.Request) -> web.StreamResponse:
         if e.status == 503:
             raise
         return await error_page(request, e.status, t._("Not sent: %(reason)s", reason=e.message), back="/payments")
-    sent, skipped = list(result.get("sent") or []), dict(result.get("skipped") or {})
+    # The bot says why it passed over each group it did not remind, also those under the amount;
+    # the page names only the ones it was asked to remind (the confirmation listed them).
+    asked = {g["id"] for g in targets}
+    sent = list(result.get("sent") or [])
+    skipped = {g: why for g, why in dict(result.get("skipped") or {}).items() if g in asked}
     message = t._("Reminders sent: %(n)s (paced like every message).", n=len(sent))
     if skipped:
         message += " " + t._("Not sent to: %(list)s.", list=", ".join(f"{names.get(g, g)} ({why})"
