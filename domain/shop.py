@@ -124,7 +124,8 @@ class TextRules:
 
 
 def apply_patch(s: ShopSettings, patch: Mapping[str, Any], rules: TextRules, now: float) -> tuple[ShopSettings, str]:
-    """The settings after a panel patch, and what it changed in words; ShopError naming the field."""
+    """The settings after a panel patch, and what it changed in words (a value set to what it
+    was is not a change: a settings form sends every field of its section); ShopError naming the field."""
     if not isinstance(patch, Mapping) or not patch:
         raise ShopError("nothing to change")
     what: list[str] = []
@@ -136,8 +137,10 @@ def apply_patch(s: ShopSettings, patch: Mapping[str, Any], rules: TextRules, now
                 what.append("opened the shop" if value else "closed the shop")
         elif key in ("notice", "open_notice"):
             name = "shop_closed" if key == "notice" else "shop_opened"
+            before = s.texts.get(rules.language, {}).get(name)
             s = _set_text(s, rules, rules.language, name, value, where=key)
-            what.append(f"{key}: {_short(value)}")
+            if s.texts.get(rules.language, {}).get(name) != before:
+                what.append(f"{key}: {_short(value)}")
         elif key == "stock":
             if value is not None and not _count(value):
                 raise ShopError("stock: a whole number of diamonds, 0 or more, or null (not counted)")
@@ -149,8 +152,10 @@ def apply_patch(s: ShopSettings, patch: Mapping[str, Any], rules: TextRules, now
             s, said = _payment(s, value)
             what.extend(said)
             if isinstance(value, Mapping) and "text" in value:
+                before = s.texts.get(rules.language, {}).get("payment_numbers")
                 s = _set_text(s, rules, rules.language, "payment_numbers", value["text"], where="payment.text")
-                what.append("payment numbers text")
+                if s.texts.get(rules.language, {}).get("payment_numbers") != before:
+                    what.append("payment numbers text")
         elif key == "approvals":
             s, said = _approvals(s, value)
             what.extend(said)
@@ -161,8 +166,10 @@ def apply_patch(s: ShopSettings, patch: Mapping[str, Any], rules: TextRules, now
                 if lang not in rules.languages or not isinstance(texts, Mapping):
                     raise ShopError(f"texts: {str(lang)[:10]!r} is not a language ({', '.join(rules.languages)})")
                 for name, text in texts.items():
+                    before = s.texts.get(lang, {}).get(name) if isinstance(name, str) else None
                     s = _set_text(s, rules, lang, name, text)
-                    what.append(f"text {lang}.{name}" + (" reset" if text is None else ""))
+                    if s.texts.get(lang, {}).get(name) != before:
+                        what.append(f"text {lang}.{name}" + (" reset" if text is None else ""))
         elif key == "texts_enabled":
             if not isinstance(value, Mapping):
                 raise ShopError('texts_enabled: {"received": true, …}')
@@ -172,8 +179,9 @@ def apply_patch(s: ShopSettings, patch: Mapping[str, Any], rules: TextRules, now
                     raise ShopError(f"texts_enabled: {str(name)[:30]!r} cannot be switched off "
                                     f"(optional: {', '.join(sorted(OPTIONAL_TEXTS))})")
                 _bool(f"texts_enabled.{name}", on)
+                if on == (name in off):
+                    what.append(f"text {name} {'on' if on else 'off'}")
                 (off.discard if on else off.add)(name)
-                what.append(f"text {name} {'on' if on else 'off'}")
             s = replace(s, texts_off=frozenset(off))
         else:
             raise ShopError(f"{str(key)[:40]}: not a shop setting")
@@ -224,19 +232,23 @@ def _payment(s: ShopSettings, value: Any) -> tuple[ShopSettings, list[str]]:
     for key, v in value.items():
         if key == "enabled":
             _bool("payment.enabled", v)
+            if v != s.payment_numbers:
+                what.append(f"payment numbers {'on' if v else 'off'}")
             s = replace(s, payment_numbers=v)
-            what.append(f"payment numbers {'on' if v else 'off'}")
         elif key == "keywords":
             if (not isinstance(v, list) or not 1 <= len(v) <= 30
                     or not all(isinstance(k, str) and 0 < len(k.strip()) <= 30 and " " not in k.strip() for k in v)):
                 raise ShopError("payment.keywords: 1 to 30 single words of at most 30 characters")
-            s = replace(s, keywords=tuple(dict.fromkeys(k.strip() for k in v)))
-            what.append(f"payment keywords {', '.join(s.keywords)}")
+            keywords = tuple(dict.fromkeys(k.strip() for k in v))
+            if keywords != s.keywords:
+                what.append(f"payment keywords {', '.join(keywords)}")
+            s = replace(s, keywords=keywords)
         elif key == "cooldown":
             if _number(v) is None or not 0 <= v <= MAX_COOLDOWN:
                 raise ShopError(f"payment.cooldown: seconds, 0 to {MAX_COOLDOWN:.0f}")
+            if float(v) != s.cooldown:
+                what.append(f"payment cooldown {v:.0f} s")
             s = replace(s, cooldown=float(v))
-            what.append(f"payment cooldown {v:.0f} s")
         elif key == "text":
             continue  # the payment_numbers text: set with texts (the caller maps it)
         else:
@@ -252,12 +264,14 @@ def _approvals(s: ShopSettings, value: Any) -> tuple[ShopSettings, list[str]]:
         if key == "undo_window":
             if _number(v) is None or not 0 <= v <= MAX_UNDO_WINDOW:
                 raise ShopError(f"approvals.undo_window: seconds, 0 to {MAX_UNDO_WINDOW:.0f}")
+            if float(v) != s.undo_window:
+                what.append(f"undo window {v:.0f} s")
             s = replace(s, undo_window=float(v))
-            what.append(f"undo window {v:.0f} s")
         elif key == "delivery_waits_for_undo":
             _bool("approvals.delivery_waits_for_undo", v)
+            if v != s.delivery_waits_for_undo:
+                what.append("delivery waits for the undo window" if v else "delivery goes at once")
             s = replace(s, delivery_waits_for_undo=v)
-            what.append("delivery waits for the undo window" if v else "delivery goes at once")
         else:
             raise ShopError(f"approvals.{str(key)[:30]}: not a setting")
     return s, what
@@ -310,8 +324,12 @@ def patch_shop(s: ShopSettings, roster: AdminRoster, patch: Mapping[str, Any], r
     naming the field), with what changed in words."""
     settings, what = apply_patch(s, patch, rules, now)
     if "admins" in patch:
+        before = roster.current()
         roster = roster.with_admins(check_admins(patch["admins"]), now, by)
-        what = "; ".join(x for x in (what if what != "no change" else "", "admins changed") if x)
+        after = roster.current()
+        said = [f"added admin {a}" for a in after if a not in before] + \
+               [f"removed admin {a}" for a in before if a not in after]
+        what = "; ".join(x for x in (what if what != "no change" else "", *said) if x) or "no change"
     return settings, roster, what
 
 

@@ -126,9 +126,26 @@ def test_a_patch_of_the_admins_changes_the_roster_with_the_rest_or_nothing() -> 
     s, after, what = patch_shop(DEFAULTS, roster, {"admins": ["+880 1811-111111"], "open": False}, RULES, T0 + 1,
                                 "admin:x")
     assert after.current() == ["8801811111111"] and s.open is False
-    assert what == "closed the shop; admins changed"
+    assert what == "closed the shop; added admin 8801811111111; removed admin 8801711111111"
     with pytest.raises(ShopError, match="admins:"):
         patch_shop(DEFAULTS, roster, {"admins": ["hello"], "open": False}, RULES, T0 + 1, "admin:x")
+
+
+def test_the_audit_names_only_what_a_patch_changed() -> None:
+    # A settings form sends every field of its section; the audit says what the owner changed.
+    section = {"payment": {"enabled": True, "text": "বিকাশ 017", "keywords": ["bkash"], "cooldown": 60},
+               "approvals": {"undo_window": 300, "delivery_waits_for_undo": False}, "notice": "বন্ধ",
+               "texts": {"en": {"received": "got {order_id}"}}, "texts_enabled": {"received": True, "duplicate": False}}
+    s, first = apply_patch(DEFAULTS, section, RULES, T0)
+    assert first == ("payment numbers on; payment keywords bkash; payment cooldown 60 s; payment numbers text; "
+                     "undo window 300 s; notice: বন্ধ; text en.received; text duplicate off")
+    again, what = apply_patch(s, section, RULES, T0 + 1)
+    assert (again, what) == (s, "no change")
+    _, what = apply_patch(s, {**section, "payment": {**section["payment"], "cooldown": 90},
+                              "texts_enabled": {"received": False, "duplicate": False}}, RULES, T0 + 2)
+    assert what == "payment cooldown 90 s; text received off"
+    roster = AdminRoster().with_admins(["8801711111111"], T0, "config")
+    assert patch_shop(s, roster, {"admins": ["8801711111111"]}, RULES, T0, "admin:x")[2] == "no change"
 
 
 def test_keywords_are_words_of_the_message() -> None:
