@@ -7,7 +7,8 @@ first, with the notice every group gets, which the group then gets), and is stil
 a restart. An owner changes the receipt on the Settings page, the preview following the typing
 and a placeholder the text does not offer pointed out, and the bot's next receipt in the sandbox
 is the new text; an approval is undone from the orders table: the row is pending again and the
-chat gets the correction.
+chat gets the correction. An owner sets the stock on the Dashboard; when an approval takes the
+last of it, the open Dashboard shows the shop closed (and opens it again).
 
 Over the in-memory bridge (tests/fake_bridge.py, with the real shop rules), whose clock a test
 moves on: an undo after the window is refused and the page says why.
@@ -16,6 +17,7 @@ moves on: an undo after the window is refused and the page says why.
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
@@ -188,6 +190,40 @@ async def test_an_owner_changes_a_chat_text_and_the_next_message_uses_it(world: 
         order = await asyncio.to_thread(bot.api.get, "/api/orders/A1")
         assert (order["status"], order["audit"][-1]["by"]) == ("pending", "admin:admin")
         await screenshot(page, "orders-undone")
+        assert watch.take() == []
+
+
+@pytest.mark.e2e
+async def test_the_dashboard_card_sets_the_stock_and_follows_the_shop_closing_itself(
+        world: tuple[Sandbox, Bot], browser: Any) -> None:  # noqa: F811
+    sandbox, bot = world
+    base = f"http://127.0.0.1:{bot.port}"
+    group = await asyncio.to_thread(sandbox.create_group, "রহিম স্টোর")
+    async with open_page(browser, viewport=DESKTOP) as (page, watch):
+        await log_in(page, base, "admin", PASSWORD)
+        await expect(page.locator("#shop-stock-now")).to_have_text("গোনা হচ্ছে না")  # not counted
+        await page.fill("#shop-stock", "10")
+        await page.click("form:has(#shop-stock) button[type=submit]")
+        await expect(page.locator(".flash")).to_contain_text("10")
+        await expect(page.locator("#shop-stock-now")).to_contain_text("10")
+        assert (await asyncio.to_thread(bot.api.get, "/api/shop"))["stock"] == 10
+
+        # The last of the stock goes with an approval elsewhere; the open Dashboard follows.
+        first = await asyncio.to_thread(sandbox.post, group, ALICE, ".10", "Alice")
+        await chat_has(sandbox, group, "📥 অর্ডার গ্রহণ করা হয়েছে\n🆔 A1\n💎 10 ডায়মন্ড\n💰 ৳1000", first["id"])
+        status, body = await asyncio.to_thread(bot.api.post, "/api/orders/A1/approve")
+        assert status == 200, body
+        await chat_has(sandbox, group, CLOSED, "")
+        await page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")  # refresh now, not in 10 s
+        await expect(page.locator("#shop-state")).to_have_text("বন্ধ: অর্ডার নেওয়া হচ্ছে না")
+        await expect(page.locator("#shop-state")).to_have_class(re.compile(r"\bstate-closed\b"))
+        await expect(page.locator("#shop-stock-now")).to_contain_text("0")
+        await expect(page.locator("#shop-close")).to_be_hidden()
+        await page.click("#shop-open")  # and it opens again from there
+        await expect(page.locator(".flash")).to_be_visible()
+        await expect(page.locator("#shop-state")).to_have_text("খোলা: অর্ডার নেওয়া হচ্ছে")
+        await chat_has(sandbox, group, "✅ দোকান খোলা — অর্ডার দিন।", "")
+        await screenshot(page, "dashboard-shop")
         assert watch.take() == []
 
 

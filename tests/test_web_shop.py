@@ -141,7 +141,8 @@ async def test_the_dashboard_shows_the_shop_and_closing_asks_first(client: TestC
     token = csrf_of(html)
     card = html[html.index('id="shop"'):html.index("</section>", html.index('id="shop"'))]
     assert "Open: taking orders" in card and "Close the shop" in card and "Not counted" in card
-    assert "data-confirm=" in card and unescape(bridge.shop.notice) in unescape(card)
+    assert 'data-shop="close" data-confirm=' in card and unescape(bridge.shop.notice) in unescape(card)
+    assert '<form method="post" action="/shop" class="inline" data-shop="open" hidden>' in card
     assert "<textarea" not in card and 'name="stock"' not in card  # staff see the notice and stock only
     asked = await client.post("/shop", data={"csrf_token": token, "action": "close"})
     text = await asked.text()
@@ -149,7 +150,27 @@ async def test_the_dashboard_shows_the_shop_and_closing_asks_first(client: TestC
     closed = await client.post("/shop", data={"csrf_token": token, "action": "close", "confirm": "yes"})
     assert closed.status == 200 and "The shop is closed" in await closed.text() and bridge.shop.open is False
     html = await (await client.get("/")).text()
-    assert "Closed: no orders are taken" in html and "Open the shop" in html
+    assert "Closed: no orders are taken" in html and 'data-shop="open">' in html and "Open the shop" in html
+    assert re.search(r'data-shop="close" data-confirm="[^"]*" hidden>', html)
+
+
+async def test_the_dashboard_refresh_gives_the_shop(client: TestClient[Any, Any], bridge: FakeBridge) -> None:
+    await login(client, "nasrin", STAFF_PW)
+    bridge.shop.update({"stock": 10}, "admin:admin", NOW)
+    data = await (await client.get("/api/dashboard")).json()
+    assert data["shop"] == {"open": True, "stock": 10}
+    assert (data["display"]["shop.state"], data["display"]["shop.stock"]) == ("Open: taking orders", "10 diamonds left")
+    token = csrf_of(await (await client.get("/orders")).text())
+    await client.post("/orders/A2", data={"csrf_token": token, "action": "approve"})  # 5 of the 10
+    bridge.add_order(ALPHA, 5)
+    await client.post("/orders/A3", data={"csrf_token": token, "action": "approve"})  # the last 5
+    data = await (await client.get("/api/dashboard")).json()
+    assert data["shop"] == {"open": False, "stock": 0}
+    assert (data["display"]["shop.state"], data["display"]["shop.stock"]) == ("Closed: no orders are taken",
+                                                                              "0 diamonds left")
+    bridge.shop_answers = False  # a bot that does not give the shop: the figures come without it
+    data = await (await client.get("/api/dashboard")).json()
+    assert data["shop"] is None and "shop.state" not in data["display"] and data["orders"]["total"] == 5
 
 
 async def test_owners_edit_the_notice_and_the_stock_on_the_dashboard(client: TestClient[Any, Any],

@@ -25,6 +25,7 @@ from web.metrics import ProcessSampler
 from web.routes import json_response, panel_of, unwrap
 from web.security import staff
 from web.serialize import report_json, status_json
+from web.shop import shop_if_known
 
 METRICS = web.AppKey("metrics", ProcessSampler)
 STATUSES = ("pending", "processing", "approved", "completed", "cancelled", "deleted")
@@ -207,12 +208,26 @@ def display(d: Mapping[str, Any], t: Words, tz: Any) -> dict[str, str]:
     return out
 
 
+def shop_display(shop: Mapping[str, Any], t: Words) -> dict[str, str]:
+    """The shop card's words (open or closed, the stock left), keyed like its data-k attributes."""
+    stock = shop.get("stock")
+    return {
+        "shop.state": t._("Open: taking orders") if shop.get("open") else t._("Closed: no orders are taken"),
+        "shop.stock": t._("%(n)s diamonds left", n=i18n.number(stock)) if stock is not None else t._("Not counted"),
+    }
+
+
 @staff
 async def api_dashboard(request: web.Request) -> web.Response:
     """GET /api/dashboard → orders by status, check buckets, issues, last check, gateway, cycle
-    time and rate, checks today, memory, CPU, database size, uptime, charts, plus `display`,
-    `tones` and `chart_view` for the page."""
-    return json_response(await dashboard_data(request))
+    time and rate, checks today, memory, CPU, database size, uptime, charts, the shop (`open`,
+    `stock`; null when the bot did not give it in time), plus `display`, `tones` and `chart_view`
+    for the page (the shop card follows a shop that closed itself when its stock ran out)."""
+    data, shop = await asyncio.gather(dashboard_data(request), shop_if_known(request))
+    data["shop"] = {"open": bool(shop.get("open")), "stock": shop.get("stock")} if shop is not None else None
+    if shop is not None:
+        data["display"].update(shop_display(shop, panel_of(request).words))
+    return json_response(data)
 
 
 def add_routes(app: web.Application) -> None:

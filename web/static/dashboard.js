@@ -52,6 +52,17 @@
         const tone = data.tones[el.dataset.toneK];
         if (tone) el.dataset.tone = tone;
       }
+      if (data.shop) {
+        // The shop may have closed itself (its stock ran out): the card follows, its button too.
+        const state = document.getElementById('shop-state');
+        if (state) {
+          state.classList.toggle('state-open', data.shop.open);
+          state.classList.toggle('state-closed', !data.shop.open);
+        }
+        for (const form of main.querySelectorAll('form[data-shop]')) {
+          form.hidden = (form.dataset.shop === 'close') !== data.shop.open;
+        }
+      }
       for (const svg of main.querySelectorAll('svg[data-chart]')) {
         const name = svg.dataset.chart;
         if (data.chart_view[name]) chart(svg, data.chart_view[name], main.querySelector('[data-sum="' + name + '"]'));
