@@ -1,7 +1,8 @@
-"""Issue 13's panel over the in-memory bridge (tests/fake_shop.py answers as the contract says the
-actors do): the shop's API (GET/PATCH /api/shop, undo, reminders) with bad input and refusals
-that change nothing; the Dashboard's shop card (close asks first, owners edit the notice and the
-stock); Undo on the orders and the order page within the window only; the Settings page's
+"""Issue 13's panel over the in-memory bridge (tests/fake_shop.py: the Supervisor's shop rules,
+domain.shop, held in memory): the shop's API (GET/PATCH /api/shop, undo, reminders) with bad
+input and refusals that change nothing; the Dashboard's shop card (close asks first, owners edit
+the notice and the stock, the refresh gives the shop); Undo on the orders and the order page
+within the window only; the Settings page's
 sections, chat texts with previews, resets and switches, and its audit; reminders from the
 Payments page with a confirmation that says how many groups; a bot that does not give the shop."""
 
