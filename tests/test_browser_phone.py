@@ -35,8 +35,15 @@ async def no_sideways_scrolling(page: Page) -> None:
 
 async def reachable(element: Locator, what: str) -> None:
     """On screen once scrolled to (vertically only): inside the viewport's width, not covered."""
-    await element.scroll_into_view_if_needed()
-    box = await element.bounding_box()
+    box = None
+    for _ in range(3):
+        await element.scroll_into_view_if_needed()
+        box = await element.bounding_box()
+        if box is not None:
+            break
+        # None: the live table replaced the row (an update of the order, such as its receipt
+        # confirmed, arrived) between the two calls; the locator finds the new row next time.
+        await expect(element).to_be_visible()
     assert box is not None, what
     assert 0 <= box["x"] and box["x"] + box["width"] <= WIDTH + 0.5, (what, box)
     assert box["width"] > 0 and box["height"] > 0, (what, box)
