@@ -96,9 +96,21 @@ class GroupHost(BotActor):
         self.final: dict[str, tuple[Epoch, tuple[Any, ...]]] = {}  # last checkpoints at a stop
         self.stop_written = False  # the last checkpoints went to the PersistenceActor
         self.unsaved: tuple[str, ...] = ()  # groups that did not hand theirs in
+        # Thespian does not keep the order of two messages from one actor to another (seen under
+        # load: a ForGroup overtook the HostGroups sent before it, and the order it carried was
+        # dropped). What arrives before what it depends on waits here for it.
+        self.before_start: list[tuple[Any, Any]] = []
+        self.early: dict[str, list[Any]] = {}  # for groups this host has not been given yet
 
     def receiveMessage(self, msg: Any, sender: Any) -> None:
+        if self.spec is None and isinstance(msg, _AFTER_START):
+            self.before_start.append((msg, sender))
+            return
         super().receiveMessage(msg, sender)
+        if isinstance(msg, StartHost) and self.spec is not None:
+            held, self.before_start = self.before_start, []
+            for early, early_sender in held:
+                super().receiveMessage(early, early_sender)
         self._report()
 
     def _report(self) -> None:
@@ -127,7 +139,7 @@ class GroupHost(BotActor):
     def _add(self, slots: tuple[GroupSlot, ...]) -> None:
         new = [s for s in slots if s.group_id not in self.groups]
         for slot in new:
-            self.groups[slot.group_id] = _Hosted(slot, n=slot.n)
+            self.groups[slot.group_id] = _Hosted(slot, n=slot.n, backlog=self.early.pop(slot.group_id, []))
         self._load([self.groups[s.group_id] for s in new])
 
     def _load(self, hosted: list[_Hosted]) -> None:
@@ -185,7 +197,8 @@ class GroupHost(BotActor):
 
     def receiveMsg_ForGroup(self, msg: ForGroup, sender: Any) -> None:
         h = self.groups.get(msg.group_id)
-        if h is None:
+        if h is None:  # its HostGroups is still on the way
+            self.early.setdefault(msg.group_id, []).append(msg.message)
             return
         if h.ready and h.address is not None:
             self.send(h.address, msg.message)
@@ -305,6 +318,10 @@ class GroupHost(BotActor):
                             "lost (orders are not)", len(missing))
             self.send(self.stop_requester, HostStopped(saved, missing))
             self.stop_requester = None
+
+
+# What a host can only handle once StartHost gave it its spec.
+_AFTER_START = (HostGroups, ForGroup, ToGroups, ReloadGroups, StopSystem)
 
 
 def _raise_fd_limit() -> None:

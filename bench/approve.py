@@ -36,7 +36,7 @@ from actors.messages import (
 from actors.supervisor import Supervisor
 from actors.system import quiet_log_config, start_actor_system
 from bench.intake import free_port
-from bench.load import LoadTransport
+from bench.load import LoadTransport, read_result
 from config import load_config
 from storage.atomic import atomic_write_bytes
 from storage.lock import process_start_time
@@ -56,6 +56,31 @@ def wait_for_file(path: Path, what: str, timeout: float = 300) -> Any:
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+def pending_orders(asys: Any, supervisor: Any, expected: int, timeout: float = 30) -> dict[str, str]:
+    """Every pending order's id → its message id, once all `expected` are listed.
+
+    The transport has seen every receipt when the intake finishes, but the listing is read from
+    the PersistenceActor's query side, which may be a moment behind; so ask again until it agrees
+    (a shortfall that lasts is reported with the counts by status)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        message_of: dict[str, str] = {}
+        while True:
+            listed = asys.ask(supervisor, ListOrders(f"l{len(message_of)}", status="pending", limit=500,
+                                                     offset=len(message_of)), ASK)
+            if not isinstance(listed, QueryResult):
+                raise RuntimeError(f"listing the pending orders: {listed}")
+            if not listed.data["orders"]:
+                break
+            message_of.update((o["record"]["id"], o["record"]["messageId"]) for o in listed.data["orders"])
+        if len(message_of) >= expected:
+            return message_of
+        if time.monotonic() > deadline:
+            every = asys.ask(supervisor, ListOrders("all", limit=1, offset=0), ASK)
+            raise RuntimeError(f"expected {expected} pending orders, {len(message_of)} listed; all orders: {every}")
+        time.sleep(0.2)
 
 
 def run_bot(orders: int, groups: int, gap: float, work: Path) -> dict[str, Any]:
@@ -78,13 +103,8 @@ def run_bot(orders: int, groups: int, gap: float, work: Path) -> dict[str, Any]:
         if not isinstance(started, SystemStarted):
             raise RuntimeError(f"the system did not start: {started}")
         wait_for_file(work / "intake.json", "intake")
-        message_of: dict[str, str] = {}
-        while len(message_of) < orders + groups:
-            listed = asys.ask(supervisor, ListOrders(f"l{len(message_of)}", status="pending", limit=500,
-                                                     offset=len(message_of)), ASK)
-            if not isinstance(listed, QueryResult) or not listed.data["orders"]:
-                raise RuntimeError(f"expected {orders + groups} pending orders, got {len(message_of)}: {listed}")
-            message_of.update((o["record"]["id"], o["record"]["messageId"]) for o in listed.data["orders"])
+        read_result(work / "intake.json")
+        message_of = pending_orders(asys, supervisor, orders + groups)
         approved_at: dict[str, float] = {}
         for n, order_id in enumerate(message_of):
             approved_at[order_id] = time.time()

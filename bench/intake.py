@@ -24,7 +24,7 @@ from typing import Any
 from actors.messages import Owner, StartSystem, StopSystem, SystemStarted
 from actors.supervisor import Supervisor
 from actors.system import quiet_log_config, start_actor_system
-from bench.load import LoadTransport
+from bench.load import LoadTransport, read_result
 from config import load_config
 from storage.atomic import atomic_write_bytes
 from storage.lock import process_start_time
@@ -59,7 +59,7 @@ def run_bot(orders: int, groups: int, batch: int, workdir: Path) -> dict[str, An
             if time.monotonic() > deadline:
                 raise RuntimeError("intake did not finish within 300 s")
             time.sleep(0.1)
-        result = json.loads(result_file.read_text())
+        result = read_result(result_file)
         asys.ask(supervisor, StopSystem(), timedelta(seconds=10))
         return result
     finally:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from domain.chat import ChatMessage, ConnectionState, GroupInfo, OutboundText, SendOutcome
 from gateway.transport import Transport, TransportSink
+from storage.atomic import atomic_write_bytes
 
 
 def order_message(group: int, sender: str, text: str, now: float) -> ChatMessage:
@@ -24,6 +25,14 @@ def order_message(group: int, sender: str, text: str, now: float) -> ChatMessage
     return ChatMessage(group_id=f"1203639{group:011d}@g.us", group_name=f"Load {group}",
                        message_id=f"3EB0{uuid.uuid4().hex[:18].upper()}", sender=sender, sender_alt="",
                        sender_name="Load", text=text, timestamp=now)
+
+
+def read_result(path: Path) -> dict:
+    """A LoadTransport's result file, or the error it wrote instead."""
+    result = json.loads(path.read_text())
+    if "error" in result:
+        raise RuntimeError(f"the load transport gave up: {result['error']}")
+    return result
 
 
 class LoadTransport(Transport):
@@ -81,6 +90,11 @@ class LoadTransport(Transport):
         deadline = time.monotonic() + 120
         while self._receipts < self.groups and time.monotonic() < deadline and not self._stop.is_set():
             time.sleep(0.05)
+        if self._receipts < self.groups and not self._stop.is_set():
+            # An order not confirmed is an order lost (or a stuck group): the run is void.
+            atomic_write_bytes(Path(self.result_file), json.dumps(
+                {"error": f"warm-up: {self._receipts} of {self.groups} orders confirmed within 120 s"}).encode())
+            return
         with self._lock:
             self._warming = False
             self._receipts = 0
@@ -107,7 +121,8 @@ class LoadTransport(Transport):
             if self.deliveries and request.text.startswith("✅"):
                 self._delivered[quoted] = now
                 if len(self._delivered) == self.deliveries:
-                    Path(self.deliveries_file).write_text(json.dumps(self._delivered))
+                    # Whole or absent: the bench polls for this file and reads it as soon as it exists.
+                    atomic_write_bytes(Path(self.deliveries_file), json.dumps(self._delivered).encode())
             posted = self._posted_at.pop(quoted, None)
             if posted is not None:
                 self._receipts += 1
@@ -127,7 +142,7 @@ class LoadTransport(Transport):
             "latency_p50_ms": 1000 * lat[len(lat) // 2],
             "latency_p99_ms": 1000 * lat[int(len(lat) * 0.99) - 1],
         }
-        Path(self.result_file).write_text(json.dumps(result))
+        atomic_write_bytes(Path(self.result_file), json.dumps(result).encode())
 
     def stop(self) -> None:
         self._stop.set()

@@ -30,8 +30,9 @@ def make_bot(data_dir: Path) -> Iterator[Callable[..., ChatBot]]:
     """Start ChatBots (one at a time, like real restarts); every one is shut down at teardown."""
     bots: list[ChatBot] = []
 
-    def make(start: bool = True, clock=None, fake=None, **overrides: str) -> ChatBot:
-        bot = ChatBot(actor_config(data_dir, **overrides), clock=clock, fake=fake)
+    def make(start: bool = True, clock=None, fake=None, supervisor=None, **overrides: str) -> ChatBot:
+        kw = {"supervisor": supervisor} if supervisor is not None else {}
+        bot = ChatBot(actor_config(data_dir, **overrides), clock=clock, fake=fake, **kw)
         bots.append(bot)
         if start:
             bot.start()

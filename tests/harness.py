@@ -67,13 +67,13 @@ def actor_config(data_dir: Path, **overrides: str) -> Config:
 
 class ChatBot:
     def __init__(self, config: Config, clock: FakeClock | None = None,
-                 fake: FakeTransport | None = None) -> None:
+                 fake: FakeTransport | None = None, supervisor: type = Supervisor) -> None:
         self.config = config
         self.clock = clock or FakeClock()
         self.fake = fake or FakeTransport(groups={GROUP: "Rahim Store", GROUP2: "Karim Telecom"})
         self.fake.clock_now = self.clock.now()
         self.asys = ActorSystem("simpleSystemBase", logDefs=quiet_log_config())
-        self.supervisor = self.asys.createActor(Supervisor)
+        self.supervisor = self.asys.createActor(supervisor)
         self.started: Any = None
 
     def start(self) -> Any:
