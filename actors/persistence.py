@@ -77,6 +77,20 @@ class _FlushTimer:
     """The group commit's timer payload."""
 
 
+@dataclass(frozen=True)
+class _EarlyWritesDue:
+    """A group's writes that came before an earlier one have waited long enough."""
+
+    group_id: str
+
+
+# How long a write that overtook an earlier one of its group waits for it. Thespian does not
+# keep the order of two messages between a pair of actors (seen: a host's ForGroup before the
+# HostGroups sent ahead of it); a group's writes appended out of order would let an older
+# version of an order win at the next start. A lost message must not stop the group for good.
+EARLY_WAIT = 1.0
+
+
 # A checkpoint (sync=False) waits at most this long for an fsync to ride on.
 LAZY_FLUSH = 1.0
 
@@ -102,6 +116,10 @@ class PersistenceActor(BotActor):
         self.supervisor: Any = None
         self.stock_left: int | None = None  # as last told (board, Supervisor)
         self.change_seq = 0
+        # A group's writes in the order it numbered them: the last batch appended for its
+        # current incarnation, and those that arrived before an earlier one.
+        self.last_batch: dict[str, int] = {}
+        self.early_writes: dict[str, dict[int, tuple[Any, Persist]]] = {}
 
     # -- open --------------------------------------------------------------------------------
 
@@ -208,6 +226,8 @@ class PersistenceActor(BotActor):
                 loaded.append(LoadedGroup(group_id, epoch, None, "a newer incarnation owns this group"))
                 continue
             self.epochs[group_id] = epoch
+            self.last_batch[group_id] = 0  # a new incarnation numbers its writes from 1
+            self.early_writes.pop(group_id, None)
             loaded.append(LoadedGroup(group_id, epoch, self.db.stored_group(group_id, msg.horizon)))
         self.send(sender, GroupsLoaded(tuple(loaded)))
 
@@ -246,6 +266,33 @@ class PersistenceActor(BotActor):
             log.warning("refused a write for group %s from stale incarnation %s", msg.group_id, msg.epoch)
             self.send(sender, PersistRefused(msg.group_id, msg.batch_id, "stale incarnation"))
             return
+        last = self.last_batch.get(msg.group_id)
+        if last is not None and msg.batch_id > last + 1:
+            self.early_writes.setdefault(msg.group_id, {})[msg.batch_id] = (sender, msg)
+            self.wakeupAfter(timedelta(seconds=EARLY_WAIT), payload=_EarlyWritesDue(msg.group_id))
+            return
+        self._append(msg, sender)
+        held = self.early_writes.get(msg.group_id)
+        while held and self.last_batch[msg.group_id] + 1 in held:
+            early_sender, early = held.pop(self.last_batch[msg.group_id] + 1)
+            self._append(early, early_sender)
+
+    def _write_early(self, group_id: str) -> None:
+        """The earlier write did not come: append what waited, in its order, rather than stop
+        the group (its Persisted answers and effects are waited for)."""
+        held = self.early_writes.pop(group_id, None)
+        if not held:
+            return
+        log.error("group %s: writes %s came without write %d within %g s; appended in their order",
+                  group_id, sorted(held), self.last_batch.get(group_id, 0) + 1, EARLY_WAIT)
+        for batch_id in sorted(held):
+            early_sender, early = held[batch_id]
+            self.last_batch[group_id] = batch_id - 1
+            self.receiveMsg_Persist(early, early_sender)
+
+    def _append(self, msg: Persist, sender: Any) -> None:
+        assert self.store is not None
+        self.last_batch[msg.group_id] = max(self.last_batch.get(msg.group_id, 0), msg.batch_id)
         self.store.append([orjson.dumps(r.encode()) for r in msg.records])
         self.pending_records.extend(msg.records)
         self.pending.append((sender, msg))
@@ -268,6 +315,9 @@ class PersistenceActor(BotActor):
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
         # A timer superseded by an earlier flush finds nothing pending, or a later due time.
+        if isinstance(msg.payload, _EarlyWritesDue):
+            self._write_early(msg.payload.group_id)
+            return
         if isinstance(msg.payload, _FlushTimer) and self.flush_at is not None and time.monotonic() >= self.flush_at - 0.001:
             self.flush()
 

@@ -28,6 +28,7 @@ from actors.messages import (
     StopSystem,
     SystemStopped,
 )
+from actors import persistence
 from actors.persistence import PersistenceActor
 from actors.system import quiet_log_config
 from domain.clock import FakeClock
@@ -104,7 +105,7 @@ def test_writes_are_acknowledged_then_visible_and_survive_reopen(data_dir: Path)
         loaded = load(db, GROUP, epoch)
         assert loaded.stored is not None and loaded.stored.settings is None
         settings = GroupRecord(GROUP, {"groupName": "S", "code": "A", "rate": "100"})
-        assert db.ask(Persist(GROUP, epoch, 7, (rec("A1"), settings))) == Persisted(GROUP, 7)
+        assert db.ask(Persist(GROUP, epoch, 1, (rec("A1"), settings))) == Persisted(GROUP, 1)
         found = db.ask(GetOrder(uuid.uuid4().hex, "a1"))
         assert found.status == 200 and found.data["record"]["status"] == "pending"
     finally:
@@ -131,9 +132,51 @@ def test_a_stale_incarnation_is_fenced_off(db: Db) -> None:
     # An older incarnation cannot even load again.
     refused = load(db, GROUP, old)
     assert refused.stored is None and "newer incarnation" in refused.refused
-    assert isinstance(db.ask(Persist(GROUP, new, 3, (rec("A1", "approved"),))), Persisted)
+    assert isinstance(db.ask(Persist(GROUP, new, 1, (rec("A1", "approved"),))), Persisted)
     # A write for a group nobody loaded is refused too.
     assert isinstance(db.ask(Persist("other@g.us", new, 4, (rec("B1"),))), PersistRefused)
+
+
+def test_a_groups_writes_are_appended_in_its_order_whatever_order_they_arrive_in(data_dir: Path) -> None:
+    """Thespian may deliver a writer's messages out of order: an approval that overtook the
+    write it follows must not be overwritten by it in the journal (the next start would find
+    the order pending again)."""
+    db = Db(data_dir)
+    db.open()
+    epoch = Epoch(1, 1)
+    load(db, GROUP, epoch)
+    db.asys.tell(db.actor, Persist(GROUP, epoch, 2, (rec("A1", "approved"),)))
+    db.asys.tell(db.actor, Persist(GROUP, epoch, 3, (rec("A1", "completed"),)))
+    assert db.ask(Persist(GROUP, epoch, 1, (rec("A1", "processing"),))) == Persisted(GROUP, 1)
+    acks = [db.asys.listen(T), db.asys.listen(T)]
+    got = [a for x in acks for a in (x.items if isinstance(x, Batch) else [x])]
+    assert sorted(a.batch_id for a in got) == [2, 3]
+    assert db.ask(GetOrder("q", "A1")).data["record"]["status"] == "completed"
+    db.close()
+    again = Db(data_dir)
+    try:
+        again.open()
+        assert [e["status"] for e in load(again, GROUP, Epoch(2, 1)).stored.entries] == ["completed"]
+    finally:
+        again.close()
+
+
+def test_a_write_that_never_comes_holds_the_later_ones_only_a_moment(db: Db, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(persistence, "EARLY_WAIT", 0.05)
+    db.open()
+    epoch = Epoch(1, 1)
+    load(db, GROUP, epoch)
+    assert db.ask(Persist(GROUP, epoch, 1, (rec("A1"),))) == Persisted(GROUP, 1)
+    # Batch 2 was lost on the way; 3 and 4 wait for it, then go in their order.
+    db.asys.tell(db.actor, Persist(GROUP, epoch, 4, (rec("A1", "completed"),)))
+    db.asys.tell(db.actor, Persist(GROUP, epoch, 3, (rec("A1", "approved"),)))
+    got: list[Any] = []
+    while len(got) < 2:
+        reply = db.asys.listen(T)
+        assert reply is not None, f"acknowledged: {got}"
+        got.extend(reply.items if isinstance(reply, Batch) else [reply])
+    assert sorted(a.batch_id for a in got) == [3, 4]
+    assert db.ask(GetOrder("q", "A1")).data["record"]["status"] == "completed"
 
 
 def test_writes_arriving_together_share_one_fsync(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
