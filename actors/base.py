@@ -8,7 +8,7 @@ from typing import Any
 from thespian.actors import ActorTypeDispatcher
 
 from actors.messages import Batch, Owner
-from actors.watchdog import start_watchdog
+from actors.watchdog import die_with_parent, start_watchdog
 from domain.clock import Clock, SystemClock
 
 
@@ -16,6 +16,12 @@ class BotActor(ActorTypeDispatcher):
     """An actor that understands Batch: each item is handled as if it had arrived alone."""
 
     clock: Clock = SystemClock()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # An actor's process ends with the actor that forked it (actors/watchdog.py); a no-op in
+        # a process Thespian did not fork (simpleSystemBase runs actors in the caller).
+        die_with_parent()
 
     def adopt(self, owner: Owner | None, clock: Clock | None, *, kill_system: bool = False) -> None:
         """What every actor does first: take the clock it is given (tests inject one) and watch

@@ -68,6 +68,7 @@ class StopSystem:
 @dataclass(frozen=True)
 class SystemStopped:
     checkpoints_missing: int = 0  # groups whose last check counts did not make it before the close
+    checkpoints_saved: int = 0  # groups whose last check counts are on disk (confirmed by the journal)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from thespian.actors import ActorExitRequest, ChildActorExited, WakeupMessage
 from actors import board
 from actors.base import BotActor
 from actors.gateway import DRAIN_WAIT, GatewayActor
-from actors.host import GroupHost, default_hosts, host_of
+from actors.host import STOP_WAIT, GroupHost, default_hosts, host_of
 from actors.messages import (
     ForGroup,
     GroupDown,
@@ -106,7 +106,9 @@ from domain.chat import ConnectionState
 
 log = logging.getLogger("diamondbot.supervisor")
 
-HOSTS_STOP_WAIT = 4.5  # s for every host to write its groups' last checkpoints (run.py gives the stop 8 s)
+# s for every host to write its groups' last checkpoints: the hosts' own deadline and time for
+# their last batch (run.py gives the whole stop 8 s; the gateway takes up to 1.5 s of it)
+HOSTS_STOP_WAIT = STOP_WAIT + 0.8
 
 
 # Timer payloads.
@@ -205,7 +207,9 @@ class Supervisor(BotActor):
         self.hosts_stopping = False
         self.persistence_stopping = False
         self.awaiting_hosts = 0  # hosts whose groups' last checkpoints are not yet durable
+        self.hosts_answered: list[Any] = []  # hosts that did (ActorAddress is not hashable)
         self.checkpoints_missing = 0
+        self.checkpoints_saved = 0
         self.stop_requester: Any = None
         self.started_at = time.time()
         self.restarts = 0
@@ -578,6 +582,8 @@ class Supervisor(BotActor):
             self._stop_hosts()
         elif isinstance(payload, _HostsStopped) and self.persistence is not None:
             if self.awaiting_hosts:
+                silent = [i for i, h in enumerate(self.hosts) if h not in self.hosts_answered]
+                self.checkpoints_missing += sum(1 for e in self.groups.values() if e.host in silent)
                 log.warning("%d group hosts did not write their groups' last checkpoints in time: those "
                             "check counts are lost (orders are not)", self.awaiting_hosts)
             self._stop_persistence()
@@ -725,8 +731,12 @@ class Supervisor(BotActor):
             self._stop_persistence()
 
     def receiveMsg_HostStopped(self, msg: HostStopped, sender: Any) -> None:
+        if sender in self.hosts_answered:
+            return
+        self.hosts_answered.append(sender)
         self.awaiting_hosts -= 1
         self.checkpoints_missing += len(msg.missing)
+        self.checkpoints_saved += msg.saved
         if self.hosts_stopping and self.awaiting_hosts <= 0:
             self._stop_persistence()
 
@@ -741,7 +751,7 @@ class Supervisor(BotActor):
             missing = self.checkpoints_missing
             if missing:
                 log.warning("%d groups' last check counts were lost at the stop (orders are not)", missing)
-            self.send(self.stop_requester, SystemStopped(missing))
+            self.send(self.stop_requester, SystemStopped(missing, self.checkpoints_saved))
             self.stop_requester = None
 
 

@@ -10,8 +10,12 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import math
 import os
+import select
+import selectors
 import signal
 import threading
 import time
@@ -54,6 +58,100 @@ def close_idle_connections_sooner(period: float = 3.0) -> None:
 
     TCPTransport.MAX_INCOMING_SOCKET_PERIOD = timedelta(seconds=period)
     TCPTransport.MAX_IDLE_SOCKET_PERIOD = timedelta(seconds=period)
+
+
+class _KeptPoll:
+    """What Thespian's transport loop asks of a selector — register, select, close — answered
+    from one poll object the process keeps (`keep_the_selector`).
+
+    Thespian makes a new epoll selector on every turn of its loop, registers every socket in it
+    (a system call each), selects and closes it again. Here register() only notes what this turn
+    wants, select() brings the kept poll object up to date (in memory: poll keeps no state in
+    the kernel) and makes one system call, and close() forgets the notes. poll, not a kept
+    epoll: a socket closed and its number reused by a new one would silently drop out of an
+    epoll set that still lists the number, and Thespian names its sockets by number only."""
+
+    _poll: Any = None  # the process's poll object, made at first use (a fork copies it, harmlessly)
+    _registered: dict[int, int] = {}  # fd -> poll mask, as the poll object has them
+    _lock = threading.Lock()  # the loop's thread selects; another (a check of one fd) gets its own
+
+    __slots__ = ("_want",)
+
+    def __init__(self) -> None:
+        self._want: dict[int, int] = {}
+
+    def register(self, fd: int, events: int, data: Any = None) -> None:
+        if not isinstance(fd, int) or fd < 0:
+            raise ValueError(f"Invalid file descriptor: {fd}")  # as selectors says it
+        self._want[fd] = self._want.get(fd, 0) | events
+
+    def select(self, timeout: float | None = None) -> list[tuple[Any, int]]:
+        want = {fd: (select.POLLIN if ev & selectors.EVENT_READ else 0)
+                    | (select.POLLOUT if ev & selectors.EVENT_WRITE else 0)
+                for fd, ev in self._want.items()}
+        kept = _KeptPoll._lock.acquire(blocking=False)
+        try:
+            if kept:
+                if _KeptPoll._poll is None:
+                    _KeptPoll._poll = select.poll()
+                poll, registered = _KeptPoll._poll, _KeptPoll._registered
+                for fd in [fd for fd in registered if fd not in want]:
+                    poll.unregister(fd)
+                    del registered[fd]
+                for fd, mask in want.items():
+                    if registered.get(fd) != mask:
+                        poll.register(fd, mask)
+                        registered[fd] = mask
+            else:
+                poll = select.poll()
+                for fd, mask in want.items():
+                    poll.register(fd, mask)
+            ms = None if timeout is None else max(math.ceil(timeout * 1000), 0)
+            ready = poll.poll(ms)
+        finally:
+            if kept:
+                _KeptPoll._lock.release()
+        events = []
+        for fd, revents in ready:
+            if revents & select.POLLNVAL:  # epoll refuses a closed descriptor at register: so do we
+                raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+            mask = 0
+            if revents & ~select.POLLIN:  # as selectors.PollSelector reads the events
+                mask |= selectors.EVENT_WRITE
+            if revents & ~select.POLLOUT:
+                mask |= selectors.EVENT_READ
+            mask &= self._want.get(fd, 0)
+            if mask:
+                events.append((_Key(fd), mask))
+        return events
+
+    def close(self) -> None:
+        self._want = {}
+
+
+class _Key:
+    """The part of a selectors.SelectorKey Thespian reads."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+
+def keep_the_selector() -> None:
+    """Thespian's TCP transport creates, fills and closes a new epoll selector on every turn of
+    its loop (its own comment: "perhaps this could be optimized"); a quiet group actor pays it
+    on every wakeup. The transport is given a selectors stand-in whose selector is kept between
+    turns instead (`_KeptPoll`); fork carries it to every actor."""
+    import types
+
+    from thespian.system.transport import TCPTransport
+
+    if getattr(TCPTransport.selectors, "_kept", False):
+        return
+    TCPTransport.selectors = types.SimpleNamespace(  # type: ignore[attr-defined]
+        DefaultSelector=_KeptPoll, EVENT_READ=selectors.EVENT_READ, EVENT_WRITE=selectors.EVENT_WRITE,
+        _kept=True)
 
 
 class _Described:
@@ -130,6 +228,7 @@ def start_actor_system(config: Config, logdefs: dict[str, Any] | None = None) ->
     bind_to_advertised_address()
     close_idle_connections_sooner()
     describe_messages_lazily()
+    keep_the_selector()
     capabilities: dict[str, Any] = {"Admin Port": config.actors.admin_port}
     if convention:
         capabilities["Convention Address.IPv4"] = convention

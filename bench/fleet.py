@@ -1,15 +1,20 @@
-"""Fleet benchmark (SPEC §9): 100,000 open orders over 1,000 groups on the production actor base.
+"""Fleet benchmark (SPEC §9): 100 open orders per group over 100 to 1,000 groups on the
+production actor base.
 
-Measures, in one run:
-* restart: time from start until every group actor has loaded its orders and runs (bar: < 10 s
-  until every group reconciles; the first cycle of each lands within one interval by design);
-* reconciliation: CPU of every process of the system over a window of idle reconciliation,
-  as % of one core (bar: < 5 %), against the seed's cycle (load the whole JSON, check every
-  order, rewrite it) and SQLite (select the open orders, update their check counts) doing the
-  same work every 10 s, measured in the same run;
-* memory: PSS of each group actor (bar: < 5 MB per extra group).
+Measures, in one run per fleet size:
+* restart: from start until every group actor has run its first reconciliation cycle (bar: < 10 s;
+  also reported: until every group is loaded and ready — its first cycle lands at a random moment
+  within one interval after that, so that groups started together spread out);
+* reconciliation: CPU of every process of the system over a window of idle reconciliation, as %
+  of one core (bar: < 5 %), by role (groups, hosts, persistence, ...), against the seed's cycle
+  (load the whole JSON, check every order, rewrite it) and SQLite (select the open orders, update
+  their check counts) doing the same work every 10 s, measured in the same run;
+* memory: PSS of each group actor (bar: < 5 MB per extra group);
+* the stop: how long it took and how many groups' last checkpoints the journal confirmed (bar: all).
 
-    python -m bench.fleet [--groups 1000] [--orders-per-group 100] [--window 60]
+    python -m bench.fleet [--groups 100,300,1000] [--repeat 3] [--window 40] [--out results.json]
+
+`--stop-load N` keeps N busy processes running during the stop (a loaded machine).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import os
 import platform
 import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import timedelta
@@ -28,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from actors.messages import GetStatus, Owner, StartSystem, StopSystem, SystemStarted
+from actors.messages import GetReport, GetStatus, Owner, StartSystem, StopSystem, SystemStarted, SystemStopped
 from actors.supervisor import Supervisor
 from actors.system import group_members, quiet_log_config, start_actor_system
 from bench.intake import free_port
@@ -40,8 +47,7 @@ from storage.atomic import atomic_write_bytes
 from storage.lock import process_start_time
 
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
+FLEET_PREFIX = "1203638"  # the fleet's group ids (the idle transport has a group of its own)
 def fleet_snapshot(groups: int, per_group: int, now: float) -> dict[str, Any]:
     """A database in the seed's shape: every group with `per_group` pending orders."""
     data: dict[str, Any] = {"format": 1, "meta": {"boot": 0, "installedAt": now - 86400}, "payments": [], "groups": {}}
@@ -88,7 +94,37 @@ def pss_kb(pid: int) -> int:
     return 0
 
 
-def run_bot(groups: int, per_group: int, window: float, work: Path, interval: str = "10s") -> dict[str, Any]:
+def parent_of(pid: int) -> int:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return 0
+    return int(raw[raw.rfind(b")") + 2:].split()[1])
+
+
+def first_cycles(asys: Any, supervisor: Any, groups: int, since: float, timeout: float) -> float:
+    """Wall-clock time at which the last of the fleet's groups ran its first cycle after `since`
+    (read from the cycles the groups themselves recorded, so the polling's pace does not count)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        report = asys.ask(supervisor, GetReport("r"), timedelta(seconds=60)).data
+        firsts = [min(c["started_at"] for c in cycles if c.get("started_at", 0) >= since)
+                  for gid, cycles in report["cycles"].items()
+                  if gid.startswith(FLEET_PREFIX) and any(c.get("started_at", 0) >= since for c in cycles)]
+        if len(firsts) >= groups:
+            return max(firsts)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(firsts)} of {groups} groups ran a cycle within {timeout} s")
+        time.sleep(1.0)
+
+
+def hogs(n: int) -> list[subprocess.Popen[bytes]]:
+    """n busy processes (a machine loaded by something else)."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def run_bot(groups: int, per_group: int, window: float, work: Path, interval: str = "10s",
+            stop_load: int = 0) -> dict[str, Any]:
     data = work / "data"
     data.mkdir(parents=True)
     now = time.time()
@@ -107,7 +143,7 @@ def run_bot(groups: int, per_group: int, window: float, work: Path, interval: st
         owner = Owner(os.getpid(), process_start_time(os.getpid()) or 0, os.getsid(0))
         # An idle transport: no inbound messages, every send confirmed.
         idle = LoadTransport(count=0, groups=1, batch=1, result_file=str(work / "unused.json"))
-        started_at = time.monotonic()
+        started_wall, started_at = time.time(), time.monotonic()
         reply = asys.ask(supervisor, StartSystem(config, owner, transport=idle), timedelta(seconds=300))
         if not isinstance(reply, SystemStarted):
             raise RuntimeError(f"the system did not start: {reply}")
@@ -121,27 +157,54 @@ def run_bot(groups: int, per_group: int, window: float, work: Path, interval: st
                 raise RuntimeError(f"only {status['groups']['ready']} of {groups} groups ready after 600 s")
             time.sleep(0.2)
         all_ready = time.monotonic() - started_at
+        first_cycle = first_cycles(asys, supervisor, groups, started_wall,
+                                   timeout=max(3 * config.reconciliation.interval, 60)) - started_wall
         time.sleep(min(max(config.reconciliation.interval * 1.5, 5), 20))  # every group has run cycles
         pids = group_members(status["pgid"])
-        if os.environ.get("FLEET_PROFILE"):
-            Path(os.environ["FLEET_PROFILE"]).write_text(json.dumps(status["pids"]))
+        names = {v: k for k, v in status["pids"].items()}
+        group_pids = [a["pid"] for a in status["groups"]["actors"]]
+        group_set = set(group_pids)
+        host_set = {parent_of(p) for p in group_pids}
+
+        def role(p: int) -> str:
+            if p in names:
+                return names[p]
+            return "groups" if p in group_set else "hosts" if p in host_set else "thespian"
+
+        def cpu_by_role(before: dict[int, float], seconds: float) -> dict[str, float]:
+            by: dict[str, float] = {}
+            for p in pids:
+                by[role(p)] = by.get(role(p), 0.0) + 100 * (cpu_seconds([p]) - before[p]) / seconds
+            return {k: round(v, 2) for k, v in sorted(by.items())}
+
         per0 = {p: cpu_seconds([p]) for p in pids}
-        cpu0, t0 = cpu_seconds(pids), time.monotonic()
+        t0 = time.monotonic()
         time.sleep(window)
         elapsed = time.monotonic() - t0
-        cpu = (cpu_seconds(pids) - cpu0) / elapsed
-        names = {v: k for k, v in status["pids"].items()}
-        group_set = {a["pid"] for a in status["groups"]["actors"]}
-        by_role: dict[str, float] = {}
-        for p in pids:
-            role = names.get(p) or ("group" if p in group_set else "thespian")
-            by_role[role] = by_role.get(role, 0.0) + 100 * (cpu_seconds([p]) - per0[p]) / elapsed
-        group_pids = [a["pid"] for a in status["groups"]["actors"]]
+        by_role = cpu_by_role(per0, elapsed)
         pss = sorted(pss_kb(p) for p in group_pids[: min(50, len(group_pids))])
-        asys.ask(supervisor, StopSystem(), timedelta(seconds=30))
-        return {"start_s": system_started, "all_groups_ready_s": all_ready, "cpu_percent_of_core": 100 * cpu,
+
+        load = hogs(stop_load)
+        try:
+            stop0 = {p: cpu_seconds([p]) for p in pids}
+            t_stop = time.monotonic()
+            stopped = asys.ask(supervisor, StopSystem(), timedelta(seconds=30))
+            stop_s = time.monotonic() - t_stop
+            stop_cpu = cpu_by_role(stop0, 100.0)  # CPU seconds, not a share
+        finally:
+            for h in load:
+                h.kill()
+                h.wait()
+        if not isinstance(stopped, SystemStopped):
+            raise RuntimeError(f"the stop was not confirmed: {stopped}")
+        return {"start_s": round(system_started, 2), "all_groups_ready_s": round(all_ready, 2),
+                "all_groups_first_cycle_s": round(first_cycle, 2),
+                "cpu_percent_of_core": round(sum(by_role.values()), 2), "cpu_by_role_percent": by_role,
                 "processes": len(pids), "group_pss_kb_median": statistics.median(pss) if pss else 0,
-                "cpu_by_role": {k: round(v, 2) for k, v in sorted(by_role.items())}}
+                "stop_s": round(stop_s, 2), "stop_cpu_s_by_role": stop_cpu,
+                "final_checkpoints_confirmed": stopped.checkpoints_saved,
+                "final_checkpoints_missing": stopped.checkpoints_missing,
+                "groups_total": status["groups"]["total"]}
     finally:
         asys.shutdown()
 
@@ -186,33 +249,73 @@ def sqlite_cycle(groups: int, per_group: int, work: Path) -> float:
         con.close()
 
 
+def median_of(runs: list[dict[str, Any]], key: str) -> float:
+    return round(statistics.median(r[key] for r in runs), 2)
+
+
+def measure(groups: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """One run of the bot at this fleet size, and the seed's and SQLite's cycle beside it."""
+    load_before = os.getloadavg()[0]
+    bot = run_bot(groups, args.orders_per_group, args.window, work / "bot", args.interval, args.stop_load)
+    (work / "seed").mkdir()
+    seed = statistics.median(seed_cycle(groups, args.orders_per_group, work / "seed") for _ in range(3))
+    (work / "sqlite").mkdir()
+    lite = sqlite_cycle(groups, args.orders_per_group, work / "sqlite")
+    return {**bot, "groups": groups, "load_average_before": round(load_before, 2),
+            "seed_cpu_percent_of_core": round(100 * seed / 10.0, 2),  # one cycle every 10 s
+            "sqlite_cpu_percent_of_core": round(100 * lite / 10.0, 2)}
+
+
+def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over the repeats of one fleet size."""
+    groups_cpu = [r["cpu_by_role_percent"].get("groups", 0.0) for r in runs]
+    persistence_cpu = [r["cpu_by_role_percent"].get("persistence", 0.0) for r in runs]
+    return {
+        "groups": runs[0]["groups"], "runs": len(runs),
+        "restart_all_groups_first_cycle_s": median_of(runs, "all_groups_first_cycle_s"),
+        "restart_all_groups_ready_s": median_of(runs, "all_groups_ready_s"),
+        "bot_cpu_percent_of_core": median_of(runs, "cpu_percent_of_core"),
+        "bot_cpu_groups_percent": round(statistics.median(groups_cpu), 2),
+        "bot_cpu_persistence_percent": round(statistics.median(persistence_cpu), 2),
+        "seed_cpu_percent_of_core": median_of(runs, "seed_cpu_percent_of_core"),
+        "sqlite_cpu_percent_of_core": median_of(runs, "sqlite_cpu_percent_of_core"),
+        "group_pss_mb_median": round(statistics.median(r["group_pss_kb_median"] for r in runs) / 1024, 2),
+        "final_checkpoints_confirmed": min(r["final_checkpoints_confirmed"] for r in runs),
+        "groups_to_confirm": runs[0]["groups_total"],
+        "stop_s": median_of(runs, "stop_s"),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--groups", type=int, default=1000)
+    parser.add_argument("--groups", default="1000", help="fleet sizes, comma-separated (100,300,1000)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per fleet size (medians reported)")
     parser.add_argument("--orders-per-group", type=int, default=100)
-    parser.add_argument("--window", type=float, default=60.0, help="seconds of CPU measurement")
+    parser.add_argument("--window", type=float, default=40.0, help="seconds of CPU measurement")
     parser.add_argument("--interval", default="10s", help="reconciliation.interval (1h: the idle cost alone)")
+    parser.add_argument("--stop-load", type=int, default=0, help="busy processes running during the stop")
+    parser.add_argument("--out", default="", help="write every run and the medians to this JSON file")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-fleet-", dir=".") as tmp:
-        work = Path(tmp)
-        bot = run_bot(args.groups, args.orders_per_group, args.window, work / "bot", args.interval)
-        (work / "seed").mkdir()
-        seed = statistics.median(seed_cycle(args.groups, args.orders_per_group, work / "seed") for _ in range(3))
-        (work / "sqlite").mkdir()
-        lite = statistics.median(sqlite_cycle(args.groups, args.orders_per_group, work / "sqlite" ) for _ in range(1))
-    interval = 10.0
-    print(json.dumps({
-        "benchmark": "fleet", "date": time.strftime("%Y-%m-%d"),
+    sizes = [int(g) for g in args.groups.split(",") if g.strip()]
+    result: dict[str, Any] = {
+        "benchmark": "fleet", "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "groups": args.groups, "open_orders": args.groups * args.orders_per_group, "window_s": args.window,
-        "restart_all_groups_ready_s": round(bot["all_groups_ready_s"], 1),
-        "bot_reconcile_cpu_percent_of_core": round(bot["cpu_percent_of_core"], 2),
-        "seed_reconcile_cpu_percent_of_core": round(100 * seed / interval, 2),
-        "sqlite_reconcile_cpu_percent_of_core": round(100 * lite / interval, 2),
-        "group_actor_pss_mb_median": round(bot["group_pss_kb_median"] / 1024, 2),
-        "processes": bot["processes"],
-        "bot_cpu_by_role_percent": bot["cpu_by_role"],
-    }, indent=2))
+        "command": " ".join(["python -m bench.fleet", *sys.argv[1:]]),
+        "orders_per_group": args.orders_per_group, "window_s": args.window, "stop_load": args.stop_load,
+        "runs": [], "summary": [],
+    }
+    for groups in sizes:
+        runs = []
+        for n in range(args.repeat):
+            with tempfile.TemporaryDirectory(prefix="bench-fleet-", dir=".") as tmp:
+                run = measure(groups, args, Path(tmp))
+            print(json.dumps(run), file=sys.stderr, flush=True)
+            runs.append(run)
+        result["runs"].extend(runs)
+        result["summary"].append(summary(runs))
+        if args.out:  # after each size: a long sweep that fails late keeps what it measured
+            Path(args.out).write_text(json.dumps(result, indent=2))
+    print(json.dumps(result["summary"], indent=2))
 
 
 if __name__ == "__main__":

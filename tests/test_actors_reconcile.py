@@ -194,6 +194,48 @@ def test_a_stop_writes_every_groups_last_checkpoint_through_its_host(make_bot) -
     assert counts["A1"] >= 5 and counts["B1"] >= 5  # more than the first cycle's checkpoint had
 
 
+def test_a_stop_writes_the_last_checkpoints_a_batch_at_a_time(make_bot, monkeypatch) -> None:
+    """A host writes what its groups hand in as it comes (here one group a batch), and says
+    how many are on disk."""
+    from actors import host
+
+    monkeypatch.setattr(host, "STOP_BATCH", 1)
+    bot = make_bot(**FAST, **{"actors.group_hosts": "1"})
+    for group in (GROUP, GROUP2):
+        bot.post(group, ALICE, ".10")
+    bot.pump(0.3)
+    clock = bot.clock
+    stopped = bot.asys.ask(bot.supervisor, StopSystem(), T)
+    assert isinstance(stopped, SystemStopped)
+    assert (stopped.checkpoints_saved, stopped.checkpoints_missing) == (2, 0)
+    bot.asys.shutdown()
+    again = make_bot(clock=clock, **{"reconciliation.interval": "1h"})
+    counts = {o["id"]: again.order(o["id"])["check"][0] for o in again.orders()}
+    assert counts["A1"] >= 5 and counts["B1"] >= 5
+
+
+def test_a_group_that_does_not_hand_in_its_checkpoint_does_not_hold_the_stop(make_bot, monkeypatch) -> None:
+    """At the host's deadline what came in is written and the silent group is counted missing."""
+    from actors import host
+    from actors.group import GroupActor
+
+    monkeypatch.setattr(host, "STOP_WAIT", 0.3)
+    answer = GroupActor.receiveMsg_StopSystem
+
+    def silent_for_group2(self, msg, sender):  # type: ignore[no-untyped-def]
+        if self.group_id != GROUP2:
+            answer(self, msg, sender)
+
+    monkeypatch.setattr(GroupActor, "receiveMsg_StopSystem", silent_for_group2)
+    bot = make_bot(**FAST, **{"actors.group_hosts": "1"})
+    for group in (GROUP, GROUP2):
+        bot.post(group, ALICE, ".10")
+    bot.pump(0.3)
+    stopped = bot.asys.ask(bot.supervisor, StopSystem(), T)
+    assert isinstance(stopped, SystemStopped)
+    assert (stopped.checkpoints_saved, stopped.checkpoints_missing) == (1, 1)
+
+
 def test_a_group_host_that_dies_is_started_again_with_its_groups(make_bot) -> None:
     bot = make_bot(**FAST, **{"actors.group_hosts": "2"})
     bot.post(GROUP, ALICE, ".10")

@@ -240,6 +240,79 @@ def test_losing_the_supervisor_stops_the_bot_cleanly_for_a_restart(world: tuple[
     assert bot.api.get("/api/status")["started"] is True
 
 
+def parent_of(pid: int) -> int:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return 0
+    return int(raw[raw.rfind(b")") + 2:].split()[1])
+
+
+def running(pids: set[int]) -> set[int]:
+    """Those of pids still alive (a zombie is dead: its parent has not reaped it yet)."""
+    alive = set()
+    for pid in pids:
+        try:
+            raw = Path(f"/proc/{pid}/stat").read_bytes()
+        except OSError:
+            continue
+        if raw[raw.rfind(b")") + 2:].split()[0] != b"Z":
+            alive.add(pid)
+    return alive
+
+
+def test_every_actor_dies_with_the_actor_or_owner_that_started_it(tmp_path: Path) -> None:
+    """Issue 15: a GroupHost killed with -9 takes its GroupActors with it (the kernel's
+    PR_SET_PDEATHSIG; before, each lived on beside its restarted group until its next write was
+    refused, up to a checkpoint interval), and run.py killed with -9 takes every actor process,
+    GroupActors included, within a few seconds."""
+    sandbox = Sandbox(tmp_path / "sandbox.json", tmp_path / "sandbox.log")
+    sandbox.start()
+    # Cycles and checkpoints rarer than the test: an orphaned group would not write, so nothing
+    # but its tie to the host can end it.
+    bot = Bot(tmp_path / "data", sandbox.url, tmp_path / "bot.log",
+              "--set", "reconciliation.interval=60s", "--set", "reconciliation.checkpoint_interval=10m")
+    try:
+        _every_actor_dies_with_its_starter(sandbox, bot)
+    finally:
+        try:
+            if bot.proc is not None and bot.proc.poll() is None:
+                bot.stop()
+        finally:
+            sandbox.stop()
+
+
+def _every_actor_dies_with_its_starter(sandbox: Sandbox, bot: Bot) -> None:
+    bot.start()
+    groups = [sandbox.create_group(f"Store {n}") for n in range(4)]
+
+    def actors() -> list[dict[str, Any]] | None:
+        listed = [a for a in bot.api.get("/api/status")["groups"]["actors"] if a["group_id"] in groups]
+        return listed if len(listed) == len(groups) and all(a["ready"] and a["pid"] for a in listed) else None
+
+    before = wait_for(actors, 20, "every group's actor")
+    hosts = {parent_of(a["pid"]) for a in before}
+    assert len(hosts) == 2 and 0 not in hosts  # two hosts (one per core), each with groups
+    host = parent_of(before[0]["pid"])
+    its_groups = {a["pid"] for a in before if parent_of(a["pid"]) == host}
+    os.kill(host, 9)
+    wait_for(lambda: not running(its_groups), 2, "the killed host's group actors to exit")
+    after = wait_for(lambda: (lambda a: a if a and not {x["pid"] for x in a} & its_groups else None)(actors()),
+                     20, "the groups restarted under a new host")
+    assert host not in {parent_of(a["pid"]) for a in after}
+
+    status = bot.api.get("/api/status")
+    everything = {*status["actors"].values(), *(a["pid"] for a in after), *(parent_of(a["pid"]) for a in after)}
+    everything.discard(0)
+    assert len(everything) >= 3 + 4 + 2  # supervisor, persistence, gateway, the groups, the hosts
+    actor_group = bot.system_pgid()
+    assert bot.proc is not None
+    os.kill(bot.proc.pid, 9)  # the owner alone, not its process group
+    bot.proc.wait()
+    wait_for(lambda: not running(everything), 5, "every actor process to exit with its owner")
+    wait_for(lambda: not group_members(actor_group), 5, "Thespian's own processes to exit too")
+
+
 def test_the_shop_runs_from_the_chat_on_the_real_system(tmp_path: Path) -> None:
     """Edits, deletes and an admin's reply, through the sandbox and the production actors."""
     sandbox = Sandbox(tmp_path / "sandbox.json", tmp_path / "sandbox.log")

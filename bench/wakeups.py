@@ -1,0 +1,115 @@
+"""What one wakeup of a quiet actor costs on the production base (issue 15): N bare actors
+each re-arm a timer every `period` and do nothing else; the CPU of their processes over a
+window, divided by the wakeups they counted, is the price of a wakeup — Thespian's loop, its
+timer, its selector — before any work. Run once with Thespian's own selector (a new one per
+turn of its loop) and once with the kept one (actors/system.keep_the_selector), each in a fresh
+process, alternating, `--repeat` times.
+
+    python -m bench.wakeups [--actors 20] [--period 0.05] [--window 20] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from thespian.actors import ActorSystem, ActorTypeDispatcher, WakeupMessage
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class Sleeper(ActorTypeDispatcher):
+    """Wakes every `period` seconds and counts it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.period = 1.0
+        self.wakeups = 0
+
+    def receiveMsg_float(self, period: float, sender: Any) -> None:
+        self.period = period
+        self.wakeupAfter(timedelta(seconds=period))
+        self.send(sender, os.getpid())
+
+    def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
+        self.wakeups += 1
+        self.wakeupAfter(timedelta(seconds=self.period))
+
+    def receiveMsg_str(self, msg: str, sender: Any) -> None:
+        self.send(sender, self.wakeups)
+
+
+def cpu_seconds(pid: int) -> float:
+    raw = Path(f"/proc/{pid}/stat").read_bytes()
+    fields = raw[raw.rfind(b")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def one_run(kept: bool, actors: int, period: float, window: float) -> dict[str, float]:
+    """In this process: a system with the project's patches, the selector one included or not."""
+    from actors import system
+    from bench.intake import free_port
+
+    os.environ["THESPIAN_BASE_IPADDR"] = system.LOOPBACK
+    system.bind_to_advertised_address()
+    system.close_idle_connections_sooner()
+    system.describe_messages_lazily()
+    if kept:
+        system.keep_the_selector()
+    asys = ActorSystem("multiprocTCPBase", {"Admin Port": free_port()}, logDefs=system.quiet_log_config())
+    try:
+        sleepers = [asys.createActor(Sleeper) for _ in range(actors)]
+        pids = [asys.ask(s, period, timedelta(seconds=10)) for s in sleepers]
+        time.sleep(2 * period + 1)  # started, connections from the start closed (after 3 s idle)
+        time.sleep(3)
+        count0 = sum(asys.ask(s, "n", timedelta(seconds=10)) for s in sleepers)
+        cpu0 = sum(cpu_seconds(p) for p in pids)
+        time.sleep(window)
+        cpu = sum(cpu_seconds(p) for p in pids) - cpu0
+        count = sum(asys.ask(s, "n", timedelta(seconds=10)) for s in sleepers) - count0
+        # The asks above cost a few turns each; against thousands of wakeups they are noise.
+        return {"wakeups": count, "cpu_s": round(cpu, 3), "us_per_wakeup": round(1e6 * cpu / max(count, 1), 1)}
+    finally:
+        asys.shutdown()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--actors", type=int, default=20)
+    parser.add_argument("--period", type=float, default=0.05, help="seconds between an actor's wakeups")
+    parser.add_argument("--window", type=float, default=20.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--one", choices=["thespian", "kept"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one_run(args.one == "kept", args.actors, args.period, args.window)))
+        return
+    results: dict[str, list[dict[str, float]]] = {"thespian": [], "kept": []}
+    for _ in range(args.repeat):
+        for mode in ("thespian", "kept"):
+            out = subprocess.run([sys.executable, "-m", "bench.wakeups", "--one", mode, "--actors", str(args.actors),
+                                  "--period", str(args.period), "--window", str(args.window)],
+                                 check=True, capture_output=True, text=True).stdout
+            results[mode].append(json.loads(out.strip().splitlines()[-1]))
+    med = {m: statistics.median(r["us_per_wakeup"] for r in runs) for m, runs in results.items()}
+    print(json.dumps({
+        "benchmark": "wakeups", "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "load_average": round(os.getloadavg()[0], 2), "actors": args.actors, "period_s": args.period,
+        "window_s": args.window, "runs": results,
+        "median_us_per_wakeup": med,
+        "kept_vs_thespian": round(med["kept"] / med["thespian"], 3) if med["thespian"] else None,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
