@@ -28,6 +28,7 @@ from actors.base import BotActor
 from actors.group import GroupActor
 from actors.messages import (
     AdminsChanged,
+    DropGroups,
     Epoch,
     FinalCheckpoint,
     ForGroup,
@@ -44,6 +45,7 @@ from actors.messages import (
     InitGroup,
     LoadGroups,
     OwnIds,
+    Owner,
     PersistedMany,
     PersistMany,
     ReadyGroup,
@@ -56,6 +58,20 @@ from actors.messages import (
 )
 
 log = logging.getLogger("diamondbot.host")
+
+SHARD = "diamond.shard"  # the actor-system capability naming a machine's shard (actors.system)
+MEMBER_OWNER = "DIAMONDBOT_MEMBER_OWNER"  # "pid:start_time:sid" of a member machine's run.py
+
+
+def member_owner() -> Owner | None:
+    """The run.py of this member machine, which `run.py member` puts in the environment its
+    actor processes inherit; None on the leader (or one machine)."""
+    raw = os.environ.get(MEMBER_OWNER, "")
+    try:
+        pid, start, sid = (int(x) for x in raw.split(":"))
+    except ValueError:
+        return None
+    return Owner(pid, start, sid)
 
 LOAD_CHUNK = 20  # groups per LoadGroups: a few answers of a few MB, not a thousand small ones
 STOP_WAIT = 3.0  # s for every group's last checkpoint at a stop
@@ -84,6 +100,13 @@ class _StopWaitOver:
 
 
 class GroupHost(BotActor):
+    @staticmethod
+    def actorSystemCapabilityCheck(capabilities: dict[str, Any], requirements: dict[str, Any]) -> bool:
+        """A host asked for on a shard runs on the machine of that shard (several machines);
+        one asked for without a shard runs where it is created."""
+        wanted = requirements.get(SHARD)
+        return wanted is None or capabilities.get(SHARD) == wanted
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.spec: GroupSpec | None = None
@@ -115,8 +138,14 @@ class GroupHost(BotActor):
     def receiveMsg_StartHost(self, msg: StartHost, sender: Any) -> None:
         if self.spec is not None:
             return
-        self.spec, self.supervisor = msg.spec, sender
-        self.adopt(msg.spec.owner, msg.spec.clock)
+        spec = msg.spec
+        local = member_owner()
+        if local is not None:
+            # On a member machine the process to outlive is that machine's run.py, not the
+            # leader's (whose pid means nothing here); the groups forked from here watch it too.
+            spec = replace(spec, owner=local)
+        self.spec, self.supervisor = spec, sender
+        self.adopt(spec.owner, spec.clock)
         _raise_fd_limit()
         gc.collect()  # what the Supervisor's process held is garbage here: leave it out of the forks
         self._add(msg.groups)
@@ -127,7 +156,7 @@ class GroupHost(BotActor):
     def _add(self, slots: tuple[GroupSlot, ...]) -> None:
         new = [s for s in slots if s.group_id not in self.groups]
         for slot in new:
-            self.groups[slot.group_id] = _Hosted(slot, n=slot.n)
+            self.groups[slot.group_id] = _Hosted(slot, n=slot.n, replay_on_ready=slot.replay)
         self._load([self.groups[s.group_id] for s in new])
 
     def _load(self, hosted: list[_Hosted]) -> None:
@@ -210,6 +239,13 @@ class GroupHost(BotActor):
                 self.send(h.address, news)
             elif not isinstance(news, GatewayMoved):
                 h.backlog.append(news)
+
+    def receiveMsg_DropGroups(self, msg: DropGroups, sender: Any) -> None:
+        """Groups moved to another host: their actors stop and nothing restarts them here."""
+        for group_id in msg.group_ids:
+            h = self.groups.pop(group_id, None)
+            if h is not None and h.address is not None:
+                self.send(h.address, ActorExitRequest())
 
     # -- restarts ------------------------------------------------------------------------------
 

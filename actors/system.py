@@ -225,7 +225,9 @@ def start_actor_system(config: Config, logdefs: dict[str, Any] | None = None) ->
     bind_to_advertised_address()
     close_idle_connections_sooner()
     describe_messages_lazily()
-    capabilities: dict[str, Any] = {"Admin Port": config.actors.admin_port, SHARD: cluster.shard}
+    capabilities: dict[str, Any] = {"Admin Port": config.actors.admin_port, SHARD: cluster.shard,
+                                    # how many group hosts the leader starts on this machine's shard
+                                    "diamond.hosts": config.actors.group_hosts or max(os.cpu_count() or 1, 1)}
     if cluster.role:
         sign_thespian_messages(read_secret(cluster.secret_file))  # before any socket exists
         check_in_every(cluster.check_in)
