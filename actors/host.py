@@ -29,6 +29,7 @@ from actors.group import GroupActor
 from actors.messages import (
     AdminsChanged,
     DropGroups,
+    HostAlive,
     Epoch,
     FinalCheckpoint,
     ForGroup,
@@ -99,6 +100,11 @@ class _StopWaitOver:
     pass
 
 
+@dataclass(frozen=True)
+class _Beat:
+    """Time to tell the Supervisor this host is alive (several machines)."""
+
+
 class GroupHost(BotActor):
     @staticmethod
     def actorSystemCapabilityCheck(capabilities: dict[str, Any], requirements: dict[str, Any]) -> bool:
@@ -146,6 +152,8 @@ class GroupHost(BotActor):
             spec = replace(spec, owner=local)
         self.spec, self.supervisor = spec, sender
         self.adopt(spec.owner, spec.clock)
+        if spec.config.cluster.role:
+            self._beat()
         _raise_fd_limit()
         gc.collect()  # what the Supervisor's process held is garbage here: leave it out of the forks
         self._add(msg.groups)
@@ -279,8 +287,18 @@ class GroupHost(BotActor):
         h.restart_pending = h.replay_on_ready = True
         self.wakeupAfter(timedelta(seconds=delay), payload=_Restart(h.slot.group_id))
 
+    def _beat(self) -> None:
+        """Heartbeats, not Thespian's convention check-ins, tell the Supervisor a member is there:
+        those were seen to lapse for live members on this machine (README)."""
+        assert self.spec is not None
+        self.send(self.supervisor, HostAlive())
+        self.wakeupAfter(timedelta(seconds=self.spec.config.cluster.check_in), payload=_Beat())
+
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
-        if isinstance(msg.payload, _StopWaitOver):
+        if isinstance(msg.payload, _Beat):
+            if not self.stopping:
+                self._beat()
+        elif isinstance(msg.payload, _StopWaitOver):
             self._stopped()
         elif isinstance(msg.payload, _Restart) and not self.stopping:
             h = self.groups.get(msg.payload.group_id)

@@ -468,6 +468,12 @@ class SavePlacement:
 
 
 @dataclass(frozen=True)
+class HostAlive:
+    """GroupHost → Supervisor, every cluster.check_in with several machines: this host (and so its
+    machine) is reachable; three missed and its shard's groups start elsewhere."""
+
+
+@dataclass(frozen=True)
 class DropGroups:
     """Supervisor → GroupHost: these groups run elsewhere now; stop their actors and forget them
     (a late write of theirs is refused: the new host's load took a higher epoch)."""

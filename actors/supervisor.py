@@ -28,6 +28,7 @@ from actors.gateway import DRAIN_WAIT, GatewayActor
 from actors.host import SHARD, GroupHost, default_hosts, host_of
 from actors.messages import (
     DropGroups,
+    HostAlive,
     GroupRoutes,
     MoveGroup,
     SavePlacement,
@@ -136,6 +137,21 @@ class _JoinWaitOver:
 
 
 @dataclass(frozen=True)
+class _CheckShards:
+    """Time to look for members whose hosts stopped beating."""
+
+
+@dataclass(frozen=True)
+class _StopOrphans:
+    """A lost member is heard again: its old hosts (and their groups) stop now."""
+
+    hosts: tuple[int, ...]
+
+
+MISSED_BEATS = 3  # heartbeats missed before a member is lost
+
+
+@dataclass(frozen=True)
 class _Placed:
     """The request of a SavePlacement: where a group runs now."""
 
@@ -157,6 +173,7 @@ class Shard:
     admin: str = ""  # a member's admin address (empty: the leader's own shard)
     since: float = 0.0
     lost_at: float = 0.0
+    heard: float = 0.0  # time.monotonic() of its hosts' last heartbeat
 
 
 @dataclass(frozen=True)
@@ -393,6 +410,7 @@ class Supervisor(BotActor):
         if self._cluster():
             self.notifyOnSystemRegistrationChanges(True)  # members joining and lost
             self.wakeupAfter(timedelta(seconds=self.config.cluster.join_wait), payload=_JoinWaitOver())
+            self.wakeupAfter(timedelta(seconds=self.config.cluster.check_in), payload=_CheckShards())
 
     # -- shards: several machines (issue 16) ------------------------------------------------------
 
@@ -417,7 +435,8 @@ class Supervisor(BotActor):
         for _ in range(max(count, 1)):
             self.hosts.append(self.createActor(GroupHost, targetActorRequirements=requirements))
             self.host_shard.append(name)
-        shard = self.shards[name] = Shard(name, list(range(first, len(self.hosts))), True, admin, time.time())
+        shard = self.shards[name] = Shard(name, list(range(first, len(self.hosts))), True, admin, time.time(),
+                                          heard=time.monotonic())
         own = name == self._own_shard()
         mine = [e for e in self.groups.values() if e.host < 0 and (e.shard == name or (own and not e.shard))]
         for entry in mine:
@@ -471,6 +490,38 @@ class Supervisor(BotActor):
         for gid, target in rehome(lost, placed, self._live_shards()).items():
             self._relocate(self.groups[gid], target)
 
+    def receiveMsg_HostAlive(self, msg: HostAlive, sender: Any) -> None:
+        index = next((i for i, h in enumerate(self.hosts) if h == sender), None)
+        if index is None or self.stopping:
+            return
+        shard = self.shards.get(self.host_shard[index])
+        if shard is None:
+            return
+        if shard.live and index in shard.hosts:
+            shard.heard = time.monotonic()
+            return
+        if shard.live:
+            return  # an old host of a shard that is back already: its groups are being stopped
+        # A lost member is reachable again (a partition healed): it becomes a shard without
+        # groups, and its old hosts stop — one check-in later; until then the epoch fence keeps
+        # their groups' writes out of the journal.
+        old = tuple(shard.hosts)
+        log.warning("member %s (shard %s) is reachable again: it takes new groups; its old group actors stop",
+                    shard.admin, shard.name)
+        self._add_shard(shard.name, len(old), shard.admin)
+        check_in = self.config.cluster.check_in if self.config else 5.0
+        self.wakeupAfter(timedelta(seconds=check_in), payload=_StopOrphans(old))
+
+    def _check_shards(self) -> None:
+        assert self.config is not None
+        check_in = self.config.cluster.check_in
+        now = time.monotonic()
+        for shard in list(self.shards.values()):
+            if shard.live and shard.name != self._own_shard() and now - shard.heard > MISSED_BEATS * check_in:
+                log.error("no heartbeat from shard %s for %.0f s", shard.name, now - shard.heard)
+                self._lose_shard(shard.name)
+        self.wakeupAfter(timedelta(seconds=check_in), payload=_CheckShards())
+
     def receiveMsg_ActorSystemConventionUpdate(self, msg: ActorSystemConventionUpdate, sender: Any) -> None:
         capabilities = msg.remoteCapabilities or {}
         name = capabilities.get(SHARD)
@@ -480,7 +531,15 @@ class Supervisor(BotActor):
             log.error("member %s calls itself shard %s, the leader's own: ignored", msg.remoteAdminAddress, name)
             return
         if not msg.remoteAdded:
-            self._lose_shard(name)
+            # Thespian also reports members it could not reach once (seen after a member was
+            # frozen for a few seconds); the heartbeats decide: lost only if they are late too.
+            shard = self.shards.get(name)
+            check_in = self.config.cluster.check_in if self.config else 5.0
+            if shard is not None and time.monotonic() - shard.heard > check_in * 1.5:
+                self._lose_shard(name)
+            elif shard is not None and shard.live:
+                log.warning("Thespian reports member %s (shard %s) gone, but its hosts beat: kept",
+                            msg.remoteAdminAddress, name)
             return
         shard = self.shards.get(name)
         if shard is not None and shard.live:
@@ -769,6 +828,11 @@ class Supervisor(BotActor):
                 log.warning("%d group hosts did not write their groups' last checkpoints in time: those "
                             "check counts are lost (orders are not)", self.awaiting_hosts)
             self._stop_persistence()
+        elif isinstance(payload, _CheckShards) and not self.stopping:
+            self._check_shards()
+        elif isinstance(payload, _StopOrphans):
+            for i in payload.hosts:
+                self.send(self.hosts[i], ActorExitRequest())  # its group actors end with it
         elif isinstance(payload, _JoinWaitOver) and not self.stopping:
             self._join_wait_over()
         elif isinstance(payload, _DailyReportDue) and not self.stopping:

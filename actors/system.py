@@ -132,15 +132,6 @@ def sign_thespian_messages(secret: bytes) -> None:
     TCPTransport.ackDataErrMsg = toSendBuffer(ackDataErrPacket, signed.dumps)  # type: ignore[attr-defined]
 
 
-def check_in_every(seconds: float) -> None:
-    """A member checks in with the leader every `seconds`; the leader declares it gone after
-    three missed (Thespian's default, 7 min 22 s, finds a dead machine after 22 minutes). Read
-    by the admin when it starts, so set before; the same value on every machine."""
-    from thespian.system.admin import convention
-
-    convention.CONVENTION_REREGISTRATION_PERIOD = timedelta(seconds=seconds)
-
-
 def close_idle_connections_sooner(period: float = 3.0) -> None:
     """Thespian keeps every connection between two actors open for 7 to 20 minutes and walks
     all of them on each event; an actor with a thousand peers (the PersistenceActor, the
@@ -230,7 +221,6 @@ def start_actor_system(config: Config, logdefs: dict[str, Any] | None = None) ->
                                     "diamond.hosts": config.actors.group_hosts or max(os.cpu_count() or 1, 1)}
     if cluster.role:
         sign_thespian_messages(read_secret(cluster.secret_file))  # before any socket exists
-        check_in_every(cluster.check_in)
         if cluster.role == "member":  # the leader names none: it is the convention's address
             capabilities["Convention Address.IPv4"] = config.actors.convention_address
     return ActorSystem(base, capabilities, logDefs=logdefs)

@@ -80,7 +80,7 @@ class ClusterConfig:
     address: str = "127.0.0.1"  # what this machine's actor system binds and advertises
     shard: str = "leader"  # this machine's shard: the groups placed on it run here
     secret_file: str = ""  # the shared secret every Thespian message is signed with (mode 0600)
-    check_in: Seconds = 5.0  # convention re-registration period; a member is lost after 3 missed
+    check_in: Seconds = 5.0  # group hosts' heartbeat period; a member is lost after 3 missed
     join_wait: Seconds = 60.0  # at a start, how long a placed group waits for its member
 
 
@@ -694,6 +694,13 @@ def _timezone(value: str) -> str:
     return value
 
 
+def _check_in(value: float) -> float:
+    """A check for the heartbeat period: a beat is one small message per host."""
+    if value < 0.5:
+        raise ValueError('must be at least "500ms" (each host of each member sends one heartbeat per period)')
+    return value
+
+
 def _shard_name(value: str) -> str:
     """A check for a shard's name: it is an actor capability and appears in the panel."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}", value, re.ASCII):
@@ -830,6 +837,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "cluster.role": _one_of(*CLUSTER_ROLES),
     "cluster.address": _host,
     "cluster.shard": _shard_name,
+    "cluster.check_in": _check_in,
     "sandbox.url": _http_url,
     "whatsapp.session_db": _not_empty,
     "whatsapp.pair_phone": _pair_phone,
