@@ -10,6 +10,9 @@
     python run.py [--config FILE] repair-data               move damaged journal records into a side file
     python run.py [--config FILE] backup DEST               copy the data dir into DEST, also while the bot runs
     python run.py [--config FILE] restore [--force] SRC     put a backup in place as the data dir (bot stopped)
+    python run.py [--config FILE] member --leader HOST:PORT --shard NAME
+                                                            host groups for a leader on another machine
+                                                            (README: Running on several machines)
 
 Exit status of a start: 0 stopped cleanly; 2 refused to start (bad configuration, a data file that
 cannot be read, a busy port, the bot already running), with the reason on the last line of stderr;
@@ -98,7 +101,7 @@ class Bot:
         from sandbox.launcher import host_port, listening
 
         cfg = self.config
-        if listening("127.0.0.1", cfg.actors.admin_port):
+        if listening(cfg.cluster.address if cfg.cluster.role else "127.0.0.1", cfg.actors.admin_port):
             raise StartError(f"actors.admin_port {cfg.actors.admin_port} is in use by another program "
                              "(another bot on this machine?); choose a free port.")
         if listening(cfg.panel.host, cfg.panel.port):
@@ -138,7 +141,12 @@ class Bot:
         from storage.lock import process_start_time
         from web.bridge import ThespianBridge
 
-        self.asys = start_actor_system(self.config)
+        from actors.system import SecretError
+
+        try:
+            self.asys = start_actor_system(self.config)
+        except SecretError as e:
+            raise StartError(str(e)) from None
         if self.config.actors.system_base != "simpleSystemBase":
             self.pgid = started_system_group()  # so a start refused half-way still stops all of it
         self.supervisor = self.asys.createActor(Supervisor)
@@ -290,6 +298,64 @@ class Bot:
             except ProcessLookupError:
                 pass
         forget_system(self.data_dir)
+
+
+def cmd_member(config: Config) -> int:
+    """A member machine: an actor system that joins the leader's convention and runs the group
+    hosts the leader's Supervisor places on its shard, until SIGINT/SIGTERM.
+
+    The leader keeps the journal, the gateway and the panel; nothing here is written but logs."""
+    from actors.host import MEMBER_OWNER
+    from actors.system import (SecretError, forget_system, group_members, reap_admin_starter, record_system,
+                               start_actor_system, started_system_group, stop_stale_system)
+    from sandbox.launcher import listening
+    from storage.lock import FileLock, LockHeld, process_start_time
+
+    data_dir = Path(config.bot.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(data_dir / "bot.lock", close_on_fork=True)
+    try:
+        lock.acquire()
+    except LockHeld as e:
+        print(f"Diamond Bot cannot start: a bot or member already runs on {data_dir}: {e}", file=sys.stderr)
+        return EXIT_REFUSED
+    try:
+        stop_stale_system(data_dir)
+        if listening(config.cluster.address, config.actors.admin_port):
+            print(f"Diamond Bot cannot start: actors.admin_port {config.actors.admin_port} is in use on "
+                  f"{config.cluster.address}; choose a free port.", file=sys.stderr)
+            return EXIT_REFUSED
+        # The group hosts forked here watch this process, not the leader's run.py (actors.host).
+        os.environ[MEMBER_OWNER] = f"{os.getpid()}:{process_start_time(os.getpid()) or 0}:{os.getsid(0)}"
+        try:
+            asys = start_actor_system(config)
+        except SecretError as e:
+            print(f"Diamond Bot cannot start: {e}", file=sys.stderr)
+            return EXIT_REFUSED
+        pgid = started_system_group()
+        if pgid:
+            record_system(data_dir, pgid, config.actors.admin_port)
+            reap_admin_starter(pgid)
+        log.info("member of %s running: shard %s on %s:%d", config.actors.convention_address, config.cluster.shard,
+                 config.cluster.address, config.actors.admin_port)
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        stop.wait()
+        log.info("member stopping")
+        t = threading.Thread(target=asys.shutdown, daemon=True)
+        t.start()
+        t.join(STOP_DEADLINE / 2)
+        if pgid > 1 and (t.is_alive() or group_members(pgid)):
+            time.sleep(0.5)
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        forget_system(data_dir)
+        return 0
+    finally:
+        lock.release()
 
 
 def cmd_set_password(config: Config, user: str) -> int:
@@ -602,7 +668,16 @@ def main(argv: list[str] | None = None) -> int:
     rs.add_argument("src", metavar="SRC", help="a directory written by `run.py backup`")
     rs.add_argument("--force", action="store_true", help="restore over a data directory that holds data: it is "
                                                          "moved aside into before-restore-<time>/, not deleted")
+    mb = commands.add_parser("member", help="join a leader's convention and host the groups it places on this "
+                                            "machine's shard (README: Running on several machines)")
+    mb.add_argument("--leader", metavar="HOST:PORT", required=True, help="the leader's actor admin address on the "
+                                                                         "private network")
+    mb.add_argument("--shard", metavar="NAME", help="this machine's shard (default: cluster.shard)")
     args = parser.parse_args(argv)
+    if args.command == "member":
+        # The role's keys, as if given with --set (so the loader checks them and names them).
+        args.set = [*args.set, ("cluster.role", "member"), ("actors.convention_address", args.leader),
+                    *((("cluster.shard", args.shard),) if args.shard else ())]
     try:
         config = config_from_args(args)
     except ConfigError as e:
@@ -621,6 +696,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "restore":
         return cmd_restore(config, args.src, args.force)
     setup_logging(config)
+    if args.command == "member":
+        return cmd_member(config)
     return asyncio.run(Bot(config).run())
 
 

@@ -28,6 +28,8 @@ from actors.base import BotActor
 from actors.group import GroupActor
 from actors.messages import (
     AdminsChanged,
+    DropGroups,
+    HostAlive,
     Epoch,
     FinalCheckpoint,
     ForGroup,
@@ -44,6 +46,7 @@ from actors.messages import (
     InitGroup,
     LoadGroups,
     OwnIds,
+    Owner,
     PersistedMany,
     PersistMany,
     ReadyGroup,
@@ -56,6 +59,20 @@ from actors.messages import (
 )
 
 log = logging.getLogger("diamondbot.host")
+
+SHARD = "diamond.shard"  # the actor-system capability naming a machine's shard (actors.system)
+MEMBER_OWNER = "DIAMONDBOT_MEMBER_OWNER"  # "pid:start_time:sid" of a member machine's run.py
+
+
+def member_owner() -> Owner | None:
+    """The run.py of this member machine, which `run.py member` puts in the environment its
+    actor processes inherit; None on the leader (or one machine)."""
+    raw = os.environ.get(MEMBER_OWNER, "")
+    try:
+        pid, start, sid = (int(x) for x in raw.split(":"))
+    except ValueError:
+        return None
+    return Owner(pid, start, sid)
 
 LOAD_CHUNK = 20  # groups per LoadGroups: a few answers of a few MB, not a thousand small ones
 # A stop: the groups' last checkpoints are written a batch at a time as they come in, so the
@@ -101,7 +118,19 @@ class _Stop:
     closed: bool = False  # the deadline passed or every group handed in: nothing more is taken
 
 
+@dataclass(frozen=True)
+class _Beat:
+    """Time to tell the Supervisor this host is alive (several machines)."""
+
+
 class GroupHost(BotActor):
+    @staticmethod
+    def actorSystemCapabilityCheck(capabilities: dict[str, Any], requirements: dict[str, Any]) -> bool:
+        """A host asked for on a shard runs on the machine of that shard (several machines);
+        one asked for without a shard runs where it is created."""
+        wanted = requirements.get(SHARD)
+        return wanted is None or capabilities.get(SHARD) == wanted
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.spec: GroupSpec | None = None
@@ -117,6 +146,7 @@ class GroupHost(BotActor):
         # dropped). What arrives before what it depends on waits here for it.
         self.before_start: list[tuple[Any, Any]] = []
         self.early: dict[str, list[Any]] = {}  # for groups this host has not been given yet
+        self.dropped: set[str] = set()  # groups moved to another host
 
     def receiveMessage(self, msg: Any, sender: Any) -> None:
         if self.spec is None and isinstance(msg, _AFTER_START):
@@ -143,8 +173,16 @@ class GroupHost(BotActor):
     def receiveMsg_StartHost(self, msg: StartHost, sender: Any) -> None:
         if self.spec is not None:
             return
-        self.spec, self.supervisor = msg.spec, sender
-        self.adopt(msg.spec.owner, msg.spec.clock)
+        spec = msg.spec
+        local = member_owner()
+        if local is not None:
+            # On a member machine the process to outlive is that machine's run.py, not the
+            # leader's (whose pid means nothing here); the groups forked from here watch it too.
+            spec = replace(spec, owner=local)
+        self.spec, self.supervisor = spec, sender
+        self.adopt(spec.owner, spec.clock)
+        if spec.config.cluster.role:
+            self._beat()
         _raise_fd_limit()
         gc.collect()  # what the Supervisor's process held is garbage here: leave it out of the forks
         self._add(msg.groups)
@@ -155,7 +193,9 @@ class GroupHost(BotActor):
     def _add(self, slots: tuple[GroupSlot, ...]) -> None:
         new = [s for s in slots if s.group_id not in self.groups]
         for slot in new:
-            self.groups[slot.group_id] = _Hosted(slot, n=slot.n, backlog=self.early.pop(slot.group_id, []))
+            self.dropped.discard(slot.group_id)  # moved back
+            self.groups[slot.group_id] = _Hosted(slot, n=slot.n, replay_on_ready=slot.replay,
+                                                 backlog=self.early.pop(slot.group_id, []))
         self._load([self.groups[s.group_id] for s in new])
 
     def _load(self, hosted: list[_Hosted]) -> None:
@@ -213,8 +253,11 @@ class GroupHost(BotActor):
 
     def receiveMsg_ForGroup(self, msg: ForGroup, sender: Any) -> None:
         h = self.groups.get(msg.group_id)
-        if h is None:  # its HostGroups is still on the way
-            self.early.setdefault(msg.group_id, []).append(msg.message)
+        if h is None:
+            if msg.group_id in self.dropped:  # moved away: its chat comes again from the inbox there
+                log.info("group %s moved away; a message for it dropped here", msg.group_id)
+            else:  # its HostGroups is still on the way
+                self.early.setdefault(msg.group_id, []).append(msg.message)
             return
         if h.ready and h.address is not None:
             self.send(h.address, msg.message)
@@ -239,6 +282,15 @@ class GroupHost(BotActor):
                 self.send(h.address, news)
             elif not isinstance(news, GatewayMoved):
                 h.backlog.append(news)
+
+    def receiveMsg_DropGroups(self, msg: DropGroups, sender: Any) -> None:
+        """Groups moved to another host: their actors stop and nothing restarts them here."""
+        for group_id in msg.group_ids:
+            self.dropped.add(group_id)
+            self.early.pop(group_id, None)
+            h = self.groups.pop(group_id, None)
+            if h is not None and h.address is not None:
+                self.send(h.address, ActorExitRequest())
 
     # -- restarts ------------------------------------------------------------------------------
 
@@ -272,8 +324,18 @@ class GroupHost(BotActor):
         h.restart_pending = h.replay_on_ready = True
         self.wakeupAfter(timedelta(seconds=delay), payload=_Restart(h.slot.group_id))
 
+    def _beat(self) -> None:
+        """Heartbeats, not Thespian's convention check-ins, tell the Supervisor a member is there:
+        those were seen to lapse for live members on this machine (README)."""
+        assert self.spec is not None
+        self.send(self.supervisor, HostAlive())
+        self.wakeupAfter(timedelta(seconds=self.spec.config.cluster.check_in), payload=_Beat())
+
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
-        if isinstance(msg.payload, _StopWaitOver):
+        if isinstance(msg.payload, _Beat):
+            if not self.stopping:
+                self._beat()
+        elif isinstance(msg.payload, _StopWaitOver):
             self._close_stop()
         elif isinstance(msg.payload, _Restart) and not self.stopping:
             h = self.groups.get(msg.payload.group_id)
@@ -360,7 +422,7 @@ class GroupHost(BotActor):
 
 
 # What a host can only handle once StartHost gave it its spec.
-_AFTER_START = (HostGroups, ForGroup, ToGroups, ReloadGroups, StopSystem)
+_AFTER_START = (HostGroups, DropGroups, ForGroup, ToGroups, ReloadGroups, StopSystem)
 
 
 def _raise_fd_limit() -> None:

@@ -106,6 +106,7 @@ class DatabaseOpened:
     shop: dict[str, Any] = field(default_factory=dict)  # the shop's settings as the panel left them
     shop_audit: tuple[dict[str, Any], ...] = ()  # who changed the shop's settings, oldest first
     stock_left: int | None = None
+    placements: dict[str, str] = field(default_factory=dict)  # group id -> its shard (several machines)
 
 
 @dataclass(frozen=True)
@@ -312,6 +313,7 @@ class GroupSlot:
     code: str
     name: str
     n: int = 0  # its last incarnation in this boot: the next gets a higher epoch
+    replay: bool = False  # moved here from another host: the inbox hands it what the old one had not made durable
 
 
 @dataclass(frozen=True)
@@ -455,6 +457,40 @@ class SaveShop:
 
     request: Any  # the Supervisor's own: what to do once it is saved
     records: tuple[Record, ...]
+
+
+@dataclass(frozen=True)
+class SavePlacement:
+    """Supervisor → PersistenceActor: where groups run now (GroupRecords of their shard), the
+    same durable write as the shop's records; answered with ShopSaved."""
+
+    request: Any
+    records: tuple[Record, ...]
+
+
+@dataclass(frozen=True)
+class HostAlive:
+    """GroupHost → Supervisor, every cluster.check_in with several machines: this host (and so its
+    machine) is reachable; three missed and its shard's groups start elsewhere."""
+
+
+@dataclass(frozen=True)
+class DropGroups:
+    """Supervisor → GroupHost: these groups run elsewhere now; stop their actors and forget them
+    (a late write of theirs is refused: the new host's load took a higher epoch)."""
+
+    group_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MoveGroup:
+    """Panel → Supervisor: run this group on that shard (answered with CommandDone)."""
+
+    request_id: str
+    group_id: str
+    shard: str
+    by: str
+    reply_to: Any = None
 
 
 @dataclass(frozen=True)

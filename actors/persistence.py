@@ -69,6 +69,8 @@ from storage.lock import FileLock, LockHeld
 from storage.store import Store
 from storage.users import LEGACY_FILE, legacy_import
 
+from domain.placement import PLACED_ON
+
 log = logging.getLogger("diamondbot.persistence")
 
 
@@ -179,9 +181,11 @@ class PersistenceActor(BotActor):
         self.stock_left = self.db.stock_left()
         if self.board is not None:
             self.board.set_stock(self.stock_left)
+        placements = {gid: str(g.settings[PLACED_ON]) for gid, g in self.db.groups.items()
+                      if g.settings.get(PLACED_ON)}
         self.send(sender, DatabaseOpened(meta["boot"], float(self.db.meta["installedAt"]), groups,
                                          os.getpid(), roster, dict(self.db.shop), tuple(self.db.shop_audit[-100:]),
-                                         self.stock_left))
+                                         self.stock_left, placements))
 
     def _admins(self, cfg: Config, now: float, first_since: float) -> AdminRoster | None:
         """The admin roster after this start's config (None: unchanged). Admins the config adds
@@ -387,6 +391,8 @@ class PersistenceActor(BotActor):
         if self.board is not None:
             self.board.set_stock(self.stock_left)
         self.send(sender, ShopSaved(msg.request, True, stock_left=self.stock_left))
+
+    receiveMsg_SavePlacement = receiveMsg_SaveShop  # a group's shard: durable before the answer, like the shop's
 
     # -- live updates ------------------------------------------------------------------------
 

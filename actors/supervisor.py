@@ -20,13 +20,18 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from thespian.actors import ActorExitRequest, ChildActorExited, WakeupMessage
+from thespian.actors import ActorExitRequest, ActorSystemConventionUpdate, ChildActorExited, WakeupMessage
 
 from actors import board
 from actors.base import BotActor
 from actors.gateway import DRAIN_WAIT, GatewayActor
-from actors.host import STOP_WAIT, GroupHost, default_hosts, host_of
+from actors.host import SHARD, STOP_WAIT, GroupHost, default_hosts, host_of
 from actors.messages import (
+    DropGroups,
+    HostAlive,
+    GroupRoutes,
+    MoveGroup,
+    SavePlacement,
     ForGroup,
     GroupDown,
     GroupSlot,
@@ -87,7 +92,8 @@ from domain.group import code_number, group_code, payment_group_code, split_orde
 from domain.admins import AdminRoster
 from domain.reports import ReportKey, admin_chats, daily_report_text, report_day, seconds_until
 from domain.money import MoneyError, parse_amount
-from domain.records import AdminsRecord, ShopRecord
+from domain.placement import PLACED_ON, least_loaded, next_placement_n, rehome
+from domain.records import AdminsRecord, GroupRecord, ShopRecord
 from actors.desk_setup import shop_defaults, text_rules
 from domain.shop import (
     SYSTEM_STOCK,
@@ -125,6 +131,51 @@ class _HostsStopped:
 @dataclass(frozen=True)
 class _DailyReportDue:
     pass
+
+
+@dataclass(frozen=True)
+class _JoinWaitOver:
+    """Members whose groups were placed on them had their time to join (cluster.join_wait)."""
+
+
+@dataclass(frozen=True)
+class _CheckShards:
+    """Time to look for members whose hosts stopped beating."""
+
+
+@dataclass(frozen=True)
+class _StopOrphans:
+    """A lost member is heard again: its old hosts (and their groups) stop now."""
+
+    hosts: tuple[int, ...]
+
+
+MISSED_BEATS = 3  # heartbeats missed before a member is lost
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """The request of a SavePlacement: where a group runs now."""
+
+    group_id: str
+    shard: str
+
+
+HOSTS_CAPABILITY = "diamond.hosts"  # how many group hosts a member machine runs (actors.system)
+
+
+@dataclass
+class Shard:
+    """A machine's share of the groups: its hosts (indexes into Supervisor.hosts), whether it is
+    connected, since when."""
+
+    name: str
+    hosts: list[int]
+    live: bool = True
+    admin: str = ""  # a member's admin address (empty: the leader's own shard)
+    since: float = 0.0
+    lost_at: float = 0.0
+    heard: float = 0.0  # time.monotonic() of its hosts' last heartbeat
 
 
 @dataclass(frozen=True)
@@ -167,17 +218,19 @@ class GroupEntry:
     group_id: str
     code: str
     name: str
-    host: int = 0  # index into Supervisor.hosts
+    host: int = -1  # index into Supervisor.hosts (-1: no host yet: its shard has not joined)
+    shard: str = ""  # where it runs (several machines); recorded in the journal
     address: Any = None  # the running actor (None: starting or restarting: its host holds messages)
     epoch: Epoch | None = None
     ready: bool = False
     error: str = ""
     pid: int = 0
     left: bool | None = None  # whether the bot's number left it (None: not heard yet)
+    n_floor: int = 0  # its current placement's incarnations count up from here (domain.placement)
 
-    def slot(self, boot: int) -> GroupSlot:
+    def slot(self, boot: int, replay: bool = False) -> GroupSlot:
         n = self.epoch.n if self.epoch is not None and self.epoch.boot == boot else 0
-        return GroupSlot(self.group_id, self.code, self.name, n)
+        return GroupSlot(self.group_id, self.code, self.name, max(n, self.n_floor), replay)
 
 
 class Supervisor(BotActor):
@@ -204,6 +257,10 @@ class Supervisor(BotActor):
         self.started = False
         self.stopping = False
         self.hosts: list[Any] = []  # GroupHost addresses
+        self.host_shard: list[str] = []  # the shard of each host
+        self.shards: dict[str, Shard] = {}
+        self.placements: dict[str, str] = {}  # as the journal had them at the start
+        self.waiting: dict[str, list[Any]] = {}  # messages for groups whose shard has not joined yet
         self.hosts_stopping = False
         self.persistence_stopping = False
         self.awaiting_hosts = 0  # hosts whose groups' last checkpoints are not yet durable
@@ -244,6 +301,7 @@ class Supervisor(BotActor):
         self.shop = with_stored(shop_defaults(self.start.config), msg.shop)
         self.shop_audit = list(msg.shop_audit)
         self.stock_left = msg.stock_left
+        self.placements = dict(msg.placements)
         if self.board is not None:
             self.board.set_open(self.shop.open)
         for gid, code, name in msg.groups:
@@ -255,7 +313,7 @@ class Supervisor(BotActor):
             # boot number rose), and gets again what its unacknowledged writes had taken in.
             for entry in self.groups.values():
                 entry.address, entry.ready = None, False
-            for host in self.hosts:
+            for host in self._live_hosts():
                 self.send(host, ReloadGroups(self.boot, self.persistence))
             return
         self._start_gateway()
@@ -264,7 +322,8 @@ class Supervisor(BotActor):
         return (self.config.actors.group_hosts if self.config else 0) or default_hosts()
 
     def _known(self, group_id: str, code: str, name: str) -> GroupEntry:
-        entry = self.groups[group_id] = GroupEntry(group_id, code, name, host_of(code_number(code), self._host_count()))
+        entry = self.groups[group_id] = GroupEntry(group_id, code, name,
+                                                       shard=self.placements.get(group_id, "") if self._cluster() else "")
         self.by_code[code] = group_id
         self.next_code = max(self.next_code, code_number(code) + 1)
         return entry
@@ -348,42 +407,224 @@ class Supervisor(BotActor):
                          self.start.clock if self.start else None)
 
     def _start_hosts(self) -> None:
-        """A few hosts (one per core), each starting its share of the groups in batches."""
+        """A few hosts (one per core) on this machine's shard, each starting its share of the
+        groups in batches; with several machines, members' shards follow as they join."""
         assert self.config is not None
+        self._add_shard(self._own_shard(), self._host_count())
+        if self._cluster():
+            self.notifyOnSystemRegistrationChanges(True)  # members joining and lost
+            self.wakeupAfter(timedelta(seconds=self.config.cluster.join_wait), payload=_JoinWaitOver())
+            self.wakeupAfter(timedelta(seconds=self.config.cluster.check_in), payload=_CheckShards())
+
+    # -- shards: several machines (issue 16) ------------------------------------------------------
+
+    def _cluster(self) -> bool:
+        return bool(self.config and self.config.cluster.role)
+
+    def _own_shard(self) -> str:
+        return self.config.cluster.shard if self.config else "leader"
+
+    def _live_shards(self) -> list[str]:
+        return [name for name, shard in self.shards.items() if shard.live]
+
+    def _live_hosts(self) -> list[Any]:
+        return [self.hosts[i] for shard in self.shards.values() if shard.live for i in shard.hosts]
+
+    def _add_shard(self, name: str, count: int, admin: str = "") -> None:
+        """Hosts on that shard's machine, starting the groups placed there (and, on this
+        machine's shard, those placed nowhere yet)."""
         spec = self._spec()
-        for i in range(self._host_count()):
-            self.hosts.append(self.createActor(GroupHost))
-            slots = tuple(e.slot(self.boot) for e in self.groups.values() if e.host == i)
-            self.send(self.hosts[i], StartHost(spec, slots))
+        requirements = {SHARD: name} if self._cluster() else None
+        first = len(self.hosts)
+        for _ in range(max(count, 1)):
+            self.hosts.append(self.createActor(GroupHost, targetActorRequirements=requirements))
+            self.host_shard.append(name)
+        shard = self.shards[name] = Shard(name, list(range(first, len(self.hosts))), True, admin, time.time(),
+                                          heard=time.monotonic())
+        own = name == self._own_shard()
+        mine = [e for e in self.groups.values() if e.host < 0 and (e.shard == name or (own and not e.shard))]
+        for entry in mine:
+            self._assign(entry, name)
+        for i in shard.hosts:
+            self.send(self.hosts[i], StartHost(spec, tuple(e.slot(self.boot) for e in mine if e.host == i)))
+        for entry in mine:
+            self._flush_waiting(entry)
+
+    def _assign(self, entry: GroupEntry, name: str) -> None:
+        """The group runs on that shard, on the host its code number picks (stable)."""
+        shard = self.shards[name]
+        entry.host = shard.hosts[host_of(code_number(entry.code), len(shard.hosts))]
+        if entry.shard != name and self._cluster():
+            self._record_placement(entry.group_id, name)
+        entry.shard = name
+
+    def _record_placement(self, group_id: str, shard: str) -> None:
+        """In the journal, so a restart puts the group back where it runs now."""
+        self.send(self.persistence, SavePlacement(_Placed(group_id, shard), (GroupRecord(group_id, {PLACED_ON: shard}),)))
+
+    def _flush_waiting(self, entry: GroupEntry) -> None:
+        for message in self.waiting.pop(entry.group_id, []):
+            self._deliver(entry, message)
+
+    def _relocate(self, entry: GroupEntry, name: str) -> None:
+        """Start the group on another shard's host under a new placement: its epochs there
+        outnumber every incarnation the old placement may still run (an orphan on a cut-off
+        machine), so the PersistenceActor refuses their writes; the gateway's inbox hands the new
+        incarnation what the old one had not made durable."""
+        n = entry.epoch.n if entry.epoch is not None and entry.epoch.boot == self.boot else 0
+        entry.n_floor = next_placement_n(max(n, entry.n_floor))
+        entry.address, entry.ready = None, False
+        self._assign(entry, name)
+        self.send(self.hosts[entry.host], HostGroups((entry.slot(self.boot, replay=True),)))
+        if self.gateway is not None:
+            self.send(self.gateway, GroupRoutes(((entry.group_id, None),)))  # through here until it is ready
+        self._flush_waiting(entry)
+
+    def _lose_shard(self, name: str) -> None:
+        """A member is gone: its groups start on the shards that are left."""
+        shard = self.shards.get(name)
+        if shard is None or not shard.live or name == self._own_shard():
+            return
+        shard.live, shard.lost_at = False, time.time()
+        lost = [gid for gid, e in self.groups.items() if e.shard == name]
+        log.error("member %s (shard %s) is gone: starting its %d groups on %s", shard.admin, name, len(lost),
+                  ", ".join(self._live_shards()))
+        self.restarts += 1
+        placed = {gid: e.shard for gid, e in self.groups.items()}
+        for gid, target in rehome(lost, placed, self._live_shards()).items():
+            self._relocate(self.groups[gid], target)
+
+    def receiveMsg_HostAlive(self, msg: HostAlive, sender: Any) -> None:
+        index = next((i for i, h in enumerate(self.hosts) if h == sender), None)
+        if index is None or self.stopping:
+            return
+        shard = self.shards.get(self.host_shard[index])
+        if shard is None:
+            return
+        if shard.live and index in shard.hosts:
+            shard.heard = time.monotonic()
+            return
+        if shard.live:
+            return  # an old host of a shard that is back already: its groups are being stopped
+        # A lost member is reachable again (a partition healed): it becomes a shard without
+        # groups, and its old hosts stop — one check-in later; until then the epoch fence keeps
+        # their groups' writes out of the journal.
+        old = tuple(shard.hosts)
+        log.warning("member %s (shard %s) is reachable again: it takes new groups; its old group actors stop",
+                    shard.admin, shard.name)
+        self._add_shard(shard.name, len(old), shard.admin)
+        check_in = self.config.cluster.check_in if self.config else 5.0
+        self.wakeupAfter(timedelta(seconds=check_in), payload=_StopOrphans(old))
+
+    def _check_shards(self) -> None:
+        assert self.config is not None
+        check_in = self.config.cluster.check_in
+        now = time.monotonic()
+        for shard in list(self.shards.values()):
+            if shard.live and shard.name != self._own_shard() and now - shard.heard > MISSED_BEATS * check_in:
+                log.error("no heartbeat from shard %s for %.0f s", shard.name, now - shard.heard)
+                self._lose_shard(shard.name)
+        self.wakeupAfter(timedelta(seconds=check_in), payload=_CheckShards())
+
+    def receiveMsg_ActorSystemConventionUpdate(self, msg: ActorSystemConventionUpdate, sender: Any) -> None:
+        capabilities = msg.remoteCapabilities or {}
+        name = capabilities.get(SHARD)
+        if not name or self.stopping or not self.started:
+            return
+        if name == self._own_shard():
+            log.error("member %s calls itself shard %s, the leader's own: ignored", msg.remoteAdminAddress, name)
+            return
+        if not msg.remoteAdded:
+            # Thespian also reports members it could not reach once (seen after a member was
+            # frozen for a few seconds); the heartbeats decide: lost only if they are late too.
+            shard = self.shards.get(name)
+            check_in = self.config.cluster.check_in if self.config else 5.0
+            if shard is not None and time.monotonic() - shard.heard > check_in * 1.5:
+                self._lose_shard(name)
+            elif shard is not None and shard.live:
+                log.warning("Thespian reports member %s (shard %s) gone, but its hosts beat: kept",
+                            msg.remoteAdminAddress, name)
+            return
+        shard = self.shards.get(name)
+        if shard is not None and shard.live:
+            return  # a re-registration
+        log.info("member %s joined: shard %s%s", msg.remoteAdminAddress, name,
+                 " (back: its groups stay where they run now)" if shard is not None else "")
+        self._add_shard(name, int(capabilities.get(HOSTS_CAPABILITY) or 1), str(msg.remoteAdminAddress))
+
+    def _join_wait_over(self) -> None:
+        """Groups whose member has not joined start on the shards that are here."""
+        waiting = [gid for gid, e in self.groups.items() if e.host < 0]
+        if not waiting:
+            return
+        log.warning("%d groups were placed on members that did not join within %.0f s; starting them on %s",
+                    len(waiting), self.config.cluster.join_wait if self.config else 0, ", ".join(self._live_shards()))
+        placed = {gid: e.shard for gid, e in self.groups.items() if e.host >= 0}
+        for gid, target in rehome(waiting, placed, self._live_shards()).items():
+            self._relocate(self.groups[gid], target)
+
+    def receiveMsg_MoveGroup(self, msg: MoveGroup, sender: Any) -> None:
+        """An operator's move: the old incarnation stops, the new one starts on the shard under a
+        new placement (its writes fence the old one's)."""
+        reply_to = msg.reply_to or sender
+        entry = self.groups.get(msg.group_id)
+        shard = self.shards.get(msg.shard)
+        if entry is None:
+            self.send(reply_to, CommandDone(msg.request_id, 404, error=f"no group {msg.group_id}"))
+            return
+        if shard is None or not shard.live:
+            known = ", ".join(self._live_shards())
+            self.send(reply_to, CommandDone(msg.request_id, 409, error=f"shard {msg.shard} is not connected "
+                                            f"(connected: {known})"))
+            return
+        before = entry.shard
+        if before != msg.shard or entry.host < 0:
+            if entry.host >= 0 and self.shards.get(self.host_shard[entry.host], shard).live:
+                self.send(self.hosts[entry.host], DropGroups((entry.group_id,)))
+            self._relocate(entry, msg.shard)
+            log.info("group %s (%s) moved from shard %s to %s by %s", entry.group_id, entry.code, before,
+                     msg.shard, msg.by)
+        self.send(reply_to, CommandDone(msg.request_id, 200, result={"group_id": entry.group_id, "shard": msg.shard,
+                                                                     "from": before}))
 
     def _new_group(self, group_id: str, name: str) -> GroupEntry:
         entry = self._known(group_id, group_code(self.next_code), name)
-        log.info("new group %s (%s): code %s", group_id, name, entry.code)
+        target = least_loaded({gid: e.shard for gid, e in self.groups.items() if e.host >= 0}, self._live_shards())
+        self._assign(entry, target)
+        log.info("new group %s (%s): code %s on shard %s", group_id, name, entry.code, target)
         self.send(self.hosts[entry.host], HostGroups((entry.slot(self.boot),)))
         return entry
 
     def _deliver(self, entry: GroupEntry, message: Any, sender: Any = None) -> None:
-        """To the group's actor; while it (re)starts, to its host, which holds it."""
+        """To the group's actor; while it (re)starts, to its host, which holds it; while its
+        shard has not joined, here."""
         if entry.address is not None and entry.ready:
             self.send(entry.address, message)
-        else:
+        elif entry.host >= 0:
             self.send(self.hosts[entry.host], ForGroup(entry.group_id, message))
+        else:
+            self.waiting.setdefault(entry.group_id, []).append(message)
 
     def _to_all_groups(self, message: Any) -> None:
-        for host in self.hosts:
+        for host in self._live_hosts():
             self.send(host, ToGroups(message))
+
+    def _from_its_host(self, entry: GroupEntry, sender: Any) -> bool:
+        """Whether a report about the group comes from the host that keeps it now (not from one
+        it was moved away from, or an orphan on a lost member)."""
+        return entry.host >= 0 and self.hosts[entry.host] == sender
 
     def receiveMsg_GroupsReady(self, msg: GroupsReady, sender: Any) -> None:
         for ready in msg.groups:
             entry = self.groups.get(ready.group_id)
-            if entry is None:
+            if entry is None or not self._from_its_host(entry, sender):
                 continue
             entry.address, entry.epoch, entry.pid = ready.address, ready.epoch, ready.pid
             entry.ready, entry.error = not ready.error, ready.error
 
     def receiveMsg_GroupDown(self, msg: GroupDown, sender: Any) -> None:
         entry = self.groups.get(msg.group_id)
-        if entry is not None:
+        if entry is not None and self._from_its_host(entry, sender):
             entry.address, entry.ready = None, False
             self.restarts += 1
 
@@ -456,6 +697,8 @@ class Supervisor(BotActor):
 
     def receiveMsg_ShopSaved(self, msg: ShopSaved, sender: Any) -> None:
         update = msg.request
+        if isinstance(update, _Placed) and not msg.ok:
+            log.error("where group %s runs (shard %s) was not recorded: %s", update.group_id, update.shard, msg.error)
         if not isinstance(update, _ShopUpdate):
             return
         if not msg.ok:
@@ -564,12 +807,16 @@ class Supervisor(BotActor):
             self._to_all_groups(GatewayMoved(self.gateway))  # the hosts send the routes again
             return
         index = next((i for i, h in enumerate(self.hosts) if h == address), None)
+        if index is not None and not self.shards[self.host_shard[index]].live:
+            return  # a host of a lost member: its groups run elsewhere already
         if index is not None:
             # Its groups died with it (their parent's death ends them): a new host starts them
             # again, each under a new epoch.
             log.error("group host %d exited; starting it again with its groups", index)
             self.restarts += 1
-            self.hosts[index] = self.createActor(GroupHost)
+            shard_name = self.host_shard[index]
+            self.hosts[index] = self.createActor(GroupHost, targetActorRequirements={SHARD: shard_name}
+                                                 if self._cluster() else None)
             for entry in self.groups.values():
                 if entry.host == index:
                     entry.address, entry.ready = None, False
@@ -587,6 +834,13 @@ class Supervisor(BotActor):
                 log.warning("%d group hosts did not write their groups' last checkpoints in time: those "
                             "check counts are lost (orders are not)", self.awaiting_hosts)
             self._stop_persistence()
+        elif isinstance(payload, _CheckShards) and not self.stopping:
+            self._check_shards()
+        elif isinstance(payload, _StopOrphans):
+            for i in payload.hosts:
+                self.send(self.hosts[i], ActorExitRequest())  # its group actors end with it
+        elif isinstance(payload, _JoinWaitOver) and not self.stopping:
+            self._join_wait_over()
         elif isinstance(payload, _DailyReportDue) and not self.stopping:
             assert self.config is not None
             if self.config.reports.send_to_admins and self.admins.current():
@@ -682,9 +936,19 @@ class Supervisor(BotActor):
                 "ready": sum(1 for e in self.groups.values() if e.ready),
                 "failed": {e.group_id: e.error for e in self.groups.values() if e.error},
                 "actors": [{"group_id": e.group_id, "code": e.code, "name": e.name, "ready": e.ready,
-                            "incarnation": e.epoch.n if e.epoch else 0, "host": e.host, "pid": e.pid}
+                            "incarnation": e.epoch.n if e.epoch else 0, "host": e.host, "pid": e.pid,
+                            "shard": e.shard or self._own_shard()}
                            for e in self.groups.values()],
-                "hosts": len(self.hosts),
+                "hosts": len(self._live_hosts()),
+            },
+            "cluster": {
+                "role": self.config.cluster.role if self.config else "",
+                "shards": [{"name": s.name, "live": s.live, "member": s.admin, "hosts": len(s.hosts),
+                            "since": s.since, "lost_at": s.lost_at,
+                            "groups": sum(1 for e in self.groups.values() if e.shard == s.name and e.host >= 0),
+                            "ready": sum(1 for e in self.groups.values() if e.shard == s.name and e.ready)}
+                           for s in self.shards.values()],
+                "waiting": sum(1 for e in self.groups.values() if e.host < 0),
             },
             "restarts": self.restarts,
             "pids": dict(self.pids),
@@ -717,9 +981,10 @@ class Supervisor(BotActor):
         if self.hosts_stopping:
             return
         self.hosts_stopping = True
-        for host in self.hosts:
+        hosts = self._live_hosts()
+        for host in hosts:
             self.send(host, StopSystem())
-        self.awaiting_hosts = len(self.hosts)
+        self.awaiting_hosts = len(hosts)
         if self.persistence is None:
             if self.stop_requester is not None:
                 self.send(self.stop_requester, SystemStopped())

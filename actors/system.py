@@ -3,6 +3,8 @@
 * Loopback only: Thespian's TCP base binds its admin and every actor socket to all interfaces
   and unpickles whatever arrives (remote code execution for anyone who can connect). We bind
   each socket to the address it advertises instead, which is 127.0.0.1 on one machine.
+* Signed in a convention: with several machines (cluster.role), every Thespian message carries
+  an HMAC of a shared secret, checked before anything is unpickled (sign_thespian_messages).
 * Ownership: the Thespian admin detaches (setsid) and outlives its starter. run.py records
   the system's process group in `<data_dir>/actor-system.json`; if a start finds that file, the
   previous owner died without stopping it, and its processes are killed before anything starts.
@@ -11,11 +13,15 @@
 from __future__ import annotations
 
 import errno
+import hashlib
+import hmac
 import logging
 import math
 import os
+import pickle
 import select
 import selectors
+import stat
 import signal
 import threading
 import time
@@ -35,6 +41,7 @@ log = logging.getLogger("diamondbot.system")
 
 SYSTEM_FILE = "actor-system.json"
 LOOPBACK = "127.0.0.1"
+SHARD = "diamond.shard"  # the actor-system capability naming a machine's shard
 
 
 def bind_to_advertised_address() -> None:
@@ -47,6 +54,86 @@ def bind_to_advertised_address() -> None:
     from thespian.system.transport import IPBase
 
     IPBase.IPActorAddress.bindArgs = property(lambda self: (self.sockname,))  # type: ignore[assignment]
+
+
+HMAC_SIZE = 32  # bytes of HMAC-SHA256 before every pickled Thespian message
+MIN_SECRET = 32  # bytes of the shared secret, at least
+
+
+class SecretError(Exception):
+    """The shared secret's file cannot be used; the message says why (never what it holds)."""
+
+
+def read_secret(path: str | os.PathLike[str]) -> bytes:
+    """The shared secret of a convention, from a file only its owner can read or write.
+
+    A secret others on the machine can read would let them sign pickles, which is running code
+    in every actor of every machine; so a looser mode is refused rather than fixed."""
+    p = Path(path)
+    try:
+        st = p.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise SecretError(f"cluster.secret_file {p} is not a file")
+        if st.st_mode & 0o077:
+            raise SecretError(f"cluster.secret_file {p} is open to others (mode {stat.S_IMODE(st.st_mode):o}); "
+                              f"make it the owner's alone: chmod 600 {p}")
+        secret = p.read_bytes().strip()
+    except OSError as e:
+        raise SecretError(f"cluster.secret_file {p} cannot be read: {e.strerror}") from None
+    if len(secret) < MIN_SECRET:
+        raise SecretError(f"cluster.secret_file {p} holds {len(secret)} bytes; it needs at least {MIN_SECRET} "
+                          "random ones (e.g. `head -c 48 /dev/urandom | base64 > FILE`)")
+    return secret
+
+
+class SignedPickle:
+    """Thespian's TCP serializer with an HMAC-SHA256 of the shared secret before each pickle.
+
+    `loads` checks the HMAC before it unpickles: a message without one, or with a wrong one, is
+    never unpickled. It is logged and answered as Thespian answers a corrupt packet
+    (ackDataErrPacket, which Thespian's receive and ack paths both treat as "bad data": the
+    socket is closed, nothing is delivered) rather than raised, so no path of Thespian's
+    transport sees an exception of ours."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._key = secret
+
+    def __repr__(self) -> str:  # never the key, in any log or traceback
+        return "<SignedPickle>"
+
+    def _tag(self, body: bytes) -> bytes:
+        return hmac.new(self._key, body, hashlib.sha256).digest()
+
+    def dumps(self, obj: Any) -> bytes:
+        body = pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
+        return self._tag(body) + body
+
+    def loads(self, data: bytes) -> Any:
+        from thespian.system.transport.streamBuffer import ackDataErrPacket
+
+        data = bytes(data)
+        tag, body = data[:HMAC_SIZE], data[HMAC_SIZE:]
+        if len(data) < HMAC_SIZE or not hmac.compare_digest(tag, self._tag(body)):
+            log.warning("dropped a Thespian message of %d bytes without a valid HMAC (not unpickled): a "
+                        "machine without the shared secret, or not one of ours, reached this port", len(data))
+            return ackDataErrPacket
+        return pickle.loads(body)
+
+
+def sign_thespian_messages(secret: bytes) -> None:
+    """Make every Thespian TCP message of this process (and the actor processes it forks) signed
+    with `secret`, and refuse unsigned ones before unpickling.
+
+    Thespian's TCPTransport takes its serializer from a module global at each send and receive
+    (`serializer.dumps` / `ReceiveBuffer(serializer.loads)`), and its ACKs are pickles made once
+    at import (ackMsg, ackDataErrMsg): replacing those three covers messages and acks alike."""
+    from thespian.system.transport import TCPTransport
+    from thespian.system.transport.streamBuffer import ackDataErrPacket, ackPacket, toSendBuffer
+
+    signed = SignedPickle(secret)
+    TCPTransport.serializer = signed  # type: ignore[attr-defined]
+    TCPTransport.ackMsg = toSendBuffer(ackPacket, signed.dumps)  # type: ignore[attr-defined]
+    TCPTransport.ackDataErrMsg = toSendBuffer(ackDataErrPacket, signed.dumps)  # type: ignore[attr-defined]
 
 
 def close_idle_connections_sooner(period: float = 3.0) -> None:
@@ -218,20 +305,23 @@ def start_actor_system(config: Config, logdefs: dict[str, Any] | None = None) ->
     base = config.actors.system_base
     if base == "simpleSystemBase":
         return ActorSystem("simpleSystemBase", logDefs=logdefs)
-    convention = config.actors.convention_address
-    # On one machine: advertise loopback. In a convention, this machine's private address
-    # (THESPIAN_BASE_IPADDR set by the operator) — see the README's firewall rule.
-    if not convention:
-        os.environ["THESPIAN_BASE_IPADDR"] = LOOPBACK
+    cluster = config.cluster
+    # One machine: advertise (and so bind, below) loopback. In a convention: only this
+    # machine's configured private address (the config refuses a non-loopback one without a role).
+    os.environ["THESPIAN_BASE_IPADDR"] = cluster.address if cluster.role else LOOPBACK
     os.environ.setdefault("THESPLOG_FILE", str(data_dir / "logs" / "thespian.log"))
     os.environ.setdefault("THESPLOG_FILE_MAXSIZE", str(10 << 20))
     bind_to_advertised_address()
     close_idle_connections_sooner()
     describe_messages_lazily()
     keep_the_selector()
-    capabilities: dict[str, Any] = {"Admin Port": config.actors.admin_port}
-    if convention:
-        capabilities["Convention Address.IPv4"] = convention
+    capabilities: dict[str, Any] = {"Admin Port": config.actors.admin_port, SHARD: cluster.shard,
+                                    # how many group hosts the leader starts on this machine's shard
+                                    "diamond.hosts": config.actors.group_hosts or max(os.cpu_count() or 1, 1)}
+    if cluster.role:
+        sign_thespian_messages(read_secret(cluster.secret_file))  # before any socket exists
+        if cluster.role == "member":  # the leader names none: it is the convention's address
+            capabilities["Convention Address.IPv4"] = config.actors.convention_address
     return ActorSystem(base, capabilities, logDefs=logdefs)
 
 

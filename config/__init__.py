@@ -3,6 +3,7 @@
 from config.loader import (
     ActorsConfig,
     BotConfig,
+    ClusterConfig,
     Config,
     ConfigError,
     DeliveryConfig,
@@ -23,7 +24,7 @@ from config.loader import (
 )
 
 __all__ = [
-    "ActorsConfig", "BotConfig", "Config", "ConfigError", "DeliveryConfig", "GatewayConfig", "GroupsConfig",
+    "ActorsConfig", "BotConfig", "ClusterConfig", "Config", "ConfigError", "DeliveryConfig", "GatewayConfig", "GroupsConfig",
     "HistoryConfig", "OrdersConfig", "OutboxConfig", "PanelConfig", "PersistenceConfig", "ReconciliationConfig",
     "SandboxConfig", "WhatsAppConfig", "add_config_arguments", "config_from_args", "load_config", "parse_duration",
 ]

@@ -69,6 +69,21 @@ class ActorsConfig:
     group_hosts: int = 0  # actors that start and keep the groups; 0: one per core
 
 
+CLUSTER_ROLES = ("", "leader", "member")
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """[cluster]: group hosts on other machines (a Thespian convention). Empty role: one machine."""
+
+    role: str = ""  # "", "leader" or "member" (`run.py member` sets it)
+    address: str = "127.0.0.1"  # what this machine's actor system binds and advertises
+    shard: str = "leader"  # this machine's shard: the groups placed on it run here
+    secret_file: str = ""  # the shared secret every Thespian message is signed with (mode 0600)
+    check_in: Seconds = 5.0  # group hosts' heartbeat period; a member is lost after 3 missed
+    join_wait: Seconds = 60.0  # at a start, how long a placed group waits for its member
+
+
 @dataclass(frozen=True)
 class OrdersConfig:
     """[orders]"""
@@ -223,6 +238,7 @@ class Config:
     payment_numbers: PaymentNumbersConfig
     # A plain dict (not a proxy) so it pickles; left out of the hash because dicts have none.
     messages: dict[str, dict[str, str]] = field(hash=False)
+    cluster: ClusterConfig = ClusterConfig()
 
     @property
     def language_messages(self) -> dict[str, str]:
@@ -678,6 +694,20 @@ def _timezone(value: str) -> str:
     return value
 
 
+def _check_in(value: float) -> float:
+    """A check for the heartbeat period: a beat is one small message per host."""
+    if value < 0.5:
+        raise ValueError('must be at least "500ms" (each host of each member sends one heartbeat per period)')
+    return value
+
+
+def _shard_name(value: str) -> str:
+    """A check for a shard's name: it is an actor capability and appears in the panel."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}", value, re.ASCII):
+        raise ValueError('must be 1–32 letters, digits, "-" or "_", e.g. "b" or "dhaka-2"')
+    return value
+
+
 def _convention_address(value: str) -> str:
     """A check for empty (single machine) or "host:port"."""
     if value == "":
@@ -804,6 +834,10 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "panel.allowed_hosts": _host_names,
     "panel.trusted_proxies": _networks,
     "gateway.kind": _one_of(*GATEWAY_KINDS),
+    "cluster.role": _one_of(*CLUSTER_ROLES),
+    "cluster.address": _host,
+    "cluster.shard": _shard_name,
+    "cluster.check_in": _check_in,
     "sandbox.url": _http_url,
     "whatsapp.session_db": _not_empty,
     "whatsapp.pair_phone": _pair_phone,
@@ -855,6 +889,34 @@ def _check_panel_host(values: Mapping[str, Any], flat: Mapping[str, _Raw]) -> No
             "or set panel.allow_remote = true on a network you trust"))
 
 
+def _check_cluster(values: Mapping[str, Any], flat: Mapping[str, _Raw]) -> None:
+    """Nothing of Thespian beyond loopback unless a role is configured; a role needs its secret."""
+    role = values["cluster.role"]
+    if not role:
+        if not _is_loopback(values["cluster.address"]):
+            raise _error("cluster.address", flat["cluster.address"], (
+                "is reachable from other machines, but cluster.role is not set: on one machine the actor "
+                'system stays on 127.0.0.1; set cluster.role = "leader" (or run `run.py member`) for several'))
+        if values["actors.convention_address"]:
+            raise _error("actors.convention_address", flat["actors.convention_address"], (
+                'joins a convention, but cluster.role is not set: start a member with `run.py member --leader '
+                'HOST:PORT --shard NAME`'))
+        return
+    if not values["cluster.secret_file"]:
+        raise _error("cluster.secret_file", flat["cluster.secret_file"], (
+            f"must name the shared secret's file when cluster.role = {_show(flat['cluster.role'])}: every "
+            "message between machines is signed with it (README: Running on several machines)"))
+    if values["actors.system_base"] != "multiprocTCPBase":
+        raise _error("actors.system_base", flat["actors.system_base"],
+                     "must be \"multiprocTCPBase\" for several machines (a convention is TCP)")
+    if role == "member" and not values["actors.convention_address"]:
+        raise _error("actors.convention_address", flat["actors.convention_address"],
+                     'must be the leader\'s "host:port" on a member (run.py member --leader HOST:PORT)')
+    if role == "leader" and values["actors.convention_address"]:
+        raise _error("actors.convention_address", flat["actors.convention_address"], (
+            "must be empty on the leader: the convention is led from cluster.address and actors.admin_port"))
+
+
 def _apply_base_port(flat: dict[str, _Raw], base: int) -> None:
     """Move the ports BASE_PORT_OFFSETS names to base + offset, unless one was set explicitly."""
     for key, offset in BASE_PORT_OFFSETS.items():
@@ -885,6 +947,7 @@ def _build(config_file: str | os.PathLike[str] | None, env: Mapping[str, str],
     values = {key: _value(key, flat[key]) for key in KEYS}
     _check_pairs(values, flat)
     _check_panel_host(values, flat)
+    _check_cluster(values, flat)
     sections = {
         name: cls(**{f.name: values[f"{name}.{f.name}"] for f in fields(cls)}) for name, cls in SECTIONS.items()
     }

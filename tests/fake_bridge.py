@@ -108,6 +108,11 @@ class FakeBridge:
     shop_answers: bool = True  # False: GetShop goes unanswered (an actor system without the shop)
     reminders: list[tuple[str, str]] = field(default_factory=list)  # (group id, its due) of reminders sent
     tz: tzinfo = field(default_factory=lambda: ZoneInfo("Asia/Dhaka"))  # the daily report's days
+    # The Supervisor's shards (several machines): one machine by default.
+    cluster: dict[str, Any] = field(default_factory=lambda: {"role": "", "waiting": 0, "shards": [
+        {"name": "leader", "live": True, "member": "", "hosts": 2, "since": 0.0, "lost_at": 0.0, "groups": 0,
+         "ready": 0}]})
+    placed: dict[str, str] = field(default_factory=dict)  # group id -> shard, once moved
     _books: dict[str, GroupBook] = field(default_factory=dict)
     _change_seq: int = 0
     _unrated: set[str] = field(default_factory=set)  # groups whose stored rate is null
@@ -418,9 +423,24 @@ class FakeBridge:
             "uptime": 125.5,
             "gateway": {"state": self.gateway_state, "detail": "", "queued": self.queued,
                         "paused_until": None, "sent_last_hour": 7, "kind": "sandbox"},
-            "groups": {"total": len(self._books), "ready": len(self._books), "failed": {}},
+            "groups": {"total": len(self._books), "ready": len(self._books), "failed": {},
+                       "actors": [{"group_id": gid, "code": "", "name": gid, "ready": True, "incarnation": 1,
+                                   "host": 0, "pid": 0, "shard": self.placed.get(gid, "leader")}
+                                  for gid in self._books]},
+            "cluster": self.cluster,
             "restarts": 1,
         })
+
+    async def move_group(self, group_id: str, shard: str, by: str) -> CommandDone:
+        """The Supervisor's MoveGroup: 404 unknown group, 409 a shard not connected."""
+        await self._call("move_group", group_id, shard, by)
+        rid = uuid.uuid4().hex
+        if group_id not in self._books:
+            return CommandDone(rid, 404, error=f"no group {group_id}")
+        if not any(s["name"] == shard and s["live"] for s in self.cluster.get("shards", [])):
+            return CommandDone(rid, 409, error=f"shard {shard} is not connected")
+        before, self.placed[group_id] = self.placed.get(group_id, "leader"), shard
+        return CommandDone(rid, 200, result={"group_id": group_id, "shard": shard, "from": before})
 
     async def gateway_status(self) -> QueryResult:
         await self._call("gateway_status")

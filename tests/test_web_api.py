@@ -201,7 +201,9 @@ async def test_reconciliation_report(client: TestClient[Any, Any], token: str, b
 async def test_status(client: TestClient[Any, Any], token: str) -> None:
     body = await (await client.get("/api/status")).json()
     assert body["gateway"]["state"] == "connected" and body["gateway"]["queued"] == 0
-    assert body["groups"] == {"total": 2, "ready": 2, "failed": {}}
+    assert {k: body["groups"][k] for k in ("total", "ready", "failed")} == {"total": 2, "ready": 2, "failed": {}}
+    assert {a["shard"] for a in body["groups"]["actors"]} == {"leader"}
+    assert body["cluster"]["role"] == "" and [s["health"] for s in body["cluster"]["shards"]] == ["connected"]
     assert body["uptime_s"] == 125.5 and body["boot"] == 3 and body["restarts"] == 1
     assert in_dhaka(body["panel"]["started_at"])
 

@@ -38,9 +38,10 @@ OWNER_ROUTES = {
     ("GET", "/api/users"), ("HEAD", "/api/users"), ("POST", "/api/users"),
     ("PATCH", f"/api/users/{STAFF_USER}"), ("DELETE", f"/api/users/{STAFF_USER}"),
     ("PATCH", f"/api/groups/{GROUP}"), ("POST", f"/groups/{GROUP}"),
+    ("POST", f"/api/groups/{GROUP}/move"), ("POST", f"/machines/{GROUP}"),  # where a group runs (issue 16)
     ("GET", "/api/whatsapp/qr.svg"), ("HEAD", "/api/whatsapp/qr.svg"), ("POST", "/api/whatsapp/repair"),
 }
-WRITES = ("command", "update_group", "record_payment", "void_payment", "update_shop", "send_reminders", "save_user",
+WRITES = ("command", "update_group", "move_group", "record_payment", "void_payment", "update_shop", "send_reminders", "save_user",
           "repair")
 # Routes anyone may call; everything else must refuse an anonymous client.
 PUBLIC = {("GET", "/login"), ("HEAD", "/login"), ("POST", "/login"), ("POST", "/api/login"),
@@ -83,7 +84,7 @@ def app_routes(client: TestClient[Any, Any]) -> list[tuple[str, str]]:
         if isinstance(route.resource, StaticResource):
             continue
         canonical = route.resource.canonical  # type: ignore[union-attr]
-        group_path = canonical.startswith(("/api/groups", "/groups"))
+        group_path = canonical.startswith(("/api/groups", "/groups", "/machines"))
         out.append((route.method, canonical.format(id=GROUP if group_path else ORDER, name=STAFF_USER)))
     return out
 

@@ -39,6 +39,7 @@ from actors.messages import (
     SaveUser,
     SendReminders,
     UpdateGroup,
+    MoveGroup,
     UpdateShop,
     VoidPayment,
 )
@@ -63,6 +64,8 @@ class ActorBridge(Protocol):
     async def command(self, order_id: str, action: str, by: str) -> CommandDone: ...
 
     async def update_group(self, group_id: str, patch: dict[str, Any], by: str) -> CommandDone: ...
+
+    async def move_group(self, group_id: str, shard: str, by: str) -> CommandDone: ...
 
     async def list_orders(self, **filters: Any) -> QueryResult: ...
 
@@ -200,6 +203,9 @@ class ThespianBridge:
 
     async def update_group(self, group_id: str, patch: dict[str, Any], by: str) -> CommandDone:
         return await self.ask(self.supervisor, UpdateGroup(self._rid(), group_id, patch, by))
+
+    async def move_group(self, group_id: str, shard: str, by: str) -> CommandDone:
+        return await self.ask(self.supervisor, MoveGroup(self._rid(), group_id, shard, by))
 
     # Everything goes through the Supervisor: it always knows the current PersistenceActor and
     # GatewayActor, even after one of them was restarted with a new address.

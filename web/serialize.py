@@ -291,6 +291,18 @@ def report_json(report: Mapping[str, Any], tz: tzinfo) -> dict[str, Any]:
     }
 
 
+def _cluster_json(cluster: Any, tz: tzinfo) -> dict[str, Any]:
+    """The shards (machines) and their health; one machine shows its own shard only."""
+    if not isinstance(cluster, Mapping):
+        return {"role": "", "shards": [], "waiting": 0}
+    shards = []
+    for s in cluster.get("shards") or []:
+        shards.append({**s, "since": local_iso(s.get("since"), tz) if s.get("since") else None,
+                       "lost_at": local_iso(s.get("lost_at"), tz) if s.get("lost_at") else None,
+                       "health": "connected" if s.get("live") else "lost"})
+    return {"role": cluster.get("role", ""), "shards": shards, "waiting": cluster.get("waiting", 0)}
+
+
 def status_json(status: Mapping[str, Any], tz: tzinfo, panel_started_at: float, now: float) -> dict[str, Any]:
     """The actor system's status (GetStatus) plus the panel's own."""
     gateway = dict(status.get("gateway") or {})
@@ -304,6 +316,7 @@ def status_json(status: Mapping[str, Any], tz: tzinfo, panel_started_at: float, 
         "restarts": status.get("restarts"),
         "gateway": gateway,
         "groups": dict(status.get("groups") or {}),
+        "cluster": _cluster_json(status.get("cluster"), tz),
         "actors": dict(status.get("pids") or {}),  # process ids, for operators' drills
         "panel": {"started_at": local_iso(panel_started_at, tz),
                   "uptime_s": round(now - panel_started_at, 1)},

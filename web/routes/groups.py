@@ -65,6 +65,23 @@ async def update_group(request: web.Request) -> web.Response:
     return json_response({"group": group_json(str(result.get("group_id") or group_id), result, panel.tz)})
 
 
+@owner
+async def move_group(request: web.Request) -> web.Response:
+    """POST /api/groups/{id}/move {"shard": NAME} → {"group_id", "shard", "from"}: the group runs on
+    that shard from now on (several machines); 404 unknown group, 409 a shard not connected."""
+    panel = panel_of(request)
+    group_id = request.match_info["id"].strip()
+    if not group_id or len(group_id) > 200:
+        raise ApiError(404, f"no group {group_id[:200]}")
+    body = await read_json_object(request)
+    shard = body.get("shard")
+    if not isinstance(shard, str) or not shard.strip() or len(shard) > 32:
+        raise ApiError(400, "shard: the name of a connected shard, e.g. \"b\"")
+    result = command_result(await panel.bridge.move_group(group_id, shard.strip(), actor_by(request)))
+    return json_response(result)
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/groups", list_groups)
     app.router.add_patch("/api/groups/{id}", update_group)
+    app.router.add_post("/api/groups/{id}/move", move_group)

@@ -444,6 +444,47 @@ async def group_action(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/groups#g-{code}" if isinstance(code, str) and code.isalnum() else "/groups")
 
 
+# --- machines (several machines, issue 16) ---------------------------------------------------
+
+
+@staff
+@page
+async def machines_page(request: web.Request) -> web.Response:
+    """GET /machines: the shards (machines) with their health, and where each group runs; owners
+    can move a group to another connected shard."""
+    panel = panel_of(request)
+    t = texts_of(request)
+    status = status_json(unwrap(await panel.bridge.status()), panel.tz, panel.started_at, time.time())
+    cluster = status["cluster"]
+    groups = sorted(status["groups"].get("actors") or [], key=lambda g: (g.get("shard", ""), g.get("code", "")))
+    return await render(request, "machines.html", {
+        "title": t._("Machines"), "nav": "machines", "cluster": cluster, "groups": groups,
+        "live": [s["name"] for s in cluster["shards"] if s["live"]],
+    })
+
+
+@owner
+@page
+async def machine_move(request: web.Request) -> web.StreamResponse:
+    """POST /machines/{id} (form, shard=NAME): run the group on that shard from now on."""
+    panel = panel_of(request)
+    t = texts_of(request)
+    group_id = request.match_info["id"].strip()
+    form = await request.post()
+    shard = str(form.get("shard") or "").strip()
+    try:
+        if not group_id or len(group_id) > 200 or not shard or len(shard) > 32:
+            raise ApiError(400, "a group and a shard")
+        command_result(await panel.bridge.move_group(group_id, shard, actor_by(request)))
+    except ApiError as e:
+        if e.status == 503:
+            raise
+        return await error_page(request, e.status, t._("Not done: %(reason)s", reason=e.message), back="/machines")
+    session = await get_session(request)
+    session[FLASH] = t._("Group %(name)s moved to shard %(shard)s.", name=group_id, shard=shard)
+    raise web.HTTPSeeOther("/machines")
+
+
 # --- whatsapp ---------------------------------------------------------------------------------
 
 
@@ -505,4 +546,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/groups", groups_page)
     app.router.add_post("/groups/{id}", group_action)
     app.router.add_get("/whatsapp", whatsapp_page)
+    app.router.add_get("/machines", machines_page)
+    app.router.add_post("/machines/{id}", machine_move)
     app.router.add_get("/labels.css", labels_css)
