@@ -5,6 +5,9 @@
   each socket to the address it advertises instead, which is 127.0.0.1 on one machine.
 * Signed in a convention: with several machines (cluster.role), every Thespian message carries
   an HMAC of a shared secret, checked before anything is unpickled (sign_thespian_messages).
+* In order: Thespian may deliver two messages from one actor to another out of order (a retried
+  transmit is overtaken); each actor passes a target's next message on once the last is done
+  (keep_message_order).
 * Ownership: the Thespian admin detaches (setsid) and outlives its starter. run.py records
   the system's process group in `<data_dir>/actor-system.json`; if a start finds that file, the
   previous owner died without stopping it, and its processes are killed before anything starts.
@@ -25,6 +28,7 @@ import stat
 import signal
 import threading
 import time
+from collections import deque
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -241,6 +245,100 @@ def keep_the_selector() -> None:
         _kept=True)
 
 
+def keep_message_order() -> None:
+    """Messages from one actor to another arrive in the order they were sent.
+
+    Thespian 4 hands every send to its transport at once (the "existing transmits in progress"
+    check its own comment describes is gone), and a transmit that is retried (a connection the
+    other side closed, a busy socket) is overtaken by the next one on a new connection: a host
+    got a ForGroup 160 ms before the HostGroups sent ahead of it, and an order was dropped.
+    So each actor passes a target's next message to the transport only once the previous one
+    to that target is done (sent or failed); messages to different targets still go in parallel.
+    """
+    from thespian.system.systemCommon import systemCommonBase
+
+    if getattr(systemCommonBase, "_order_kept", False):
+        return
+    original = systemCommonBase._send_intent
+
+    def _send_intent(self: Any, intent: Any, curtime: Any = None) -> None:
+        if getattr(intent, "_in_order", False):  # sent again by Thespian (an address resolved)
+            original(self, intent, curtime)
+            return
+        key = _order_key(intent.targetAddr)
+        if key is None:
+            original(self, intent, curtime)
+            return
+        order = self.__dict__.get("_send_order")
+        if order is None:
+            order = self.__dict__.setdefault("_send_order", _SendOrder(lambda i, c: original(self, i, c)))
+        order.send(key, intent, curtime)
+
+    systemCommonBase._send_intent = _send_intent  # type: ignore[method-assign]
+    systemCommonBase._order_kept = True  # type: ignore[attr-defined]
+
+
+class _SendOrder:
+    """Per target: the message on its way, and those waiting behind it."""
+
+    def __init__(self, transmit: Any) -> None:
+        self.transmit = transmit  # Thespian's own _send_intent
+        self.lock = threading.Lock()  # sends may come from an actor's other threads
+        self.waiting: dict[Any, deque[tuple[Any, Any]]] = {}
+
+    def send(self, key: Any, intent: Any, curtime: Any) -> None:
+        with self.lock:
+            queue = self.waiting.get(key)
+            if queue is not None:  # one is on its way to this target: wait behind it
+                queue.append((intent, curtime))
+                return
+            self.waiting[key] = deque()
+        self._run(key, intent, curtime)
+
+    def _run(self, key: Any, intent: Any, curtime: Any) -> None:
+        """Hand intents for `key` to the transport one at a time. One can be done while it is
+        handed over (a failure at once); the next then follows in this loop, not recursively."""
+        while intent is not None:
+            state = {"handing": True, "done": False}
+
+            def done(_result: Any = None, _intent: Any = None, state: dict[str, bool] = state) -> None:
+                if state["handing"]:
+                    state["done"] = True
+                else:
+                    self._run(key, *self._next(key))
+
+            intent._in_order = True
+            intent.addCallback(done, done)
+            self.transmit(intent, curtime)
+            state["handing"] = False
+            if not state["done"]:
+                return
+            intent, curtime = self._next(key)
+
+    def _next(self, key: Any) -> tuple[Any, Any]:
+        with self.lock:
+            queue = self.waiting.get(key)
+            if not queue:
+                self.waiting.pop(key, None)
+                return None, None
+            return queue.popleft()
+
+
+def _order_key(address: Any) -> Any:
+    """What names an actor across the sends to it: its TCP address, or, for a child its creator
+    still addresses by the placeholder createActor gave (Thespian keeps using it after the
+    child is up), that placeholder's number; None for anything else (such a message is not held)."""
+    details = getattr(address, "addressDetails", None)
+    number = getattr(details, "addressInstanceNum", None)
+    if number is not None:
+        return ("child", number)
+    try:
+        hash(details)
+    except TypeError:
+        return None
+    return details
+
+
 class _Described:
     """A message's description for Thespian's debug log, made only if a line is written."""
 
@@ -315,6 +413,7 @@ def start_actor_system(config: Config, logdefs: dict[str, Any] | None = None) ->
     close_idle_connections_sooner()
     describe_messages_lazily()
     keep_the_selector()
+    keep_message_order()
     capabilities: dict[str, Any] = {"Admin Port": config.actors.admin_port, SHARD: cluster.shard,
                                     # how many group hosts the leader starts on this machine's shard
                                     "diamond.hosts": config.actors.group_hosts or max(os.cpu_count() or 1, 1)}
