@@ -831,6 +831,7 @@ class Supervisor(BotActor):
             if self.awaiting_hosts:
                 silent = [i for i, h in enumerate(self.hosts) if h not in self.hosts_answered]
                 self.checkpoints_missing += sum(1 for e in self.groups.values() if e.host in silent)
+                self.hosts_answered.extend(self.hosts[i] for i in silent)  # a late answer counts no more
                 log.warning("%d group hosts did not write their groups' last checkpoints in time: those "
                             "check counts are lost (orders are not)", self.awaiting_hosts)
             self._stop_persistence()

@@ -219,6 +219,10 @@ class _KeptPoll:
     def close(self) -> None:
         self._want = {}
 
+    @staticmethod
+    def reset_lock() -> None:
+        _KeptPoll._lock = threading.Lock()
+
 
 class _Key:
     """The part of a selectors.SelectorKey Thespian reads."""
@@ -243,6 +247,8 @@ def keep_the_selector() -> None:
     TCPTransport.selectors = types.SimpleNamespace(  # type: ignore[attr-defined]
         DefaultSelector=_KeptPoll, EVENT_READ=selectors.EVENT_READ, EVENT_WRITE=selectors.EVENT_WRITE,
         _kept=True)
+    # A child has only the forking thread: a lock another thread held at the fork would stay held.
+    os.register_at_fork(after_in_child=_KeptPoll.reset_lock)
 
 
 def keep_message_order() -> None:

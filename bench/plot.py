@@ -18,7 +18,7 @@ COLOURS = {"bot": "#1f6feb", "seed": "#d1242f", "sqlite": "#2da44e", "ready": "#
 
 
 def _nice_top(value: float) -> float:
-    for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000):
+    for step in (1, 2, 5, 10, 15, 20, 25, 30, 40, 50, 60, 80, 100, 150, 200, 250, 300, 400, 500, 1000):
         if value <= step:
             return float(step)
     return float(value)
@@ -50,7 +50,7 @@ def panel(x0: int, title: str, xs: list[int], series: list[tuple[str, str, list[
                f'text-anchor="middle">{escape(unit)}</text>')
     out.append(f'<line x1="{px(0)}" y1="{py(bar)}" x2="{px(x_max)}" y2="{py(bar)}" stroke="{COLOURS["bar"]}" '
                f'stroke-dasharray="4 3"/>')
-    out.append(f'<text x="{px(x_max)}" y="{py(bar) - 4}" text-anchor="end" fill="{COLOURS["bar"]}">bar {bar:g}</text>')
+    out.append(f'<text x="{px(x_max * 0.55)}" y="{py(bar) - 4}" text-anchor="middle" fill="{COLOURS["bar"]}">bar {bar:g}</text>')
     for n, (label, colour, values) in enumerate(series):
         points = " ".join(f"{px(x):.1f},{py(v):.1f}" for x, v in zip(xs, values))
         out.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>')

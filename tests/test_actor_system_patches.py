@@ -133,6 +133,19 @@ def test_the_poll_object_is_kept_between_turns(monkeypatch: pytest.MonkeyPatch) 
         b.close()
 
 
+def test_a_process_forked_while_the_selector_is_in_use_gets_it_free() -> None:
+    """A fork keeps only the forking thread: a lock held by another at that moment is reset."""
+    import os
+
+    keep_the_selector()
+    with _KeptPoll._lock:  # as if another thread were selecting
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if _KeptPoll._lock.acquire(blocking=False) else 1)
+        _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
 class Echo(Actor):
     def receiveMessage(self, msg: Any, sender: Any) -> None:
         if isinstance(msg, str):
