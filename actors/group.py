@@ -254,8 +254,10 @@ class GroupActor(BotActor):
         assert self.init is not None
         cfg = self.init.spec.config.reconciliation
         spread = cfg.jitter * cfg.interval
-        # The first tick lands anywhere in one interval, so groups started together spread out.
-        delay = random.uniform(0, cfg.interval) if first else cfg.interval + random.uniform(-spread, spread)
+        # The first tick comes soon after the load (what waited while the bot was down is looked
+        # at at once), at a random moment so groups loaded together do not all fire together.
+        first_within = min(cfg.first_cycle_within, cfg.interval)
+        delay = random.uniform(0, first_within) if first else cfg.interval + random.uniform(-spread, spread)
         self.wakeupAfter(timedelta(seconds=max(delay, 0.001)), payload=_CycleTimer())
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:

@@ -103,6 +103,7 @@ class ReconciliationConfig:
 
     interval: Seconds
     jitter: float
+    first_cycle_within: Seconds
     pending_stuck_after: Seconds
     processing_timeout: Seconds
     delivery_confirm_after: Seconds

@@ -56,6 +56,7 @@ def actor_config(data_dir: Path, **overrides: str) -> Config:
         "outbox.jitter": "0s",
         "outbox.per_group_gap": "0s",
         "reconciliation.interval": "1h",
+        "reconciliation.first_cycle_within": "1h",
         # The duplicate guard is on by default; tests of other things order freely.
         "orders.duplicate_window": "0s",
         # A new group has no rate by default; tests of other things price at ৳100 a diamond.
