@@ -296,7 +296,9 @@ def test_a_second_bot_connection_replaces_the_first(world: World, make_transport
     second, second_sink = make_transport()
     wait_for(lambda: connected(second), "the second connection")
     # Like whatsmeow on "stream replaced": no reconnect, or the two would take turns forever.
-    wait_for(lambda: first.state is ConnectionState.STOPPED, "the first to give up")
+    # The sink hears of the state just after the transport sets it: wait for what it heard.
+    wait_for(lambda: first.state is ConnectionState.STOPPED and first_sink.states
+             and first_sink.states[-1][0] is ConnectionState.STOPPED, "the first to give up")
     assert "replaced" in first_sink.states[-1][1].message
     time.sleep(0.3)
     assert connected(second) and world.status()["bot_connected"]
