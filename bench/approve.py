@@ -34,10 +34,8 @@ from actors.messages import (
     SystemStarted,
 )
 from actors.supervisor import Supervisor
-from actors.system import quiet_log_config, start_actor_system
-from bench.intake import free_port
-from bench.load import LoadTransport, read_result
-from config import load_config
+from bench.cluster import bot_system, check_groups_on_members, free_port, member_shards, placed_groups, write_snapshot
+from bench.load import LoadTransport, group_id, read_result
 from storage.atomic import atomic_write_bytes
 from storage.lock import process_start_time
 
@@ -83,18 +81,20 @@ def pending_orders(asys: Any, supervisor: Any, expected: int, timeout: float = 3
         time.sleep(0.2)
 
 
-def run_bot(orders: int, groups: int, gap: float, work: Path) -> dict[str, Any]:
+def run_bot(orders: int, groups: int, gap: float, work: Path, members: int = 0) -> dict[str, Any]:
     """Post `orders` orders, then approve every one of them (and the warm-up orders, one per
-    group); returns the approve → delivery latencies in ms."""
-    config = load_config(env={}, overrides={
+    group); returns the approve → delivery latencies in ms. With `members`, every group runs on
+    a member machine (bench.cluster)."""
+    if members:
+        write_snapshot(work / "data", placed_groups([group_id(g) for g in range(groups)], member_shards(members)))
+    overrides = {
         "orders.default_rate": "100",  # the benchmark's groups are priced from their first order
         "bot.data_dir": str(work / "data"), "actors.admin_port": str(free_port()),
         "outbox.min_gap": "0s", "outbox.jitter": "0s", "outbox.per_group_gap": "0s",
         "outbox.hourly_cap": "1000000000", "sandbox.autostart": "false", "orders.duplicate_window": "0s",
-    })
+    }
     deliveries = work / "deliveries.json"
-    asys = start_actor_system(config, quiet_log_config())
-    try:
+    with bot_system(overrides, work, members) as (asys, config):
         supervisor = asys.createActor(Supervisor)
         owner = Owner(os.getpid(), process_start_time(os.getpid()) or 0, os.getsid(0))
         load = LoadTransport(count=orders, groups=groups, batch=groups, result_file=str(work / "intake.json"),
@@ -113,10 +113,10 @@ def run_bot(orders: int, groups: int, gap: float, work: Path) -> dict[str, Any]:
                 raise RuntimeError(f"approve {order_id}: {done}")
             time.sleep(gap)  # an admin's next click; leaves the delivery to finish on its own
         delivered = wait_for_file(deliveries, "deliveries", timeout=60)
+        if members:
+            check_groups_on_members(asys, supervisor)
         asys.ask(supervisor, StopSystem(), timedelta(seconds=10))
         return {"latencies_ms": [1000 * (delivered[message_of[o]] - t) for o, t in approved_at.items()]}
-    finally:
-        asys.shutdown()
 
 
 def seed_baseline(orders: int, groups: int, work: Path) -> list[float]:

@@ -1,10 +1,10 @@
 """Fleet benchmark on several machines (issue 16), all on this one: a leader (this process's
-actor system) and `--members` members (tests/cluster_node.py, each its own process and admin
-port on loopback), the groups placed evenly over the shards in the stored journal, against the
+actor system) and `--members` members (bench.cluster: each its own process and admin port on
+loopback), the groups placed evenly over the shards in the stored journal, against the
 same fleet on one machine.
 
 Measures restart time (start until every group runs) and the CPU of idle reconciliation of
-every process of every machine. Not measured (yet): the per-order cost of the network hop.
+every process of every machine. The per-order cost of the hop: bench.hop.
 
     python -m bench.fleet_convention [--groups 300] [--orders-per-group 100] [--window 30]
 """
@@ -15,62 +15,32 @@ import argparse
 import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from actors.messages import GetStatus, Owner, StartSystem, StopSystem, SystemStarted
 from actors.supervisor import Supervisor
-from actors.system import group_members, quiet_log_config, start_actor_system
+from actors.system import group_members
+from bench.cluster import bot_system, member_shards, write_snapshot
 from bench.fleet import cpu_seconds, fleet_snapshot, run_bot
-from bench.intake import free_port
 from bench.load import LoadTransport
-from config import load_config
 from domain.placement import PLACED_ON
-from storage.atomic import atomic_write_bytes
 from storage.lock import process_start_time
-
-NODE = Path(__file__).resolve().parents[1] / "tests" / "cluster_node.py"
 
 
 def run_convention(groups: int, per_group: int, window: float, members: int, work: Path) -> dict[str, Any]:
     data = work / "data"
-    data.mkdir(parents=True)
-    secret = work / "secret"
-    secret.write_bytes(os.urandom(32).hex().encode())
-    secret.chmod(0o600)
-    now = time.time()
-    shards = ["leader", *(f"m{i}" for i in range(members))]
-    snapshot = fleet_snapshot(groups, per_group, now)
+    shards = ["leader", *member_shards(members)]
+    snapshot = fleet_snapshot(groups, per_group, time.time())
     for i, g in enumerate(snapshot["groups"].values()):
         g[PLACED_ON] = shards[i % len(shards)]
-    atomic_write_bytes(data / "orders.snapshot.json", orjson.dumps({"format": 1, "journal_gen": 0, "data": snapshot}))
-    (data / "orders.journal.00000000").touch()
-    port = free_port()
-    common = {"cluster.secret_file": str(secret), "actors.group_hosts": "1"}
-    config = load_config(env={}, overrides={
-        **common, "cluster.role": "leader", "orders.default_rate": "100", "bot.data_dir": str(data),
-        "actors.admin_port": str(port), "sandbox.autostart": "false",
-        "reconciliation.pending_stuck_after": "24h"})
-    # The leader's system first: a member that finds no leader retries only after Thespian's
-    # restart period (3 min 22 s).
-    asys = start_actor_system(config, quiet_log_config())
-    nodes = []
-    for name in shards[1:]:
-        args = {**common, "cluster.role": "member", "cluster.shard": name, "actors.admin_port": str(free_port()),
-                "actors.convention_address": f"127.0.0.1:{port}", "bot.data_dir": str(work / name)}
-        node = subprocess.Popen([sys.executable, str(NODE), *(f"{k}={v}" for k, v in args.items())],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
-                                env={**os.environ, "THESPLOG_FILE": str(work / f"{name}.thespian.log")})
-        assert node.stdout is not None and node.stdout.readline().strip() == "ready"
-        nodes.append(node)
-    try:
+    write_snapshot(data, snapshot)
+    overrides = {"orders.default_rate": "100", "bot.data_dir": str(data), "sandbox.autostart": "false",
+                 "reconciliation.pending_stuck_after": "24h"}
+    with bot_system(overrides, work, members, common={"actors.group_hosts": "1"}) as (asys, config):
         supervisor = asys.createActor(Supervisor)
         owner = Owner(os.getpid(), process_start_time(os.getpid()) or 0, os.getsid(0))
         idle = LoadTransport(count=0, groups=1, batch=1, result_file=str(work / "unused.json"))
@@ -95,12 +65,6 @@ def run_convention(groups: int, per_group: int, window: float, members: int, wor
         asys.ask(supervisor, StopSystem(), timedelta(seconds=30))
         return {"all_groups_ready_s": all_ready, "cpu_percent_of_core": 100 * cpu, "processes": len(pids),
                 "ready_by_shard": spread}
-    finally:
-        asys.shutdown()
-        for node in nodes:
-            assert node.stdin is not None
-            node.stdin.close()
-            node.wait(30)
 
 
 def _member_pids(member_dir: Path) -> list[int]:

@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import sqlite3
 import statistics
 import tempfile
@@ -23,31 +22,26 @@ from typing import Any
 
 from actors.messages import Owner, StartSystem, StopSystem, SystemStarted
 from actors.supervisor import Supervisor
-from actors.system import quiet_log_config, start_actor_system
-from bench.load import LoadTransport, read_result
-from config import load_config
+from bench.cluster import bot_system, check_groups_on_members, free_port, member_shards, placed_groups, write_snapshot
+from bench.load import LoadTransport, group_id, read_result
 from storage.atomic import atomic_write_bytes
 from storage.lock import process_start_time
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run_bot(orders: int, groups: int, batch: int, workdir: Path) -> dict[str, Any]:
-    """One run of the real system; returns the load transport's result."""
+def run_bot(orders: int, groups: int, batch: int, workdir: Path, members: int = 0) -> dict[str, Any]:
+    """One run of the real system; returns the load transport's result. With `members`, every
+    group runs on a member machine (bench.cluster), the rest on this process's (the leader)."""
     data = workdir / "data"
     result_file = workdir / "result.json"
-    config = load_config(env={}, overrides={
+    if members:
+        write_snapshot(data, placed_groups([group_id(g) for g in range(groups)], member_shards(members)))
+    overrides = {
         "orders.default_rate": "100",  # the benchmark's groups are priced from their first order
         "bot.data_dir": str(data), "actors.admin_port": str(free_port()),
         "outbox.min_gap": "0s", "outbox.jitter": "0s", "outbox.per_group_gap": "0s",
         "outbox.hourly_cap": "1000000000", "sandbox.autostart": "false",
-    })
-    asys = start_actor_system(config, quiet_log_config())
-    try:
+    }
+    with bot_system(overrides, workdir, members) as (asys, config):
         supervisor = asys.createActor(Supervisor)
         owner = Owner(os.getpid(), process_start_time(os.getpid()) or 0, os.getsid(0))
         load = LoadTransport(count=orders, groups=groups, batch=batch, result_file=str(result_file))
@@ -60,10 +54,10 @@ def run_bot(orders: int, groups: int, batch: int, workdir: Path) -> dict[str, An
                 raise RuntimeError("intake did not finish within 300 s")
             time.sleep(0.1)
         result = read_result(result_file)
+        if members:
+            check_groups_on_members(asys, supervisor)
         asys.ask(supervisor, StopSystem(), timedelta(seconds=10))
         return result
-    finally:
-        asys.shutdown()
 
 
 def seed_baseline(orders: int, groups: int, workdir: Path) -> float:

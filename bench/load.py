@@ -20,9 +20,14 @@ from gateway.transport import Transport, TransportSink
 from storage.atomic import atomic_write_bytes
 
 
+def group_id(group: int) -> str:
+    """The chat id of load group number `group`."""
+    return f"1203639{group:011d}@g.us"
+
+
 def order_message(group: int, sender: str, text: str, now: float) -> ChatMessage:
     """An order message from a reseller in load group number `group`."""
-    return ChatMessage(group_id=f"1203639{group:011d}@g.us", group_name=f"Load {group}",
+    return ChatMessage(group_id=group_id(group), group_name=f"Load {group}",
                        message_id=f"3EB0{uuid.uuid4().hex[:18].upper()}", sender=sender, sender_alt="",
                        sender_name="Load", text=text, timestamp=now)
 
