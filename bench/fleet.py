@@ -4,7 +4,7 @@ production actor base.
 Measures, in one run per fleet size:
 * restart: from start until every group actor has run its first reconciliation cycle (bar: < 10 s;
   also reported: until every group is loaded and ready — its first cycle lands at a random moment
-  within one interval after that, so that groups started together spread out);
+  within reconciliation.first_cycle_within (1 s) after that, so groups loaded together spread out);
 * reconciliation: CPU of every process of the system over a window of idle reconciliation, as %
   of one core (bar: < 5 %), by role (groups, hosts, persistence, ...), against the seed's cycle
   (load the whole JSON, check every order, rewrite it) and SQLite (select the open orders, update
