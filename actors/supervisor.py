@@ -93,6 +93,7 @@ from domain.admins import AdminRoster
 from domain.reports import ReportKey, admin_chats, daily_report_text, report_day, seconds_until
 from domain.money import MoneyError, parse_amount
 from domain.placement import PLACED_ON, least_loaded, next_placement_n, rehome
+from domain.restarts import RestartPolicy, restart_delay
 from domain.records import AdminsRecord, GroupRecord, ShopRecord
 from actors.desk_setup import shop_defaults, text_rules
 from domain.shop import (
@@ -141,6 +142,14 @@ class _JoinWaitOver:
 @dataclass(frozen=True)
 class _CheckShards:
     """Time to look for members whose hosts stopped beating."""
+
+
+@dataclass(frozen=True, eq=False)
+class _RestartHost:
+    """Time to start the group host at that index again, unless it was replaced meanwhile."""
+
+    index: int
+    exited: Any  # the address of the host that exited
 
 
 @dataclass(frozen=True)
@@ -258,6 +267,7 @@ class Supervisor(BotActor):
         self.stopping = False
         self.hosts: list[Any] = []  # GroupHost addresses
         self.host_shard: list[str] = []  # the shard of each host
+        self.host_exits: dict[int, tuple[float, ...]] = {}  # recent exits of each host (monotonic)
         self.shards: dict[str, Shard] = {}
         self.placements: dict[str, str] = {}  # as the journal had them at the start
         self.waiting: dict[str, list[Any]] = {}  # messages for groups whose shard has not joined yet
@@ -811,17 +821,31 @@ class Supervisor(BotActor):
             return  # a host of a lost member: its groups run elsewhere already
         if index is not None:
             # Its groups died with it (their parent's death ends them): a new host starts them
-            # again, each under a new epoch.
+            # again, each under a new epoch. Again and again only after a growing delay: a member
+            # stopping cleanly refuses each new host at once, until it is declared lost.
+            a = self.start.config.actors
+            recent, delay = restart_delay(self.host_exits.get(index, ()), time.monotonic(), RestartPolicy(
+                a.restart_period, a.restart_intensity, a.restart_backoff_min, a.restart_backoff_max))
+            self.host_exits[index] = recent
+            if delay > 0:
+                log.error("group host %d exited %d times in %.0f s; starting it again in %.1f s", index,
+                          len(recent), a.restart_period, delay)
+                self.wakeupAfter(timedelta(seconds=delay), payload=_RestartHost(index, address))
+                return
             log.error("group host %d exited; starting it again with its groups", index)
-            self.restarts += 1
-            shard_name = self.host_shard[index]
-            self.hosts[index] = self.createActor(GroupHost, targetActorRequirements={SHARD: shard_name}
-                                                 if self._cluster() else None)
-            for entry in self.groups.values():
-                if entry.host == index:
-                    entry.address, entry.ready = None, False
-            self.send(self.hosts[index], StartHost(self._spec(), tuple(e.slot(self.boot) for e in self.groups.values()
-                                                                       if e.host == index)))
+            self._restart_host(index)
+
+    def _restart_host(self, index: int) -> None:
+        """A new host on the exited one's shard starts its groups, each under a new epoch."""
+        self.restarts += 1
+        shard_name = self.host_shard[index]
+        self.hosts[index] = self.createActor(GroupHost, targetActorRequirements={SHARD: shard_name}
+                                             if self._cluster() else None)
+        for entry in self.groups.values():
+            if entry.host == index:
+                entry.address, entry.ready = None, False
+        self.send(self.hosts[index], StartHost(self._spec(), tuple(e.slot(self.boot) for e in self.groups.values()
+                                                                   if e.host == index)))
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
         payload = msg.payload
@@ -836,6 +860,9 @@ class Supervisor(BotActor):
             self._stop_persistence()
         elif isinstance(payload, _CheckShards) and not self.stopping:
             self._check_shards()
+        elif isinstance(payload, _RestartHost) and not self.stopping:
+            if self.hosts[payload.index] == payload.exited and self.shards[self.host_shard[payload.index]].live:
+                self._restart_host(payload.index)
         elif isinstance(payload, _StopOrphans):
             for i in payload.hosts:
                 self.send(self.hosts[i], ActorExitRequest())  # its group actors end with it

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from thespian.actors import ActorExitRequest
+
+from actors.host import GroupHost
 from actors.messages import ForGroup, HostGroups, StartHost, StopSystem
 from actors.supervisor import Supervisor
-from tests.harness import ALICE, GROUP, GROUP2, ChatBot
+from tests.harness import ALICE, GROUP, GROUP2, T, ChatBot
 
 
 class ForGroupFirst(Supervisor):
@@ -83,3 +86,43 @@ def test_the_held_supervisors_do_reorder() -> None:
     finally:
         Supervisor.send = original  # type: ignore[method-assign]
     assert sent == ["ForGroup", "HostGroups"]
+
+
+class HostsThatDie(Supervisor):
+    """After "die", each group host it creates exits at once, as when a member machine shuts
+    down cleanly: its admin refuses every new actor, and each refusal is another exit."""
+
+    def receiveMessage(self, msg: Any, sender: Any) -> None:
+        if msg == "die":
+            self.__dict__["dying"] = 50  # so that the test ends even if nothing holds the loop back
+            self.send(self.hosts[0], ActorExitRequest())
+        elif msg == "heal":
+            self.__dict__["dying"] = 0
+        elif msg == "created":
+            self.send(sender, self.__dict__.get("created", 0))
+        else:
+            super().receiveMessage(msg, sender)
+
+    def createActor(self, cls: Any, *args: Any, **kw: Any) -> Any:
+        address = super().createActor(cls, *args, **kw)
+        if cls is GroupHost and self.__dict__.get("dying", 0) > 0:
+            self.__dict__["dying"] -= 1
+            self.__dict__["created"] = self.__dict__.get("created", 0) + 1
+            super().send(address, ActorExitRequest())
+        return address
+
+
+def test_a_host_that_keeps_exiting_is_restarted_with_a_growing_delay(make_bot: Callable[..., ChatBot]) -> None:
+    """A trial run: a member stopped with SIGTERM made the leader's Supervisor start its hosts
+    again about 120 times a second until the member was declared lost (1,907 log errors)."""
+    bot = make_bot(supervisor=HostsThatDie)
+    bot.post(GROUP, ALICE, ".10")
+    bot.asys.tell(bot.supervisor, "die")
+    bot.pump(0.5)
+    # At once, then after 0.1 s and 0.2 s more (actors.restart_backoff_min, doubling).
+    assert bot.asys.ask(bot.supervisor, "created", T) <= 4
+    bot.asys.tell(bot.supervisor, "heal")
+    bot.pump(1.0)  # the next attempt, 0.4 s after the last, starts a host that stays
+    bot.post(GROUP, ALICE, ".20")
+    assert bot.last_reply(GROUP).startswith("📥")
+    assert [o["diamonds"] for o in bot.orders(group=GROUP)] == [20, 10]
