@@ -817,8 +817,8 @@ class Supervisor(BotActor):
             self._to_all_groups(GatewayMoved(self.gateway))  # the hosts send the routes again
             return
         index = next((i for i, h in enumerate(self.hosts) if h == address), None)
-        if index is not None and not self.shards[self.host_shard[index]].live:
-            return  # a host of a lost member: its groups run elsewhere already
+        if index is not None and not self._current_host(index):
+            return  # a host of a lost member, or an old one of a member that is back: no groups
         if index is not None:
             # Its groups died with it (their parent's death ends them): a new host starts them
             # again, each under a new epoch. Again and again only after a growing delay: a member
@@ -834,6 +834,12 @@ class Supervisor(BotActor):
                 return
             log.error("group host %d exited; starting it again with its groups", index)
             self._restart_host(index)
+
+    def _current_host(self, index: int) -> bool:
+        """Whether the host at that index keeps groups now: its shard is connected and the host
+        is one of the shard's (a member that came back got new hosts; its old ones stay listed)."""
+        shard = self.shards[self.host_shard[index]]
+        return shard.live and index in shard.hosts
 
     def _restart_host(self, index: int) -> None:
         """A new host on the exited one's shard starts its groups, each under a new epoch."""
@@ -861,7 +867,7 @@ class Supervisor(BotActor):
         elif isinstance(payload, _CheckShards) and not self.stopping:
             self._check_shards()
         elif isinstance(payload, _RestartHost) and not self.stopping:
-            if self.hosts[payload.index] == payload.exited and self.shards[self.host_shard[payload.index]].live:
+            if self.hosts[payload.index] == payload.exited and self._current_host(payload.index):
                 self._restart_host(payload.index)
         elif isinstance(payload, _StopOrphans):
             for i in payload.hosts:

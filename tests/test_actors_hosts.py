@@ -7,14 +7,15 @@ what the real one sends, in the order Thespian may deliver it."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
-from thespian.actors import ActorExitRequest
+from thespian.actors import ActorExitRequest, ChildActorExited
 
 from actors.host import GroupHost
-from actors.messages import ForGroup, HostGroups, StartHost, StopSystem
-from actors.supervisor import Supervisor
-from tests.harness import ALICE, GROUP, GROUP2, T, ChatBot
+from actors.messages import ForGroup, HostGroups, StartHost, StartSystem, StopSystem
+from actors.supervisor import Shard, Supervisor
+from tests.harness import ALICE, GROUP, GROUP2, T, ChatBot, actor_config
 
 
 class ForGroupFirst(Supervisor):
@@ -126,3 +127,28 @@ def test_a_host_that_keeps_exiting_is_restarted_with_a_growing_delay(make_bot: C
     bot.post(GROUP, ALICE, ".20")
     assert bot.last_reply(GROUP).startswith("📥")
     assert [o["diamonds"] for o in bot.orders(group=GROUP)] == [20, 10]
+
+
+def test_an_old_host_of_a_member_that_came_back_is_not_started_again(tmp_path: Path) -> None:
+    """A member lost and back has new hosts; its old ones (stopped as orphans, or refused while
+    it shut down) exit later: starting them again made empty hosts on the member (a trial run
+    saw two more processes there 30 s after it rejoined). The Supervisor's handler is driven
+    directly: a member shard cannot be had on simpleSystemBase."""
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"s" * 40)
+    secret.chmod(0o600)
+    config = actor_config(tmp_path, **{"cluster.role": "leader", "cluster.secret_file": str(secret),
+                                       "actors.system_base": "multiprocTCPBase"})
+    sup = Supervisor()
+    sup.config, sup.start = config, StartSystem(config)
+    created: list[Any] = []
+    sup.createActor = lambda *a, **kw: created.append(a) or object()  # type: ignore[method-assign]
+    sup.send = lambda *a: None  # type: ignore[method-assign]
+    sup.wakeupAfter = lambda *a, **kw: None  # type: ignore[method-assign]
+    sup.hosts = ["leader-0", "b-old", "b-new"]
+    sup.host_shard = ["leader", "b", "b"]
+    sup.shards = {"leader": Shard("leader", [0]), "b": Shard("b", [2], admin="member-b")}
+    sup.receiveMsg_ChildActorExited(ChildActorExited("b-old"), None)
+    assert created == []
+    sup.receiveMsg_ChildActorExited(ChildActorExited("b-new"), None)  # a current host: started again
+    assert len(created) == 1
