@@ -7,14 +7,18 @@ what the real one sends, in the order Thespian may deliver it."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
+
 from thespian.actors import ActorExitRequest, ChildActorExited
 
-from actors.host import GroupHost
-from actors.messages import ForGroup, HostGroups, StartHost, StartSystem, StopSystem
+from actors.host import MEMBER_OWNER, GroupHost
+from actors.messages import ForGroup, HostGroups, StartHost, StartSystem, StopSystem, SystemStopped
 from actors.supervisor import Shard, Supervisor
+from storage.lock import process_start_time
 from tests.harness import ALICE, GROUP, GROUP2, T, ChatBot, actor_config
 
 
@@ -152,3 +156,34 @@ def test_an_old_host_of_a_member_that_came_back_is_not_started_again(tmp_path: P
     assert created == []
     sup.receiveMsg_ChildActorExited(ChildActorExited("b-new"), None)  # a current host: started again
     assert len(created) == 1
+
+
+class CountsHostExits(Supervisor):
+    """Counts its hosts' exits where the test reads them (simpleSystemBase runs in the test's
+    process; the Supervisor itself is gone once the stop is over)."""
+
+    host_exits: list[int] = []
+
+    def receiveMessage(self, msg: Any, sender: Any) -> None:
+        if isinstance(msg, ChildActorExited) and any(h == msg.childAddress for h in self.hosts):
+            CountsHostExits.host_exits.append(1)
+        super().receiveMessage(msg, sender)
+
+
+@pytest.mark.parametrize("on_member", [False, True])
+def test_a_members_hosts_end_once_they_have_answered_the_stop(make_bot: Callable[..., ChatBot],
+                                                             monkeypatch: pytest.MonkeyPatch, on_member: bool) -> None:
+    """The leader's stop ends the actor system on its own machine only: hosts on a member (and
+    their groups, children of theirs) outlived it, and after each leader restart a member held
+    one more set of them (a trial run). Once a host has answered the stop, nothing is left for
+    it to do."""
+    if on_member:
+        pid = os.getpid()
+        monkeypatch.setenv(MEMBER_OWNER, f"{pid}:{process_start_time(pid) or 0}:{os.getsid(0)}")
+    CountsHostExits.host_exits.clear()
+    bot = make_bot(supervisor=CountsHostExits)
+    bot.post(GROUP, ALICE, ".10")
+    hosts = bot.status()["groups"]["hosts"]
+    assert isinstance(bot.asys.ask(bot.supervisor, StopSystem(), T), SystemStopped)
+    bot.pump(0.3)
+    assert len(CountsHostExits.host_exits) == (hosts if on_member else 0)
