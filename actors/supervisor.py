@@ -185,6 +185,8 @@ class Shard:
     since: float = 0.0
     lost_at: float = 0.0
     heard: float = 0.0  # time.monotonic() of its hosts' last heartbeat
+    # A registration of the member while it counted as live: (time.monotonic(), hosts, admin).
+    registered: tuple[float, int, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -534,6 +536,11 @@ class Supervisor(BotActor):
             if shard.live and shard.name != self._own_shard() and now - shard.heard > MISSED_BEATS * check_in:
                 log.error("no heartbeat from shard %s for %.0f s", shard.name, now - shard.heard)
                 self._lose_shard(shard.name)
+                if shard.registered is not None and shard.registered[0] >= shard.heard:
+                    _, hosts, admin = shard.registered
+                    log.info("member %s joined: shard %s (restarted; back: its groups stay where they run now)",
+                             admin, shard.name)
+                    self._add_shard(shard.name, hosts, admin)
         self.wakeupAfter(timedelta(seconds=check_in), payload=_CheckShards())
 
     def receiveMsg_ActorSystemConventionUpdate(self, msg: ActorSystemConventionUpdate, sender: Any) -> None:
@@ -556,11 +563,16 @@ class Supervisor(BotActor):
                             msg.remoteAdminAddress, name)
             return
         shard = self.shards.get(name)
+        hosts = int(capabilities.get(HOSTS_CAPABILITY) or 1)
         if shard is not None and shard.live:
-            return  # a re-registration
+            # A registration repeated, or the member restarted (systemctl restart) before its
+            # hosts were missed: Thespian says so once only, so it is kept, and if no heartbeat
+            # comes after it the shard is back as soon as it is lost (_check_shards).
+            shard.registered = (time.monotonic(), hosts, str(msg.remoteAdminAddress))
+            return
         log.info("member %s joined: shard %s%s", msg.remoteAdminAddress, name,
                  " (back: its groups stay where they run now)" if shard is not None else "")
-        self._add_shard(name, int(capabilities.get(HOSTS_CAPABILITY) or 1), str(msg.remoteAdminAddress))
+        self._add_shard(name, hosts, str(msg.remoteAdminAddress))
 
     def _join_wait_over(self) -> None:
         """Groups whose member has not joined start on the shards that are here."""
