@@ -419,6 +419,11 @@ class GroupHost(BotActor):
                         "lost (orders are not)", len(missing))
         self.send(self.stop_requester, HostStopped(stop.saved, missing))
         self.stop_requester = None
+        if member_owner() is not None:
+            # On a member, the leader's stop ends the actor system on the leader's machine only:
+            # this host and its groups (children of its) would outlive it, one more set after
+            # each leader restart. On the leader's machine the system's shutdown ends them.
+            self.send(self.myAddress, ActorExitRequest())
 
 
 # What a host can only handle once StartHost gave it its spec.

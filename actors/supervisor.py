@@ -93,6 +93,7 @@ from domain.admins import AdminRoster
 from domain.reports import ReportKey, admin_chats, daily_report_text, report_day, seconds_until
 from domain.money import MoneyError, parse_amount
 from domain.placement import PLACED_ON, least_loaded, next_placement_n, rehome
+from domain.restarts import RestartPolicy, restart_delay
 from domain.records import AdminsRecord, GroupRecord, ShopRecord
 from actors.desk_setup import shop_defaults, text_rules
 from domain.shop import (
@@ -143,6 +144,14 @@ class _CheckShards:
     """Time to look for members whose hosts stopped beating."""
 
 
+@dataclass(frozen=True, eq=False)
+class _RestartHost:
+    """Time to start the group host at that index again, unless it was replaced meanwhile."""
+
+    index: int
+    exited: Any  # the address of the host that exited
+
+
 @dataclass(frozen=True)
 class _StopOrphans:
     """A lost member is heard again: its old hosts (and their groups) stop now."""
@@ -176,6 +185,8 @@ class Shard:
     since: float = 0.0
     lost_at: float = 0.0
     heard: float = 0.0  # time.monotonic() of its hosts' last heartbeat
+    # A registration of the member while it counted as live: (time.monotonic(), hosts, admin).
+    registered: tuple[float, int, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -258,6 +269,7 @@ class Supervisor(BotActor):
         self.stopping = False
         self.hosts: list[Any] = []  # GroupHost addresses
         self.host_shard: list[str] = []  # the shard of each host
+        self.host_exits: dict[int, tuple[float, ...]] = {}  # recent exits of each host (monotonic)
         self.shards: dict[str, Shard] = {}
         self.placements: dict[str, str] = {}  # as the journal had them at the start
         self.waiting: dict[str, list[Any]] = {}  # messages for groups whose shard has not joined yet
@@ -524,6 +536,11 @@ class Supervisor(BotActor):
             if shard.live and shard.name != self._own_shard() and now - shard.heard > MISSED_BEATS * check_in:
                 log.error("no heartbeat from shard %s for %.0f s", shard.name, now - shard.heard)
                 self._lose_shard(shard.name)
+                if shard.registered is not None and shard.registered[0] >= shard.heard:
+                    _, hosts, admin = shard.registered
+                    log.info("member %s joined: shard %s (restarted; back: its groups stay where they run now)",
+                             admin, shard.name)
+                    self._add_shard(shard.name, hosts, admin)
         self.wakeupAfter(timedelta(seconds=check_in), payload=_CheckShards())
 
     def receiveMsg_ActorSystemConventionUpdate(self, msg: ActorSystemConventionUpdate, sender: Any) -> None:
@@ -546,11 +563,16 @@ class Supervisor(BotActor):
                             msg.remoteAdminAddress, name)
             return
         shard = self.shards.get(name)
+        hosts = int(capabilities.get(HOSTS_CAPABILITY) or 1)
         if shard is not None and shard.live:
-            return  # a re-registration
+            # A registration repeated, or the member restarted (systemctl restart) before its
+            # hosts were missed: Thespian says so once only, so it is kept, and if no heartbeat
+            # comes after it the shard is back as soon as it is lost (_check_shards).
+            shard.registered = (time.monotonic(), hosts, str(msg.remoteAdminAddress))
+            return
         log.info("member %s joined: shard %s%s", msg.remoteAdminAddress, name,
                  " (back: its groups stay where they run now)" if shard is not None else "")
-        self._add_shard(name, int(capabilities.get(HOSTS_CAPABILITY) or 1), str(msg.remoteAdminAddress))
+        self._add_shard(name, hosts, str(msg.remoteAdminAddress))
 
     def _join_wait_over(self) -> None:
         """Groups whose member has not joined start on the shards that are here."""
@@ -807,21 +829,41 @@ class Supervisor(BotActor):
             self._to_all_groups(GatewayMoved(self.gateway))  # the hosts send the routes again
             return
         index = next((i for i, h in enumerate(self.hosts) if h == address), None)
-        if index is not None and not self.shards[self.host_shard[index]].live:
-            return  # a host of a lost member: its groups run elsewhere already
+        if index is not None and not self._current_host(index):
+            return  # a host of a lost member, or an old one of a member that is back: no groups
         if index is not None:
             # Its groups died with it (their parent's death ends them): a new host starts them
-            # again, each under a new epoch.
+            # again, each under a new epoch. Again and again only after a growing delay: a member
+            # stopping cleanly refuses each new host at once, until it is declared lost.
+            a = self.start.config.actors
+            recent, delay = restart_delay(self.host_exits.get(index, ()), time.monotonic(), RestartPolicy(
+                a.restart_period, a.restart_intensity, a.restart_backoff_min, a.restart_backoff_max))
+            self.host_exits[index] = recent
+            if delay > 0:
+                log.error("group host %d exited %d times in %.0f s; starting it again in %.1f s", index,
+                          len(recent), a.restart_period, delay)
+                self.wakeupAfter(timedelta(seconds=delay), payload=_RestartHost(index, address))
+                return
             log.error("group host %d exited; starting it again with its groups", index)
-            self.restarts += 1
-            shard_name = self.host_shard[index]
-            self.hosts[index] = self.createActor(GroupHost, targetActorRequirements={SHARD: shard_name}
-                                                 if self._cluster() else None)
-            for entry in self.groups.values():
-                if entry.host == index:
-                    entry.address, entry.ready = None, False
-            self.send(self.hosts[index], StartHost(self._spec(), tuple(e.slot(self.boot) for e in self.groups.values()
-                                                                       if e.host == index)))
+            self._restart_host(index)
+
+    def _current_host(self, index: int) -> bool:
+        """Whether the host at that index keeps groups now: its shard is connected and the host
+        is one of the shard's (a member that came back got new hosts; its old ones stay listed)."""
+        shard = self.shards[self.host_shard[index]]
+        return shard.live and index in shard.hosts
+
+    def _restart_host(self, index: int) -> None:
+        """A new host on the exited one's shard starts its groups, each under a new epoch."""
+        self.restarts += 1
+        shard_name = self.host_shard[index]
+        self.hosts[index] = self.createActor(GroupHost, targetActorRequirements={SHARD: shard_name}
+                                             if self._cluster() else None)
+        for entry in self.groups.values():
+            if entry.host == index:
+                entry.address, entry.ready = None, False
+        self.send(self.hosts[index], StartHost(self._spec(), tuple(e.slot(self.boot) for e in self.groups.values()
+                                                                   if e.host == index)))
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
         payload = msg.payload
@@ -837,6 +879,9 @@ class Supervisor(BotActor):
             self._stop_persistence()
         elif isinstance(payload, _CheckShards) and not self.stopping:
             self._check_shards()
+        elif isinstance(payload, _RestartHost) and not self.stopping:
+            if self.hosts[payload.index] == payload.exited and self._current_host(payload.index):
+                self._restart_host(payload.index)
         elif isinstance(payload, _StopOrphans):
             for i in payload.hosts:
                 self.send(self.hosts[i], ActorExitRequest())  # its group actors end with it

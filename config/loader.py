@@ -913,6 +913,12 @@ def _check_cluster(values: Mapping[str, Any], flat: Mapping[str, _Raw]) -> None:
     if role == "member" and not values["actors.convention_address"]:
         raise _error("actors.convention_address", flat["actors.convention_address"],
                      'must be the leader\'s "host:port" on a member (run.py member --leader HOST:PORT)')
+    if role == "member" and values["cluster.shard"] == "leader":
+        # The default name is the leader's own shard: the leader ignores a member calling itself
+        # that, so the member would run and never be given a group.
+        raise _error("cluster.shard", flat["cluster.shard"], (
+            'is the leader\'s own shard; a member needs a name of its own: run.py member --leader '
+            'HOST:PORT --shard NAME (e.g. "b")'))
     if role == "leader" and values["actors.convention_address"]:
         raise _error("actors.convention_address", flat["actors.convention_address"], (
             "must be empty on the leader: the convention is led from cluster.address and actors.admin_port"))

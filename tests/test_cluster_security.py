@@ -119,8 +119,16 @@ def test_a_role_needs_a_secret_and_a_member_its_leader(secret: Path) -> None:
 @pytest.mark.parametrize("leader", ["10.0.0.5:1900", "[fd00::1]:1900", "leader.lan:1900"])
 def test_a_member_names_its_leader_by_address_or_name(secret: Path, leader: str) -> None:
     cfg = load_config(overrides={"cluster.role": "member", "cluster.secret_file": str(secret),
-                                 "actors.convention_address": leader})
+                                 "cluster.shard": "b", "actors.convention_address": leader})
     assert cfg.actors.convention_address == leader
+
+
+def test_a_member_without_a_shard_of_its_own_is_refused(secret: Path) -> None:
+    """cluster.shard defaults to "leader", the leader's own shard, whose name the leader ignores
+    from a member: started without --shard, a member ran and never joined (a trial run)."""
+    with pytest.raises(ConfigError, match=r'cluster.shard = "leader".*--shard NAME'):
+        load_config(overrides={"cluster.role": "member", "cluster.secret_file": str(secret),
+                               "actors.convention_address": "10.0.0.5:1900"})
 
 
 # -- a running member's port -----------------------------------------------------------------
