@@ -94,7 +94,7 @@ class GroupActor(BotActor):
             self.send(sender, GroupReady(slot.group_id, msg.epoch, error=str(e)))
             return
         book = self.desk.book
-        log.info("group %s (%s, code %s) ready: %d open orders", slot.group_id, book.settings.name,
+        log.info("group %s (%s, code %s) ready: %d open orders", slot.group_id, book.settings.name or slot.name,
                  book.settings.code, len(book.open_orders()))
         if self.board is not None:
             self.board.reset(code_number(slot.code))
