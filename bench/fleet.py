@@ -124,7 +124,7 @@ def hogs(n: int) -> list[subprocess.Popen[bytes]]:
 
 
 def run_bot(groups: int, per_group: int, window: float, work: Path, interval: str = "10s",
-            stop_load: int = 0) -> dict[str, Any]:
+            stop_load: int = 0, hosts: int = 0) -> dict[str, Any]:
     data = work / "data"
     data.mkdir(parents=True)
     now = time.time()
@@ -136,6 +136,7 @@ def run_bot(groups: int, per_group: int, window: float, work: Path, interval: st
         "bot.data_dir": str(data), "actors.admin_port": str(free_port()), "sandbox.autostart": "false",
         "reconciliation.pending_stuck_after": "24h",  # fresh orders: no issues, no writes
         "reconciliation.interval": interval,
+        "actors.group_hosts": str(hosts),  # 0: one per core
     })
     asys = start_actor_system(config, quiet_log_config())
     try:
@@ -256,7 +257,7 @@ def median_of(runs: list[dict[str, Any]], key: str) -> float:
 def measure(groups: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """One run of the bot at this fleet size, and the seed's and SQLite's cycle beside it."""
     load_before = os.getloadavg()[0]
-    bot = run_bot(groups, args.orders_per_group, args.window, work / "bot", args.interval, args.stop_load)
+    bot = run_bot(groups, args.orders_per_group, args.window, work / "bot", args.interval, args.stop_load, args.hosts)
     (work / "seed").mkdir()
     seed = statistics.median(seed_cycle(groups, args.orders_per_group, work / "seed") for _ in range(3))
     (work / "sqlite").mkdir()
@@ -294,6 +295,7 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=40.0, help="seconds of CPU measurement")
     parser.add_argument("--interval", default="10s", help="reconciliation.interval (1h: the idle cost alone)")
     parser.add_argument("--stop-load", type=int, default=0, help="busy processes running during the stop")
+    parser.add_argument("--hosts", type=int, default=0, help="actors.group_hosts (0: one per core)")
     parser.add_argument("--out", default="", help="write every run and the medians to this JSON file")
     args = parser.parse_args()
     sizes = [int(g) for g in args.groups.split(",") if g.strip()]
