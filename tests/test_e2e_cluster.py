@@ -213,7 +213,11 @@ def test_a_lost_member_s_groups_come_back_on_the_others(fleet: tuple[Sandbox, Bo
     assert set(by_message) == expected
     for g in groups:
         wait_for(lambda g=g: set(posted[g]) <= set(receipts(sandbox, g)), 30, f"receipts in {g}")
-        assert all(n == 1 for n in receipts(sandbox, g).values()), receipts(sandbox, g)
+        # A group that stayed put answers each order once. One that moved may repeat a receipt
+        # that was on its way when its member was lost (at least once, as the README says; seen
+        # about once in five full runs), never more.
+        most = 2 if g in moved_a or g in moved_b else 1
+        assert all(n <= most for n in receipts(sandbox, g).values()), receipts(sandbox, g)
     # The moved groups take commands on their new shards.
     for o in orders:
         if o["status"] == "pending":
