@@ -17,7 +17,6 @@ import logging
 import os
 import resource
 import time
-from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -57,6 +56,8 @@ from actors.messages import (
     StopSystem,
     ToGroups,
 )
+from domain.restarts import policy_of, restart_delay
+
 
 log = logging.getLogger("diamondbot.host")
 
@@ -90,7 +91,7 @@ class _Hosted:
     address: Any = None
     ready: bool = False
     backlog: list[Any] = field(default_factory=list)  # messages while no incarnation runs
-    crashes: deque[float] = field(default_factory=deque)
+    crashes: tuple[float, ...] = ()  # its exits within actors.restart_period
     restart_pending: bool = False
     replay_on_ready: bool = False
 
@@ -310,16 +311,11 @@ class GroupHost(BotActor):
     def _schedule_restart(self, h: _Hosted) -> None:
         assert self.spec is not None
         a = self.spec.config.actors
-        now = time.monotonic()
-        h.crashes.append(now)
-        while h.crashes and h.crashes[0] < now - a.restart_period:
-            h.crashes.popleft()
+        h.crashes, delay = restart_delay(h.crashes, time.monotonic(), policy_of(a), first_at_once=False)
         if len(h.crashes) > a.restart_intensity:
-            delay = a.restart_backoff_max
             log.error("group %s crashed %d times in %.0f s; next restart in %.0f s", h.slot.group_id,
                       len(h.crashes), a.restart_period, delay)
         else:
-            delay = min(a.restart_backoff_min * 2 ** (len(h.crashes) - 1), a.restart_backoff_max)
             log.warning("group %s actor exited; restarting in %.2f s", h.slot.group_id, delay)
         h.restart_pending = h.replay_on_ready = True
         self.wakeupAfter(timedelta(seconds=delay), payload=_Restart(h.slot.group_id))

@@ -93,7 +93,7 @@ from domain.admins import AdminRoster
 from domain.reports import ReportKey, admin_chats, daily_report_text, report_day, seconds_until
 from domain.money import MoneyError, parse_amount
 from domain.placement import PLACED_ON, least_loaded, next_placement_n, rehome
-from domain.restarts import RestartPolicy, restart_delay
+from domain.restarts import policy_of, restart_delay
 from domain.records import AdminsRecord, GroupRecord, ShopRecord
 from actors.desk_setup import shop_defaults, text_rules
 from domain.shop import (
@@ -836,8 +836,7 @@ class Supervisor(BotActor):
             # again, each under a new epoch. Again and again only after a growing delay: a member
             # stopping cleanly refuses each new host at once, until it is declared lost.
             a = self.start.config.actors
-            recent, delay = restart_delay(self.host_exits.get(index, ()), time.monotonic(), RestartPolicy(
-                a.restart_period, a.restart_intensity, a.restart_backoff_min, a.restart_backoff_max))
+            recent, delay = restart_delay(self.host_exits.get(index, ()), time.monotonic(), policy_of(a))
             self.host_exits[index] = recent
             if delay > 0:
                 log.error("group host %d exited %d times in %.0f s; starting it again in %.1f s", index,
