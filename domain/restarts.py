@@ -1,6 +1,7 @@
 """How soon an actor that exited starts again (OTP's restart intensity): after a delay that
-doubles with each exit in the period (a host: at once the first time), so one that cannot start at all (a member machine shutting
-down refuses every new actor) is not tried again in a tight loop."""
+doubles with each exit in the period (a host: at once the first time), so one that cannot start
+at all (a member machine shutting down refuses every new actor) is not tried again in a tight
+loop."""
 
 from __future__ import annotations
 

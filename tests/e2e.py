@@ -17,8 +17,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from actors.system import group_members
 
@@ -273,6 +274,24 @@ class Bot:
             os.killpg(self.proc.pid, signal.SIGKILL)
             raise
         return code, self.log.read_bytes()[before:].decode(errors="replace")
+
+
+@contextmanager
+def sandbox_and_bot(tmp_path: Path, *bot_args: str, start: bool = True) -> Iterator[tuple[Sandbox, Bot]]:
+    """A sandbox server and run.py on it (started unless `start` is false), both stopped after."""
+    sandbox = Sandbox(tmp_path / "sandbox.json", tmp_path / "sandbox.log")
+    sandbox.start()
+    bot = Bot(tmp_path / "data", sandbox.url, tmp_path / "bot.log", *bot_args)
+    try:
+        if start:
+            bot.start()
+        yield sandbox, bot
+    finally:
+        try:
+            if bot.proc is not None:
+                bot.stop()
+        finally:
+            sandbox.stop()
 
 
 def kill_leftovers() -> list[tuple[int, str]]:

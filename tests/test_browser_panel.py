@@ -18,7 +18,7 @@ import pytest
 from playwright.async_api import Dialog, Page, expect
 
 from tests.browser import DESKTOP, PHONE, browser, open_page, screenshot  # noqa: F401  (fixture)
-from tests.e2e import PASSWORD, Bot, Sandbox
+from tests.e2e import Bot, PASSWORD, Sandbox, sandbox_and_bot
 
 pytestmark = pytest.mark.e2e
 
@@ -30,18 +30,8 @@ LIVE = 20_000  # ms: a change must reach the open page within this
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[Sandbox, Bot]]:
-    sandbox = Sandbox(tmp_path / "sandbox.json", tmp_path / "sandbox.log")
-    sandbox.start()
-    bot = Bot(tmp_path / "data", sandbox.url, tmp_path / "bot.log")
-    try:
-        bot.start()
-        yield sandbox, bot
-    finally:
-        try:
-            if bot.proc is not None:
-                bot.stop()
-        finally:
-            sandbox.stop()
+    with sandbox_and_bot(tmp_path) as world:
+        yield world
 
 
 async def chat_has(sandbox: Sandbox, group: str, text: str, quoted: str, timeout: float = 20) -> None:

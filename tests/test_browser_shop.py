@@ -26,7 +26,7 @@ from playwright.async_api import Dialog, Page, expect
 
 from domain.clock import FakeClock
 from tests.browser import DESKTOP, PHONE, browser, open_page, screenshot  # noqa: F401  (fixture)
-from tests.e2e import PASSWORD, Bot, Sandbox
+from tests.e2e import Bot, PASSWORD, Sandbox, sandbox_and_bot
 from tests.fake_bridge import FakeBridge, make_config, panel_client
 from tests.test_browser_panel import ALICE, chat_has
 
@@ -60,18 +60,8 @@ def answering(questions: list[str], accept: bool) -> Any:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[Sandbox, Bot]]:
-    sandbox = Sandbox(tmp_path / "sandbox.json", tmp_path / "sandbox.log")
-    sandbox.start()
-    bot = Bot(tmp_path / "data", sandbox.url, tmp_path / "bot.log")
-    try:
-        bot.start()
-        yield sandbox, bot
-    finally:
-        try:
-            if bot.proc is not None:
-                bot.stop()
-        finally:
-            sandbox.stop()
+    with sandbox_and_bot(tmp_path) as world:
+        yield world
 
 
 @pytest.mark.e2e

@@ -19,7 +19,7 @@ from storage.check import check_data, repair_data
 from storage.database import open_database
 from storage.journal import encode_record
 from storage.store import Store
-from tests.e2e import REPO, Bot, Sandbox, leftover_processes, process_env, wait_for
+from tests.e2e import Bot, leftover_processes, process_env, REPO, Sandbox, sandbox_and_bot, wait_for
 
 G = "120363041234567890@g.us"
 NOW = 1_765_300_000.0
@@ -275,17 +275,8 @@ def test_both_commands_refuse_while_the_bot_runs_and_change_nothing(data_dir: Pa
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[Sandbox, Bot]]:
-    sandbox = Sandbox(tmp_path / "sandbox.json", tmp_path / "sandbox.log")
-    sandbox.start()
-    bot = Bot(tmp_path / "data", sandbox.url, tmp_path / "bot.log")
-    try:
-        yield sandbox, bot
-    finally:
-        try:
-            if bot.proc is not None:
-                bot.stop()
-        finally:
-            sandbox.stop()
+    with sandbox_and_bot(tmp_path, start=False) as world:
+        yield world
 
 
 @pytest.mark.e2e

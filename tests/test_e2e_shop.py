@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.e2e import Bot, Sandbox, wait_for
+from tests.e2e import Bot, Sandbox, sandbox_and_bot, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -31,18 +31,8 @@ WAIT = 20
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[Sandbox, Bot]]:
-    sandbox = Sandbox(tmp_path / "sandbox.json", tmp_path / "sandbox.log")
-    sandbox.start()
-    bot = Bot(tmp_path / "data", sandbox.url, tmp_path / "bot.log", "--set", f"whatsapp.admins={ADMIN}")
-    try:
-        bot.start()
-        yield sandbox, bot
-    finally:
-        try:
-            if bot.proc is not None:
-                bot.stop()
-        finally:
-            sandbox.stop()
+    with sandbox_and_bot(tmp_path, "--set", f"whatsapp.admins={ADMIN}") as world:
+        yield world
 
 
 def said(sandbox: Sandbox, group: str) -> list[dict[str, Any]]:

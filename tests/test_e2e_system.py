@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.e2e import Bot, Sandbox, group_members, leftover_processes, listening_sockets, wait_for
+from tests.e2e import Bot, group_members, leftover_processes, listening_sockets, Sandbox, sandbox_and_bot, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -22,17 +22,8 @@ ALICE, BOB = "76210050711676@lid", "76210050711677@lid"
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[Sandbox, Bot]]:
-    sandbox = Sandbox(tmp_path / "sandbox.json", tmp_path / "sandbox.log")
-    sandbox.start()
-    bot = Bot(tmp_path / "data", sandbox.url, tmp_path / "bot.log")
-    try:
-        yield sandbox, bot
-    finally:
-        try:
-            if bot.proc is not None:
-                bot.stop()
-        finally:
-            sandbox.stop()
+    with sandbox_and_bot(tmp_path, start=False) as world:
+        yield world
 
 
 def receipts(sandbox: Sandbox, group: str) -> dict[str, int]:
