@@ -346,6 +346,71 @@ def _order_key(address: Any) -> Any:
     return details
 
 
+def index_address_waits() -> None:
+    """Sends to a child not yet up wait in Thespian's AddressWaitTransmits, a list it scans with
+    ActorAddress's costly equality on every send and every child's start: a host forking 500
+    groups made ~90,000 such comparisons per start (its largest CPU item in a profile at 1,000
+    groups). The same waits, kept by the child's placeholder number (`_AddressWaits`)."""
+    from thespian.system import systemCommon
+
+    if systemCommon.AddressWaitTransmits is _AddressWaits:
+        return
+    systemCommon.AddressWaitTransmits = _AddressWaits  # type: ignore[misc]  # made per actor at start
+
+
+class _AddressWaits:
+    """Thespian's AddressWaitTransmits with its waits for a placeholder address (a child this
+    actor created: the only addresses Thespian holds sends for) found by the placeholder's
+    number; any other address is looked up as Thespian does, by equality."""
+
+    def __init__(self) -> None:
+        self._by_child: dict[int, tuple[Any, list[Any]]] = {}
+        self._other: list[tuple[Any, list[Any]]] = []
+
+    @staticmethod
+    def _number(addr: Any) -> int | None:
+        from thespian.system.addressManager import ActorLocalAddress
+
+        details = getattr(addr, "addressDetails", None)
+        return details.addressInstanceNum if isinstance(details, ActorLocalAddress) else None
+
+    def fmap(self, func: Any) -> Any:
+        return map(func, [*self._by_child.values(), *self._other])  # lazy, as Thespian's own
+
+    def add(self, addr: Any, intent: Any) -> None:
+        number = self._number(addr)
+        if number is not None:
+            self._by_child.setdefault(number, (addr, []))[1].append(intent)
+            return
+        for each in self._other:
+            if each[0] == addr:
+                each[1].append(intent)
+                return
+        self._other.append((addr, [intent]))
+
+    def remove_intents_for_address(self, addr: Any) -> list[Any]:
+        number = self._number(addr)
+        if number is not None:
+            return self._by_child.pop(number, (addr, []))[1]
+        for idx, each in enumerate(self._other):
+            if each[0] == addr:
+                del self._other[idx]
+                return each[1]
+        return []
+
+
+def set_signals_directly() -> None:
+    """A new actor process sets a handler for each of the 64 signals through signal.signal,
+    whose wrapper turns every previous handler into an enum (~1,800 Python calls, 10x the
+    C call's time) for a result Thespian drops: the C function instead, a part of each of a
+    thousand groups' starts."""
+    import _signal
+
+    from thespian.system import multiprocCommon
+
+    multiprocCommon.set_signal_handler = _signal.signal  # type: ignore[attr-defined]
+
+
 class _Described:
     """A message's description for Thespian's debug log, made only if a line is written."""
 
@@ -421,6 +486,8 @@ def start_actor_system(config: Config, logdefs: dict[str, Any] | None = None) ->
     describe_messages_lazily()
     keep_the_selector()
     keep_message_order()
+    index_address_waits()
+    set_signals_directly()
     capabilities: dict[str, Any] = {"Admin Port": config.actors.admin_port, SHARD: cluster.shard,
                                     # how many group hosts the leader starts on this machine's shard
                                     "diamond.hosts": config.actors.group_hosts or max(os.cpu_count() or 1, 1)}

@@ -15,13 +15,16 @@ from thespian.actors import Actor, ActorSystem
 from thespian.system.transport import ReceiveEnvelope, TransmitIntent
 
 from actors.system import (
+    _AddressWaits,
     _KeptPoll,
     _order_key,
     _SendOrder,
     describe_messages_lazily,
+    index_address_waits,
     keep_message_order,
     keep_the_selector,
     quiet_log_config,
+    set_signals_directly,
 )
 from tests.e2e import free_port
 
@@ -246,7 +249,7 @@ def test_actors_keep_the_order_of_a_burst_on_the_production_base() -> None:
 
 class Sink(Actor):
     def receiveMessage(self, msg: Any, sender: Any) -> None:
-        if isinstance(msg, int):
+        if isinstance(msg, (int, tuple)):
             self.__dict__.setdefault("got", []).append(msg)
         elif msg == "report":
             self.send(sender, self.__dict__.get("got", []))
@@ -261,3 +264,95 @@ class Source(Actor):
             for i in range(n):
                 self.send(to, i)
             self.send(sender, "sent")
+
+
+# -- index_address_waits ----------------------------------------------------------------------------
+
+def placeholder(n: int) -> Any:
+    from thespian.actors import ActorAddress
+    from thespian.system.addressManager import ActorLocalAddress
+
+    return ActorAddress(ActorLocalAddress("creator", n, None))
+
+
+class Equal:
+    """An address Thespian compares by equality (not a placeholder)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Equal) and other.name == self.name
+
+
+def test_sends_wait_per_child_in_order_and_are_handed_back_once() -> None:
+    waits = _AddressWaits()
+    for n, i in [(1, "a"), (2, "b"), (1, "c"), (3, "d"), (1, "e")]:
+        waits.add(placeholder(n), i)
+    assert waits.remove_intents_for_address(placeholder(1)) == ["a", "c", "e"]
+    assert waits.remove_intents_for_address(placeholder(1)) == []  # handed back once
+    assert waits.remove_intents_for_address(placeholder(9)) == []
+    assert waits.remove_intents_for_address(placeholder(3)) == ["d"]
+    assert waits.remove_intents_for_address(placeholder(2)) == ["b"]
+
+
+def test_other_addresses_wait_by_equality_as_in_thespian() -> None:
+    waits = _AddressWaits()
+    waits.add(Equal("x"), 1)
+    waits.add(placeholder(4), 2)
+    waits.add(Equal("x"), 3)
+    waits.add(Equal("y"), 4)
+    assert waits.remove_intents_for_address(Equal("x")) == [1, 3]
+    assert waits.remove_intents_for_address(Equal("y")) == [4]
+    assert waits.remove_intents_for_address(Equal("z")) == []
+    assert [len(intents) for _, intents in waits.fmap(lambda e: e)] == [1]  # only the placeholder's is left
+
+
+class Child(Actor):
+    def receiveMessage(self, msg: Any, sender: Any) -> None:
+        if isinstance(msg, tuple):  # (collector, child number, message number)
+            self.send(msg[0], msg[1:])
+
+
+class Parent(Actor):
+    """Creates children and sends to each at once, before any of them is up."""
+
+    def receiveMessage(self, msg: Any, sender: Any) -> None:
+        if isinstance(msg, tuple):
+            collector, children, each = msg
+            kids = [self.createActor(Child) for _ in range(children)]
+            for i in range(each):
+                for c, kid in enumerate(kids):
+                    self.send(kid, (collector, c, i))
+            self.send(sender, "sent")
+
+
+def test_messages_to_children_not_yet_up_arrive_in_order_on_the_production_base() -> None:
+    from thespian.system import systemCommon
+
+    index_address_waits()
+    index_address_waits()  # twice is once
+    set_signals_directly()
+    assert systemCommon.AddressWaitTransmits is _AddressWaits
+    asys = ActorSystem("multiprocTCPBase", {"Admin Port": free_port()}, logDefs=quiet_log_config())
+    try:
+        sink, parent = asys.createActor(Sink), asys.createActor(Parent)
+        assert asys.ask(parent, (sink, 12, 4), timedelta(seconds=30)) == "sent"
+        got: list[Any] = []
+        deadline = time.monotonic() + 20
+        while len(got) < 48 and time.monotonic() < deadline:
+            got = asys.ask(sink, "report", timedelta(seconds=10))
+        assert sorted(got) == [(c, i) for c in range(12) for i in range(4)]
+        for c in range(12):
+            assert [i for k, i in got if k == c] == [0, 1, 2, 3]  # each child's in order
+    finally:
+        asys.shutdown()
+
+
+def test_signal_handlers_are_set_by_the_c_function() -> None:
+    import _signal
+
+    from thespian.system import multiprocCommon
+
+    set_signals_directly()
+    assert multiprocCommon.set_signal_handler is _signal.signal
