@@ -220,7 +220,9 @@ class Desk:
             if order.status in (Status.PENDING, Status.PROCESSING):
                 # Its receipt may have died with the last incarnation: send it again at once
                 # (deliveries wait for delivery_confirm_after, as the spec says).
-                order = replace(order, receipt=order.receipt.interrupted())
+                receipt = order.receipt.interrupted()
+                if receipt is not order.receipt:  # most were confirmed: no copy of the order
+                    order = replace(order, receipt=receipt)
             book.put(order)
             if order.message_id and order.created_at is not None:
                 book.seen[order.message_id] = order.created_at

@@ -355,6 +355,11 @@ def to_record(order: Order) -> dict[str, Any]:
     }
 
 
+# Times well inside what datetime (and so to_iso) can write, years 2 to 9998: one comparison
+# instead of building a datetime to find out.
+_WRITABLE_TIMES = (-62104060800.0, 253370678400.0)
+
+
 class _Reader:
     """Reads fields of a stored record leniently, noting every problem instead of failing,
     so one bad entry becomes an order flagged `invalid` rather than a bot that cannot start."""
@@ -389,7 +394,8 @@ class _Reader:
                 ts = float(value) / 1000.0 if value > 1e11 else float(value)
             else:
                 ts = from_iso(str(value))
-            datetime.fromtimestamp(ts, timezone.utc)  # a time to_iso can write back (not NaN, not year 1e9)
+            if not _WRITABLE_TIMES[0] <= ts <= _WRITABLE_TIMES[1]:  # NaN too; a restart reads 100,000 of these
+                datetime.fromtimestamp(ts, timezone.utc)  # a time to_iso can write back (not year 1e9)
             return ts
         except (ValueError, OverflowError, OSError):
             self.problems.append(f"{key} not a time")
@@ -397,7 +403,7 @@ class _Reader:
 
     def delivery(self, key: str) -> Delivery:
         value = self.record.get(key)
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, Mapping):  # the ABC's check is slow
             return Delivery()
         sub = _Reader(value)
         attempts = value.get("attempts", 0)
@@ -441,7 +447,7 @@ def from_record(record: Mapping[str, Any], *, group_id: str = "", group_name: st
     audit = []
     raw_audit = record.get("audit")
     for entry in raw_audit if isinstance(raw_audit, list) else ():
-        if isinstance(entry, Mapping):
+        if type(entry) is dict or isinstance(entry, Mapping):
             at = _Reader(entry).time("at")
             audit.append(
                 AuditEntry(
@@ -477,7 +483,7 @@ def from_record(record: Mapping[str, Any], *, group_id: str = "", group_name: st
         received_at=r.time("receivedAt") or created_at or 0.0,
         recovered=bool(record.get("recovered", False)),
         imported_id=str(record.get("importedId") or ""),
-        imported_fields=dict(record["imported"]) if isinstance(record.get("imported"), Mapping) else None,
+        imported_fields=_imported(record.get("imported")),
         processing_at=r.time("processingAt"),
         approved_at=r.time("approvedAt"),
         completed_at=r.time("completedAt"),
@@ -489,6 +495,12 @@ def from_record(record: Mapping[str, Any], *, group_id: str = "", group_name: st
         audit=tuple(audit),
         problems=tuple(r.problems),
     )
+
+
+def _imported(value: Any) -> dict[str, Any] | None:
+    if value is None:  # nearly every order: the ABC's isinstance check is slow
+        return None
+    return dict(value) if isinstance(value, Mapping) else None
 
 
 def _stamp_missing(order: Order) -> str | None:
