@@ -31,6 +31,7 @@ from actors.messages import (
     InitGroup,
     OrderCommand,
     OwnIds,
+    Packed,
     Persist,
     PersistRefused,
     RecordPayment,
@@ -88,7 +89,7 @@ class GroupActor(BotActor):
         try:
             setup = desk_setup(spec.config, slot.group_id, slot.code, slot.name, floor=spec.floor,
                                admins=spec.admins, own_ids=self.own_ids, shop=spec.shop)
-            self.desk = Desk.restore(setup, msg.stored, self.clock.now())
+            self.desk = Desk.restore(setup, msg.stored.open(), self.clock.now())
         except SettingsError as e:
             log.error("group %s cannot start: %s", slot.group_id, e)
             self.send(sender, GroupReady(slot.group_id, msg.epoch, error=str(e)))
@@ -100,7 +101,7 @@ class GroupActor(BotActor):
             self.board.reset(code_number(slot.code))
         self.send(sender, GroupReady(slot.group_id, msg.epoch, pid=os.getpid()))
         self._arm_cycle(first=True)
-        self.init = replace(msg, stored=StoredGroup(None))  # the loaded records are in the desk now
+        self.init = replace(msg, stored=Packed.of(StoredGroup(None)))  # the loaded records are in the desk now
         self.trim_pending = spec.owner is not None  # its own process: give the load's memory back later
         backlog, self.backlog = self.backlog, []
         for message, source in backlog:

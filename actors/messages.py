@@ -17,8 +17,9 @@ the reply, so a late reply to a timed-out request is recognised and dropped.
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from config import Config
 from domain.admins import AdminRoster
@@ -131,11 +132,31 @@ class LoadGroups:
     horizon: float  # archived orders older than this are not sent back
 
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Packed(Generic[T]):
+    """A value pickled once by its sender and opened only by its last receiver: a group's
+    stored state passes its host as bytes (unpickling and pickling again 100,000 orders was
+    ~40 % of the hosts' CPU in a restart at 1,000 groups)."""
+
+    data: bytes
+
+    @classmethod
+    def of(cls, value: T) -> Packed[T]:
+        return cls(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def open(self) -> T:
+        value: T = pickle.loads(self.data)
+        return value
+
+
 @dataclass(frozen=True)
 class LoadedGroup:
     group_id: str
     epoch: Epoch
-    stored: StoredGroup | None  # None: refused (a newer incarnation owns the group)
+    stored: Packed[StoredGroup] | None  # None: refused (a newer incarnation owns the group)
     refused: str = ""
 
 
@@ -338,7 +359,7 @@ class InitGroup:
     slot: GroupSlot
     epoch: Epoch
     spec: GroupSpec
-    stored: StoredGroup
+    stored: Packed[StoredGroup]
 
     @property
     def group_id(self) -> str:

@@ -38,6 +38,7 @@ from actors.messages import (
     ListPayments,
     ListUsers,
     LoadedGroup,
+    Packed,
     LoadGroups,
     PersistedMany,
     PersistMany,
@@ -236,7 +237,7 @@ class PersistenceActor(BotActor):
             self.epochs[group_id] = epoch
             self.last_batch[group_id] = 0  # a new incarnation numbers its writes from 1
             self.early_writes.pop(group_id, None)
-            loaded.append(LoadedGroup(group_id, epoch, self.db.stored_group(group_id, msg.horizon)))
+            loaded.append(LoadedGroup(group_id, epoch, Packed.of(self.db.stored_group(group_id, msg.horizon))))
         self.send(sender, GroupsLoaded(tuple(loaded)))
 
     def receiveMsg_PersistMany(self, msg: PersistMany, sender: Any) -> None:

@@ -103,7 +103,7 @@ def test_writes_are_acknowledged_then_visible_and_survive_reopen(data_dir: Path)
         db.open()
         epoch = Epoch(1, 1)
         loaded = load(db, GROUP, epoch)
-        assert loaded.stored is not None and loaded.stored.settings is None
+        assert loaded.stored is not None and loaded.stored.open().settings is None
         settings = GroupRecord(GROUP, {"groupName": "S", "code": "A", "rate": "100"})
         assert db.ask(Persist(GROUP, epoch, 1, (rec("A1"), settings))) == Persisted(GROUP, 1)
         found = db.ask(GetOrder(uuid.uuid4().hex, "a1"))
@@ -115,7 +115,8 @@ def test_writes_are_acknowledged_then_visible_and_survive_reopen(data_dir: Path)
         opened = again.open()
         assert opened.groups == ((GROUP, "A", "S"),)
         loaded = load(again, GROUP, Epoch(2, 1))
-        assert [e["id"] for e in loaded.stored.entries] == ["A1"] and loaded.stored.settings["rate"] == "100"
+        stored = loaded.stored.open()
+        assert [e["id"] for e in stored.entries] == ["A1"] and stored.settings["rate"] == "100"
     finally:
         again.close()
 
@@ -156,7 +157,7 @@ def test_a_groups_writes_are_appended_in_its_order_whatever_order_they_arrive_in
     again = Db(data_dir)
     try:
         again.open()
-        assert [e["status"] for e in load(again, GROUP, Epoch(2, 1)).stored.entries] == ["completed"]
+        assert [e["status"] for e in load(again, GROUP, Epoch(2, 1)).stored.open().entries] == ["completed"]
     finally:
         again.close()
 
