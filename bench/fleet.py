@@ -10,7 +10,9 @@ Measures, in one run per fleet size:
   (load the whole JSON, check every order, rewrite it) and SQLite (select the open orders, update
   their check counts) doing the same work every 10 s, measured in the same run;
 * memory: PSS of each group actor (bar: < 5 MB per extra group);
-* the stop: how long it took and how many groups' last checkpoints the journal confirmed (bar: all).
+* the stop: how long it took and how many groups' last checkpoints the journal confirmed (bar: all);
+* the floor: as many bare Thespian actors, forked and timed the same way and doing nothing but
+  wake every 10 s (bench/bare.py): what the mandated base costs before the bot does any work.
 
     python -m bench.fleet [--groups 100,300,1000] [--repeat 3] [--window 40] [--out results.json]
 
@@ -38,15 +40,16 @@ import orjson
 from actors.messages import GetReport, GetStatus, Owner, StartSystem, StopSystem, SystemStarted, SystemStopped
 from actors.supervisor import Supervisor
 from actors.system import group_members, quiet_log_config, start_actor_system
+from bench.bare import run_bare
 from bench.intake import free_port
 from bench.load import LoadTransport
+from bench.procs import cpu_seconds, parent_of, pss_kb
 from config import load_config
 from domain.clock import to_iso
 from domain.group import group_code
 from storage.atomic import atomic_write_bytes
 from storage.lock import process_start_time
 
-TICKS = os.sysconf("SC_CLK_TCK")
 FLEET_PREFIX = "1203638"  # the fleet's group ids (the idle transport has a group of its own)
 def fleet_snapshot(groups: int, per_group: int, now: float) -> dict[str, Any]:
     """A database in the seed's shape: every group with `per_group` pending orders."""
@@ -70,36 +73,6 @@ def fleet_snapshot(groups: int, per_group: int, now: float) -> dict[str, Any]:
                                "autoApprove": False, "autoApproveMax": 0, "dueLimit": None,
                                "nextSeq": per_group + 1, "watermark": now - 60, "entries": entries}
     return data
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            raw = Path(f"/proc/{pid}/stat").read_bytes()
-        except OSError:
-            continue
-        fields = raw[raw.rfind(b")") + 2:].split()
-        total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / TICKS
-
-
-def pss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def parent_of(pid: int) -> int:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return 0
-    return int(raw[raw.rfind(b")") + 2:].split()[1])
 
 
 def first_cycles(asys: Any, supervisor: Any, groups: int, since: float, timeout: float) -> float:
@@ -262,9 +235,14 @@ def measure(groups: int, args: argparse.Namespace, work: Path) -> dict[str, Any]
     seed = statistics.median(seed_cycle(groups, args.orders_per_group, work / "seed") for _ in range(3))
     (work / "sqlite").mkdir()
     lite = sqlite_cycle(groups, args.orders_per_group, work / "sqlite")
+    floor = {}
+    if args.bare:  # the base's own cost, same size, same run (bench/bare.py)
+        bare = run_bare(groups, args.hosts or os.cpu_count() or 1, min(args.window, 20.0))
+        floor = {"bare_start_s": bare["start_s"], "bare_cpu_percent_of_core": bare["cpu_percent_of_core"],
+                 "bare_us_per_wakeup": bare["us_per_wakeup"], "bare_pss_kb_median": bare["pss_kb_median"]}
     return {**bot, "groups": groups, "load_average_before": round(load_before, 2),
             "seed_cpu_percent_of_core": round(100 * seed / 10.0, 2),  # one cycle every 10 s
-            "sqlite_cpu_percent_of_core": round(100 * lite / 10.0, 2)}
+            "sqlite_cpu_percent_of_core": round(100 * lite / 10.0, 2), **floor}
 
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -281,6 +259,10 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "seed_cpu_percent_of_core": median_of(runs, "seed_cpu_percent_of_core"),
         "sqlite_cpu_percent_of_core": median_of(runs, "sqlite_cpu_percent_of_core"),
         "group_pss_mb_median": round(statistics.median(r["group_pss_kb_median"] for r in runs) / 1024, 2),
+        **({"bare_start_s": median_of(runs, "bare_start_s"),
+            "bare_cpu_percent_of_core": median_of(runs, "bare_cpu_percent_of_core"),
+            "bare_pss_mb_median": round(statistics.median(r["bare_pss_kb_median"] for r in runs) / 1024, 2)}
+           if "bare_start_s" in runs[0] else {}),
         "final_checkpoints_confirmed": min(r["final_checkpoints_confirmed"] for r in runs),
         "groups_to_confirm": runs[0]["groups_total"],
         "stop_s": median_of(runs, "stop_s"),
@@ -297,6 +279,8 @@ def main() -> None:
     parser.add_argument("--stop-load", type=int, default=0, help="busy processes running during the stop")
     parser.add_argument("--hosts", type=int, default=0, help="actors.group_hosts (0: one per core)")
     parser.add_argument("--out", default="", help="write every run and the medians to this JSON file")
+    parser.add_argument("--no-bare", dest="bare", action="store_false",
+                        help="skip the floor: as many bare Thespian actors, measured in the same run (bench/bare.py)")
     args = parser.parse_args()
     sizes = [int(g) for g in args.groups.split(",") if g.strip()]
     result: dict[str, Any] = {

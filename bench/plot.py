@@ -14,7 +14,8 @@ from typing import Any
 
 W, H = 360, 240  # one panel
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 28, 36
-COLOURS = {"bot": "#1f6feb", "seed": "#d1242f", "sqlite": "#2da44e", "ready": "#8c959f", "bar": "#9a6700"}
+COLOURS = {"bot": "#1f6feb", "seed": "#d1242f", "sqlite": "#2da44e", "ready": "#8c959f", "bar": "#9a6700",
+           "bare": "#8250df"}
 
 
 def _nice_top(value: float) -> float:
@@ -59,17 +60,24 @@ def panel(x0: int, title: str, xs: list[int], series: list[tuple[str, str, list[
     return out
 
 
+def floor(rows: list[dict[str, Any]], key: str, label: str) -> list[tuple[str, str, list[float]]]:
+    """bench.bare's line, where the sweep measured it."""
+    return [(label, COLOURS["bare"], [r[key] for r in rows])] if all(key in r for r in rows) else []
+
+
 def svg(result: dict[str, Any]) -> str:
     rows = sorted(result["summary"], key=lambda r: r["groups"])
     xs = [r["groups"] for r in rows]
     parts = panel(0, "Restart", xs, [
         ("every group ran its first cycle", COLOURS["bot"], [r["restart_all_groups_first_cycle_s"] for r in rows]),
         ("every group loaded", COLOURS["ready"], [r["restart_all_groups_ready_s"] for r in rows]),
+        *floor(rows, "bare_start_s", "bare actors started (the floor)"),
     ], 10, "seconds")
     parts += panel(W, "Reconciliation CPU", xs, [
         ("bot", COLOURS["bot"], [r["bot_cpu_percent_of_core"] for r in rows]),
         ("seed", COLOURS["seed"], [r["seed_cpu_percent_of_core"] for r in rows]),
         ("SQLite", COLOURS["sqlite"], [r["sqlite_cpu_percent_of_core"] for r in rows]),
+        *floor(rows, "bare_cpu_percent_of_core", "bare actors (the floor)"),
     ], 5, "% of one core")
     caption = f"bench.fleet, {result['date']}, {result['machine']}; medians of {rows[0]['runs']} run(s)"
     body = "\n".join(parts)
