@@ -10,6 +10,7 @@ import enum
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Mapping
 
 from domain.money import MoneyError, canonical_rate, money_str, order_amount, parse_amount, parse_rate
@@ -370,6 +371,8 @@ class _Reader:
 
     def text(self, key: str, required: bool = False) -> str:
         value = self.record.get(key)
+        if type(value) is str and value:  # nearly always: the rest is for other types and str subclasses
+            return value
         if isinstance(value, str) and value != "":
             return value
         if isinstance(value, int) and not isinstance(value, bool):
@@ -393,7 +396,7 @@ class _Reader:
                 # the seed's Node bot wrote epoch milliseconds
                 ts = float(value) / 1000.0 if value > 1e11 else float(value)
             else:
-                ts = from_iso(str(value))
+                ts = _stored_time(value) if type(value) is str else from_iso(str(value))
             if not _WRITABLE_TIMES[0] <= ts <= _WRITABLE_TIMES[1]:  # NaN too; a restart reads 100,000 of these
                 datetime.fromtimestamp(ts, timezone.utc)  # a time to_iso can write back (not year 1e9)
             return ts
@@ -427,12 +430,17 @@ def from_record(record: Mapping[str, Any], *, group_id: str = "", group_name: st
         r.problems.append("diamonds not a positive integer")
         diamonds = diamonds if isinstance(diamonds, int) and not isinstance(diamonds, bool) else 0
     try:
-        rate = parse_rate(record.get("rate", "0"))
+        raw_rate = record.get("rate", "0")
+        rate = _stored_rate(raw_rate) if type(raw_rate) is str else parse_rate(raw_rate)
     except MoneyError:
         r.problems.append("rate not a positive decimal")
         rate = canonical_rate(Decimal(0))
     try:
-        amount = parse_amount(record["amount"]) if "amount" in record else order_amount(diamonds, rate)
+        if "amount" not in record:
+            amount = order_amount(diamonds, rate)
+        else:
+            raw_amount = record["amount"]
+            amount = _stored_amount(raw_amount) if type(raw_amount) is str else parse_amount(raw_amount)
     except (MoneyError, ArithmeticError):  # ArithmeticError: diamonds × rate too large to quantize
         r.problems.append("amount not a decimal")
         try:
@@ -495,6 +503,21 @@ def from_record(record: Mapping[str, Any], *, group_id: str = "", group_name: st
         audit=tuple(audit),
         problems=tuple(r.problems),
     )
+
+
+# A group's orders share a few rates and amounts: each text is parsed once (a Decimal is immutable).
+@lru_cache(maxsize=1024)
+def _stored_rate(text: str) -> Decimal:
+    return parse_rate(text)
+
+
+@lru_cache(maxsize=1024)
+def _stored_amount(text: str) -> Decimal:
+    return parse_amount(text)
+
+
+# An order's times often repeat (taken, received, its receipt sent, its first audit line).
+_stored_time = lru_cache(maxsize=4096)(from_iso)
 
 
 def _imported(value: Any) -> dict[str, Any] | None:
