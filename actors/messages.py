@@ -6,9 +6,10 @@ the reply, so a late reply to a timed-out request is recognised and dropped.
 
     run.py ──StartSystem──▶ Supervisor ──OpenDatabase──▶ PersistenceActor
                                │  ──StartGateway──▶ GatewayActor ◀──▶ transport (sandbox/WhatsApp)
-                               │  ──InitGroup──▶ GroupActor (one per chat group)
+                               │  ──StartHost──▶ GroupHost ──InitGroup──▶ GroupActor (one per chat group)
     GatewayActor ──InboundBatch──▶ Supervisor ──GroupInbound──▶ GroupActor
-    GroupActor ──LoadGroup / Persist──▶ PersistenceActor ──GroupLoaded / Persisted──▶ GroupActor
+    GroupHost ──LoadGroups──▶ PersistenceActor ──GroupsLoaded (Packed states)──▶ GroupHost
+    GroupActor ──Persist──▶ PersistenceActor ──Persisted──▶ GroupActor
     GroupActor ──SendText──▶ GatewayActor ──SendResult──▶ GroupActor
     panel ──OrderCommand / UpdateGroup──▶ Supervisor ──▶ GroupActor ──CommandDone──▶ panel
     panel ──ListOrders / GetOrder / ListGroups / GetReport──▶ PersistenceActor ──▶ panel
