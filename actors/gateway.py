@@ -209,6 +209,11 @@ class GatewayActor(BotActor):
         self.ban_until: float | None = None  # the outbox pause set for a ban, lifted on reconnect
         # group id -> its actor, from the Supervisor: inbound goes there directly
         self.routes: dict[str, Any] = {}
+        # A group's messages sent through the Supervisor and not yet handled: while there are
+        # any, its next ones take the same way, or a later one sent straight to the group could
+        # overtake them (two orders posted together to a starting group numbered the wrong way).
+        self.detours: dict[str, set[int]] = {}
+        self.detour_of: dict[int, str] = {}  # inbox seq -> its group
         self.results: list[tuple[Any, SendResult]] = []  # to send at the end of a drain
 
     # -- start / stop ------------------------------------------------------------------------
@@ -236,7 +241,7 @@ class GatewayActor(BotActor):
             log.info("inbox: %d messages to recover, %d too old dropped", len(pending), dropped)
         # Recover what was received but not handled before anything new arrives.
         if pending:
-            self.send(self.supervisor, InboundBatch(tuple(InboundItem(m, s) for s, m in pending)))
+            self.through_supervisor([InboundItem(m, s) for s, m in pending])
         self.transport.start(self.sink)
         self.wakeupAfter(timedelta(seconds=POLL_INTERVAL), payload=Poll())
         self.send(sender, QueryResult(msg.request_id, 200, {"kind": self.transport.kind, "pid": os.getpid()}))
@@ -313,12 +318,20 @@ class GatewayActor(BotActor):
         unrouted: list[InboundItem] = []
         for group_id, group_items in by_group.items():
             address = self.routes.get(group_id)
-            if address is None:
+            if address is None or group_id in self.detours:
                 unrouted.extend(group_items)
             else:
                 self.send(address, GroupInbound(tuple(group_items)))
         if unrouted:
-            self.send(self.supervisor, InboundBatch(tuple(unrouted)))
+            self.through_supervisor(unrouted)
+
+    def through_supervisor(self, items: list[InboundItem]) -> None:
+        """To the Supervisor, which creates, holds or passes on: noted as detours until handled."""
+        for item in items:
+            if item.inbox_seq:
+                self.detours.setdefault(item.message.group_id, set()).add(item.inbox_seq)
+                self.detour_of[item.inbox_seq] = item.message.group_id
+        self.send(self.supervisor, InboundBatch(tuple(items)))
 
     def receiveMsg_GroupRoutes(self, msg: GroupRoutes, sender: Any) -> None:
         for group_id, address in msg.routes:
@@ -372,12 +385,20 @@ class GatewayActor(BotActor):
 
     def receiveMsg_InboundHandled(self, msg: InboundHandled, sender: Any) -> None:
         self.inbox.mark_handled(msg.inbox_seqs)
+        for seq in msg.inbox_seqs:
+            group_id = self.detour_of.pop(seq, None)
+            if group_id is None:
+                continue
+            waiting = self.detours.get(group_id, set())
+            waiting.discard(seq)
+            if not waiting:
+                self.detours.pop(group_id, None)  # handled: its next messages may go straight there
 
     def receiveMsg_ReplayInbox(self, msg: ReplayInbox, sender: Any) -> None:
         """A group restarted: hand it again whatever it had not made durable."""
         pending = self.inbox.unhandled(msg.group_id)
         if pending:
-            self.send(self.supervisor, InboundBatch(tuple(InboundItem(m, s) for s, m in pending)))
+            self.through_supervisor([InboundItem(m, s) for s, m in pending])
 
     # -- outbound ------------------------------------------------------------------------------
 

@@ -617,10 +617,10 @@ class Supervisor(BotActor):
         self.send(self.hosts[entry.host], HostGroups((entry.slot(self.boot),)))
         return entry
 
-    def _deliver(self, entry: GroupEntry, message: Any, sender: Any = None) -> None:
-        """To the group's actor; while it (re)starts, to its host, which holds it; while its
-        shard has not joined, here."""
-        if entry.address is not None and entry.ready:
+    def _deliver(self, entry: GroupEntry, message: Any, sender: Any = None, through_host: bool = False) -> None:
+        """To the group's actor; while it (re)starts (or when asked), to its host, which holds
+        it or passes it on in order; while its shard has not joined, here."""
+        if entry.address is not None and entry.ready and not through_host:
             self.send(entry.address, message)
         elif entry.host >= 0:
             self.send(self.hosts[entry.host], ForGroup(entry.group_id, message))
@@ -658,7 +658,10 @@ class Supervisor(BotActor):
             entry = self.groups.get(gid)
             if entry is None:
                 entry = self._new_group(gid, items[0].message.group_name)
-            self._deliver(entry, GroupInbound(tuple(items)), sender)
+            # Always through the host: the gateway sends here only while a group has no route or
+            # has messages on this way not yet handled, and a message sent straight to the group
+            # could overtake one its host still holds or has yet to pass on.
+            self._deliver(entry, GroupInbound(tuple(items)), sender, through_host=True)
 
     def receiveMsg_GroupsSeen(self, msg: GroupsSeen, sender: Any) -> None:
         """The groups the bot's number is in: each is known (and takes its rate) before its

@@ -7,13 +7,15 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from thespian.actors import ActorExitRequest, ActorSystem
+from thespian.actors import Actor, ActorExitRequest, ActorSystem
 
 from actors.gateway import GatewayActor
 from actors.messages import (
     Batch,
     GatewayStatus,
     GetGatewayStatus,
+    GroupInbound,
+    GroupRoutes,
     InboundBatch,
     InboundHandled,
     OwnIds,
@@ -200,3 +202,59 @@ def test_a_stop_does_not_wait_for_a_transport_that_never_answers(gateway: Gatewa
     gateway.collect(seconds=1.5)  # DRAIN_WAIT passes
     [stopped] = [m for m in gateway.inbox if isinstance(m, SendingStopped)]
     assert stopped.unfinished == 1
+
+
+class GroupDouble(Actor):
+    """A group's actor: keeps what reaches it straight from the gateway."""
+
+    def receiveMessage(self, msg: Any, sender: Any) -> None:
+        if isinstance(msg, GroupInbound):
+            self.__dict__.setdefault("got", []).extend(i.message.text for i in msg.items)
+        elif msg == "report":
+            self.send(sender, self.__dict__.get("got", []))
+
+
+def test_a_later_message_never_overtakes_one_sent_through_the_supervisor(gateway: Gateway) -> None:
+    """Two orders posted together to a starting group: the first goes through the Supervisor
+    (no route yet), the route arrives, the second must follow the first's way until the first is
+    handled, or it could reach the group first and take the lower order number."""
+    gateway.start()
+    group = gateway.asys.createActor(GroupDouble)
+    gateway.fake.post(GROUP, ALICE, ".10")
+    gateway.collect()
+    first = [i for b in gateway.batches() for i in b.items]
+    assert [i.message.text for i in first] == [".10"]  # no route: through the Supervisor
+
+    gateway.asys.tell(gateway.actor, GroupRoutes(((GROUP, group),)))
+    gateway.fake.post(GROUP, ALICE, ".20")
+    gateway.fake.post(GROUP2, ALICE, ".30")  # another group, nothing detoured: as before
+    gateway.collect()
+    via_supervisor = [i.message.text for b in gateway.batches() for i in b.items]
+    assert via_supervisor == [".10", ".20", ".30"]  # .20 followed .10; GROUP2 has no route either
+    assert gateway.asys.ask(group, "report", T) == []
+
+    handled = tuple(i.inbox_seq for b in gateway.batches() for i in b.items if i.message.group_id == GROUP)
+    gateway.asys.tell(gateway.actor, InboundHandled(handled))  # the group made both durable
+    gateway.fake.post(GROUP, ALICE, ".40")
+    gateway.collect()
+    assert gateway.asys.ask(group, "report", T) == [".40"]  # now straight to the group
+    assert [i.message.text for b in gateway.batches() for i in b.items] == [".10", ".20", ".30"]
+
+
+def test_only_the_detoured_messages_hold_the_way(gateway: Gateway) -> None:
+    gateway.start()
+    group = gateway.asys.createActor(GroupDouble)
+    gateway.fake.post(GROUP, ALICE, ".10")
+    gateway.fake.post(GROUP, ALICE, ".20")
+    gateway.collect()
+    seqs = [i.inbox_seq for b in gateway.batches() for i in b.items]
+    gateway.asys.tell(gateway.actor, GroupRoutes(((GROUP, group),)))
+    gateway.asys.tell(gateway.actor, InboundHandled((seqs[0],)))  # one of two handled: still held
+    gateway.fake.post(GROUP, ALICE, ".30")
+    gateway.collect()
+    assert gateway.asys.ask(group, "report", T) == []
+    gateway.asys.tell(gateway.actor, InboundHandled(tuple(i.inbox_seq for b in gateway.batches()
+                                                          for i in b.items)))
+    gateway.fake.post(GROUP, ALICE, ".50")
+    gateway.collect()
+    assert gateway.asys.ask(group, "report", T) == [".50"]
