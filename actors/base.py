@@ -57,12 +57,22 @@ def by_address(pairs: list[tuple[Any, Any]]) -> list[tuple[Any, list[Any]]]:
     return grouped
 
 
+def _malloc_trim() -> Any:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+# Looked up once, in the process that imports this module (the host, before it forks its groups):
+# each CDLL made in a group would be a new class and a new object there, in every group.
+_trim = _malloc_trim()
+
+
 def release_memory() -> None:
     """Hand freed memory back to the system (a group's loaded records, once in its desk) with
     glibc's malloc_trim where there is one. ctypes is imported with this module, in the host
     before it forks its groups: imported in each group it would cost more than the trim gives
     back. No gc.collect: the records are freed by their counts, and a collection gives nothing."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    if _trim is not None:
+        _trim(0)

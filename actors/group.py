@@ -18,7 +18,7 @@ from thespian.actors import ActorExitRequest, WakeupMessage
 
 from actors import board
 from actors.base import BotActor, batched, by_address, release_memory
-from actors.desk_setup import desk_setup
+from actors.desk_setup import desk_setup, shared_rules
 from actors.messages import (
     AdminsChanged,
     CommandDone,
@@ -27,6 +27,7 @@ from actors.messages import (
     GroupNews,
     GroupReady,
     FinalCheckpoint,
+    GroupSpec,
     InboundHandled,
     InitGroup,
     OrderCommand,
@@ -49,6 +50,19 @@ from domain.desk_events import StoredGroup
 from domain.group import SettingsError, code_number
 
 log = logging.getLogger("diamondbot.group")
+
+# The spec of the host that forks group processes, as it was at the fork (GroupHost._load sets it
+# just before): a forked group finds it in its inherited memory, so its InitGroup need not carry
+# it. Unpickling a copy cost each group ~250 kB of private memory (BENCHMARKS.md, "Group memory").
+_forked_with: GroupSpec | None = None
+
+
+def forking_with(spec: GroupSpec) -> None:
+    """The host is about to fork groups: they inherit this spec (and the config's shared desk
+    rules, built here once, see actors.desk_setup) in memory they share with the host."""
+    global _forked_with
+    _forked_with = spec
+    shared_rules(spec.config)
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,7 @@ class GroupActor(BotActor):
         self.decided: list[tuple[ev.Decision, list[tuple[Any, Any]], tuple[str, Any] | None]] = []
         self.stopped = False
         self.board = board.inherited()  # where the panel reads this group's cycles live
+        self.inherited_spec = _forked_with  # what an InitGroup without a spec means
         self.trim_pending = False
 
     # -- start ---------------------------------------------------------------------------------
@@ -83,6 +98,10 @@ class GroupActor(BotActor):
         """Everything the group starts from arrives in this one message (from its host)."""
         if self.init is not None:
             return
+        if msg.spec is None:
+            assert self.inherited_spec is not None, "an InitGroup without a spec for a group that inherited none"
+            msg = replace(msg, spec=self.inherited_spec)
+        assert msg.spec is not None
         self.init, self.host, self.own_ids = msg, sender, msg.spec.own_ids
         spec, slot = msg.spec, msg.slot
         self.adopt(spec.owner, spec.clock)

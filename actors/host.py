@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import multiprocessing
 import os
 import resource
 import time
@@ -24,7 +25,7 @@ from typing import Any
 from thespian.actors import ActorExitRequest, ChildActorExited, WakeupMessage
 
 from actors.base import BotActor
-from actors.group import GroupActor
+from actors.group import GroupActor, forking_with
 from actors.messages import (
     AdminsChanged,
     DropGroups,
@@ -89,6 +90,7 @@ class _Hosted:
     slot: GroupSlot
     n: int = 0  # incarnation within this boot
     address: Any = None
+    forked_with: GroupSpec | None = None  # the spec its process inherited (forked from this one)
     ready: bool = False
     backlog: list[Any] = field(default_factory=list)  # messages while no incarnation runs
     crashes: tuple[float, ...] = ()  # its exits within actors.restart_period
@@ -203,6 +205,11 @@ class GroupHost(BotActor):
         """Fork the groups' actors now, while this process holds little, then ask for their
         stored state a chunk at a time, each under a new epoch."""
         assert self.spec is not None
+        # Forked from here, the groups inherit the spec and the desks' shared rules: made here
+        # once, only touched there.
+        inherits = forks_groups()
+        if inherits:
+            forking_with(self.spec)
         # Frozen, a child's collector never walks (and so never copies) what it inherits; and they
         # stay frozen here too: a full collection in the host wrote to every object it holds, so
         # the kernel copied each page the host still shares with its groups (perf, 1,000 groups).
@@ -210,6 +217,7 @@ class GroupHost(BotActor):
         for h in hosted:
             if h.address is None:
                 h.address = self.createActor(GroupActor)
+                h.forked_with = self.spec if inherits else None
         horizon = self.clock.now() - self.spec.config.history.max_age
         for start in range(0, len(hosted), LOAD_CHUNK):
             chunk = hosted[start:start + LOAD_CHUNK]
@@ -231,7 +239,9 @@ class GroupHost(BotActor):
                     self.send(h.address, ActorExitRequest())
                     h.address = None
                 continue
-            self.send(h.address, InitGroup(h.slot, loaded.epoch, self.spec, loaded.stored))
+            # The spec it inherited, unless the news changed it since (a copy costs a group ~250 kB).
+            spec = None if h.forked_with is self.spec else self.spec
+            self.send(h.address, InitGroup(h.slot, loaded.epoch, spec, loaded.stored))
         del msg  # the stored state of a chunk of groups: let it go before the next arrives
 
     def receiveMsg_GroupReady(self, msg: GroupReady, sender: Any) -> None:
@@ -434,6 +444,12 @@ def _raise_fd_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         except (ValueError, OSError):
             pass
+
+
+def forks_groups() -> bool:
+    """Whether Thespian forks this host's groups from its process: wherever the host is an actor
+    process Thespian forked itself (not under simpleSystemBase, which runs every actor here)."""
+    return multiprocessing.parent_process() is not None
 
 
 def host_of(code_number: int, hosts: int) -> int:

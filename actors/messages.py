@@ -359,7 +359,7 @@ class InitGroup:
 
     slot: GroupSlot
     epoch: Epoch
-    spec: GroupSpec
+    spec: GroupSpec | None  # None: the spec the group's process inherited from its host's (actors.group)
     stored: Packed[StoredGroup]
 
     @property
