@@ -1,11 +1,15 @@
 """What one wakeup of a quiet actor costs on the production base (issue 15): N bare actors
 each re-arm a timer every `period` and do nothing else; the CPU of their processes over a
 window, divided by the wakeups they counted, is the price of a wakeup — Thespian's loop, its
-timer, its selector — before any work. Run once with Thespian's own selector (a new one per
-turn of its loop) and once with the kept one (actors/system.keep_the_selector), each in a fresh
-process, alternating, `--repeat` times.
+timer, its selector — before any work. Each mode is a set of the patches of actors/system.py,
+run in a fresh process, the modes alternating, `--repeat` times:
 
-    python -m bench.wakeups [--actors 20] [--period 0.05] [--window 20] [--repeat 3]
+* thespian: Thespian's own loop (a new selector per turn), with the loopback, idle-connection
+  and lazy-description patches every mode has;
+* kept: and the kept selector (keep_the_selector) and the kept message order;
+* quiet: and a quiet turn's wait made short (wait_quietly).
+
+    python -m bench.wakeups [--actors 20] [--period 0.05] [--window 20] [--repeat 3] [--modes kept,quiet]
 """
 
 from __future__ import annotations
@@ -54,8 +58,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def one_run(kept: bool, actors: int, period: float, window: float) -> dict[str, float]:
-    """In this process: a system with the project's patches, the selector one included or not."""
+MODES = ("thespian", "kept", "quiet")
+
+
+def one_run(mode: str, actors: int, period: float, window: float) -> dict[str, float]:
+    """In this process: a system with the project's patches that `mode` names (MODES)."""
     from actors import system
     from bench.intake import free_port
 
@@ -63,8 +70,11 @@ def one_run(kept: bool, actors: int, period: float, window: float) -> dict[str, 
     system.bind_to_advertised_address()
     system.close_idle_connections_sooner()
     system.describe_messages_lazily()
-    if kept:
+    if mode in ("kept", "quiet"):
         system.keep_the_selector()
+        system.keep_message_order()
+    if mode == "quiet":
+        system.wait_quietly()
     asys = ActorSystem("multiprocTCPBase", {"Admin Port": free_port()}, logDefs=system.quiet_log_config())
     try:
         sleepers = [asys.createActor(Sleeper) for _ in range(actors)]
@@ -88,14 +98,19 @@ def main() -> None:
     parser.add_argument("--period", type=float, default=0.05, help="seconds between an actor's wakeups")
     parser.add_argument("--window", type=float, default=20.0)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--one", choices=["thespian", "kept"], help=argparse.SUPPRESS)
+    parser.add_argument("--modes", default="thespian,kept,quiet",
+                        help="comma-separated, of: " + ", ".join(MODES) + "; ratios are against the first")
+    parser.add_argument("--one", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one_run(args.one == "kept", args.actors, args.period, args.window)))
+        print(json.dumps(one_run(args.one, args.actors, args.period, args.window)))
         return
-    results: dict[str, list[dict[str, float]]] = {"thespian": [], "kept": []}
+    modes = [m for m in args.modes.split(",") if m]
+    if not modes or any(m not in MODES for m in modes):
+        parser.error(f"--modes: choose among {', '.join(MODES)}")
+    results: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
     for _ in range(args.repeat):
-        for mode in ("thespian", "kept"):
+        for mode in modes:
             out = subprocess.run([sys.executable, "-m", "bench.wakeups", "--one", mode, "--actors", str(args.actors),
                                   "--period", str(args.period), "--window", str(args.window)],
                                  check=True, capture_output=True, text=True).stdout
@@ -107,7 +122,7 @@ def main() -> None:
         "load_average": round(os.getloadavg()[0], 2), "actors": args.actors, "period_s": args.period,
         "window_s": args.window, "runs": results,
         "median_us_per_wakeup": med,
-        "kept_vs_thespian": round(med["kept"] / med["thespian"], 3) if med["thespian"] else None,
+        f"vs_{modes[0]}": {m: round(med[m] / med[modes[0]], 3) if med[modes[0]] else None for m in modes[1:]},
     }, indent=2))
 
 
