@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import bisect
 import errno
 import hashlib
 import hmac
@@ -322,60 +321,6 @@ def _quiet_turn(t: Any, handler: Any, general: Any) -> Any:
             return general(t, handler)
 
 
-def keep_timers_lean() -> None:
-    """Thespian's wakeupAfter timers, set and fired with fewer Python calls.
-
-    Each wakeupAfter (a group re-arms its cycle every 10 s) appends the timer to the pending
-    list and sorts it with a lambda key, which compares ExpirationTimers through their Python
-    __lt__, then compares the new timer with the run time through __lt__ again; each turn then
-    makes two ExpirationTimerView objects to see whether the first timer is due. Here the same
-    list is kept in the same order (by the moment each timer is due, a timer that never is
-    last, equal moments in the order they were set, as the stable sort had them) with one
-    bisect, and due timers are found by comparing those moments directly."""
-    from thespian.actors import WakeupMessage
-    from thespian.system.timing import ExpirationTimer
-    from thespian.system.transport import ReceiveEnvelope
-    from thespian.system.transport.wakeupTransportBase import wakeupTransportBase
-
-    if getattr(wakeupTransportBase, "_timers_lean", False):
-        return
-
-    def addWakeup(self: Any, timePeriod: Any, payload: Any) -> None:
-        timer = ExpirationTimer(timePeriod)
-        with self._wakeup_lock:
-            bisect.insort_right(self._pendingWakeups, (timer, payload), key=_wakeup_due)
-        quit_at, run_time = timer._time_to_quit, self.run_time
-        # As `timer < self.run_time`: a timer that never expires is never sooner; any is sooner
-        # than a run time that never expires.
-        if quit_at is not None and (run_time._time_to_quit is None or quit_at < run_time._time_to_quit):
-            self.run_time = timer
-
-    def _realizeWakeups(self: Any) -> bool:
-        with self._wakeup_lock:
-            now = currentTime()
-            pending, active = self._pendingWakeups, self._activeWakeups
-            starting = len(active)
-            while pending:
-                quit_at = pending[0][0]._time_to_quit
-                if quit_at is None or now < quit_at:  # as ExpirationTimerView.expired()
-                    break
-                timer, payload = pending.pop(0)
-                active.append(ReceiveEnvelope(self.myAddress, WakeupMessage(timer.duration, payload)))
-        return starting != len(active)
-
-    wakeupTransportBase._thespian_timers = (wakeupTransportBase.addWakeup,  # type: ignore[attr-defined]
-                                            wakeupTransportBase._realizeWakeups)  # for the tests
-    wakeupTransportBase.addWakeup = addWakeup  # type: ignore[method-assign]
-    wakeupTransportBase._realizeWakeups = _realizeWakeups  # type: ignore[method-assign]
-    wakeupTransportBase._timers_lean = True  # type: ignore[attr-defined]
-
-
-def _wakeup_due(entry: tuple[Any, Any]) -> float:
-    """A pending wakeup's place in the list: when it is due (never: last)."""
-    quit_at = entry[0]._time_to_quit
-    return math.inf if quit_at is None else quit_at
-
-
 def keep_message_order() -> None:
     """Messages from one actor to another arrive in the order they were sent.
 
@@ -546,7 +491,6 @@ def start_actor_system(config: Config, logdefs: dict[str, Any] | None = None) ->
     describe_messages_lazily()
     keep_the_selector()
     wait_quietly()
-    keep_timers_lean()
     keep_message_order()
     capabilities: dict[str, Any] = {"Admin Port": config.actors.admin_port, SHARD: cluster.shard,
                                     # how many group hosts the leader starts on this machine's shard

@@ -7,10 +7,9 @@ run in a fresh process, the modes alternating, `--repeat` times:
 * thespian: Thespian's own loop (a new selector per turn), with the loopback, idle-connection
   and lazy-description patches every mode has;
 * kept: and the kept selector (keep_the_selector) and the kept message order;
-* quiet: and a quiet turn's wait made short (wait_quietly);
-* lean: and the timers set and fired with fewer calls (keep_timers_lean), as in production.
+* quiet: and a quiet turn's wait made short (wait_quietly).
 
-    python -m bench.wakeups [--actors 20] [--period 0.05] [--window 20] [--repeat 3] [--modes kept,quiet,lean]
+    python -m bench.wakeups [--actors 20] [--period 0.05] [--window 20] [--repeat 3] [--modes kept,quiet]
 """
 
 from __future__ import annotations
@@ -59,7 +58,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-MODES = ("thespian", "kept", "quiet", "lean")
+MODES = ("thespian", "kept", "quiet")
 
 
 def one_run(mode: str, actors: int, period: float, window: float) -> dict[str, float]:
@@ -71,13 +70,11 @@ def one_run(mode: str, actors: int, period: float, window: float) -> dict[str, f
     system.bind_to_advertised_address()
     system.close_idle_connections_sooner()
     system.describe_messages_lazily()
-    if mode != "thespian":
+    if mode in ("kept", "quiet"):
         system.keep_the_selector()
         system.keep_message_order()
-    if mode in ("quiet", "lean"):
+    if mode == "quiet":
         system.wait_quietly()
-    if mode == "lean":
-        system.keep_timers_lean()
     asys = ActorSystem("multiprocTCPBase", {"Admin Port": free_port()}, logDefs=system.quiet_log_config())
     try:
         sleepers = [asys.createActor(Sleeper) for _ in range(actors)]
@@ -101,7 +98,7 @@ def main() -> None:
     parser.add_argument("--period", type=float, default=0.05, help="seconds between an actor's wakeups")
     parser.add_argument("--window", type=float, default=20.0)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--modes", default="thespian,kept,quiet,lean",
+    parser.add_argument("--modes", default="thespian,kept,quiet",
                         help="comma-separated, of: " + ", ".join(MODES) + "; ratios are against the first")
     parser.add_argument("--one", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()

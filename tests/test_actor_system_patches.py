@@ -23,7 +23,6 @@ from actors.system import (
     describe_messages_lazily,
     keep_message_order,
     keep_the_selector,
-    keep_timers_lean,
     quiet_log_config,
     wait_quietly,
 )
@@ -335,7 +334,6 @@ def test_actors_wake_and_talk_on_the_production_base_when_waiting_quietly(monkey
     from thespian.system.transport import TCPTransport as tcp
 
     keep_the_selector()
-    keep_timers_lean()  # as start_actor_system has them all
     wait_quietly()
     wait_quietly()  # twice is once
     assert tcp.TCPTransport._runWithExpiry.__name__ == "_runWithExpiry"
@@ -362,64 +360,6 @@ def test_actors_wake_and_talk_on_the_production_base_when_waiting_quietly(monkey
             assert quietly  # the quiet turn did run in the actor's process
     finally:
         asys.shutdown()
-
-
-# -- keep_timers_lean ------------------------------------------------------------------------------
-
-class Timers:
-    """What wakeupTransportBase's timer methods read and change."""
-
-    def __init__(self) -> None:
-        from thespian.system.timing import ExpirationTimer
-
-        self._wakeup_lock = threading.Lock()
-        self._pendingWakeups: list[Any] = []
-        self._activeWakeups: list[Any] = []
-        self.run_time: Any = ExpirationTimer(None)  # the run's own limit: none
-        self.myAddress = "me"
-
-
-def test_lean_timers_keep_the_order_and_run_time_thespians_would(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Random wakeups set and fired by Thespian's methods and by the lean ones, on a clock that
-    stands still between steps (so many timers fall due at the same moment): the same pending
-    order, run time, due wakeups in the same order, and the same answers."""
-    import random
-
-    from thespian.system import timing
-    from thespian.system.transport.wakeupTransportBase import wakeupTransportBase
-
-    keep_timers_lean()
-    keep_timers_lean()  # twice is once
-    thespian_add, thespian_realize = wakeupTransportBase._thespian_timers  # type: ignore[attr-defined]
-    assert wakeupTransportBase.addWakeup is not thespian_add
-    import actors.system
-    from thespian.system.transport import wakeupTransportBase as thespian_timers
-
-    clock = [1000.0]
-    for module in (timing, thespian_timers, actors.system):  # each has its own name for the clock
-        monkeypatch.setattr(module, "currentTime", lambda: clock[0])
-    rng = random.Random(15)
-    theirs, ours = Timers(), Timers()
-    for step in range(3000):
-        if rng.random() < 0.6:
-            period = rng.choice([timedelta(seconds=rng.choice([0, 1, 2, 5])), rng.choice([0.5, 3.0]),
-                                 timedelta(seconds=-1)])
-            thespian_add(theirs, period, step)
-            wakeupTransportBase.addWakeup(ours, period, step)
-        else:
-            clock[0] += rng.choice([0.0, 0.5, 1.0, 2.0])
-            assert thespian_realize(theirs) == wakeupTransportBase._realizeWakeups(ours)
-        assert [p for _, p in ours._pendingWakeups] == [p for _, p in theirs._pendingWakeups]
-        assert ours.run_time._time_to_quit == theirs.run_time._time_to_quit
-        assert [e.message.payload for e in ours._activeWakeups] == [e.message.payload for e in theirs._activeWakeups]
-        if rng.random() < 0.3:  # delivered
-            theirs._activeWakeups.clear()
-            ours._activeWakeups.clear()
-        if rng.random() < 0.05:  # a new run: its run time is the first pending wakeup, as Thespian sets it
-            for t in (theirs, ours):
-                t.run_time = t._pendingWakeups[0][0] if t._pendingWakeups else timing.ExpirationTimer(None)
-    assert all(isinstance(e.message, WakeupMessage) for e in ours._activeWakeups)
-    assert ours._pendingWakeups  # some were still waiting at the end: the clock was not always past them
 
 
 # -- keep_message_order ---------------------------------------------------------------------------
