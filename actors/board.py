@@ -22,6 +22,8 @@ from domain.shop import ShopNow
 
 RING = 128  # cycles kept per group: 21 minutes at 10 s, longer than a checkpoint interval
 _HEAD = struct.Struct("<QQIIQ")  # sequence, cycles written, day (yyyymmdd), cycles today, checks today
+_SEQ_TOTAL = struct.Struct("<QQ")  # the head's first two
+_SEQ = struct.Struct("<Q")
 _CYCLE = struct.Struct("<dfIIHHI")  # started_at, duration, checked, open, new, cleared, actions
 _CYCLE_SIZE = 32
 SLOT = _HEAD.size + RING * _CYCLE_SIZE
@@ -65,13 +67,14 @@ class Board:
         """One cycle more, and the day's tally after it."""
         if not 0 < slot <= self.capacity:
             return
-        base = slot * SLOT
-        seq = self._begin(slot)
-        _, total, *_ = _HEAD.unpack_from(self.memory, base)
-        _CYCLE.pack_into(self.memory, base + _HEAD.size + (total % RING) * _CYCLE_SIZE,
+        # As _begin, and the head read once: this runs every 10 s in each group, all of it cold.
+        memory, base = self.memory, slot * SLOT
+        seq, total = _SEQ_TOTAL.unpack_from(memory, base)
+        _SEQ.pack_into(memory, base, seq + 1)  # odd: being written
+        _CYCLE.pack_into(memory, base + _HEAD.size + (total % RING) * _CYCLE_SIZE,
                          cycle.started_at, cycle.duration, cycle.checked, cycle.open_issues,
                          min(cycle.new_issues, 0xFFFF), min(cycle.cleared_issues, 0xFFFF), cycle.actions)
-        _HEAD.pack_into(self.memory, base, seq + 1, total + 1, _day_number(tally.day), tally.cycles, tally.checks)
+        _HEAD.pack_into(memory, base, seq + 2, total + 1, _day_number(tally.day), tally.cycles, tally.checks)
 
     def _begin(self, slot: int) -> int:
         """Mark the slot as being written (an odd sequence); returns that sequence."""
@@ -115,8 +118,16 @@ def inherited() -> Board | None:
     return _inherited
 
 
+_last_day: tuple[str, int] = ("", 0)
+
+
 def _day_number(day: str) -> int:
-    return int(day.replace("-", "")) if len(day) == 10 else 0
+    global _last_day
+    if day == _last_day[0]:  # the same day as the last cycle's, nearly always
+        return _last_day[1]
+    number = int(day.replace("-", "")) if len(day) == 10 else 0
+    _last_day = (day, number)
+    return number
 
 
 def _day_text(number: int) -> str:

@@ -75,6 +75,9 @@ class _RetryTimer:
     """A prompt retry of failed sends."""
 
 
+_CYCLE_TIMER = _CycleTimer()  # every cycle's payload (they are all alike)
+
+
 class GroupActor(BotActor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -152,7 +155,10 @@ class GroupActor(BotActor):
         self.decided.append((decision, list(effects), requester))
 
     def receiveMessage(self, msg: Any, sender: Any) -> None:
-        super().receiveMessage(msg, sender)
+        if type(msg) is WakeupMessage:  # every 10 s: straight to its handler, which the
+            self.receiveMsg_WakeupMessage(msg, sender)  # dispatcher's search would find first
+        else:
+            super().receiveMessage(msg, sender)
         self._commit()
 
     def _commit(self) -> None:
@@ -168,8 +174,10 @@ class GroupActor(BotActor):
         for decision, extra, requester in decided:
             records.extend(decision.records)
             sync = sync or decision.sync
-            effects.extend((self.gateway, self._send_text(s)) for s in decision.sends)
-            effects.extend((self.gateway, WithdrawSend(k, self.myAddress)) for k in decision.withdraw)
+            if decision.sends:
+                effects.extend((self.gateway, self._send_text(s)) for s in decision.sends)
+            if decision.withdraw:
+                effects.extend((self.gateway, WithdrawSend(k, self.myAddress)) for k in decision.withdraw)
             if decision.answer is not None and requester is not None:
                 answer = _command_done(decision.answer, requester)
                 if decision.answer_after_write:
@@ -178,7 +186,7 @@ class GroupActor(BotActor):
                     self.send(*answer)
             effects.extend(extra)
             if decision.cycle is not None and self.board is not None:
-                self.board.record(code_number(self.init.slot.code), decision.cycle, self.desk.today)
+                self.board.record(self._board_slot(), decision.cycle, self.desk.today)
             if decision.retry_in is not None:
                 retry_in = decision.retry_in if retry_in is None else min(retry_in, decision.retry_in)
         if retry_in is not None:
@@ -189,8 +197,9 @@ class GroupActor(BotActor):
             self.send(self.init.spec.persistence, Persist(self.group_id, self.init.epoch, batch, tuple(records),
                                                      sync, tuple(effects), ack=False))
             return
-        for address, messages in by_address(effects):
-            self.send(address, batched(messages))
+        if effects:
+            for address, messages in by_address(effects):
+                self.send(address, batched(messages))
 
     def _send_text(self, s: ev.Send) -> SendText:
         assert self.init is not None
@@ -271,14 +280,25 @@ class GroupActor(BotActor):
     # -- timers --------------------------------------------------------------------------------
 
     def _arm_cycle(self, first: bool = False) -> None:
-        assert self.init is not None
-        cfg = self.init.spec.config.reconciliation
-        spread = cfg.jitter * cfg.interval
+        timing = self.__dict__.get("_cycle_timing")
+        if timing is None:  # worked out once: this runs every 10 s, with everything it reads cold
+            assert self.init is not None
+            cfg = self.init.spec.config.reconciliation
+            timing = self._cycle_timing = (cfg.interval, cfg.jitter * cfg.interval,
+                                           min(cfg.first_cycle_within, cfg.interval))
+        interval, spread, first_within = timing
         # The first tick comes soon after the load (what waited while the bot was down is looked
         # at at once), at a random moment so groups loaded together do not all fire together.
-        first_within = min(cfg.first_cycle_within, cfg.interval)
-        delay = random.uniform(0, first_within) if first else cfg.interval + random.uniform(-spread, spread)
-        self.wakeupAfter(timedelta(seconds=max(delay, 0.001)), payload=_CycleTimer())
+        delay = random.uniform(0, first_within) if first else interval + random.uniform(-spread, spread)
+        self.wakeupAfter(timedelta(seconds=max(delay, 0.001)), payload=_CYCLE_TIMER)
+
+    def _board_slot(self) -> int:
+        """This group's slot on the board (its code's number), worked out once."""
+        slot = self.__dict__.get("_slot_number")
+        if slot is None:
+            assert self.init is not None
+            slot = self._slot_number = code_number(self.init.slot.code)
+        return slot
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
         if self.desk is None or self.stopped:

@@ -13,7 +13,8 @@ import logging
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
+from datetime import time as day_start
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -927,24 +928,27 @@ class Desk:
         started = time.perf_counter()
         due, milestones = watch.begin(book.orders, book.changed, book.open_ids, now)
         checked = len(book.open_ids)
-        outcome = reconcile(book.group_id, due, self.in_flight, now, setup.policy)
-        for order in outcome.changed:
-            self._put(order)
-        for order, issue in outcome.raised:
-            log.warning("order %s: issue %s", order.id, issue.value)
-        for order in outcome.send_deliveries:
-            self._deliver(book.orders[order.id], now)
-        for order in outcome.send_receipts:
-            self._send_tracked(book.orders[order.id], About.RECEIPT, now)
-        watch.end(due, book.orders, self.in_flight, now)
+        if due:
+            outcome = reconcile(book.group_id, due, self.in_flight, now, setup.policy)
+            for order in outcome.changed:
+                self._put(order)
+            for order, issue in outcome.raised:
+                log.warning("order %s: issue %s", order.id, issue.value)
+            for order in outcome.send_deliveries:
+                self._deliver(book.orders[order.id], now)
+            for order in outcome.send_receipts:
+                self._send_tracked(book.orders[order.id], About.RECEIPT, now)
+            watch.end(due, book.orders, self.in_flight, now)
+            summary = outcome.summary
+        else:  # most cycles: no order changed and no deadline came, so nothing to decide
+            summary = CycleSummary(book.group_id, now)
         for order_id, count in milestones:
             log.info("order %s: check #%d", order_id, count)
-        summary = outcome.summary
         summary.checked, summary.open_issues = checked, book.open_issues
         summary.duration = time.perf_counter() - started
         previous = self.cycles[-1] if self.cycles else None
         self.cycles.append(summary)
-        self.today.count(datetime.fromtimestamp(now, self.tz).date().isoformat(), summary.checked)
+        self.today.count(self._local_day(now), summary.checked)
         self._d.cycle = summary
         if summary.new_issues or summary.actions:
             log.info("group %s cycle: %d checked, %d open issues (%d new), %d actions, %.1f ms",
@@ -965,6 +969,23 @@ class Desk:
                 watch.forget(oid)
             if dropped:
                 log.info("group %s: %d archived orders left memory", book.group_id, dropped)
+
+    _day_span: tuple[float, float, str] = (0.0, 0.0, "")  # [from, until) seconds: that local day
+
+    def _local_day(self, now: float) -> str:
+        """The local day (YYYY-MM-DD in bot.timezone) at `now`. Worked out once a day and kept
+        with its bounds, not every cycle: a time zone's rules are cold memory for a group that
+        wakes every 10 s among a thousand."""
+        start, end, day = self._day_span
+        if start <= now < end:
+            return day
+        date = datetime.fromtimestamp(now, self.tz).date()
+        day = date.isoformat()
+        start = datetime.combine(date, day_start(), self.tz).timestamp()
+        end = datetime.combine(date + timedelta(days=1), day_start(), self.tz).timestamp()
+        if start <= now < end:  # always, with zoneinfo's rules; otherwise nothing is kept
+            self._day_span = (start, end, day)
+        return day
 
     def _checkpoint(self, now: float) -> None:
         """Write check counts and recent cycle summaries: one record per group, not per order."""

@@ -339,6 +339,12 @@ class Watch:
               now: float) -> tuple[list[Order], list[tuple[str, int]]]:
         """Start a cycle: the orders to check in it (oldest first) and the check milestones it
         reaches. `changed` (the orders changed since the last cycle) is read and emptied."""
+        if (not changed and self.cycle + 1 not in self._milestones and self.last_sweep is not None
+                and now - self.last_sweep < self.sweep and not (self._heap and self._heap[0][0] <= now)):
+            # Most cycles: nothing changed, no milestone, no sweep, no deadline: only counted.
+            self.cycle += 1
+            self.cycle_at = now
+            return [], []
         for oid in changed:
             order = orders.get(oid)
             if order is None:

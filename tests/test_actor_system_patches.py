@@ -5,19 +5,21 @@ from __future__ import annotations
 import errno
 import selectors
 import socket
+import threading
 import time
 from collections import deque
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from thespian.actors import Actor, ActorSystem
+from thespian.actors import Actor, ActorSystem, ActorTypeDispatcher, WakeupMessage
 from thespian.system.transport import ReceiveEnvelope, TransmitIntent
 
 from actors.system import (
     _AddressWaits,
     _KeptPoll,
     _order_key,
+    _quiet_turn,
     _SendOrder,
     describe_messages_lazily,
     index_address_waits,
@@ -25,6 +27,7 @@ from actors.system import (
     keep_the_selector,
     quiet_log_config,
     set_signals_directly,
+    wait_quietly,
 )
 from tests.e2e import free_port
 
@@ -166,6 +169,198 @@ def test_actors_talk_on_the_production_base_with_the_kept_selector() -> None:
         echoes = [asys.createActor(Echo) for _ in range(3)]
         for n in range(20):
             assert asys.ask(echoes[n % 3], f"m{n}", timedelta(seconds=10)) == f"M{n}"
+    finally:
+        asys.shutdown()
+
+
+# -- wait_quietly ----------------------------------------------------------------------------------
+
+class Transport:
+    """What _quiet_turn reads of a TCPTransport: a listening socket, the next wakeup's moment
+    (run_time) and the lists of work in progress; all empty is quiet."""
+
+    def __init__(self, due_in: float | None) -> None:
+        from thespian.system.timing import ExpirationTimer
+
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(5)
+        self.run_time = ExpirationTimer(None if due_in is None else timedelta(seconds=due_in))
+        self._incomingEnvelopes: list[Any] = []
+        self._transmitIntents: dict[Any, Any] = {}
+        self._waitingTransmits: list[Any] = []
+        self._incomingSockets: dict[Any, Any] = {}
+        self._watches: list[int] = []
+        self._openSockets: dict[Any, Any] = {}
+
+    def connect(self) -> socket.socket:
+        return socket.create_connection(self.socket.getsockname())
+
+
+class General:
+    """Thespian's own turn, stood in for: records each call and returns a marker."""
+
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+
+    def __call__(self, t: Any, handler: Any) -> str:
+        self.calls.append(handler)
+        return "general"
+
+
+def handler(envelope: Any) -> bool:
+    return True
+
+
+def test_a_quiet_turn_waits_for_its_timer_and_expires_as_thespians_would() -> None:
+    from thespian.system.transport import Thespian__Run_Expired
+
+    t, general = Transport(due_in=0.15), General()
+    try:
+        started = time.monotonic()
+        result = _quiet_turn(t, handler, general)
+        waited = time.monotonic() - started
+        assert isinstance(result, Thespian__Run_Expired)
+        assert general.calls == []  # Thespian's loop never ran
+        assert 0.14 <= waited < 1.0  # not before the moment (the poll's milliseconds round up)
+        assert isinstance(_quiet_turn(Transport(due_in=-1), handler, general), Thespian__Run_Expired)  # overdue: at once
+        poll = t._quiet_poll  # type: ignore[attr-defined]
+        t.run_time = Transport(due_in=0.01).run_time
+        _quiet_turn(t, handler, general)
+        assert t._quiet_poll is poll  # type: ignore[attr-defined]  # kept, not made again
+    finally:
+        t.socket.close()
+
+
+def test_a_connection_during_the_wait_goes_to_thespians_loop() -> None:
+    """A message arriving (or Thespian's interrupt_wait, which connects to the same socket)."""
+    for due_in in (5.0, None):  # a timer later, or none at all
+        t, general = Transport(due_in), General()
+        threading.Timer(0.1, lambda: t.__dict__.setdefault("peer", t.connect())).start()
+        try:
+            started = time.monotonic()
+            assert _quiet_turn(t, handler, general) == "general"
+            assert general.calls == [handler]
+            assert time.monotonic() - started < 2.0
+        finally:
+            time.sleep(0.05)
+            t.socket.close()
+            t.__dict__["peer"].close()
+
+
+@pytest.mark.parametrize("busy", ["_incomingEnvelopes", "_transmitIntents", "_waitingTransmits",
+                                  "_incomingSockets", "_watches", "_openSockets", "no handler",
+                                  "transmit only"])
+def test_a_turn_with_anything_to_do_is_thespians_from_the_start(busy: str) -> None:
+    from thespian.system.transport import TransmitOnly
+
+    t, general = Transport(due_in=5.0), General()
+    try:
+        how = handler
+        if busy == "no handler":
+            how = None  # type: ignore[assignment]
+        elif busy == "transmit only":
+            how = TransmitOnly  # type: ignore[assignment]
+        else:
+            work = getattr(t, busy)
+            if isinstance(work, dict):
+                work[7] = object()
+            else:
+                work.append(7)
+        started = time.monotonic()
+        assert _quiet_turn(t, how, general) == "general"
+        assert general.calls == [how]
+        assert time.monotonic() - started < 1.0  # no wait for the timer first
+    finally:
+        t.socket.close()
+
+
+def test_work_added_by_another_thread_is_handed_to_thespian_when_the_wait_ends() -> None:
+    t, general = Transport(due_in=None), General()
+
+    def add_work_and_interrupt() -> None:
+        t._transmitIntents[3] = object()
+        t.__dict__["peer"] = t.connect()  # as Thespian's interrupt_wait does
+
+    threading.Timer(0.1, add_work_and_interrupt).start()
+    try:
+        assert _quiet_turn(t, handler, general) == "general"
+    finally:
+        time.sleep(0.05)
+        t.socket.close()
+        t.__dict__["peer"].close()
+
+
+def test_an_abort_ends_the_wait_and_an_earlier_one_is_spent() -> None:
+    from thespian.system.transport import Thespian__Run_Expired, Thespian__Run_Terminated
+
+    t, general = Transport(due_in=0.05), General()
+    try:
+        t._aborting_run = False  # type: ignore[attr-defined]  # an abort from before this run, as Thespian forgets it
+        assert isinstance(_quiet_turn(t, handler, general), Thespian__Run_Expired)
+        assert not hasattr(t, "_aborting_run")
+        t.run_time = Transport(due_in=None).run_time
+
+        def abort() -> None:
+            t._aborting_run = False  # type: ignore[attr-defined]
+            t.__dict__["peer"] = t.connect()
+
+        threading.Timer(0.1, abort).start()
+        assert isinstance(_quiet_turn(t, handler, general), Thespian__Run_Terminated)
+        assert general.calls == []
+    finally:
+        time.sleep(0.05)
+        t.socket.close()
+        t.__dict__["peer"].close()
+
+
+class Napper(ActorTypeDispatcher):
+    """Wakes `n` times, `period` apart, answering messages in between; reports whether its
+    transport waited the quiet way."""
+
+    def receiveMsg_tuple(self, msg: tuple[int, float], sender: Any) -> None:
+        self.left, self.period, self.woke = msg[0], msg[1], []
+        self.wakeupAfter(timedelta(seconds=self.period), payload=0)
+        self.send(sender, "started")
+
+    def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
+        self.woke.append(msg.payload)
+        if len(self.woke) < self.left:
+            self.wakeupAfter(timedelta(seconds=self.period), payload=len(self.woke))
+
+    def receiveMsg_str(self, msg: str, sender: Any) -> None:
+        transport = self._myRef.transport  # type: ignore[attr-defined]
+        self.send(sender, (msg.upper(), list(self.woke), "_quiet_poll" in transport.__dict__))
+
+
+def test_actors_wake_and_talk_on_the_production_base_when_waiting_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
+    from thespian.system.transport import TCPTransport as tcp
+
+    keep_the_selector()
+    wait_quietly()
+    wait_quietly()  # twice is once
+    assert tcp.TCPTransport._runWithExpiry.__name__ == "_runWithExpiry"
+    # Connections left idle by the start close soon (as close_idle_connections_sooner has them,
+    # sooner still), so the actors are quiet between their wakeups.
+    monkeypatch.setattr(tcp, "MAX_IDLE_SOCKET_PERIOD", timedelta(seconds=0.3))
+    monkeypatch.setattr(tcp, "MAX_INCOMING_SOCKET_PERIOD", timedelta(seconds=0.3))
+    asys = ActorSystem("multiprocTCPBase", {"Admin Port": free_port()}, logDefs=quiet_log_config())
+    try:
+        nappers = [asys.createActor(Napper) for _ in range(3)]
+        for n in nappers:
+            assert asys.ask(n, (30, 0.05), timedelta(seconds=10)) == "started"
+        assert asys.ask(nappers[0], "now", timedelta(seconds=10))[0] == "NOW"  # a message between wakeups
+        deadline = time.monotonic() + 20
+        answers: list[Any] = []
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            answers = [asys.ask(n, "how", timedelta(seconds=10)) for n in nappers]
+            if all(len(a[1]) == 30 for a in answers):
+                break
+        for text, woke, quietly in answers:
+            assert text == "HOW"
+            assert woke == list(range(30))  # every wakeup, once, in order
+            assert quietly  # the quiet turn did run in the actor's process
     finally:
         asys.shutdown()
 

@@ -31,6 +31,20 @@ def test_a_slot_keeps_the_recent_cycles_and_the_days_tally() -> None:
     assert b.read(3, GROUP) is None
 
 
+def test_each_record_carries_its_own_day() -> None:
+    """The day's number is kept from one cycle to the next (nearly always the same day), never
+    carried over to another."""
+    b = Board(4)
+    b.record(1, cycle(1.0), DayTally("2026-12-07", 5, 5))
+    b.record(1, cycle(2.0), DayTally("2026-12-08", 1, 1))  # midnight passed
+    b.record(2, cycle(3.0), DayTally("2026-12-07", 9, 9))  # a slot still on the day before
+    b.record(3, cycle(4.0), DayTally("", 0, 1))  # no day yet
+    assert b.read(1, GROUP).tally == DayTally("2026-12-08", 1, 1)
+    assert b.read(2, GROUP).tally == DayTally("2026-12-07", 9, 9)
+    assert b.read(3, GROUP).tally == DayTally("", 0, 1)
+    assert len(b.read(1, GROUP).cycles) == 2
+
+
 def test_the_board_is_shared_with_forked_processes() -> None:
     import os
     b = Board(4)

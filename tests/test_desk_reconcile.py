@@ -174,3 +174,44 @@ def test_a_desk_that_checks_only_what_can_change_decides_as_one_that_checks_ever
     statuses = {o.status.value for o in indexed.desk.book.orders.values()}
     issues = {i for o in indexed.desk.book.orders.values() for i in o.issues}
     assert len(statuses) >= 4 and issues  # the day went through most of what a cycle decides
+
+
+@pytest.mark.parametrize("zone", ["Asia/Dhaka", "UTC", "America/Sao_Paulo", "America/Santiago", "Europe/London",
+                                  "Asia/Kolkata"])
+def test_the_cycles_local_day_changes_exactly_at_local_midnight(zone: str) -> None:
+    """The day a cycle counts in is worked out once a day (kept with its bounds), and is the day
+    the clock on the wall says, across midnights and DST changes (São Paulo's clocks jumped at
+    midnight on 2018-11-04; Santiago's fell back at midnight on 2019-04-07)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    desk = shop(**{"bot.timezone": zone}).desk
+    tz = ZoneInfo(zone)
+    rng = random.Random(7)
+    for start in (datetime(2018, 11, 2, tzinfo=tz), datetime(2019, 4, 5, tzinfo=tz), datetime(2026, 3, 27, tzinfo=tz),
+                  datetime(2026, 10, 23, tzinfo=tz)):
+        now = start.timestamp()
+        for _ in range(600):  # four days in steps of 0 to 20 minutes, cycle by cycle
+            now += rng.uniform(0, 1200)
+            assert desk._local_day(now) == datetime.fromtimestamp(now, tz).date().isoformat(), (zone, now)
+        begin, end, day = desk._day_span
+        assert day == datetime.fromtimestamp(begin, tz).date().isoformat()
+        assert datetime.fromtimestamp(begin - 0.001, tz).date().isoformat() < day
+        assert datetime.fromtimestamp(end - 0.001, tz).date().isoformat() == day
+        assert datetime.fromtimestamp(end, tz).date().isoformat() > day
+
+
+def test_the_day_tally_starts_again_at_local_midnight() -> None:
+    desk = shop(**{"bot.timezone": "Asia/Dhaka"})  # UTC+6
+    desk.post(ALICE, ".10")
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    midnight = datetime(2026, 12, 8, tzinfo=ZoneInfo("Asia/Dhaka")).timestamp()
+    desk.advance(midnight - 25 - desk.clock.now())
+    for _ in range(3):
+        desk.cycle()
+        desk.advance(10)
+    assert (desk.desk.today.day, desk.desk.today.cycles) == ("2026-12-07", 3)  # 23:59:35 … 23:59:55
+    desk.cycle()  # 00:00:05
+    assert (desk.desk.today.day, desk.desk.today.cycles, desk.desk.today.checks) == ("2026-12-08", 1, 1)
