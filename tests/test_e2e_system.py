@@ -12,6 +12,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from bench.procs import parent_of
 from tests.e2e import Bot, group_members, leftover_processes, listening_sockets, Sandbox, sandbox_and_bot, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -231,14 +232,6 @@ def test_losing_the_supervisor_stops_the_bot_cleanly_for_a_restart(world: tuple[
     assert bot.api.get("/api/status")["started"] is True
 
 
-def parent_of(pid: int) -> int:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return 0
-    return int(raw[raw.rfind(b")") + 2:].split()[1])
-
-
 def running(pids: set[int]) -> set[int]:
     """Those of pids still alive (a zombie is dead: its parent has not reaped it yet)."""
     alive = set()
@@ -257,20 +250,11 @@ def test_every_actor_dies_with_the_actor_or_owner_that_started_it(tmp_path: Path
     PR_SET_PDEATHSIG; before, each lived on beside its restarted group until its next write was
     refused, up to a checkpoint interval), and run.py killed with -9 takes every actor process,
     GroupActors included, within a few seconds."""
-    sandbox = Sandbox(tmp_path / "sandbox.json", tmp_path / "sandbox.log")
-    sandbox.start()
     # Cycles and checkpoints rarer than the test: an orphaned group would not write, so nothing
     # but its tie to the host can end it.
-    bot = Bot(tmp_path / "data", sandbox.url, tmp_path / "bot.log",
-              "--set", "reconciliation.interval=60s", "--set", "reconciliation.checkpoint_interval=10m")
-    try:
+    with sandbox_and_bot(tmp_path, "--set", "reconciliation.interval=60s",
+                         "--set", "reconciliation.checkpoint_interval=10m", start=False) as (sandbox, bot):
         _every_actor_dies_with_its_starter(sandbox, bot)
-    finally:
-        try:
-            if bot.proc is not None and bot.proc.poll() is None:
-                bot.stop()
-        finally:
-            sandbox.stop()
 
 
 def _every_actor_dies_with_its_starter(sandbox: Sandbox, bot: Bot) -> None:
@@ -306,11 +290,8 @@ def _every_actor_dies_with_its_starter(sandbox: Sandbox, bot: Bot) -> None:
 
 def test_the_shop_runs_from_the_chat_on_the_real_system(tmp_path: Path) -> None:
     """Edits, deletes and an admin's reply, through the sandbox and the production actors."""
-    sandbox = Sandbox(tmp_path / "sandbox.json", tmp_path / "sandbox.log")
-    sandbox.start()
     admin = "8801711111111"
-    bot = Bot(tmp_path / "data", sandbox.url, tmp_path / "bot.log", "--set", f"whatsapp.admins={admin}")
-    try:
+    with sandbox_and_bot(tmp_path, "--set", f"whatsapp.admins={admin}", start=False) as (sandbox, bot):
         bot.start()
         group = sandbox.create_group("Chat Shop")
         first = sandbox.post(group, ALICE, ".10", "Alice")
@@ -331,12 +312,6 @@ def test_the_shop_runs_from_the_chat_on_the_real_system(tmp_path: Path) -> None:
         texts = [m["text"] for m in sandbox.messages(group) if m["from_bot"]]
         assert any(t.startswith("✏️") for t in texts) and any(t.startswith("🗑️") for t in texts)
         assert "✅ আপনার অর্ডার সম্পন্ন হয়েছে\n💎 100 ডায়মন্ড\n💰 ৳10,000\n🆔 A1" in texts
-    finally:
-        try:
-            if bot.proc is not None:
-                bot.stop()
-        finally:
-            sandbox.stop()
 
 
 def test_a_done_from_someone_not_an_admin_is_refused_and_never_acts_later(tmp_path: Path) -> None:
@@ -395,11 +370,7 @@ def test_a_done_from_someone_not_an_admin_is_refused_and_never_acts_later(tmp_pa
 def test_the_panel_follows_every_cycle_across_processes(tmp_path: Path) -> None:
     """The cycle board is shared by forked actor processes (production base): with checkpoints
     an hour apart the panel still shows checks at most a cycle (1 s) old."""
-    sandbox = Sandbox(tmp_path / "sandbox.json", tmp_path / "sandbox.log")
-    sandbox.start()
-    bot = Bot(tmp_path / "data", sandbox.url, tmp_path / "bot.log",
-              "--set", "reconciliation.checkpoint_interval=1h")
-    try:
+    with sandbox_and_bot(tmp_path, "--set", "reconciliation.checkpoint_interval=1h", start=False) as (sandbox, bot):
         bot.start()
         group = sandbox.create_group("Live Shop")
         sandbox.post(group, ALICE, ".10", "Alice")
@@ -408,12 +379,6 @@ def test_the_panel_follows_every_cycle_across_processes(tmp_path: Path) -> None:
         wait_for(lambda: bot.api.get("/api/orders/A1")["check_count"] >= first + 3, 10, "three more checks")
         report = bot.api.get("/api/reconciliation")
         assert report["last_check"] is not None
-    finally:
-        try:
-            if bot.proc is not None:
-                bot.stop()
-        finally:
-            sandbox.stop()
 
 
 def test_groups_are_known_before_their_first_order_on_the_real_system(tmp_path: Path) -> None:
@@ -424,11 +389,8 @@ def test_groups_are_known_before_their_first_order_on_the_real_system(tmp_path: 
     import csv
     import io
 
-    sandbox = Sandbox(tmp_path / "sandbox.json", tmp_path / "sandbox.log")
-    sandbox.start()
     # No default rate (the shipped default): a group's orders wait for its own rate.
-    bot = Bot(tmp_path / "data", sandbox.url, tmp_path / "bot.log", "--set", "orders.default_rate=")
-    try:
+    with sandbox_and_bot(tmp_path, "--set", "orders.default_rate=", start=False) as (sandbox, bot):
         bot.start()
         group = sandbox.create_group("Rahim Store")
         groups = wait_for(lambda: {g["id"]: g for g in bot.api.get("/api/groups")["groups"]
@@ -471,12 +433,6 @@ def test_groups_are_known_before_their_first_order_on_the_real_system(tmp_path: 
         groups = wait_for(known, 30, "the group created while the bot was stopped")
         assert groups[later]["name"] == "Karim Telecom" and groups[later]["rate"] is None
         assert not groups[later]["left"] and groups[group]["left"]
-    finally:
-        try:
-            if bot.proc is not None:
-                bot.stop()
-        finally:
-            sandbox.stop()
 
 
 def test_orders_posted_together_to_a_starting_group_are_numbered_as_posted(tmp_path: Path) -> None:
