@@ -23,37 +23,38 @@ from storage.lock import process_start_time
 from tests.harness import ALICE, GROUP, GROUP2, T, ChatBot, actor_config
 
 
-class ForGroupFirst(Supervisor):
-    """Holds each HostGroups back until the next message to the same host has gone."""
+class HoldsBack(Supervisor):
+    """Holds each message of type `holds` back until a message of `until` (any, if empty) to
+    the same host has gone, then sends it."""
 
-    held: list[tuple[Any, Any]]
+    holds: type = object
+    until: tuple[type, ...] = ()
 
     def send(self, to: Any, msg: Any) -> None:
         held = self.__dict__.setdefault("held", [])
-        if isinstance(msg, HostGroups):
+        if isinstance(msg, self.holds):
             held.append((to, msg))
             return
         super().send(to, msg)
+        if self.until and not isinstance(msg, self.until):
+            return
         for late in [h for h in held if h[0] == to]:
             held.remove(late)
             super().send(*late)
 
 
-class StartLast(Supervisor):
+class ForGroupFirst(HoldsBack):
+    """Holds each HostGroups back until the next message to the same host has gone."""
+
+    holds = HostGroups
+
+
+class StartLast(HoldsBack):
     """Holds each StartHost back until a HostGroups (or the stop) to the same host has gone,
     and with it whatever else was sent to that host meanwhile."""
 
-    def send(self, to: Any, msg: Any) -> None:
-        held = self.__dict__.setdefault("held", [])
-        if isinstance(msg, StartHost):
-            held.append((to, msg))
-            return
-        super().send(to, msg)
-        if not isinstance(msg, (HostGroups, StopSystem)):
-            return
-        for late in [h for h in held if h[0] == to]:
-            held.remove(late)
-            super().send(*late)
+    holds = StartHost
+    until = (HostGroups, StopSystem)
 
 
 def test_an_order_that_overtakes_its_groups_start_is_taken(make_bot: Callable[..., ChatBot]) -> None:
