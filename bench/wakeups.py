@@ -37,7 +37,7 @@ from typing import Any
 
 from thespian.actors import ActorSystem, ActorTypeDispatcher, WakeupMessage
 
-TICKS = os.sysconf("SC_CLK_TCK")
+from bench.procs import cpu_seconds
 
 
 class Sleeper(ActorTypeDispatcher):
@@ -59,12 +59,6 @@ class Sleeper(ActorTypeDispatcher):
 
     def receiveMsg_str(self, msg: str, sender: Any) -> None:
         self.send(sender, self.wakeups)
-
-
-def cpu_seconds(pid: int) -> float:
-    raw = Path(f"/proc/{pid}/stat").read_bytes()
-    fields = raw[raw.rfind(b")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 MODES = ("thespian", "kept", "quiet")
@@ -91,9 +85,9 @@ def one_run(mode: str, actors: int, period: float, window: float) -> dict[str, f
         time.sleep(2 * period + 1)  # started, connections from the start closed (after 3 s idle)
         time.sleep(3)
         count0 = sum(asys.ask(s, "n", timedelta(seconds=10)) for s in sleepers)
-        cpu0 = sum(cpu_seconds(p) for p in pids)
+        cpu0 = cpu_seconds(pids)
         time.sleep(window)
-        cpu = sum(cpu_seconds(p) for p in pids) - cpu0
+        cpu = cpu_seconds(pids) - cpu0
         count = sum(asys.ask(s, "n", timedelta(seconds=10)) for s in sleepers) - count0
         # The asks above cost a few turns each; against thousands of wakeups they are noise.
         return {"wakeups": count, "cpu_s": round(cpu, 3), "us_per_wakeup": round(1e6 * cpu / max(count, 1), 1)}
