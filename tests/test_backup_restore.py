@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from storage.check import check_data
-from tests.e2e import REPO, Bot, Http, Sandbox, process_env, wait_for
+from tests.e2e import REPO, Bot, Http, Sandbox, process_env, sandbox_and_bot, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -32,15 +32,12 @@ def receipts(sandbox: Sandbox, groups: list[str]) -> set[str]:
 
 
 def test_a_backup_taken_mid_burst_holds_every_acknowledged_order(tmp_path: Path) -> None:
-    sandbox = Sandbox(tmp_path / "sandbox.json", tmp_path / "sandbox.log")
-    sandbox.start()
-    # Compaction after every journal that outgrows its snapshot: the backup races it too.
-    bot = Bot(tmp_path / "data", sandbox.url, tmp_path / "bot.log", "--set", "persistence.compact_after_bytes=1",
-              "--set", "outbox.hourly_cap=100000")
     backup = tmp_path / "backups" / "now"
     backup.parent.mkdir()
     posted: list[str] = []
-    try:
+    # Compaction after every journal that outgrows its snapshot: the backup races it too.
+    with sandbox_and_bot(tmp_path, "--set", "persistence.compact_after_bytes=1",
+                         "--set", "outbox.hourly_cap=100000", start=False) as (sandbox, bot):
         bot.start()
         groups = [sandbox.create_group(f"Shop {n}") for n in range(3)]
         stop = threading.Event()
@@ -70,12 +67,6 @@ def test_a_backup_taken_mid_burst_holds_every_acknowledged_order(tmp_path: Path)
         assert during > 0, "no order was posted while the backup ran"
         # Intake never stopped: every order posted, also during the backup, is confirmed.
         wait_for(lambda: set(posted) <= receipts(sandbox, groups), 60, "a receipt for every order")
-    finally:
-        try:
-            if bot.proc is not None:
-                bot.stop()
-        finally:
-            sandbox.stop()
 
     restored = tmp_path / "restored"
     done = run("--data-dir", str(restored), "restore", str(backup))
