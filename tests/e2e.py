@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.cookiejar
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -28,10 +29,33 @@ TEST_RUN = f"e2e-{os.getpid()}"
 PASSWORD = "e2e-admin-password"
 
 
+_GIVEN: set[int] = set()  # ports this test run handed out already
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A free loopback port below the kernel's ephemeral range. A port from bind(0) is freed
+    again before the server under test binds it, and in between any socket bound to port 0 —
+    the bot's own actors bind dozens — can be handed the same one: the panel's start then failed
+    with "address already in use" (seen twice in a suite). Ports outside the range are never
+    handed out by the kernel."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 0
+    for _ in range(500 if low > 11000 else 0):
+        port = random.randrange(10000, low)
+        if port in _GIVEN:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _GIVEN.add(port)
+        return port
+    with socket.socket() as s:  # no such range here: the kernel's choice
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:

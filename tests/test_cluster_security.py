@@ -16,6 +16,7 @@ import pytest
 
 from actors.system import SecretError, SignedPickle, read_secret
 from config import ConfigError, load_config
+from tests.e2e import free_port
 
 NODE = Path(__file__).with_name("cluster_node.py")
 
@@ -134,12 +135,6 @@ def test_a_member_without_a_shard_of_its_own_is_refused(secret: Path) -> None:
 # -- a running member's port -----------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start_node(tmp_path: Path, overrides: dict[str, str]) -> subprocess.Popen[str]:
     env = {**os.environ, "THESPLOG_FILE": str(tmp_path / "thespian.log")}
     args = [f"{k}={v}" for k, v in {"bot.data_dir": str(tmp_path / "data"), **overrides}.items()]
@@ -190,7 +185,7 @@ def _wait_for(path: Path, seconds: float) -> bool:
 
 
 def test_a_pickle_without_the_hmac_sent_to_a_members_port_runs_nothing(tmp_path: Path, secret: Path) -> None:
-    port = _free_port()
+    port = free_port()
     node = _start_node(tmp_path, {"cluster.role": "leader", "cluster.secret_file": str(secret),
                                   "actors.admin_port": str(port)})
     try:
@@ -209,7 +204,7 @@ def test_a_pickle_without_the_hmac_sent_to_a_members_port_runs_nothing(tmp_path:
 
 def test_without_a_role_the_same_pickle_would_run(tmp_path: Path) -> None:
     """The control: Thespian as it comes unpickles what reaches its port (loopback only here)."""
-    port = _free_port()
+    port = free_port()
     node = _start_node(tmp_path, {"actors.admin_port": str(port)})
     try:
         marker = tmp_path / "ran"
