@@ -434,19 +434,3 @@ def test_groups_are_known_before_their_first_order_on_the_real_system(tmp_path: 
         assert groups[later]["name"] == "Karim Telecom" and groups[later]["rate"] is None
         assert not groups[later]["left"] and groups[group]["left"]
 
-
-def test_orders_posted_together_to_a_starting_group_are_numbered_as_posted(tmp_path: Path) -> None:
-    from string import ascii_uppercase
-
-    """Each group's first two orders, posted back to back while its actor is still starting: the
-    first can only go through the Supervisor and the group's host, and the second must not take
-    the gateway's direct way past it (it once did, and was numbered first)."""
-    with sandbox_and_bot(tmp_path, "--set", "orders.default_rate=100") as (sandbox, bot):
-        groups = [sandbox.create_group(f"Shop {n}") for n in range(8)]
-        for group in groups:
-            sandbox.post(group, ALICE, ".10", "Alice")
-            sandbox.post(group, BOB, ".20", "Bob")
-        orders = wait_for(lambda: (lambda o: o if len(o) == 16 else None)(bot.orders()), 30, "16 orders")
-        for group in groups:
-            mine = sorted((o for o in orders if o["group_id"] == group), key=lambda o: int(o["id"].lstrip(ascii_uppercase)))
-            assert [o["diamonds"] for o in mine] == [10, 20], mine
