@@ -57,8 +57,9 @@ async def test_every_order_action_and_group_field_is_on_a_phones_screen(world: t
     group = await asyncio.to_thread(sandbox.create_group, "রহিম স্টোর — the long name of a reseller group")
     await asyncio.to_thread(sandbox.post, group, ALICE, ".10", "Alice")  # A1 pending: every action
     # Taken before the next is posted: this test is about the phone's screen, not the numbering of
-    # two orders posted together to a group created a moment ago (tests/test_e2e_system.py); once
-    # in about twenty runs the first reached the bot late, as a recovered message.
+    # two orders posted together to a group created a moment ago, which can still come out the
+    # other way round now and then (the gateway's part is fixed and tested in
+    # tests/test_actors_gateway.py; another path is not yet found).
     await asyncio.to_thread(wait_for, lambda: bot.api.call("GET", "/api/orders/A1")[0] == 200, 20,
                             "order A1 to be taken")
     await asyncio.to_thread(sandbox.post, group, BOB, ".100000", "Bob with a rather long display name")  # A2
